@@ -1,0 +1,197 @@
+"""The machine's state after a step: frames, page tables, VMAs, references, swap and files.
+
+Everything is frozen; a step builds a new `State` that shares every unchanged object with the
+previous one, so a trace can keep one state per step cheaply. The counters on `Frame` are the
+kernel's (``mapcount``, FOLL_GET and FOLL_PIN references, swap cache, page cache); ``refcount``
+is derived from them exactly as `page_count()` would report it, including the
+GUP_PIN_COUNTING_BIAS of 1024 per FOLL_PIN on a small page (3faa52c03f44, 5.7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.commands import RefKind
+
+GUP_PIN_COUNTING_BIAS = 1024
+ZERO_PFN = 0
+
+FrameKind = Literal["anon", "zero", "pagecache"]
+ValueVia = Literal["cpu", "device", "file", "zero", "force", "copy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """A page's contents, with where it came from, so verdicts can say where a value came from.
+
+    ``writer`` is the process (for ``cpu`` and ``force``), the reference (``device``), the file
+    (``file``) or ``"zero"`` (the zero page / a never-written page); ``step`` is the step that
+    wrote it (0 for file contents and zero). Two values are the same value only if text, writer,
+    via and step all agree: equal text written twice is still two writes.
+    """
+
+    text: str
+    writer: str
+    via: ValueVia
+    step: int
+
+    def describe(self) -> str:
+        if self.via == "zero":
+            return f"{self.text} (zero page)"
+        if self.via == "file":
+            return f"{self.text} (file {self.writer})"
+        if self.via == "device":
+            return f"{self.text} (device write through {self.writer} at step {self.step})"
+        if self.via == "force":
+            return f"{self.text} (/proc/{self.writer}/mem at step {self.step})"
+        return f"{self.text} (written by {self.writer} at step {self.step})"
+
+
+ZERO_VALUE = Value("0", "zero", "zero", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A physical page (struct page / folio of one page)."""
+
+    pfn: int
+    kind: FrameKind
+    value: Value
+    mapcount: int = 0
+    gets: int = 0  # FOLL_GET references, pipe buffers from vmsplice included
+    pins: int = 0  # FOLL_PIN references
+    swapcache: bool = False
+    file: str | None = None  # page-cache page of this file (the page cache holds one reference)
+    anon_exclusive: bool = False  # PG_anon_exclusive (5.19+, 6c287605fd56); always False before
+
+    @property
+    def refcount(self) -> int:
+        if self.kind == "zero":
+            return 0
+        return (
+            self.mapcount
+            + self.gets
+            + self.pins * GUP_PIN_COUNTING_BIAS
+            + int(self.swapcache)
+            + int(self.file is not None)
+        )
+
+    @property
+    def maybe_dma_pinned(self) -> bool:
+        """page_maybe_dma_pinned(): refcount ≥ GUP_PIN_COUNTING_BIAS on a small page."""
+        return self.refcount >= GUP_PIN_COUNTING_BIAS
+
+
+@dataclass(frozen=True, slots=True)
+class Pte:
+    """A page-table entry: present (``pfn``) or a swap entry (``swap_slot``)."""
+
+    pfn: int | None = None
+    swap_slot: int | None = None
+    writable: bool = False
+    dirty: bool = False
+    softdirty: bool = True
+    uffd_wp: bool = False
+    swap_exclusive: bool = False  # exclusive marker in a swap PTE (5.19+, 1493a1913e34)
+
+    @property
+    def present(self) -> bool:
+        return self.pfn is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Vma:
+    """One mapped page of a process (cowlab maps every page name as its own VMA)."""
+
+    page: str
+    file: str | None = None
+    shared: bool = False
+    write: bool = True  # VM_WRITE
+    maywrite: bool = True  # VM_MAYWRITE
+    dontcopy: bool = False  # VM_DONTCOPY (MADV_DONTFORK)
+    uffd_wp: bool = False  # VM_UFFD_WP registered
+    softdirty_tracking: bool = False  # clear_refs 4 cleared VM_SOFTDIRTY: tracking is on
+
+    @property
+    def is_cow_mapping(self) -> bool:
+        """is_cow_mapping(): private and may-write (a PROT_READ MAP_PRIVATE file mapping is one)."""
+        return not self.shared and self.maywrite
+
+    @property
+    def anonymous(self) -> bool:
+        return self.file is None
+
+
+@dataclass(frozen=True, slots=True)
+class Proc:
+    name: str
+    parent: str | None
+    vmas: Mapping[str, Vma]
+    ptes: Mapping[str, Pte]
+    has_pinned: bool = False  # mm->has_pinned / MMF_HAS_PINNED (5.9+, 008cfe4418b3); sticky
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A reference taken by GUP on a page: a pipe buffer, a device's DMA mapping, a fixed buffer."""
+
+    name: str
+    kind: RefKind
+    owner: str
+    page: str
+    pfn: int
+    write: bool
+    longterm: bool
+    fast: bool
+    wrong_side_ok: bool
+    step: int  # the step that took it
+
+    @property
+    def foll(self) -> tuple[str, ...]:
+        """The FOLL_* flags of the get_user_pages call that took this reference."""
+        flags = ["FOLL_PIN" if self.kind in ("pin", "iouring") else "FOLL_GET"]
+        if self.write:
+            flags.append("FOLL_WRITE")
+        if self.longterm:
+            flags.append("FOLL_LONGTERM")
+        return tuple(flags)
+
+    @property
+    def holder(self) -> str:
+        return {"vmsplice": "pipe", "get": "device", "pin": "device", "iouring": "io_uring"}[
+            self.kind
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class SwapSlot:
+    slot: int
+    value: Value
+    swapcount: int  # swap PTEs that reference this slot
+    cache_pfn: int | None = None  # the page still in the swap cache for this slot, if any
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    name: str
+    value: Value  # contents on disk / in the page cache
+    cache_pfn: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    procs: Mapping[str, Proc]
+    frames: Mapping[int, Frame]
+    refs: Mapping[str, Ref]
+    swap: Mapping[int, SwapSlot]
+    files: Mapping[str, File]
+    next_pfn: int = 1
+    next_slot: int = 1
+
+
+def empty_state() -> State:
+    """Step 0: nothing but the shared zero page."""
+    zero = Frame(pfn=ZERO_PFN, kind="zero", value=ZERO_VALUE)
+    return State(procs={}, frames={ZERO_PFN: zero}, refs={}, swap={}, files={})
