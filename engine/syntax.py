@@ -151,7 +151,10 @@ def _quote(found: str) -> str:
         return found
     # A token may be long or hold control characters; keep the message one short line.
     shown = found if len(found) <= 40 else found[:40] + "…"
-    return json.dumps(shown, ensure_ascii=False)
+    quoted = json.dumps(shown, ensure_ascii=False)
+    # Invisible or unencodable characters (NBSP, lone surrogates) are what confuse a user most,
+    # so then spell every non-ASCII character as an escape.
+    return quoted if quoted.isprintable() else json.dumps(shown)
 
 
 def auto_ref_name(kind: RefKind | str, taken: AbstractSet[str]) -> str:
@@ -263,10 +266,16 @@ def _check_size(text: str) -> None:
     # Every character is at least one byte, so the crossing point lies in the first MAX+1
     # characters: encoding only those keeps the check cheap for any input size.
     cap = limits.MAX_DECOMPRESSED_BYTES
-    head = text[: cap + 1].encode("utf-8")
-    if len(head) <= cap:
+    # surrogatepass: a str may hold lone surrogates (3 bytes each); they fail later as tokens.
+    if len(text[: cap + 1].encode("utf-8", errors="surrogatepass")) <= cap:
         return
-    index = len(head[:cap].decode("utf-8", errors="ignore"))  # first character past the cap
+    size = 0
+    index = 0  # becomes the first character that does not fit
+    for index, ch in enumerate(text):  # noqa: B007 - the loop variable is the result
+        code = ord(ch)
+        size += 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+        if size > cap:
+            break
     line = text.count("\n", 0, index) + 1
     column = index - (text.rfind("\n", 0, index) + 1) + 1
     raise ScenarioLimitError(
