@@ -1,0 +1,163 @@
+"""What this kernel lets the probe do, each answer found by trying it on a scratch page.
+
+Each check returns None when the facility works, or the reason a scenario that needs it is
+skipped. Trying beats reading config files: a kernel may have a feature built in and still refuse
+it (sysctls, rlimits, seccomp, missing debugfs mount).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import re
+from dataclasses import dataclass
+
+from app.probe import gup_test, libc
+from app.probe.iouring import FixedBuffer
+from app.probe.uffd import WriteProtect
+
+PAGE = libc.PAGE_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """None = available; a string = why not."""
+
+    swap: str | None
+    softdirty: str | None
+    iouring: str | None
+    uffd_wp: str | None
+    gup_test: str | None
+    forcewrite: str | None
+
+
+def _scratch(prot: int = libc.PROT_READ | libc.PROT_WRITE) -> int:
+    return libc.mmap(0, PAGE, prot, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
+
+
+def check_swap() -> str | None:
+    try:
+        with open("/proc/swaps") as f:
+            active = [line for line in f.read().splitlines()[1:] if line.strip()]
+    except OSError:
+        return "no swap configured (/proc/swaps unreadable)"
+    return None if active else "no swap configured"
+
+
+def check_softdirty() -> str | None:
+    """Without CONFIG_MEM_SOFT_DIRTY, writing 4 to clear_refs succeeds and does nothing: the PTEs
+    stay writable, so the scenario would run a different experiment than the simulator's.
+    A freshly written page carries the soft-dirty bit (pagemap bit 55) only where it is built in."""
+    addr = _scratch()
+    try:
+        libc.store(addr, b"x")
+        with open("/proc/self/pagemap", "rb") as pm:
+            pm.seek((addr // PAGE) * 8)
+            entry = int.from_bytes(pm.read(8), "little")
+    except OSError as exc:
+        return f"soft-dirty tracking cannot be checked ({exc.strerror})"
+    finally:
+        libc.munmap(addr, PAGE)
+    if not entry >> 55 & 1:
+        return "soft-dirty tracking not built into this kernel (CONFIG_MEM_SOFT_DIRTY)"
+    return None
+
+
+def check_iouring() -> str | None:
+    try:
+        with open("/proc/sys/kernel/io_uring_disabled") as f:
+            if f.read().strip() == "2":
+                return "io_uring disabled (kernel.io_uring_disabled=2)"
+    except OSError:
+        pass  # older kernels have no such sysctl
+    addr = _scratch()
+    try:
+        FixedBuffer(addr, PAGE).close()
+    except OSError as exc:
+        return f"io_uring fixed buffers not available ({exc.strerror or exc})"
+    finally:
+        libc.munmap(addr, PAGE)
+    return None
+
+
+def check_uffd_wp() -> str | None:
+    addr = _scratch()
+    try:
+        wp = WriteProtect()
+        try:
+            wp.protect(addr, PAGE, True)
+            wp.protect(addr, PAGE, False)
+        finally:
+            wp.close()
+    except OSError as exc:
+        hint = ""
+        if exc.errno == 1:
+            hint = " (vm.unprivileged_userfaultfd=0 and no CAP_SYS_PTRACE)"
+        return f"userfaultfd write-protect not available: {exc.strerror or exc}{hint}"
+    finally:
+        libc.munmap(addr, PAGE)
+    return None
+
+
+def check_forcewrite() -> str | None:
+    """/proc/PID/mem must write through a read-only mapping (FOLL_FORCE); kernels built with
+    CONFIG_PROC_MEM_NO_FORCE or booted with proc_mem.force_override=never refuse."""
+    addr = _scratch(libc.PROT_READ)
+    try:
+        fd = os.open("/proc/self/mem", os.O_RDWR)
+        try:
+            os.pwrite(fd, b"x", addr)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return f"/proc/self/mem does not force writes on this kernel ({exc.strerror})"
+    finally:
+        libc.munmap(addr, PAGE)
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def detect() -> Capabilities:
+    return Capabilities(
+        swap=check_swap(),
+        softdirty=check_softdirty(),
+        iouring=check_iouring(),
+        uffd_wp=check_uffd_wp(),
+        gup_test=gup_test.available(),
+        forcewrite=check_forcewrite(),
+    )
+
+
+def kernel_release() -> str:
+    return platform.release()
+
+
+def kernel_version(release: str) -> tuple[int, int]:
+    """(major, minor) of a `uname -r` string such as "6.18.44-fc-v657"."""
+    match = re.match(r"(\d+)\.(\d+)", release)
+    if not match:
+        raise ValueError(f"cannot read a kernel version from {release!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def policy_for(release: str) -> str:
+    """The cowlab policy id of a mainline kernel version (DESIGN.md §3).
+
+    Distribution and stable kernels may carry backports of another era (e.g. 4.19 stable got
+    5.8's enforced COW in 2021); the probe goes by the mainline version and says so.
+    """
+    version = kernel_version(release)
+    if version <= (4, 8):
+        return "4.8"
+    if version <= (5, 7):
+        return "5.7"
+    if version == (5, 8):
+        return "5.8"
+    if version <= (5, 17):
+        return "5.9"
+    if version == (5, 18):
+        return "5.18"
+    if version <= (6, 1):
+        return "5.19"
+    return "6.2"

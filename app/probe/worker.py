@@ -1,0 +1,305 @@
+"""The loop a scenario process runs: one real process, its pages real mappings.
+
+A worker receives one request per scenario command from the coordinator, performs it on its own
+address space with the real system call or a real CPU load/store, and answers what happened. It
+never touches its scenario pages otherwise, so the kernel sees exactly the scenario's accesses.
+
+Every worker is a forked child. `main` never returns into the caller's stack: it ends with
+`os._exit`, so an exception in a worker can never unwind into the coordinator's code (or a test
+runner's) in the child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_mod
+import os
+import socket
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.probe import gup_test, libc, protocol
+from app.probe.iouring import FixedBuffer
+from app.probe.protocol import Message
+from app.probe.uffd import WriteProtect
+
+PAGE = libc.PAGE_SIZE
+VALUE_WIDTH = 33  # a value is at most 32 characters; one more NUL ends it
+
+
+def encode_value(text: str) -> bytes:
+    """A scenario value as the bytes stored at the start of its page (NUL-padded)."""
+    return text.encode("ascii").ljust(VALUE_WIDTH, b"\0")
+
+
+def decode_value(data: bytes) -> str:
+    """The bytes at the start of a page as a scenario value; NUL bytes (the zero page) are "0"."""
+    text = data[:VALUE_WIDTH].split(b"\0", 1)[0]
+    return text.decode("ascii", "replace") if text else "0"
+
+
+def vma_perms(addr: int) -> str | None:
+    """The permission string ("rw-p", "r--s", …) of the VMA that contains ``addr``, or None.
+
+    A store without VM_WRITE or a load without VM_READ would kill the process with SIGSEGV;
+    asking the kernel's own VMA table first lets the probe record "segv" and keep the process
+    alive, as the simulator does.
+    """
+    with open("/proc/self/maps", "rb") as maps:
+        for line in maps:
+            bounds, perms = line.split(b" ", 2)[:2]
+            start, end = (int(x, 16) for x in bounds.split(b"-"))
+            if start <= addr < end:
+                return perms.decode()
+    return None
+
+
+def pagemap(addr: int) -> int:
+    """The /proc/self/pagemap entry of the page at ``addr`` (bit 63 present, 62 swapped…)."""
+    with open("/proc/self/pagemap", "rb") as pm:
+        pm.seek((addr // PAGE) * 8)
+        return int.from_bytes(pm.read(8), "little")
+
+
+def close_fds_except(keep: set[int]) -> None:
+    """Close every inherited fd but stdio and ``keep``: a forked process must not keep another
+    process's pipes (page references!), rings or sockets alive."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            with contextlib.suppress(OSError):  # the listdir's own fd is already gone
+                os.close(fd)
+
+
+@dataclass
+class Worker:
+    name: str
+    sock: socket.socket
+    pages: dict[str, int] = field(default_factory=dict)  # page name -> address
+    uffd: WriteProtect | None = None
+    rings: dict[str, FixedBuffer] = field(default_factory=dict)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _addr(self, msg: Message) -> int | None:
+        return self.pages.get(str(msg["page"]))
+
+    def _faults(self) -> int:
+        return len(self.uffd.take_faults()) if self.uffd else 0
+
+    # -- operations ----------------------------------------------------------------------
+    def op_mmap(self, msg: Message, fds: list[int]) -> Message:
+        page, addr = str(msg["page"]), int(msg["addr"])
+        if page in self.pages:
+            return {"outcome": "error: already mapped"}
+        if fds:
+            prot = libc.PROT_READ if msg["readonly"] else libc.PROT_READ | libc.PROT_WRITE
+            kind = libc.MAP_SHARED if msg["shared"] else libc.MAP_PRIVATE
+            libc.mmap(addr, PAGE, prot, kind | libc.MAP_FIXED_NOREPLACE, fds[0], 0)
+        else:
+            flags = libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_FIXED_NOREPLACE
+            libc.mmap(addr, PAGE, libc.PROT_READ | libc.PROT_WRITE, flags)
+        self.pages[page] = addr
+        return {}
+
+    def op_read(self, msg: Message, fds: list[int]) -> Message:
+        addr = self._addr(msg)
+        perms = vma_perms(addr) if addr is not None else None
+        if addr is None or perms is None or "r" not in perms:
+            return {"outcome": "segv"}
+        return {"value": decode_value(libc.load(addr, VALUE_WIDTH))}
+
+    def op_write(self, msg: Message, fds: list[int]) -> Message:
+        addr = self._addr(msg)
+        perms = vma_perms(addr) if addr is not None else None
+        if addr is None or perms is None or "w" not in perms:
+            return {"outcome": "segv"}
+        libc.store(addr, encode_value(str(msg["value"])))
+        return {}
+
+    def op_forcewrite(self, msg: Message, fds: list[int]) -> Message:
+        # /proc/self/mem: access_remote_vm() -> GUP with FOLL_FORCE|FOLL_WRITE, which may write
+        # into a mapping without VM_WRITE (a private file mapping gets an anonymous COW copy).
+        addr = self._addr(msg)
+        if addr is None:
+            return {"outcome": "error: EIO"}
+        fd = os.open("/proc/self/mem", os.O_RDWR)
+        try:
+            os.pwrite(fd, encode_value(str(msg["value"])), addr)
+        finally:
+            os.close(fd)
+        return {}
+
+    def op_fork(self, msg: Message, fds: list[int]) -> Message:
+        mine, theirs = protocol.pair()
+        pid = os.fork()
+        if pid == 0:
+            mine.close()
+            self._become_child(theirs)
+            return {"__child__": True}
+        theirs.close()
+        try:
+            protocol.send(self.sock, {"pid": pid, "userfaults": self._faults()}, [mine.fileno()])
+        finally:
+            mine.close()
+        return {"__sent__": True}
+
+    def _become_child(self, sock: socket.socket) -> None:
+        """Turn this forked copy into the scenario's child process.
+
+        The parent's references are not the child's: close the inherited userfaultfd (fork drops
+        VM_UFFD_WP from the child's VMAs anyway, without UFFD_FEATURE_EVENT_FORK) and io_uring
+        rings (their mappings were MADV_DONTFORK). Pages under MADV_DONTFORK are holes in the
+        child: forget their names, so a later access is the SIGSEGV the kernel would give.
+        """
+        self.sock.close()
+        self.sock = sock
+        if self.uffd is not None:
+            for fd in (self.uffd.fd, self.uffd._stop_r, self.uffd._stop_w):
+                os.close(fd)
+            self.uffd = None
+        for ring in self.rings.values():
+            for fd in (ring.fd, ring._scratch):
+                os.close(fd)
+        self.rings = {}
+        close_fds_except({sock.fileno()})
+        self.pages = {p: a for p, a in self.pages.items() if vma_perms(a) is not None}
+
+    def op_exit(self, msg: Message, fds: list[int]) -> Message:
+        return {"__exit__": True}
+
+    def op_reap(self, msg: Message, fds: list[int]) -> Message:
+        _pid, status = os.waitpid(int(msg["pid"]), 0)
+        return {"status": status}
+
+    def op_munmap(self, msg: Message, fds: list[int]) -> Message:
+        addr = self._addr(msg)
+        if addr is None:
+            return {"outcome": "error: not mapped"}
+        libc.munmap(addr, PAGE)
+        del self.pages[str(msg["page"])]
+        return {}
+
+    def op_madvise(self, msg: Message, fds: list[int]) -> Message:
+        addr = self._addr(msg)
+        if addr is None:
+            return {"outcome": "error: not mapped"}
+        libc.madvise(addr, PAGE, int(msg["advice"]))
+        if int(msg["advice"]) == libc.MADV_PAGEOUT:
+            entry = pagemap(addr)
+            return {"present": bool(entry >> 63 & 1), "swapped": bool(entry >> 62 & 1)}
+        return {}
+
+    def op_mprotect(self, msg: Message, fds: list[int]) -> Message:
+        addr = self._addr(msg)
+        if addr is None:
+            return {"outcome": "error: not mapped"}
+        prot = libc.PROT_READ | (libc.PROT_WRITE if msg["writable"] else 0)
+        libc.mprotect(addr, PAGE, prot)
+        return {}
+
+    def op_clear_refs(self, msg: Message, fds: list[int]) -> Message:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("4")
+        return {}
+
+    def op_uffd_wp(self, msg: Message, fds: list[int]) -> Message:
+        addr = self._addr(msg)
+        if addr is None:
+            return {"outcome": "error: not mapped"}
+        if self.uffd is None:
+            self.uffd = WriteProtect()
+        self.uffd.protect(addr, PAGE, bool(msg["on"]))
+        return {}
+
+    def op_vmsplice(self, msg: Message, fds: list[int]) -> Message:
+        addr = self._addr(msg)
+        if addr is None:
+            return {"outcome": "error: EFAULT"}
+        r, w = os.pipe()
+        try:
+            libc.vmsplice(w, addr, PAGE)
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        try:
+            protocol.send(self.sock, {"userfaults": self._faults()}, [r])
+        finally:
+            os.close(r)
+        return {"__sent__": True}
+
+    def op_iouring(self, msg: Message, fds: list[int]) -> Message:
+        addr = self._addr(msg)
+        if addr is None:
+            return {"outcome": "error: EFAULT"}
+        self.rings[str(msg["ref"])] = FixedBuffer(addr, PAGE)
+        return {}
+
+    def op_pin(self, msg: Message, fds: list[int]) -> Message:
+        addr = self._addr(msg)
+        if addr is None:
+            return {"outcome": "error: EFAULT"}
+        fd = gup_test.pin_longterm(addr, PAGE, write=bool(msg["write"]), fast=bool(msg["fast"]))
+        try:
+            protocol.send(self.sock, {"userfaults": self._faults()}, [fd])
+        finally:
+            os.close(fd)
+        return {"__sent__": True}
+
+    def op_ref_read(self, msg: Message, fds: list[int]) -> Message:
+        return {"value": decode_value(self.rings[str(msg["ref"])].device_read())}
+
+    def op_ref_write(self, msg: Message, fds: list[int]) -> Message:
+        self.rings[str(msg["ref"])].device_write(encode_value(str(msg["value"])))
+        return {}
+
+    def op_ref_release(self, msg: Message, fds: list[int]) -> Message:
+        self.rings.pop(str(msg["ref"])).close()
+        return {}
+
+    # -- the loop ------------------------------------------------------------------------
+    def serve(self) -> None:
+        while True:
+            try:
+                msg, fds = protocol.recv(self.sock)
+            except protocol.ChannelClosed:
+                return  # the coordinator is gone: nothing left to do
+            handler = getattr(self, f"op_{msg.get('op')}", None)
+            reply: dict[str, Any]
+            try:
+                if handler is None:
+                    raise ValueError(f"unknown op {msg.get('op')!r}")
+                reply = handler(msg, fds)
+            except OSError as exc:
+                code = errno_mod.errorcode.get(exc.errno or 0, str(exc.errno))
+                reply = {"outcome": f"error: {code}", "detail": str(exc)}
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            if reply.pop("__child__", False) or reply.pop("__sent__", False):
+                # A forked child serves the coordinator on its new channel; other operations
+                # that pass an fd have answered already.
+                continue
+            leaving = reply.pop("__exit__", False)
+            reply.setdefault("userfaults", self._faults())
+            protocol.send(self.sock, reply)
+            if leaving:
+                return
+
+
+def main(name: str, sock: socket.socket) -> int:
+    """Run a root worker (a fresh fork of the coordinator); returns its exit status."""
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)  # the coordinator's stdout carries its result: never write to it
+        os.close(devnull)
+        close_fds_except({sock.fileno()})
+        Worker(name, sock).serve()
+        return 0
+    except BaseException:
+        traceback.print_exc(file=sys.stderr)
+        return 70
