@@ -60,8 +60,12 @@ def written_value(command: c.Write | c.ForceWrite | c.RefWrite, step: int) -> Va
     return Value(command.value, command.ref, "device", step)
 
 
-def apply(state: State, command: c.Command, policy: Policy, step: int) -> StepResult:
-    machine = _Machine(state, policy, step)
+def apply(
+    state: State, command: c.Command, policy: Policy, step: int, ref_name: str | None = None
+) -> StepResult:
+    """Perform one command. ``ref_name`` is the name a reference take gets when the command
+    has no `as R`: the parser's `reference_names`, so text and engine always agree."""
+    machine = _Machine(state, policy, step, ref_name)
     machine.run(command)
     return StepResult(machine.freeze(), tuple(machine.events), machine.observed)
 
@@ -78,8 +82,9 @@ class _Machine:
     """One step's working copy of the state. Dicts are copied on first write only, so a step
     costs what it changes, not the size of the machine."""
 
-    def __init__(self, state: State, policy: Policy, step: int) -> None:
+    def __init__(self, state: State, policy: Policy, step: int, ref_name: str | None) -> None:
         self.policy = policy
+        self.ref_name = ref_name
         self.k = step
         self.procs: Mapping[str, Proc] = state.procs
         self.frames: Mapping[int, Frame] = state.frames
@@ -1332,7 +1337,7 @@ class _Machine:
 
     def do_TakeRef(self, cmd: c.TakeRef) -> None:
         taken = set(self.procs) | set(self.refs) | set(self.files)
-        name = cmd.name or auto_ref_name(cmd.kind, taken)
+        name = cmd.name or self.ref_name or auto_ref_name(cmd.kind, taken)
         if name in taken:
             raise self.refuse("error", f"the name {name} is already in use", proc=cmd.proc)
         pin = cmd.kind in ("pin", "iouring")

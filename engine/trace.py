@@ -14,7 +14,7 @@ from engine.events import Event
 from engine.machine import apply
 from engine.policies import Policy, get_policy
 from engine.state import State, Value, empty_state
-from engine.syntax import format_command, parse
+from engine.syntax import format_command, parse, reference_names
 from engine.verdicts import VERDICT_KINDS, Verdict, VerdictKind, derive_verdicts
 
 __all__ = [
@@ -63,8 +63,11 @@ def replay(scenario: Scenario | str, policy: Policy | str) -> Trace:
     state = empty_state()
     steps = [Step(0, None, "", None, state, ())]
     lines = scenario.lines or (None,) * len(scenario.commands)
-    for index, (command, line) in enumerate(zip(scenario.commands, lines, strict=True), 1):
-        result = apply(state, command, policy, index)
+    names = reference_names(scenario.commands)
+    for index, (command, line, ref_name) in enumerate(
+        zip(scenario.commands, lines, names, strict=True), 1
+    ):
+        result = apply(state, command, policy, index, ref_name)
         state = result.state
         steps.append(
             Step(
