@@ -1,0 +1,237 @@
+"""`/compare`: one scenario under several eras, side by side.
+
+What a kernel engineer wants from it: for every read, the value each era observes (rows whose
+values differ are flagged in words), each era's verdicts, and the first step where the eras
+stop agreeing — named, with what each group of eras did there.
+
+"Agreeing" compares what an era *did*, not how it numbered things: frame numbers are renamed in
+order of first use, so two eras that made the same copies at the same steps compare equal even
+if their pfns differ, while an era that shared a page where another copied it does not. The
+exclusive bit is left out on purpose: eras without it would differ from eras with it at every
+step without having decided anything differently.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from app.diagram import Scene, SceneOptions, build_scene
+from app.links import View, make_link
+from app.runs import Run
+from app.sim import ref_marks
+from engine.trace import Step
+
+Signature = tuple[object, ...]
+# Events that narrate without deciding anything; they never make two eras differ.
+_NEUTRAL_EVENTS = frozenset({"info"})
+
+
+def step_signature(step: Step) -> Signature:
+    state = step.state
+    canon: dict[int, int] = {}
+
+    def c(pfn: int | None) -> int | None:
+        return None if pfn is None else canon.setdefault(pfn, len(canon))
+
+    procs = tuple(
+        (
+            proc.name,
+            tuple(
+                (page, c(pte.pfn), pte.swap_slot is not None, pte.writable, pte.uffd_wp)
+                for page, pte in sorted(proc.ptes.items())
+            ),
+        )
+        for proc in sorted(state.procs.values(), key=lambda p: p.name)
+    )
+    refs = tuple(
+        (ref.name, c(ref.pfn)) for ref in sorted(state.refs.values(), key=lambda r: r.name)
+    )
+    values = tuple(
+        sorted(
+            (canon[pfn], frame.value.text) for pfn, frame in state.frames.items() if pfn in canon
+        )
+    )
+    observed = step.observed
+    kinds = tuple(sorted(e.kind for e in step.events if e.kind not in _NEUTRAL_EVENTS))
+    return (observed, procs, refs, values, kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCell:
+    policy: str
+    value: str  # the value's text, "—" when this era's read failed
+    detail: str  # where the value came from
+    odd: bool  # differs from the most common value in the row
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRow:
+    step: int
+    command: str
+    href: str
+    cells: tuple[ReadCell, ...]
+    differs: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictCell:
+    policy: str
+    kinds: tuple[tuple[str, int, str], ...]  # (kind, step, text)
+
+
+@dataclass(frozen=True, slots=True)
+class DivergenceGroup:
+    policies: tuple[str, ...]
+    what: tuple[str, ...]  # the events of this group at the divergence step
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    step: int
+    command: str
+    href: str
+    groups: tuple[DivergenceGroup, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Panel:
+    policy: str
+    label: str
+    kernels: str
+    href: str  # open this era in the simulator at this step
+    scene: Scene
+    events: tuple[str, ...]
+    observed: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompareNav:
+    index: int
+    last: int
+    first: str | None
+    prev: str | None
+    next: str | None
+    end: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    text: str  # canonical `;` form
+    policies: tuple[str, ...]
+    reads: tuple[ReadRow, ...]
+    verdicts: tuple[VerdictCell, ...]
+    divergence: Divergence | None
+    panels: tuple[Panel, ...]
+    nav: CompareNav
+    command: str
+    share: str
+
+
+def build_comparison(
+    runs: tuple[Run, ...], text: str, policies_param: tuple[str, ...] | None, k: int, view: View
+) -> Comparison:
+    """``runs`` are the same scenario under each chosen era, in the order to show them."""
+    first = runs[0]
+    ids = tuple(r.policy.id for r in runs)
+
+    def link(step: int) -> str:
+        return make_link("/compare", text, policies=policies_param, step=step, view=view)
+
+    def sim_link(policy: str, step: int) -> str:
+        return make_link("/", text, policy=policy, step=step, view=view)
+
+    reads: list[ReadRow] = []
+    for index, step in enumerate(first.trace.steps):
+        observed = [r.trace.steps[index].observed for r in runs]
+        if all(o is None for o in observed):
+            continue
+        counts: dict[object, int] = defaultdict(int)
+        for o in observed:
+            counts[o] += 1
+        common = max(counts, key=lambda v: counts[v])
+        cells = tuple(
+            ReadCell(
+                policy=pid,
+                value=o.text if o is not None else "—",
+                detail=o.describe() if o is not None else "the read did not complete",
+                odd=o != common,
+            )
+            for pid, o in zip(ids, observed, strict=True)
+        )
+        reads.append(ReadRow(index, step.text, link(index), cells, differs=len(counts) > 1))
+
+    verdicts = tuple(
+        VerdictCell(r.policy.id, tuple((v.kind, v.step, v.text) for v in r.trace.verdicts))
+        for r in runs
+    )
+
+    divergence: Divergence | None = None
+    for index in range(1, len(first.trace.steps)):
+        groups: dict[Signature, list[int]] = {}
+        for i, r in enumerate(runs):
+            groups.setdefault(step_signature(r.trace.steps[index]), []).append(i)
+        if len(groups) > 1:
+            divergence = Divergence(
+                step=index,
+                command=first.trace.steps[index].text,
+                href=link(index),
+                groups=tuple(
+                    DivergenceGroup(
+                        policies=tuple(ids[i] for i in members),
+                        what=tuple(
+                            e.text
+                            for e in runs[members[0]].trace.steps[index].events
+                            if e.kind not in _NEUTRAL_EVENTS
+                        ),
+                    )
+                    for members in groups.values()
+                ),
+            )
+            break
+
+    panels = []
+    for r in runs:
+        step = r.trace.steps[k]
+        prev = r.trace.steps[k - 1].state if k > 0 else None
+        scene = build_scene(
+            r.layout,
+            step.state,
+            prev,
+            SceneOptions(
+                has_exclusive_bit=bool(r.policy.has_exclusive_bit),
+                ref_marks=ref_marks(r.trace, k),
+                title=f"{r.policy.id} at step {k}: {step.text or 'empty machine'}",
+            ),
+        )
+        panels.append(
+            Panel(
+                policy=r.policy.id,
+                label=str(r.policy.label),
+                kernels=str(r.policy.kernels),
+                href=sim_link(r.policy.id, k),
+                scene=scene,
+                events=tuple(e.text for e in step.events),
+                observed=step.observed.describe() if step.observed is not None else "",
+            )
+        )
+    last = first.last
+    nav = CompareNav(
+        index=k,
+        last=last,
+        first=link(0) if k > 0 else None,
+        prev=link(k - 1) if k > 0 else None,
+        next=link(k + 1) if k < last else None,
+        end=link(last) if k < last else None,
+    )
+    return Comparison(
+        text=text,
+        policies=ids,
+        reads=tuple(reads),
+        verdicts=verdicts,
+        divergence=divergence,
+        panels=tuple(panels),
+        nav=nav,
+        command=first.trace.steps[k].text or "empty machine",
+        share=link(k),
+    )

@@ -1,0 +1,828 @@
+"""The diagram of one step, as geometry: Python decides every position, templates only draw.
+
+Three columns, left to right: processes with their page tables, physical frames (then swap
+slots), and references (then files). Arrows go from a page-table entry to the frame it maps and
+from a reference to the frame it holds.
+
+The layout is computed once from *every* state of the trace (`compute_layout`): each process,
+page, frame, swap slot, reference and file that ever exists gets a fixed place, so pressing →
+never moves anything — things appear, change and disappear in place. A step's picture
+(`build_scene`) then fills those places with the step's state and marks what changed since the
+previous step (a yellow wash *and* a "Δ" badge, never colour alone). A stale or leaking reference
+is dashed and labelled in words. Colours are the Okabe–Ito palette, which stays distinguishable
+under the common colour-vision deficiencies.
+
+The output is a tree of plain frozen dataclasses (`Scene` → `Group` → items) styled by SVG
+presentation attributes rather than CSS, so the same markup is correct inline under a strict CSP
+and as a stand-alone ``.svg`` download.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from engine.state import Frame, Proc, Pte, Ref, State, SwapSlot, Vma
+
+# Okabe & Ito (2008), "Color Universal Design": safe for protanopia, deuteranopia, tritanopia.
+BLACK = "#000000"
+ORANGE = "#E69F00"
+SKY = "#56B4E9"
+GREEN = "#009E73"
+YELLOW = "#F0E442"
+BLUE = "#0072B2"
+VERMILLION = "#D55E00"
+PURPLE = "#CC79A7"
+GREY = "#767676"  # 4.5:1 on white: still readable text for "ghost" items
+PROC_COLORS = (BLUE, ORANGE, GREEN, PURPLE, SKY, VERMILLION)
+
+FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
+MARGIN = 16.0
+TITLE_H = 34.0  # column headings
+PROC_X = MARGIN
+PROC_W = 380.0
+PROC_HEAD_H = 44.0
+ROW_H = 54.0
+PROC_GAP = 22.0
+ARROW_GAP = 150.0  # horizontal room for arrows between columns
+FRAME_W = 270.0
+FRAME_H = 112.0
+FRAME_GAP = 18.0
+FRAME_COL_GAP = 40.0
+SWAP_H = 70.0
+REF_W = 290.0
+REF_H = 92.0
+REF_GAP = 18.0
+FILE_H = 70.0
+MIN_FRAMES_PER_COLUMN = 5
+VALUE_CHARS = 16  # longer values are cut with "…"; the full value is in the tooltip and table
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing primitives
+
+
+@dataclass(frozen=True, slots=True)
+class Rect:
+    x: float
+    y: float
+    w: float
+    h: float
+    fill: str = "#FFFFFF"
+    stroke: str = BLACK
+    stroke_width: float = 2.0
+    dash: str = ""
+    rx: float = 6.0
+    opacity: float = 1.0
+    kind: Literal["rect"] = "rect"
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    x: float
+    y: float
+    text: str
+    size: float = 16.0
+    weight: str = "normal"
+    anchor: Literal["start", "middle", "end"] = "start"
+    fill: str = BLACK
+    kind: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    d: str
+    stroke: str = BLACK
+    width: float = 3.0
+    dash: str = ""
+    kind: Literal["path"] = "path"
+
+
+@dataclass(frozen=True, slots=True)
+class Poly:
+    points: str
+    fill: str = BLACK
+    kind: Literal["poly"] = "poly"
+
+
+Item = Rect | Text | Path | Poly
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """One thing in the picture (a frame, a page-table row, an arrow …) with its tooltip.
+
+    ``cls`` is a space-separated class list that names what it is and its condition
+    (``ref stale``, ``frame changed``); tests and CSS select on it, colour never carries it alone.
+    """
+
+    cls: str
+    title: str
+    items: tuple[Item, ...]
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    width: float
+    height: float
+    title: str
+    desc: str
+    groups: tuple[Group, ...]
+    font: str = FONT
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout: fixed places for everything the trace ever shows
+
+
+@dataclass(frozen=True, slots=True)
+class ProcPlace:
+    name: str
+    color: str
+    x: float
+    y: float
+    h: float
+    rows: Mapping[str, float]  # page name -> top y of its row
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    procs: Mapping[str, ProcPlace]
+    frames: Mapping[int, tuple[float, float]]  # pfn -> top-left
+    swap: Mapping[int, tuple[float, float]]
+    refs: Mapping[str, tuple[float, float]]
+    files: Mapping[str, tuple[float, float]]
+    frame_x: float
+    ref_x: float
+    width: float
+    height: float
+
+
+def _ordered_union(groups: Iterable[Iterable[str]]) -> list[str]:
+    """Names in order of first appearance (dict keeps insertion order)."""
+    seen: dict[str, None] = {}
+    for group in groups:
+        for name in group:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def compute_layout(states: Sequence[State]) -> Layout:
+    """Places for every process, page, frame, slot, reference and file in ``states``."""
+    proc_names = _ordered_union(s.procs for s in states)
+    pages: dict[str, list[str]] = {
+        name: _ordered_union(
+            [*s.procs[name].vmas, *s.procs[name].ptes] for s in states if name in s.procs
+        )
+        for name in proc_names
+    }
+    pfns = sorted({pfn for s in states for pfn in s.frames})
+    slots = sorted({slot for s in states for slot in s.swap})
+    ref_names = _ordered_union(s.refs for s in states)
+    file_names = _ordered_union(s.files for s in states)
+
+    top = MARGIN + TITLE_H
+    procs: dict[str, ProcPlace] = {}
+    y = top
+    for i, name in enumerate(proc_names):
+        rows = {page: y + PROC_HEAD_H + j * ROW_H for j, page in enumerate(pages[name])}
+        h = PROC_HEAD_H + max(1, len(rows)) * ROW_H + 6
+        procs[name] = ProcPlace(name, PROC_COLORS[i % len(PROC_COLORS)], PROC_X, y, h, rows)
+        y += h + PROC_GAP
+    procs_bottom = y
+
+    # Frames fill columns top to bottom; a column is as tall as the process column (at least
+    # MIN_FRAMES_PER_COLUMN frames), so a scenario with many copies grows sideways and the
+    # picture keeps a projector-friendly shape instead of becoming a long strip.
+    frame_x = PROC_X + PROC_W + ARROW_GAP
+    pitch = FRAME_H + FRAME_GAP
+    per_column = max(MIN_FRAMES_PER_COLUMN, int((procs_bottom - top) // pitch))
+    frames: dict[int, tuple[float, float]] = {}
+    for i, pfn in enumerate(pfns):
+        column, row = divmod(i, per_column)
+        frames[pfn] = (frame_x + column * (FRAME_W + FRAME_COL_GAP), top + row * pitch)
+    columns = max(1, -(-len(pfns) // per_column))
+    frames_bottom = top + min(len(pfns), per_column) * pitch
+    swap: dict[int, tuple[float, float]] = {}
+    y = frames_bottom
+    for slot in slots:
+        swap[slot] = (frame_x, y)
+        y += SWAP_H + FRAME_GAP
+    frames_bottom = y
+    frames_right = frame_x + columns * FRAME_W + (columns - 1) * FRAME_COL_GAP
+
+    ref_x = frames_right + ARROW_GAP
+    refs: dict[str, tuple[float, float]] = {}
+    y = top
+    for name in ref_names:
+        refs[name] = (ref_x, y)
+        y += REF_H + REF_GAP
+    files: dict[str, tuple[float, float]] = {}
+    for name in file_names:
+        files[name] = (ref_x, y)
+        y += FILE_H + REF_GAP
+    refs_bottom = y
+
+    right = ref_x + REF_W if (refs or files) else frames_right
+    bottom = max(procs_bottom, frames_bottom, refs_bottom, top + pitch)
+    return Layout(
+        procs=procs,
+        frames=frames,
+        swap=swap,
+        refs=refs,
+        files=files,
+        frame_x=frame_x,
+        ref_x=ref_x,
+        width=right + MARGIN,
+        height=bottom + MARGIN,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# One step's picture
+
+
+@dataclass(frozen=True, slots=True)
+class RefMark:
+    """Why a reference is drawn as broken: ``stale`` or ``leaking``, and a short label."""
+
+    kind: Literal["stale", "leaking"]
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class SceneOptions:
+    has_exclusive_bit: bool
+    ref_marks: Mapping[str, RefMark] = field(default_factory=dict)
+    title: str = "cowlab diagram"
+
+
+def short(value: str, limit: int = VALUE_CHARS) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _arrow(x1: float, y1: float, x2: float, y2: float) -> tuple[str, str]:
+    """A horizontal-ended cubic from (x1, y1) to (x2, y2) and its arrowhead's points."""
+    dx = (x2 - x1) / 2
+    d = f"M{x1:.1f} {y1:.1f} C{x1 + dx:.1f} {y1:.1f} {x2 - dx:.1f} {y2:.1f} {x2:.1f} {y2:.1f}"
+    back = -11.0 if x2 > x1 else 11.0
+    head = f"{x2:.1f},{y2:.1f} {x2 + back:.1f},{y2 - 7:.1f} {x2 + back:.1f},{y2 + 7:.1f}"
+    return d, head
+
+
+def _changed_badge(x: float, y: float) -> tuple[Item, ...]:
+    """The "Δ" badge in a box's top-right corner (x, y), so a change is not told by colour."""
+    return (
+        Rect(x - 30, y + 4, 26, 24, fill=BLACK, stroke=BLACK, stroke_width=1, rx=4),
+        Text(x - 17, y + 22, "Δ", size=17, weight="bold", anchor="middle", fill="#FFFFFF"),
+    )
+
+
+def _vma_note(vma: Vma | None) -> str:
+    if vma is None:
+        return "no VMA"
+    notes: list[str] = []
+    if vma.file is not None:
+        notes.append(f"file {vma.file}" + (" shared" if vma.shared else ""))
+    if not vma.write:
+        notes.append("read-only VMA")
+    if vma.dontcopy:
+        notes.append("dontfork")
+    if vma.uffd_wp:
+        notes.append("uffd-wp armed")
+    if vma.softdirty_tracking:
+        notes.append("sd tracking")
+    return " · ".join(notes)
+
+
+def pte_flags(pte: Pte | None, vma: Vma | None, has_exclusive_bit: bool) -> list[str]:
+    """The PTE's flags in words, as both the picture and the table print them."""
+    if pte is None:
+        return ["not present"]
+    flags: list[str] = []
+    if pte.present:
+        flags.append("RW" if pte.writable else "RO")
+        if pte.dirty:
+            flags.append("dirty")
+    else:
+        flags.append(f"swap #{pte.swap_slot}")
+        if has_exclusive_bit and pte.swap_exclusive:
+            flags.append("exclusive")
+    # Soft-dirty is set on every new PTE; it only means something once clear_refs armed it.
+    if vma is not None and vma.softdirty_tracking:
+        flags.append("soft-dirty" if pte.softdirty else "sd clean")
+    if pte.uffd_wp:
+        flags.append("uffd-wp")
+    return flags
+
+
+def frame_heading(frame: Frame) -> str:
+    if frame.kind == "zero":
+        return "ZERO PAGE · pfn 0"
+    if frame.kind == "pagecache":
+        return f"page cache {frame.file or ''} · pfn {frame.pfn}".replace("  ", " ")
+    return f"anon · pfn {frame.pfn}"
+
+
+def frame_counters(frame: Frame) -> str:
+    if frame.kind == "zero":
+        return "shared by all, never freed"
+    return f"refcount {frame.refcount} · mapcount {frame.mapcount}"
+
+
+def frame_extras(frame: Frame, has_exclusive_bit: bool) -> list[str]:
+    extras: list[str] = []
+    if frame.pins:
+        extras.append(f"pins {frame.pins}")
+    if frame.gets:
+        extras.append(f"gets {frame.gets}")
+    if frame.swapcache:
+        extras.append("swapcache")
+    if has_exclusive_bit and frame.kind == "anon":
+        extras.append("exclusive" if frame.anon_exclusive else "not exclusive")
+    return extras
+
+
+def ref_heading(ref: Ref) -> str:
+    return f"{ref.holder} {ref.name}"
+
+
+def ref_detail(ref: Ref) -> str:
+    return f"{'|'.join(ref.foll)} · {ref.owner}:{ref.page}"
+
+
+def _proc_groups(
+    place: ProcPlace,
+    proc: Proc | None,
+    prev: Proc | None,
+    existed_before: bool,
+    has_exclusive_bit: bool,
+    layout: Layout,
+    state: State,
+) -> tuple[list[Group], list[Group]]:
+    """Boxes and arrows of one process: (boxes, arrows)."""
+    boxes: list[Group] = []
+    arrows: list[Group] = []
+    x, y, w = place.x, place.y, PROC_W
+    if proc is None:
+        if existed_before:
+            boxes.append(
+                Group(
+                    "proc gone",
+                    f"process {place.name} has exited",
+                    (
+                        Rect(x, y, w, PROC_HEAD_H, fill="#FFFFFF", stroke=GREY, dash="4 4"),
+                        Text(x + 12, y + 29, f"{place.name} (exited)", size=18, fill=GREY),
+                    ),
+                    key=f"proc:{place.name}",
+                )
+            )
+        return boxes, arrows
+
+    is_new = prev is None
+    sub = f"child of {proc.parent}" if proc.parent else "process"
+    if proc.has_pinned:
+        sub += " · has pinned"
+    # The process colour is the box outline and its arrows; the name strip is black because
+    # white text on the palette's lighter colours (orange, sky) would fail contrast.
+    head: list[Item] = [
+        Rect(x, y, w, place.h, fill="#FFFFFF", stroke=place.color, stroke_width=5),
+        Rect(x, y, w, PROC_HEAD_H, fill=BLACK, stroke=place.color, stroke_width=5),
+        Text(x + 12, y + 30, place.name, size=22, weight="bold", fill="#FFFFFF"),
+        Text(x + w - 12, y + 28, sub, size=15, anchor="end", fill="#FFFFFF"),
+    ]
+    if is_new:
+        head.extend(_changed_badge(x + w - 150, y))
+    boxes.append(
+        Group(
+            "proc" + (" changed" if is_new else ""),
+            f"process {proc.name}" + (f", child of {proc.parent}" if proc.parent else ""),
+            tuple(head),
+            key=f"proc:{proc.name}",
+        )
+    )
+
+    for page, row_y in place.rows.items():
+        vma = proc.vmas.get(page)
+        pte = proc.ptes.get(page)
+        prev_vma = prev.vmas.get(page) if prev else None
+        prev_pte = prev.ptes.get(page) if prev else None
+        mapped = vma is not None or pte is not None
+        was_mapped = prev_vma is not None or prev_pte is not None
+        changed = (vma, pte) != (prev_vma, prev_pte)
+        if not mapped:
+            if was_mapped:
+                boxes.append(
+                    Group(
+                        "pte gone changed",
+                        f"{proc.name}:{page} was unmapped at this step",
+                        (
+                            Rect(
+                                x + 6,
+                                row_y + 3,
+                                w - 12,
+                                ROW_H - 6,
+                                fill=YELLOW,
+                                stroke=GREY,
+                                stroke_width=1.5,
+                                dash="4 4",
+                                opacity=0.5,
+                            ),
+                            Text(x + 16, row_y + 33, f"{page}: unmapped", size=17, fill=BLACK),
+                            *_changed_badge(x + w - 6, row_y),
+                        ),
+                        key=f"pte:{proc.name}:{page}",
+                    )
+                )
+            continue
+        flags = pte_flags(pte, vma, has_exclusive_bit)
+        items: list[Item] = []
+        if changed:
+            items.append(
+                Rect(
+                    x + 6,
+                    row_y + 3,
+                    w - 12,
+                    ROW_H - 6,
+                    fill=YELLOW,
+                    stroke=BLACK,
+                    stroke_width=1,
+                    opacity=0.55,
+                )
+            )
+        else:
+            items.append(
+                Rect(
+                    x + 6,
+                    row_y + 3,
+                    w - 12,
+                    ROW_H - 6,
+                    fill="#F4F4F4",
+                    stroke="#BBBBBB",
+                    stroke_width=1,
+                )
+            )
+        items.append(Text(x + 16, row_y + 25, page, size=21, weight="bold"))
+        note = _vma_note(vma)
+        if note:
+            items.append(Text(x + 16 + 14 * len(page) + 12, row_y + 23, note, size=13, fill=GREY))
+        items.append(Text(x + 16, row_y + 46, " · ".join(flags), size=15))
+        target = ""
+        if pte is not None and pte.pfn is not None:
+            target = f"→ pfn {pte.pfn}"
+        elif pte is not None and pte.swap_slot is not None:
+            target = f"→ slot {pte.swap_slot}"
+        if target:
+            items.append(Text(x + w - 14, row_y + 46, target, size=15, weight="bold", anchor="end"))
+        if changed:
+            items.extend(_changed_badge(x + w - 6, row_y))
+        title = f"{proc.name}:{page} — " + ", ".join(flags)
+        if note:
+            title += f" ({note})"
+        if target:
+            title += f" {target}"
+        boxes.append(
+            Group(
+                "pte"
+                + (" changed" if changed else "")
+                + (" writable" if pte and pte.writable else ""),
+                title,
+                tuple(items),
+                key=f"pte:{proc.name}:{page}",
+            )
+        )
+        # The arrow starts at the box edge and ends where the target is drawn.
+        start_x, start_y = x + w, row_y + ROW_H / 2
+        if pte is not None and pte.pfn is not None and pte.pfn in layout.frames:
+            fx, fy = layout.frames[pte.pfn]
+            end_y = fy + FRAME_H / 2 + _spread(state, pte.pfn, (proc.name, page))
+            d, head_pts = _arrow(start_x, start_y, fx, end_y)
+            arrows.append(
+                Group(
+                    "map-arrow" + (" writable" if pte.writable else ""),
+                    f"{proc.name}:{page} maps pfn {pte.pfn} "
+                    + ("writable" if pte.writable else "read-only"),
+                    (
+                        Path(d, stroke=place.color, width=4 if pte.writable else 2.5),
+                        Poly(head_pts, fill=place.color),
+                    ),
+                    key=f"map:{proc.name}:{page}",
+                )
+            )
+        elif pte is not None and pte.swap_slot is not None and pte.swap_slot in layout.swap:
+            sx, sy = layout.swap[pte.swap_slot]
+            d, head_pts = _arrow(start_x, start_y, sx, sy + SWAP_H / 2)
+            arrows.append(
+                Group(
+                    "swap-arrow",
+                    f"{proc.name}:{page} is a swap entry for slot {pte.swap_slot}",
+                    (
+                        Path(d, stroke=place.color, width=2.5, dash="2 5"),
+                        Poly(head_pts, fill=place.color),
+                    ),
+                    key=f"swapmap:{proc.name}:{page}",
+                )
+            )
+    return boxes, arrows
+
+
+def _spread(state: State, pfn: int, who: tuple[str, str]) -> float:
+    """Vertical offset of one arrowhead among all the PTEs mapping ``pfn``.
+
+    Spreading the heads lets a student count the mappings (mapcount) at the frame itself.
+    """
+    mappers = [
+        (p.name, page)
+        for p in state.procs.values()
+        for page, pte in p.ptes.items()
+        if pte.pfn == pfn
+    ]
+    if who not in mappers or len(mappers) == 1:
+        return 0.0
+    step = min(14.0, (FRAME_H - 30) / (len(mappers) - 1))
+    return (mappers.index(who) - (len(mappers) - 1) / 2) * step
+
+
+def _frame_group(
+    frame: Frame, prev: Frame | None, x: float, y: float, has_exclusive_bit: bool
+) -> Group:
+    changed = prev is not None and prev != frame or prev is None and frame.kind != "zero"
+    fill = {"zero": "#EDEDED", "pagecache": "#DDEFFA", "anon": "#FFFFFF"}[frame.kind]
+    items: list[Item] = []
+    if frame.kind == "zero":
+        # A double border: the zero page is special, and says so without relying on colour.
+        items.append(
+            Rect(
+                x - 4,
+                y - 4,
+                FRAME_W + 8,
+                FRAME_H + 8,
+                fill="#FFFFFF",
+                stroke=BLACK,
+                stroke_width=1.5,
+            )
+        )
+    items.append(Rect(x, y, FRAME_W, FRAME_H, fill=fill, stroke=BLACK, stroke_width=2.5))
+    if changed:
+        items.append(
+            Rect(
+                x + 3,
+                y + 3,
+                FRAME_W - 6,
+                FRAME_H - 6,
+                fill=YELLOW,
+                stroke="none",
+                stroke_width=0,
+                opacity=0.45,
+            )
+        )
+    items.append(Text(x + 12, y + 22, frame_heading(frame), size=15, weight="bold"))
+    items.append(Text(x + 12, y + 54, short(frame.value.text), size=27, weight="bold"))
+    items.append(Text(x + 12, y + 79, frame_counters(frame), size=15))
+    extras = frame_extras(frame, has_exclusive_bit)
+    if extras:
+        items.append(Text(x + 12, y + 101, " · ".join(extras), size=15))
+    if changed:
+        items.extend(_changed_badge(x + FRAME_W, y))
+    title = f"{frame_heading(frame)}: value {frame.value.describe()}; {frame_counters(frame)}" + (
+        f"; {', '.join(extras)}" if extras else ""
+    )
+    return Group(
+        f"frame {frame.kind}" + (" changed" if changed else ""),
+        title,
+        tuple(items),
+        key=f"frame:{frame.pfn}",
+    )
+
+
+def _slot_group(slot: SwapSlot, prev: SwapSlot | None, x: float, y: float) -> Group:
+    changed = slot != prev
+    items: list[Item] = [
+        Rect(x, y, FRAME_W, SWAP_H, fill="#F4F4F4", stroke=BLACK, stroke_width=2, dash="2 4"),
+    ]
+    if changed:
+        items.append(
+            Rect(
+                x + 3,
+                y + 3,
+                FRAME_W - 6,
+                SWAP_H - 6,
+                fill=YELLOW,
+                stroke="none",
+                stroke_width=0,
+                opacity=0.45,
+            )
+        )
+    cache = f" · cache pfn {slot.cache_pfn}" if slot.cache_pfn is not None else ""
+    items.append(Text(x + 12, y + 22, f"swap slot {slot.slot}", size=15, weight="bold"))
+    items.append(Text(x + 12, y + 46, short(slot.value.text), size=21, weight="bold"))
+    items.append(Text(x + 12, y + 64, f"swapcount {slot.swapcount}{cache}", size=14))
+    if changed:
+        items.extend(_changed_badge(x + FRAME_W, y))
+    return Group(
+        "swapslot" + (" changed" if changed else ""),
+        f"swap slot {slot.slot}: value {slot.value.describe()}; swapcount {slot.swapcount}" + cache,
+        tuple(items),
+        key=f"slot:{slot.slot}",
+    )
+
+
+def _ref_groups(
+    ref: Ref,
+    prev: Ref | None,
+    x: float,
+    y: float,
+    mark: RefMark | None,
+    layout: Layout,
+    state: State,
+) -> tuple[Group, Group | None]:
+    changed = ref != prev
+    broken = mark is not None
+    items: list[Item] = [
+        Rect(
+            x,
+            y,
+            REF_W,
+            REF_H,
+            fill="#FFFFFF",
+            stroke=VERMILLION if broken else BLACK,
+            stroke_width=3,
+            dash="10 6" if broken else "",
+        ),
+    ]
+    if changed:
+        items.append(
+            Rect(
+                x + 3,
+                y + 3,
+                REF_W - 6,
+                REF_H - 6,
+                fill=YELLOW,
+                stroke="none",
+                stroke_width=0,
+                opacity=0.45,
+            )
+        )
+    items.append(Text(x + 12, y + 25, ref_heading(ref), size=19, weight="bold"))
+    items.append(Text(x + 12, y + 48, ref_detail(ref), size=13))
+    status = f"holds pfn {ref.pfn}"
+    if mark is not None:
+        status = f"{mark.kind.upper()}: {mark.label}"
+    items.append(
+        Text(
+            x + 12,
+            y + 74,
+            short(status, 34),
+            size=15,
+            weight="bold" if broken else "normal",
+            fill=VERMILLION if broken else BLACK,
+        )
+    )
+    if changed:
+        items.extend(_changed_badge(x + REF_W, y))
+    cls = "ref" + (f" {mark.kind}" if mark else "") + (" changed" if changed else "")
+    box = Group(
+        cls,
+        f"{ref_heading(ref)} ({ref_detail(ref)}): {status}",
+        tuple(items),
+        key=f"ref:{ref.name}",
+    )
+    arrow: Group | None = None
+    if ref.pfn in layout.frames:
+        fx, fy = layout.frames[ref.pfn]
+        holders = [r.name for r in state.refs.values() if r.pfn == ref.pfn]
+        offset = (holders.index(ref.name) - (len(holders) - 1) / 2) * 12.0
+        d, head_pts = _arrow(x, y + REF_H / 2, fx + FRAME_W, fy + FRAME_H / 2 + offset)
+        color = VERMILLION if broken else BLACK
+        arrow = Group(
+            "ref-arrow" + (f" {mark.kind}" if mark else ""),
+            f"{ref.holder} {ref.name} holds pfn {ref.pfn}"
+            + (f" — {mark.kind}: {mark.label}" if mark else ""),
+            (
+                Path(d, stroke=color, width=3.5, dash="10 6" if broken else ""),
+                Poly(head_pts, fill=color),
+            ),
+            key=f"hold:{ref.name}",
+        )
+    return box, arrow
+
+
+def _file_group(name: str, state: State, prev: State | None, x: float, y: float) -> Group:
+    file = state.files[name]
+    changed = prev is None or prev.files.get(name) != file
+    items: list[Item] = [
+        Rect(x, y, REF_W, FILE_H, fill="#DDEFFA", stroke=BLACK, stroke_width=2, rx=2),
+    ]
+    if changed:
+        items.append(
+            Rect(
+                x + 3,
+                y + 3,
+                REF_W - 6,
+                FILE_H - 6,
+                fill=YELLOW,
+                stroke="none",
+                stroke_width=0,
+                opacity=0.45,
+            )
+        )
+    cache = f"page cache pfn {file.cache_pfn}" if file.cache_pfn is not None else "not cached"
+    items.append(Text(x + 12, y + 24, f"file {file.name}", size=17, weight="bold"))
+    items.append(Text(x + 12, y + 50, f"on disk: {short(file.value.text)} · {cache}", size=14))
+    if changed:
+        items.extend(_changed_badge(x + REF_W, y))
+    return Group(
+        "file" + (" changed" if changed else ""),
+        f"file {file.name}: {file.value.describe()}; {cache}",
+        tuple(items),
+        key=f"file:{name}",
+    )
+
+
+def _headings(layout: Layout) -> list[Item]:
+    y = MARGIN + 22
+    items: list[Item] = [
+        Text(PROC_X, y, "processes and page tables", size=17, weight="bold", fill=GREY),
+        Text(layout.frame_x, y, "physical frames", size=17, weight="bold", fill=GREY),
+    ]
+    if layout.refs or layout.files:
+        items.append(Text(layout.ref_x, y, "references", size=17, weight="bold", fill=GREY))
+    return items
+
+
+def build_scene(layout: Layout, state: State, prev: State | None, options: SceneOptions) -> Scene:
+    """The picture of ``state``; ``prev`` (the previous step) decides what is marked changed."""
+    ex = options.has_exclusive_bit
+    boxes: list[Group] = [Group("headings", "column headings", tuple(_headings(layout)))]
+    arrows: list[Group] = []
+    for name, place in layout.procs.items():
+        proc = state.procs.get(name)
+        before = prev.procs.get(name) if prev else None
+        b, a = _proc_groups(place, proc, before, before is not None, ex, layout, state)
+        boxes.extend(b)
+        arrows.extend(a)
+    for pfn, (x, y) in layout.frames.items():
+        frame = state.frames.get(pfn)
+        before_frame = prev.frames.get(pfn) if prev else None
+        if frame is not None:
+            boxes.append(_frame_group(frame, before_frame if prev else frame, x, y, ex))
+        elif before_frame is not None:
+            boxes.append(
+                Group(
+                    "frame gone changed",
+                    f"pfn {pfn} was freed at this step",
+                    (
+                        Rect(x, y, FRAME_W, FRAME_H, fill="#FFFFFF", stroke=GREY, dash="4 4"),
+                        Text(x + 12, y + 22, f"pfn {pfn}", size=15, fill=GREY),
+                        Text(x + 12, y + 56, "freed", size=24, weight="bold", fill=GREY),
+                        *_changed_badge(x + FRAME_W, y),
+                    ),
+                    key=f"frame:{pfn}",
+                )
+            )
+    for slot_id, (x, y) in layout.swap.items():
+        slot = state.swap.get(slot_id)
+        if slot is not None:
+            boxes.append(_slot_group(slot, prev.swap.get(slot_id) if prev else slot, x, y))
+    for name, (x, y) in layout.refs.items():
+        ref = state.refs.get(name)
+        if ref is None:
+            continue
+        before_ref = prev.refs.get(name) if prev else ref
+        box, arrow = _ref_groups(ref, before_ref, x, y, options.ref_marks.get(name), layout, state)
+        boxes.append(box)
+        if arrow is not None:
+            arrows.append(arrow)
+    for name, (x, y) in layout.files.items():
+        if name in state.files:
+            boxes.append(_file_group(name, state, prev if prev else state, x, y))
+    desc = describe_state(state, options)
+    # Arrows first, so boxes (opaque) sit on top and arrowheads meet their edges cleanly.
+    return Scene(
+        width=layout.width,
+        height=layout.height,
+        title=options.title,
+        desc=desc,
+        groups=(*arrows, *boxes),
+    )
+
+
+def describe_state(state: State, options: SceneOptions) -> str:
+    """A one-paragraph text alternative for the picture (the table beside it has the detail)."""
+    parts: list[str] = []
+    for proc in state.procs.values():
+        maps = []
+        for page, pte in proc.ptes.items():
+            if pte.pfn is not None:
+                maps.append(f"{page}→pfn {pte.pfn} {'RW' if pte.writable else 'RO'}")
+            elif pte.swap_slot is not None:
+                maps.append(f"{page}→swap {pte.swap_slot}")
+        parts.append(f"{proc.name}: " + (", ".join(maps) if maps else "nothing mapped"))
+    for ref in state.refs.values():
+        mark = options.ref_marks.get(ref.name)
+        parts.append(
+            f"{ref.holder} {ref.name} holds pfn {ref.pfn}" + (f" ({mark.kind})" if mark else "")
+        )
+    return "; ".join(parts) if parts else "Empty machine: only the zero page exists."

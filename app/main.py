@@ -1,0 +1,84 @@
+"""The FastAPI application: routers, static files, security headers, HTML error pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from app.errors import ErrorView, not_found
+from app.paths import STATIC_DIR
+from app.render import render_page
+from app.routes import api, docs, pages
+from app.security import SecurityHeaders
+
+VERSION = "0.1.0"
+
+
+class CachedStatic(StaticFiles):
+    """Static files with a cache policy: vendored files are versioned by name, so immutable."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code == 200:
+            immutable = path.startswith("vendor/")
+            response.headers["Cache-Control"] = (
+                "public, max-age=31536000, immutable" if immutable else "public, max-age=300"
+            )
+        return response
+
+
+def _error_page(request: Request, error: ErrorView) -> HTMLResponse:
+    ctx: dict[str, Any] = {
+        "request": request,
+        "page": "",
+        "view": "normal",
+        "error": error,
+        "nav": {"home": "/", "compare": "/compare"},
+        "policy_param": "latest",
+        "share_url": "",
+    }
+    return HTMLResponse(render_page("error.html", ctx), status_code=error.status)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="cowlab",
+        version=VERSION,
+        description="Linux copy-on-write page sharing, replayed under nine kernel policy eras.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    app.include_router(docs.router)
+    app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # JSON for the API, a page (that htmx can also swap) for everything else.
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        if exc.status_code == 404:
+            return _error_page(request, not_found(request.url.path))
+        error = ErrorView(
+            status=exc.status_code,
+            title="This request cannot be served",
+            message=str(exc.detail),
+            text="",
+        )
+        return _error_page(request, error)
+
+    # Compression keeps the first page load (page + CSS + JS + htmx) under 100 KB on the wire.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Routers: hypermedia pages (`pages`), the JSON API (`api`) and its documentation (`docs`)."""

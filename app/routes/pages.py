@@ -1,0 +1,382 @@
+"""The hypermedia routes: decode the link, replay, build the view model, render.
+
+Each route answers a whole page, or — for a partial htmx request — just the region the request
+targets plus the other regions that change with it (as htmx 4 ``<hx-partial>``s), and pushes
+the canonical share link (``HX-Push-Url``) so the address bar always holds what is on screen.
+History restores (Back/Forward) arrive as htmx requests of type ``full`` and get the whole page.
+
+Routes are ``async def``: they do no I/O, and a render takes milliseconds, so running them on
+the event loop is cheaper than a hop to the thread pool.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from app.compare import build_comparison
+from app.diagram import SceneOptions, build_scene
+from app.errors import ErrorView, limit_error, link_error, policy_error, scenario_error
+from app.htmx import HtmxDetails, htmx_details
+from app.links import LinkError, LinkParams, View, make_link, parse_params
+from app.presets_view import build_grid
+from app.render import render_fragment, render_page, render_svg
+from app.runs import Run, run
+from app.sim import Linker, build_sim, build_stage, canonical_texts, ref_marks
+from engine.policies import POLICIES, UnknownPolicy, get_policy
+from engine.syntax import ScenarioError, ScenarioLimitError
+
+router = APIRouter()
+
+# Query parameters are declared (so the OpenAPI schema documents them and schemathesis fuzzes
+# them) but typed as plain strings: the link decoder validates them itself and answers a bad
+# link with an HTML page saying what is wrong, not FastAPI's JSON 422.
+S = Annotated[
+    str | None,
+    Query(description="The scenario: commands joined by `;`, or `z:` + base64url(deflate)."),
+]
+PolicyQ = Annotated[str | None, Query(description="Policy era id (`latest` is the newest).")]
+StepQ = Annotated[str | None, Query(description="Step to show, 0 = empty machine.")]
+VQ = Annotated[str | None, Query(description="Link format version; `1`.")]
+ViewQ = Annotated[str | None, Query(description="`present` for presentation mode.")]
+PoliciesQ = Annotated[
+    str | None, Query(description="Comma-separated policy ids to compare (default: all).")
+]
+PQ = Annotated[list[str] | None, Query(description="Policy ids (checkbox form of `policies`).")]
+
+VARY = "HX-Request, HX-Request-Type, HX-Target, HX-History-Restore-Request"
+
+
+def latest_id() -> str:
+    return get_policy("latest").id
+
+
+def _query(**values: str | None) -> dict[str, str]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _context(request: Request, page: str, view: View, text: str, policy: str) -> dict[str, Any]:
+    """What every page template reads, whatever the route."""
+    return {
+        "request": request,
+        "page": page,
+        "view": view,
+        "error": None,
+        "nav": {
+            "home": make_link("/", text, policy=policy, view=view),
+            "compare": make_link("/compare", text, view=view),
+        },
+        "policy_param": policy,
+        "share_url": "",
+    }
+
+
+def _absolute(request: Request, link: str) -> str:
+    return str(request.base_url).rstrip("/") + link
+
+
+def _html(
+    body: str,
+    status: int = 200,
+    *,
+    push: str | None = None,
+    retarget: str | None = None,
+) -> HTMLResponse:
+    headers = {"Vary": VARY}
+    if push is not None:
+        headers["HX-Push-Url"] = push
+    if retarget is not None:
+        headers["HX-Retarget"] = retarget
+        headers["HX-Reswap"] = "innerHTML"
+    return HTMLResponse(body, status_code=status, headers=headers)
+
+
+# Which block of each page holds its error view, and the regions that change with it.
+_ERROR_BLOCKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "index.html": ("sim", ("stepbar", "narration")),
+    "embed.html": ("embed", ()),
+    "compare.html": ("compare", ()),
+}
+
+
+def _error_response(
+    request: Request,
+    hx: HtmxDetails,
+    error: ErrorView,
+    template: str,
+    page: str,
+    view: View,
+    policy: str,
+) -> HTMLResponse:
+    """The error view as a page, or as the simulator region for an htmx request.
+
+    For htmx the error replaces the whole simulator region (``HX-Retarget``) whatever the
+    request aimed at, and the link the user asked for is pushed, so reloading or sharing it
+    shows the same explanation with the same text.
+    """
+    ctx = _context(request, page, view, "", policy)
+    ctx["error"] = error
+    if hx.partial:
+        requested = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        block, partials = _ERROR_BLOCKS[template]
+        body = render_fragment(template, ctx, block, partials)
+        return _html(body, error.status, push=requested, retarget=f"#{block}")
+    return _html(render_page(template, ctx), error.status)
+
+
+def _replay(
+    params: LinkParams, policy: str
+) -> Run:  # raises UnknownPolicy, ScenarioError, ScenarioLimitError
+    return run(params.text, policy)
+
+
+def _step(params: LinkParams, r: Run) -> int:
+    # A step past the end is read as "the end": the scenario may have been shortened by hand.
+    return r.last if params.step is None else min(params.step, r.last)
+
+
+def _failure(
+    request: Request,
+    hx: HtmxDetails,
+    exc: Exception,
+    params: LinkParams,
+    template: str,
+    page: str,
+    policy: str,
+    path: str = "/",
+) -> HTMLResponse:
+    if isinstance(exc, UnknownPolicy):
+        error = policy_error(exc, params.text, params.step, params.view, path)
+    elif isinstance(exc, ScenarioLimitError):
+        error = limit_error(exc, params.text)
+    elif isinstance(exc, ScenarioError):
+        error = scenario_error(exc, params.text, policy, params.view, path)
+    else:  # pragma: no cover - the callers pass only the three kinds above
+        raise exc
+    return _error_response(request, hx, error, template, page, params.view, policy)
+
+
+@router.get(
+    "/",
+    response_class=HTMLResponse,
+    summary="The simulator page",
+    description="The scenario at one step under one policy; htmx requests get a fragment.",
+)
+async def index(
+    request: Request,
+    s: S = None,
+    policy: PolicyQ = None,
+    step: StepQ = None,
+    v: VQ = None,
+    view: ViewQ = None,
+) -> HTMLResponse:
+    hx = htmx_details(request)
+    try:
+        params = parse_params(_query(s=s, policy=policy, step=step, v=v, view=view))
+    except LinkError as exc:
+        plain_view: View = "present" if view == "present" else "normal"
+        return _error_response(
+            request,
+            hx,
+            link_error(exc, s or ""),
+            "index.html",
+            "home",
+            plain_view,
+            policy or latest_id(),
+        )
+    policy_param = params.policy or latest_id()
+    try:
+        r = _replay(params, policy_param)
+    except (UnknownPolicy, ScenarioError) as exc:
+        return _failure(request, hx, exc, params, "index.html", "home", policy_param)
+    k = _step(params, r)
+    sim = build_sim(r, policy_param, k, params.view)
+    link_text = canonical_texts(r.scenario)[0]
+    ctx = _context(request, "home", params.view, link_text, policy_param)
+    ctx.update(sim=sim, share_url=_absolute(request, sim.stage.share))
+    if not hx.partial:
+        return _html(render_page("index.html", ctx))
+    if hx.target_id == "stage":
+        body = render_fragment("index.html", ctx, "stage", ("stepbar", "narration", "timeline"))
+    else:
+        body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration"))
+    return _html(body, push=sim.stage.share)
+
+
+@router.get(
+    "/embed",
+    response_class=HTMLResponse,
+    summary="Read-only diagram for slides and course pages",
+    description="Minimal chrome, step buttons only; this is the one page that may be framed.",
+)
+async def embed(
+    request: Request,
+    s: S = None,
+    policy: PolicyQ = None,
+    step: StepQ = None,
+    v: VQ = None,
+    view: ViewQ = None,
+) -> HTMLResponse:
+    hx = htmx_details(request)
+    try:
+        params = parse_params(_query(s=s, policy=policy, step=step, v=v, view=view))
+    except LinkError as exc:
+        return _error_response(
+            request,
+            hx,
+            link_error(exc, s or ""),
+            "embed.html",
+            "embed",
+            "normal",
+            policy or latest_id(),
+        )
+    policy_param = params.policy or latest_id()
+    try:
+        r = _replay(params, policy_param)
+    except (UnknownPolicy, ScenarioError) as exc:
+        return _failure(request, hx, exc, params, "embed.html", "embed", policy_param, "/embed")
+    k = _step(params, r)
+    link_text = canonical_texts(r.scenario)[0]
+    linker = Linker("/embed", link_text, policy_param, "normal", r.scenario.commands)
+    stage = build_stage(r, k, linker)
+    ctx = _context(request, "embed", "normal", link_text, policy_param)
+    ctx.update(
+        stage=stage,
+        policy=r.policy,
+        open_link=make_link("/", link_text, policy=policy_param, step=k),
+    )
+    if hx.partial:
+        return _html(render_fragment("embed.html", ctx, "embed"), push=stage.share)
+    return _html(render_page("embed.html", ctx))
+
+
+@router.get(
+    "/export.svg",
+    response_class=Response,
+    summary="The picture of one step, as an SVG download",
+    responses={200: {"content": {"image/svg+xml": {}}}},
+)
+async def export_svg(
+    request: Request,
+    s: S = None,
+    policy: PolicyQ = None,
+    step: StepQ = None,
+    v: VQ = None,
+    view: ViewQ = None,
+) -> Response:
+    hx = htmx_details(request)
+    try:
+        params = parse_params(_query(s=s, policy=policy, step=step, v=v, view=view))
+    except LinkError as exc:
+        return _error_response(
+            request,
+            hx,
+            link_error(exc, s or ""),
+            "index.html",
+            "home",
+            "normal",
+            policy or latest_id(),
+        )
+    policy_param = params.policy or latest_id()
+    try:
+        r = _replay(params, policy_param)
+    except (UnknownPolicy, ScenarioError) as exc:
+        return _failure(request, hx, exc, params, "index.html", "home", policy_param)
+    k = _step(params, r)
+    trace = r.trace
+    scene = build_scene(
+        r.layout,
+        trace.steps[k].state,
+        trace.steps[k - 1].state if k > 0 else None,
+        SceneOptions(
+            has_exclusive_bit=bool(r.policy.has_exclusive_bit),
+            ref_marks=ref_marks(trace, k),
+            title=f"cowlab: step {k} under {r.policy.id}: {trace.steps[k].text or 'empty machine'}",
+        ),
+    )
+    svg = '<?xml version="1.0" encoding="UTF-8"?>\n' + render_svg({"scene": scene})
+    filename = f"cowlab-{r.policy.id}-step{k}.svg"
+    return Response(
+        svg,
+        media_type="image/svg+xml",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _chosen_policies(params: LinkParams, checkboxes: list[str] | None) -> tuple[str, ...] | None:
+    if checkboxes:
+        return tuple(dict.fromkeys(checkboxes))
+    return params.policies
+
+
+@router.get(
+    "/compare",
+    response_class=HTMLResponse,
+    summary="One scenario under all (or chosen) policies side by side",
+)
+async def compare(
+    request: Request,
+    s: S = None,
+    policies: PoliciesQ = None,
+    p: PQ = None,
+    step: StepQ = None,
+    v: VQ = None,
+    view: ViewQ = None,
+    policy: PolicyQ = None,
+) -> HTMLResponse:
+    hx = htmx_details(request)
+    try:
+        params = parse_params(
+            _query(s=s, policies=policies, step=step, v=v, view=view, policy=policy)
+        )
+    except LinkError as exc:
+        return _error_response(
+            request,
+            hx,
+            link_error(exc, s or ""),
+            "compare.html",
+            "compare",
+            "normal",
+            latest_id(),
+        )
+    chosen = _chosen_policies(params, p)
+    ids = chosen or tuple(POLICIES)
+    try:
+        runs = tuple(_replay(params, pid) for pid in ids)
+    except (UnknownPolicy, ScenarioError) as exc:
+        return _failure(
+            request, hx, exc, params, "compare.html", "compare", latest_id(), "/compare"
+        )
+    link_text = canonical_texts(runs[0].scenario)[0]
+    k = _step(params, runs[0])
+    # Keep `policies=` in links only when the user chose a subset, in the canonical ids.
+    policies_param = tuple(r.policy.id for r in runs) if chosen else None
+    comparison = build_comparison(runs, link_text, policies_param, k, params.view)
+    ctx = _context(request, "compare", params.view, link_text, latest_id())
+    ctx.update(
+        cmp=comparison,
+        all_policies=tuple(POLICIES.values()),
+        chosen=set(comparison.policies),
+        editor_text=canonical_texts(runs[0].scenario)[1],
+    )
+    if hx.partial:
+        if hx.target_id == "cmp-stage":
+            body = render_fragment("compare.html", ctx, "cmp_stage")
+        else:
+            body = render_fragment("compare.html", ctx, "compare")
+        return _html(body, push=comparison.share)
+    return _html(render_page("compare.html", ctx))
+
+
+@router.get(
+    "/presets",
+    response_class=HTMLResponse,
+    summary="Every preset under every policy, as a grid of verdicts",
+)
+async def presets(request: Request) -> HTMLResponse:
+    columns, rows = build_grid()
+    ctx = _context(request, "presets", "normal", "", latest_id())
+    ctx.update(columns=columns, rows=rows)
+    return _html(render_page("presets.html", ctx))

@@ -1,0 +1,67 @@
+"""`cowlab serve`: the web visualizer under uvicorn.
+
+The CLI (`app.cli`) owns the argument parser; it calls `register(subparsers)` to add this
+subcommand, so the web server's options live next to the web code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import webbrowser
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve`` to the ``cowlab`` command line; its handler is ``args.func``."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the web visualizer",
+        description=(
+            "Serve the cowlab visualizer. The server keeps no state (the link holds the "
+            "scenario), so --workers N simply runs N identical processes: use it for a whole "
+            "class on one machine."
+        ),
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})"
+    )
+    parser.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    parser.add_argument("--open", action="store_true", help="open the page in a web browser")
+    parser.set_defaults(func=serve)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def url_for(host: str, port: int) -> str:
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn  # imported here: `cowlab run` should not pay for the web stack
+
+    url = url_for(args.host, args.port)
+    print(f"cowlab is serving on {url}  (Ctrl+C stops it)", flush=True)
+    if args.open:
+        # After a short delay, so the browser's first request finds the socket listening.
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    uvicorn.run(
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        proxy_headers=True,
+    )
+    return 0

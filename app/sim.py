@@ -1,0 +1,293 @@
+"""The main page's view model: everything `index.html` draws for one link.
+
+The route decodes the link and calls `build_sim`; the template only reads the result. Data that
+depends on the step (the diagram, the table, the buttons, the narration) is separate from data
+that depends only on the scenario and policy (verdicts, editor, policy story), which is what lets
+a step request re-render only the stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.actions import ActionGroup, suggest_actions
+from app.diagram import RefMark, Scene, SceneOptions, build_scene
+from app.links import View, make_link
+from app.runs import Run
+from app.tables import StateTable, state_table
+from engine.commands import Command, Scenario
+from engine.policies import POLICIES, Policy
+from engine.syntax import format_scenario
+from engine.trace import Trace
+
+LINK_SEPARATOR = ";"
+
+
+@dataclass(frozen=True, slots=True)
+class Linker:
+    """Builds the links of one page: same scenario, policy and view; another step or command."""
+
+    path: str
+    text: str  # canonical scenario text, `;`-separated
+    policy: str
+    view: View
+    commands: tuple[Command, ...] = ()
+
+    def step(self, k: int) -> str:
+        return make_link(self.path, self.text, policy=self.policy, step=k, view=self.view)
+
+    def policy_link(self, policy_id: str, k: int) -> str:
+        return make_link(self.path, self.text, policy=policy_id, step=k, view=self.view)
+
+    def appended(self, upto: int, cmd: Command) -> str:
+        """The scenario's first ``upto`` commands plus ``cmd``, at its last step."""
+        scenario = Scenario((*self.commands[:upto], cmd))
+        text = format_scenario(scenario, LINK_SEPARATOR)
+        return make_link(self.path, text, policy=self.policy, step=upto + 1, view=self.view)
+
+    def elsewhere(self, path: str, k: int | None, view: View | None = None) -> str:
+        return make_link(path, self.text, policy=self.policy, step=k, view=view or self.view)
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    kind: str
+    text: str
+    source: str  # "rule · kernel function · commit", empty when the event has none
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictView:
+    kind: str
+    step: int
+    text: str
+    subject: str
+    href: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    index: int
+    command: str
+    href: str
+    current: bool
+    events: tuple[EventView, ...]
+    observed: str
+    verdicts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChoice:
+    id: str
+    label: str
+    kernels: str
+    story: str
+    merged: bool
+    href: str
+    current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StepNav:
+    index: int
+    last: int
+    first: str | None
+    prev: str | None
+    next: str | None
+    end: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """What changes from step to step."""
+
+    nav: StepNav
+    command: str
+    events: tuple[EventView, ...]
+    observed: str
+    verdicts: tuple[VerdictView, ...]  # verdicts found at this step
+    scene: Scene
+    table: StateTable
+    actions: tuple[ActionGroup, ...]
+    actions_truncate: int  # commands after the current step an action would replace
+    timeline: tuple[TimelineEntry, ...]
+    share: str
+    export: str
+    embed: str
+    present_toggle: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sim:
+    """The whole simulator region."""
+
+    text: str  # the scenario, one command per line, for the editor
+    policy: PolicyChoice
+    policies: tuple[PolicyChoice, ...]
+    verdicts: tuple[VerdictView, ...]
+    stage: Stage
+    compare: str
+    view: View
+
+
+def policy_story(policy: Policy) -> str:
+    return str(policy.story)
+
+
+def events_of(trace: Trace, k: int) -> tuple[EventView, ...]:
+    out = []
+    for e in trace.steps[k].events:
+        source = " · ".join(part for part in (e.rule, e.kernel, e.commit) if part)
+        out.append(EventView(kind=e.kind, text=e.text, source=source))
+    return tuple(out)
+
+
+def ref_marks(trace: Trace, k: int) -> dict[str, RefMark]:
+    """Which references are drawn broken at step ``k``, and why.
+
+    A reference is *stale* when its owner still maps the page but through another frame (the
+    kernel's "wrong COW": the owner's writes no longer reach the device, nor the device's the
+    owner). A verdict the engine found earlier about the same reference keeps it marked — a
+    *leak* (another process's write reached it) is only visible in the verdicts, not the state.
+    """
+    state = trace.steps[k].state
+    marks: dict[str, RefMark] = {}
+    for ref in state.refs.values():
+        owner = state.procs.get(ref.owner)
+        pte = owner.ptes.get(ref.page) if owner else None
+        if pte is not None and pte.pfn is not None and pte.pfn != ref.pfn:
+            marks[ref.name] = RefMark("stale", f"{ref.owner} maps pfn {pte.pfn}")
+    for verdict in trace.verdicts:
+        held = state.refs.get(verdict.subject)
+        # `held.step <= verdict.step`: the verdict is about this reference, not an earlier one
+        # that had the same name and was released.
+        if held is None or verdict.step > k or held.step > verdict.step:
+            continue
+        if verdict.kind == "leak":
+            marks[held.name] = RefMark("leaking", f"sees a write it must not (step {verdict.step})")
+        elif verdict.kind == "stale":
+            marks.setdefault(held.name, RefMark("stale", f"diverged at step {verdict.step}"))
+    return marks
+
+
+def _names_ever(trace: Trace) -> tuple[set[str], dict[str, list[str]]]:
+    names: set[str] = set()
+    pages: dict[str, list[str]] = {}
+    for step in trace.steps:
+        state = step.state
+        names.update(state.procs, state.refs, state.files)
+        for proc in state.procs.values():
+            known = pages.setdefault(proc.name, [])
+            known.extend(p for p in proc.vmas if p not in known)
+    return names, pages
+
+
+def build_stage(run: Run, k: int, linker: Linker) -> Stage:
+    trace = run.trace
+    last = run.last
+    step = trace.steps[k]
+    prev = trace.steps[k - 1].state if k > 0 else None
+    policy = run.policy
+    has_bit = bool(policy.has_exclusive_bit)
+    marks = ref_marks(trace, k)
+    scene = build_scene(
+        run.layout,
+        step.state,
+        prev,
+        SceneOptions(
+            has_exclusive_bit=has_bit,
+            ref_marks=marks,
+            title=f"Step {k} of {last} under {policy.id}: {step.text or 'empty machine'}",
+        ),
+    )
+    names, pages = _names_ever(trace)
+    actions = suggest_actions(step.state, names, pages, k + 1, lambda cmd: linker.appended(k, cmd))
+    verdicts_here = tuple(
+        VerdictView(v.kind, v.step, v.text, v.subject, linker.step(v.step))
+        for v in trace.verdicts
+        if v.step == k
+    )
+    timeline = tuple(
+        TimelineEntry(
+            index=s.index,
+            command=s.text or "empty machine",
+            href=linker.step(s.index),
+            current=s.index == k,
+            events=events_of(trace, s.index),
+            observed=s.observed.describe() if s.observed is not None else "",
+            verdicts=tuple(v.kind for v in trace.verdicts if v.step == s.index),
+        )
+        for s in trace.steps
+    )
+    nav = StepNav(
+        index=k,
+        last=last,
+        first=linker.step(0) if k > 0 else None,
+        prev=linker.step(k - 1) if k > 0 else None,
+        next=linker.step(k + 1) if k < last else None,
+        end=linker.step(last) if k < last else None,
+    )
+    return Stage(
+        nav=nav,
+        command=step.text or "empty machine",
+        events=events_of(trace, k),
+        observed=step.observed.describe() if step.observed is not None else "",
+        verdicts=verdicts_here,
+        scene=scene,
+        table=state_table(step.state, prev, has_bit, marks),
+        actions=actions,
+        actions_truncate=last - k,
+        timeline=timeline,
+        share=linker.step(k),
+        export=linker.elsewhere("/export.svg", k, "normal"),
+        embed=linker.elsewhere("/embed", k, "normal"),
+        present_toggle=linker.elsewhere(
+            linker.path, k, "normal" if linker.view == "present" else "present"
+        ),
+    )
+
+
+def choices(linker: Linker, current: str, k: int) -> tuple[PolicyChoice, ...]:
+    return tuple(
+        PolicyChoice(
+            id=p.id,
+            label=str(p.label),
+            kernels=str(p.kernels),
+            story=policy_story(p),
+            merged=bool(getattr(p, "merged", True)),
+            href=linker.policy_link(p.id, k),
+            current=p.id == current,
+        )
+        for p in POLICIES.values()
+    )
+
+
+def canonical_texts(scenario: Scenario) -> tuple[str, str]:
+    """(link form with `;`, editor form with one command per line)."""
+    return format_scenario(scenario, LINK_SEPARATOR), format_scenario(scenario, "\n")
+
+
+def build_sim(run: Run, policy_param: str, k: int, view: View) -> Sim:
+    """``policy_param`` is kept as the user wrote it (``latest`` stays ``latest`` in links)."""
+    link_text, editor_text = canonical_texts(run.scenario)
+    linker = Linker("/", link_text, policy_param, view, run.scenario.commands)
+    policies = choices(linker, run.policy.id, k)
+    current = next(c for c in policies if c.current)
+    verdicts = tuple(
+        VerdictView(v.kind, v.step, v.text, v.subject, linker.step(v.step))
+        for v in run.trace.verdicts
+    )
+    return Sim(
+        text=editor_text,
+        policy=current,
+        policies=policies,
+        verdicts=verdicts,
+        stage=build_stage(run, k, linker),
+        compare=linker.elsewhere("/compare", k, "normal"),
+        view=view,
+    )
+
+
+def verdict_counts(kinds: Mapping[str, int]) -> str:
+    return ", ".join(f"{kind} ×{n}" if n > 1 else kind for kind, n in kinds.items())

@@ -1,0 +1,141 @@
+"""The state of a step as text tables: the screen-reader twin of the diagram.
+
+Every fact the picture shows (and marks) is here in words, from the same helpers in
+`app.diagram`, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.diagram import (
+    RefMark,
+    frame_counters,
+    frame_extras,
+    frame_heading,
+    pte_flags,
+    ref_detail,
+)
+from engine.state import State
+
+
+@dataclass(frozen=True, slots=True)
+class PteRow:
+    proc: str
+    page: str
+    maps: str  # "pfn 3", "swap slot 1", "not present"
+    flags: str
+    vma: str
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRow:
+    pfn: int
+    what: str
+    value: str
+    counters: str
+    extras: str
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RefRow:
+    name: str
+    holder: str
+    detail: str
+    pfn: int
+    status: str
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StateTable:
+    ptes: tuple[PteRow, ...]
+    frames: tuple[FrameRow, ...]
+    refs: tuple[RefRow, ...]
+    swap: tuple[str, ...]
+    files: tuple[str, ...]
+
+
+def _vma_words(state: State, proc: str, page: str) -> str:
+    vma = state.procs[proc].vmas.get(page)
+    if vma is None:
+        return "no VMA"
+    words = ["file " + vma.file if vma.file else "anonymous", "shared" if vma.shared else "private"]
+    if not vma.write:
+        words.append("read-only")
+    if vma.dontcopy:
+        words.append("dontfork")
+    if vma.uffd_wp:
+        words.append("uffd-wp armed")
+    return ", ".join(words)
+
+
+def state_table(
+    state: State,
+    prev: State | None,
+    has_exclusive_bit: bool,
+    marks: Mapping[str, RefMark],
+) -> StateTable:
+    ptes: list[PteRow] = []
+    for proc in state.procs.values():
+        before = prev.procs.get(proc.name) if prev else None
+        for page in dict.fromkeys([*proc.vmas, *proc.ptes]):
+            pte = proc.ptes.get(page)
+            if pte is None:
+                maps = "not present"
+            elif pte.pfn is not None:
+                maps = f"pfn {pte.pfn}"
+            else:
+                maps = f"swap slot {pte.swap_slot}"
+            changed = prev is not None and (
+                before is None
+                or (before.vmas.get(page), before.ptes.get(page)) != (proc.vmas.get(page), pte)
+            )
+            ptes.append(
+                PteRow(
+                    proc=proc.name,
+                    page=page,
+                    maps=maps,
+                    flags=", ".join(pte_flags(pte, proc.vmas.get(page), has_exclusive_bit)),
+                    vma=_vma_words(state, proc.name, page),
+                    changed=changed,
+                )
+            )
+    frames = tuple(
+        FrameRow(
+            pfn=frame.pfn,
+            what=frame_heading(frame),
+            value=frame.value.describe(),
+            counters=frame_counters(frame),
+            extras=", ".join(frame_extras(frame, has_exclusive_bit)),
+            changed=prev is not None and prev.frames.get(frame.pfn) != frame,
+        )
+        for frame in state.frames.values()
+    )
+    refs: list[RefRow] = []
+    for ref in state.refs.values():
+        mark = marks.get(ref.name)
+        refs.append(
+            RefRow(
+                name=ref.name,
+                holder=ref.holder,
+                detail=ref_detail(ref),
+                pfn=ref.pfn,
+                status=f"{mark.kind}: {mark.label}" if mark else "holds the page its owner maps",
+                changed=prev is not None and prev.refs.get(ref.name) != ref,
+            )
+        )
+    swap = tuple(
+        f"slot {s.slot}: {s.value.describe()}, swapcount {s.swapcount}"
+        + (f", in swap cache as pfn {s.cache_pfn}" if s.cache_pfn is not None else "")
+        for s in state.swap.values()
+    )
+    files = tuple(
+        f"file {f.name}: {f.value.describe()}"
+        + (f", page cache pfn {f.cache_pfn}" if f.cache_pfn is not None else ", not cached")
+        for f in state.files.values()
+    )
+    return StateTable(tuple(ptes), frames, tuple(refs), swap, files)

@@ -1,0 +1,72 @@
+// cowlab's own script: keyboard stepping, the help dialog, keeping the current timeline step in
+// view. Everything else is htmx and plain links; without this file the page still works.
+(function () {
+  "use strict";
+
+  // Arrow keys for people, PageUp/PageDown for presentation clickers (they send those).
+  var NAV_KEYS = {
+    ArrowLeft: "prev", PageUp: "prev",
+    ArrowRight: "next", PageDown: "next",
+    Home: "home", End: "end"
+  };
+
+  function isTyping(el) {
+    if (!el || !el.tagName) return false;
+    var tag = el.tagName.toLowerCase();
+    return tag === "input" || tag === "textarea" || tag === "select" || el.isContentEditable;
+  }
+
+  function helpDialog() { return document.getElementById("help"); }
+
+  function toggleHelp() {
+    var dialog = helpDialog();
+    if (!dialog) return;
+    if (dialog.open) dialog.close(); else dialog.showModal();
+  }
+
+  function revealCurrentStep() {
+    var box = document.getElementById("timeline");
+    var current = box && box.querySelector("li.current");
+    if (!current) return;
+    var top = current.offsetTop;
+    if (top < box.scrollTop || top + current.offsetHeight > box.scrollTop + box.clientHeight) {
+      box.scrollTop = Math.max(0, top - box.clientHeight / 3);
+    }
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (ev.defaultPrevented) return;
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey) && ev.target.id === "scenario-text") {
+      ev.preventDefault();
+      ev.target.form.requestSubmit();
+      return;
+    }
+    if (ev.altKey || ev.ctrlKey || ev.metaKey || isTyping(ev.target)) return;
+    var dialog = helpDialog();
+    if (ev.key === "?") {
+      ev.preventDefault();
+      toggleHelp();
+      return;
+    }
+    if (dialog && dialog.open) return;
+    var which = ev.key === "p" ? "present" : NAV_KEYS[ev.key];
+    if (!which) return;
+    var link = document.querySelector('a[data-nav="' + which + '"]');
+    if (link) {
+      ev.preventDefault();
+      link.click();
+    }
+  });
+
+  document.addEventListener("click", function (ev) {
+    var opener = ev.target.closest && ev.target.closest(".help-open");
+    if (opener) toggleHelp();
+  });
+
+  document.addEventListener("focusin", function (ev) {
+    if (ev.target.classList && ev.target.classList.contains("share-link")) ev.target.select();
+  });
+
+  document.addEventListener("htmx:after:settle", revealCurrentStep);
+  document.addEventListener("DOMContentLoaded", revealCurrentStep);
+})();
