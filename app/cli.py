@@ -10,9 +10,10 @@ where and what was expected, never a traceback. A scenario the kernel would puni
 input error: the run succeeds and its trace says what the kernel did.
 
 Adding a subcommand is one function: a module listed in `SUBCOMMAND_MODULES` defines
-``register(subparsers)``, which adds its parser and sets ``handler`` (``Namespace -> int``, the
-exit status) with ``set_defaults``. Modules not yet written are simply skipped, so the parts of
-cowlab that add commands (`serve`, `bench`) do not have to edit this file.
+``register(subparsers)``, which adds its parser and sets ``func`` (``Namespace -> int``, the
+exit status) with ``set_defaults``, as in the argparse documentation. A listed module that does
+not exist (yet) is skipped, so the parts of cowlab that add commands (`serve`, `bench`) live
+next to their own code.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def register_run(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         help=f"a policy id or `all` (default: latest); one of: {policies}",
     )
     run.add_argument("--json", action="store_true", help="print the JSON of DESIGN.md §4")
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(func=cmd_run)
 
 
 def register_presets(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -100,7 +101,7 @@ def register_presets(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         description="List every preset and the verdict kinds it gets under every policy.",
     )
     presets.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    presets.set_defaults(handler=cmd_presets)
+    presets.set_defaults(func=cmd_presets)
 
 
 # ------------------------------------------------------------------------------------------
@@ -253,7 +254,7 @@ def _robust(stream: TextIO) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     _robust(sys.stdout)
     args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
+    handler: Handler = args.func
     try:
         return handler(args)
     except InputError as err:
