@@ -201,6 +201,17 @@ def test_a_failed_take_still_uses_up_its_automatic_name() -> None:
     assert names == ("pipe", None, "pipe2")
 
 
+def test_engine_names_references_as_the_parser_does() -> None:
+    # The live state would offer `pipe` again after the release; the text already means pipe2.
+    from engine.trace import replay
+
+    trace = replay(
+        "P mmap a; P write a 1; P vmsplice a; pipe release; P vmsplice a; pipe2 read", "6.2"
+    )
+    assert trace.steps[-1].command == RefRead("pipe2")
+    assert trace.steps[-1].observed is not None and trace.steps[-1].observed.text == "1"
+
+
 def test_retaking_a_reference_under_its_own_name_is_allowed() -> None:
     scenario = parse("P mmap a; P pin a ro as R; R release; P pin a rw as R; R read")
     assert scenario.commands[-1] == RefRead("R")
