@@ -518,7 +518,8 @@ class _Machine:
                 self.drop_swapcache(frame, slot)
                 frame = self.frames[frame.pfn]
         self.put_frame(replace(frame, anon_exclusive=self.policy.has_exclusive_bit))
-        self.set_pte(proc_name, page, replace(pte, writable=writable, dirty=True))
+        # wp_page_reuse: pte_mkdirty, which on x86 also sets the soft-dirty bit.
+        self.set_pte(proc_name, page, replace(pte, writable=writable, dirty=True, softdirty=True))
         self.emit(
             "reuse",
             f"{proc_name} keeps frame #{frame.pfn}: {decision.why}",
@@ -571,15 +572,23 @@ class _Machine:
         )
         self.drop(frame.pfn, mapcount=1)
 
-    def unshare_fault(self, proc_name: str, page: str, decision: Decision) -> None:
+    def unshare_fault(
+        self, proc_name: str, page: str, decision: Decision, *, flag: str = "FAULT_FLAG_UNSHARE"
+    ) -> None:
         """do_wp_page with FAULT_FLAG_UNSHARE (c89357e27f20): make the page exclusive, keep the
-        PTE read-only, never notify uffd-wp; copy if it cannot be reused."""
+        PTE read-only and clean, never notify uffd-wp; copy if it cannot be reused.
+
+        Peter Xu's FAULT_FLAG_BREAK_COW (Aug 2020) asked for exactly this for every read GUP on
+        a COW mapping: "the page is not marked writable; dirty/soft-dirty not set for a pure
+        read" (semantics §3 prose; its table's "else writable" contradicts it, and the prose
+        follows the patch's intent, so we follow the prose).
+        """
         pte = self.procs[proc_name].ptes[page]
         assert pte.pfn is not None
         frame = self.frames[pte.pfn]
         self.emit(
             "info",
-            f"{proc_name}'s GUP must unshare {page} first: {decision.why}",
+            f"{proc_name}'s GUP must break COW for a read first ({flag}): {decision.why}",
             decision,
             proc=proc_name,
             page=page,
@@ -589,15 +598,19 @@ class _Machine:
             frame = self.before_reuse_test(frame)
             reuse = self.policy.wp_reuse(frame, self.swapcount(frame))
             if reuse.outcome == "reuse":
-                self.put_frame(replace(frame, anon_exclusive=True))
+                self.put_frame(replace(frame, anon_exclusive=self.policy.has_exclusive_bit))
                 self.emit(
                     "unshare",
-                    f"FAULT_FLAG_UNSHARE: {proc_name} holds the only reference to frame "
-                    f"#{frame.pfn}, so it is marked exclusive without a copy; the PTE stays "
-                    "read-only",
+                    f"{flag}: {proc_name} holds the only reference to frame #{frame.pfn}, so "
+                    + (
+                        "it is marked exclusive without a copy"
+                        if self.policy.has_exclusive_bit
+                        else "nothing needs copying"
+                    )
+                    + "; the PTE stays read-only",
                     reuse,
-                    kernel="do_wp_page (FAULT_FLAG_UNSHARE)",
-                    commit="c89357e27f20",
+                    kernel=f"do_wp_page ({flag})",
+                    commit=decision.commit if flag != "FAULT_FLAG_UNSHARE" else "c89357e27f20",
                     proc=proc_name,
                     page=page,
                     pfn=frame.pfn,
@@ -784,7 +797,7 @@ class _Machine:
                     # do_cow_fault / do_anonymous_page do not report VM_FAULT_WRITE, so this
                     # fault sets neither FOLL_COW nor (pre-4.9) drops FOLL_WRITE.
                     self.write_fault(proc_name, page, why=f"{kind}(FOLL_WRITE)")
-                elif forced is not None:
+                elif forced is not None and self.policy.read_gup_cow_fault_is_write():
                     self.emit(
                         "info",
                         f"{proc_name}'s {kind}: {forced.why}",
@@ -792,7 +805,7 @@ class _Machine:
                         proc=proc_name,
                         page=page,
                     )
-                    self.cow_break_for_read(proc_name, page, kind)
+                    self.write_fault(proc_name, page, why=f"read {kind} (turned into a write)")
                     cow_done = True
                 else:
                     self.read_fault(proc, page, vma)
@@ -832,15 +845,19 @@ class _Machine:
                     self.zap(proc_name, page, "the racing thread's MADV_DONTNEED")
                 continue
             if forced is not None and not pte.writable and not cow_done:
-                self.emit(
-                    "info",
-                    f"{proc_name}'s {kind}: {forced.why}",
-                    forced,
-                    proc=proc_name,
-                    page=page,
-                    pfn=frame.pfn,
-                )
-                self.cow_break_for_read(proc_name, page, kind)
+                if self.policy.read_gup_cow_fault_is_write():
+                    # 5.8 as merged: the read GUP takes a real write fault (uffd-wp notified).
+                    self.emit(
+                        "info",
+                        f"{proc_name}'s {kind}: {forced.why}",
+                        forced,
+                        proc=proc_name,
+                        page=page,
+                        pfn=frame.pfn,
+                    )
+                    self.write_fault(proc_name, page, why=f"read {kind} (turned into a write)")
+                else:
+                    self.unshare_fault(proc_name, page, forced, flag="FAULT_FLAG_BREAK_COW")
                 cow_done = True
                 continue
             if not pte.writable and not write:
@@ -854,13 +871,6 @@ class _Machine:
         pte = self.procs[proc_name].ptes[page]
         assert pte.pfn is not None
         return self.frames[pte.pfn]
-
-    def cow_break_for_read(self, proc_name: str, page: str, kind: str) -> None:
-        """5.8's forced COW break (a write fault), or FAULT_FLAG_BREAK_COW in Peter's proposal."""
-        if self.policy.read_gup_cow_fault_is_write():
-            self.write_fault(proc_name, page, why=f"read {kind} (turned into a write)")
-        else:
-            self.write_fault(proc_name, page, notify_uffd=False, why=f"read {kind}")
 
     # -------------------------------------------------------------------------- commands
     def run(self, command: c.Command) -> None:
