@@ -301,7 +301,7 @@ class Coordinator:
 
     def _mmap(self, k: int, text: str, proc: _Proc, cmd: c.Mmap) -> KernelStep:
         if cmd.file is not None and cmd.file not in self.files:
-            return KernelStep(k, text, "error: no such file")
+            return KernelStep(k, text, "error: ENOENT")  # open() of a file that is not there
         outcomes = []
         for page in cmd.pages:
             addr = ADDRESS_BASE + 2 * PAGE * self.next_slot

@@ -101,12 +101,17 @@ class WriteProtect:
         self._thread = threading.Thread(target=self._handle, name="uffd-wp", daemon=True)
         self._thread.start()
 
-    def protect(self, addr: int, length: int, on: bool) -> None:
-        if on and addr not in self._registered:
+    def protect(self, addr: int, length: int, on: bool, *, mapped: bool = True) -> None:
+        """Register (once) and write-protect, or lift the protection.
+
+        Lifting the protection of a mapped page that was never registered has nothing to do (a
+        monitor would not ask); for an unmapped page the ioctl is issued and the kernel refuses.
+        """
+        if on and (addr not in self._registered or not mapped):
             reg = UffdioRegister(UffdioRange(addr, length), UFFDIO_REGISTER_MODE_WP, 0)
             libc.ioctl(self.fd, UFFDIO_REGISTER, ctypes.addressof(reg))
             self._registered.add(addr)
-        if addr in self._registered:
+        if addr in self._registered or not mapped:
             self._writeprotect(addr, length, on)
 
     def _writeprotect(self, addr: int, length: int, on: bool) -> None:

@@ -26,6 +26,9 @@ from app.probe.protocol import Message
 from app.probe.uffd import WriteProtect
 
 PAGE = libc.PAGE_SIZE
+# The address used for a page name the process never mapped: below every scenario slot and
+# never mapped, so the system call the command asks for runs and the kernel refuses it itself.
+HOLE = 0x5BFFFFFFE000
 VALUE_WIDTH = 33  # a value is at most 32 characters; one more NUL ends it
 
 
@@ -77,13 +80,16 @@ def close_fds_except(keep: set[int]) -> None:
 class Worker:
     name: str
     sock: socket.socket
-    pages: dict[str, int] = field(default_factory=dict)  # page name -> address
+    # page name -> address of its latest mmap; kept after munmap (and in a child that did not
+    # inherit it), so every later command is still performed on that address and answered by
+    # the kernel: SIGSEGV for an access, an errno for a system call.
+    pages: dict[str, int] = field(default_factory=dict)
     uffd: WriteProtect | None = None
     rings: dict[str, FixedBuffer] = field(default_factory=dict)
 
     # -- helpers -------------------------------------------------------------------------
-    def _addr(self, msg: Message) -> int | None:
-        return self.pages.get(str(msg["page"]))
+    def _addr(self, msg: Message) -> int:
+        return self.pages.get(str(msg["page"]), HOLE)
 
     def _faults(self) -> int:
         return len(self.uffd.take_faults()) if self.uffd else 0
@@ -91,7 +97,8 @@ class Worker:
     # -- operations ----------------------------------------------------------------------
     def op_mmap(self, msg: Message, fds: list[int]) -> Message:
         page, addr = str(msg["page"]), int(msg["addr"])
-        if page in self.pages:
+        if page in self.pages and vma_perms(self.pages[page]) is not None:
+            # The scenario language's rule (one mapping per page name), not the kernel's.
             return {"outcome": "error: already mapped"}
         if fds:
             prot = libc.PROT_READ if msg["readonly"] else libc.PROT_READ | libc.PROT_WRITE
@@ -105,15 +112,15 @@ class Worker:
 
     def op_read(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
-        perms = vma_perms(addr) if addr is not None else None
-        if addr is None or perms is None or "r" not in perms:
+        perms = vma_perms(addr)
+        if perms is None or "r" not in perms:
             return {"outcome": "segv"}
         return {"value": decode_value(libc.load(addr, VALUE_WIDTH))}
 
     def op_write(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
-        perms = vma_perms(addr) if addr is not None else None
-        if addr is None or perms is None or "w" not in perms:
+        perms = vma_perms(addr)
+        if perms is None or "w" not in perms:
             return {"outcome": "segv"}
         libc.store(addr, encode_value(str(msg["value"])))
         return {}
@@ -122,8 +129,6 @@ class Worker:
         # /proc/self/mem: access_remote_vm() -> GUP with FOLL_FORCE|FOLL_WRITE, which may write
         # into a mapping without VM_WRITE (a private file mapping gets an anonymous COW copy).
         addr = self._addr(msg)
-        if addr is None:
-            return {"outcome": "error: EIO"}
         fd = os.open("/proc/self/mem", os.O_RDWR)
         try:
             os.pwrite(fd, encode_value(str(msg["value"])), addr)
@@ -151,7 +156,7 @@ class Worker:
         The parent's references are not the child's: close the inherited userfaultfd (fork drops
         VM_UFFD_WP from the child's VMAs anyway, without UFFD_FEATURE_EVENT_FORK) and io_uring
         rings (their mappings were MADV_DONTFORK). Pages under MADV_DONTFORK are holes in the
-        child: forget their names, so a later access is the SIGSEGV the kernel would give.
+        child, which the kernel's VMA table shows at the next access.
         """
         self.sock.close()
         self.sock = sock
@@ -164,7 +169,6 @@ class Worker:
                 os.close(fd)
         self.rings = {}
         close_fds_except({sock.fileno()})
-        self.pages = {p: a for p, a in self.pages.items() if vma_perms(a) is not None}
 
     def op_exit(self, msg: Message, fds: list[int]) -> Message:
         return {"__exit__": True}
@@ -174,17 +178,11 @@ class Worker:
         return {"status": status}
 
     def op_munmap(self, msg: Message, fds: list[int]) -> Message:
-        addr = self._addr(msg)
-        if addr is None:
-            return {"outcome": "error: not mapped"}
-        libc.munmap(addr, PAGE)
-        del self.pages[str(msg["page"])]
+        libc.munmap(self._addr(msg), PAGE)  # unmapping a hole succeeds, as it does in the kernel
         return {}
 
     def op_madvise(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
-        if addr is None:
-            return {"outcome": "error: not mapped"}
         libc.madvise(addr, PAGE, int(msg["advice"]))
         if int(msg["advice"]) == libc.MADV_PAGEOUT:
             entry = pagemap(addr)
@@ -193,8 +191,6 @@ class Worker:
 
     def op_mprotect(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
-        if addr is None:
-            return {"outcome": "error: not mapped"}
         prot = libc.PROT_READ | (libc.PROT_WRITE if msg["writable"] else 0)
         libc.mprotect(addr, PAGE, prot)
         return {}
@@ -206,17 +202,13 @@ class Worker:
 
     def op_uffd_wp(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
-        if addr is None:
-            return {"outcome": "error: not mapped"}
         if self.uffd is None:
             self.uffd = WriteProtect()
-        self.uffd.protect(addr, PAGE, bool(msg["on"]))
+        self.uffd.protect(addr, PAGE, bool(msg["on"]), mapped=vma_perms(addr) is not None)
         return {}
 
     def op_vmsplice(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
-        if addr is None:
-            return {"outcome": "error: EFAULT"}
         r, w = os.pipe()
         try:
             libc.vmsplice(w, addr, PAGE)
@@ -233,15 +225,11 @@ class Worker:
 
     def op_iouring(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
-        if addr is None:
-            return {"outcome": "error: EFAULT"}
         self.rings[str(msg["ref"])] = FixedBuffer(addr, PAGE)
         return {}
 
     def op_pin(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
-        if addr is None:
-            return {"outcome": "error: EFAULT"}
         fd = gup_test.pin_longterm(addr, PAGE, write=bool(msg["write"]), fast=bool(msg["fast"]))
         try:
             protocol.send(self.sock, {"userfaults": self._faults()}, [fd])

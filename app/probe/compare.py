@@ -1,0 +1,208 @@
+"""Compare what a scenario observes on this kernel with what the simulator predicts for it.
+
+The kernel's version picks the policy (`capabilities.policy_for`); the scenario runs once on the
+kernel (`isolate.run_isolated`) and once in the simulator under that policy (`engine.trace`).
+Compared are the *observations*: every `P read a` / `R read` (the value, or the refusal:
+SIGSEGV, a failing call, no such process or reference), and every other step at which either
+side reports something a program can see: SIGSEGV, a system call failing, a userfaultfd
+write-protect fault delivered to the monitor. Internal state — which
+frame, which counter — is the simulator's explanation, not something the kernel shows, so it is
+not compared. The simulator's text is the expected text; a never-written page reads "0" on both
+sides (the executor maps NUL bytes to "0").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from app.probe import capabilities
+from app.probe.executor import KernelRun, KernelStep
+from app.probe.isolate import run_isolated
+from engine import commands as c
+from engine.presets import PRESETS
+from engine.syntax import parse
+from engine.trace import Step, Trace, replay
+
+Runner = Callable[[c.Scenario, float], KernelRun]
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    step: int
+    command: str
+    value: str  # what was read, or SIGSEGV / EFAULT / error / "userfault ×n"
+
+    def to_json(self) -> dict[str, object]:
+        return {"step": self.step, "command": self.command, "value": self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    preset: str  # the preset's name, or the file's name for a scenario file
+    title: str
+    agree: bool | None  # None when skipped
+    kernel_observed: tuple[Observation, ...]
+    sim_observed: tuple[Observation, ...]
+    skipped: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.skipped is not None:
+            return "skipped"
+        return "agree" if self.agree else "disagree"
+
+    @property
+    def differing_steps(self) -> tuple[int, ...]:
+        sim = {(o.step, o.value) for o in self.sim_observed}
+        kernel = {(o.step, o.value) for o in self.kernel_observed}
+        return tuple(sorted({step for step, _ in sim ^ kernel}))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "preset": self.preset,
+            "title": self.title,
+            "agree": self.agree,
+            "kernel_observed": [o.to_json() for o in self.kernel_observed],
+            "sim_observed": [o.to_json() for o in self.sim_observed],
+            "skipped": self.skipped,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeReport:
+    kernel: str
+    policy: str
+    results: tuple[ProbeResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Nothing disagrees (skips are not failures: the kernel could not say)."""
+        return all(r.agree is not False for r in self.results)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kernel": self.kernel,
+            "policy": self.policy,
+            "results": [r.to_json() for r in self.results],
+        }
+
+
+# What a program sees when the kernel refuses: the simulator's refusal events and the
+# executor's outcomes, in one vocabulary. Any errno is "call fails": the simulator names one
+# kind of failure (-EFAULT, -EACCES … all refuse with an "efault" event), the kernel the exact
+# errno, which stays visible in the kernel step's outcome.
+_SIM_REFUSALS = {"segv": "SIGSEGV", "efault": "call fails", "error": "error"}
+
+
+def _sim_refusal(step: Step) -> str | None:
+    for event in step.events:
+        if event.kind in _SIM_REFUSALS:
+            return _SIM_REFUSALS[event.kind]
+    return None
+
+
+def _kernel_refusal(step: KernelStep) -> str | None:
+    if step.outcome == "segv":
+        return "SIGSEGV"
+    if step.outcome == "refused" or re.fullmatch(r"error: E[A-Z0-9]+", step.outcome):
+        # "refused": a write through a pipe or a R/O pin, which no interface offers.
+        return "call fails"
+    if step.outcome.startswith("error"):
+        return "error"
+    return None
+
+
+def _is_read(cmd: c.Command | None) -> bool:
+    return isinstance(cmd, c.Read | c.RefRead)
+
+
+def sim_observations(trace: Trace, upto: int | None = None) -> tuple[Observation, ...]:
+    out: list[Observation] = []
+    for step in trace.steps[1 : None if upto is None else upto + 1]:
+        refusal = _sim_refusal(step)
+        faults = sum(1 for e in step.events if e.kind == "userfault")
+        if _is_read(step.command):
+            value = step.observed.text if step.observed is not None else (refusal or "nothing")
+            out.append(Observation(step.index, step.text, value))
+        elif refusal is not None:
+            out.append(Observation(step.index, step.text, refusal))
+        if faults:
+            out.append(Observation(step.index, step.text, f"userfault ×{faults}"))
+    return tuple(out)
+
+
+def kernel_observations(run: KernelRun, scenario: c.Scenario) -> tuple[Observation, ...]:
+    out: list[Observation] = []
+    for step in run.steps:
+        cmd = scenario.commands[step.index - 1]
+        refusal = _kernel_refusal(step)
+        if _is_read(cmd):
+            value = step.value if step.value is not None else (refusal or "nothing")
+            out.append(Observation(step.index, step.command, value))
+        elif refusal is not None:
+            out.append(Observation(step.index, step.command, refusal))
+        if step.userfaults:
+            out.append(Observation(step.index, step.command, f"userfault ×{step.userfaults}"))
+    return tuple(out)
+
+
+def probe_scenario(
+    scenario: c.Scenario,
+    *,
+    name: str,
+    title: str = "",
+    policy: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    runner: Runner = run_isolated,
+) -> ProbeResult:
+    """Run one scenario on the kernel and in the simulator; compare their observations."""
+    policy = policy or capabilities.policy_for(capabilities.kernel_release())
+    trace = replay(scenario, policy)
+    sim = sim_observations(trace)
+    run = runner(scenario, timeout)
+    if run.skipped is not None:
+        partial = sim_observations(trace, upto=len(run.steps))
+        return ProbeResult(
+            name, title, None, kernel_observations(run, scenario), partial, run.skipped
+        )
+    kernel = kernel_observations(run, scenario)
+    agree = sorted((o.step, o.value) for o in kernel) == sorted((o.step, o.value) for o in sim)
+    return ProbeResult(name, title, agree, kernel, sim)
+
+
+def probe(
+    *,
+    presets: Iterable[str] | None = None,
+    files: Iterable[tuple[str, str]] = (),
+    timeout: float = DEFAULT_TIMEOUT,
+    runner: Runner = run_isolated,
+) -> ProbeReport:
+    """Probe the named presets (all of them when ``presets`` is None and no file is given) and
+    the given (name, text) scenario files, one after another."""
+    release = capabilities.kernel_release()
+    policy = capabilities.policy_for(release)
+    files = list(files)
+    names = list(presets) if presets is not None else ([] if files else list(PRESETS))
+    results: list[ProbeResult] = []
+    for preset_name in names:
+        preset = PRESETS[preset_name]
+        results.append(
+            probe_scenario(
+                parse(preset.text),
+                name=preset.name,
+                title=preset.title,
+                policy=policy,
+                timeout=timeout,
+                runner=runner,
+            )
+        )
+    for file_name, text in files:
+        results.append(
+            probe_scenario(
+                parse(text), name=file_name, policy=policy, timeout=timeout, runner=runner
+            )
+        )
+    return ProbeReport(release, policy, tuple(results))
