@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 EventKind = Literal[
     "map",  # a process gained a mapping (mmap, first-touch fault, swap-in)
@@ -28,8 +27,7 @@ EventKind = Literal[
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One decision or fact.
 
     ``inputs`` are the values the decision read (refcount, mapcount, pins, exclusive bit, flags),
@@ -48,4 +46,4 @@ class Event:
     ref: str | None = None
     pfn: int | None = None
     new_pfn: int | None = None
-    inputs: Mapping[str, int | bool | str] = field(default_factory=dict)
+    inputs: Mapping[str, int | bool | str] = {}  # never mutated: shared empty default

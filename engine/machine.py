@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from engine import commands as c
 from engine.events import Event, EventKind
@@ -44,8 +43,7 @@ V = TypeVar("V")
 _GUP_MAX_ROUNDS = 6
 
 
-@dataclass(frozen=True, slots=True)
-class StepResult:
+class StepResult(NamedTuple):
     state: State
     events: tuple[Event, ...]
     observed: Value | None
@@ -94,6 +92,7 @@ class _Machine:
         self.next_pfn = state.next_pfn
         self.next_slot = state.next_slot
         self._dirty: set[str] = set()
+        self._own_ptes: dict[str, dict[str, Pte]] = {}
         self.events: list[Event] = []
         self.observed: Value | None = None
 
@@ -119,6 +118,8 @@ class _Machine:
         self.frames[frame.pfn] = frame  # type: ignore[index]
 
     def put_proc(self, proc: Proc) -> None:
+        if proc.ptes is not self._own_ptes.get(proc.name):
+            self._own_ptes.pop(proc.name, None)
         self._w("procs")
         self.procs[proc.name] = proc  # type: ignore[index]
 
@@ -135,17 +136,21 @@ class _Machine:
         self.refs[ref.name] = ref  # type: ignore[index]
 
     def set_pte(self, proc_name: str, page: str, pte: Pte | None) -> None:
-        proc = self.procs[proc_name]
-        ptes = dict(proc.ptes)
+        # A page table copied in this step belongs to this step alone, so later changes in the
+        # same step edit it in place: fork write-protects 256 PTEs with one copy, not 256.
+        ptes = self._own_ptes.get(proc_name)
+        if ptes is None:
+            ptes = dict(self.procs[proc_name].ptes)
+            self._own_ptes[proc_name] = ptes
+            self.put_proc(self.procs[proc_name]._replace(ptes=ptes))
         if pte is None:
             ptes.pop(page, None)
         else:
             ptes[page] = pte
-        self.put_proc(replace(proc, ptes=ptes))
 
     def set_vma(self, proc_name: str, vma: Vma) -> None:
         proc = self.procs[proc_name]
-        self.put_proc(replace(proc, vmas={**proc.vmas, vma.page: vma}))
+        self.put_proc(proc._replace(vmas={**proc.vmas, vma.page: vma}))
 
     def alloc(self, value: Value, **counters: int | bool) -> Frame:
         exclusive = bool(counters.pop("exclusive", False)) and self.policy.has_exclusive_bit
@@ -180,21 +185,9 @@ class _Machine:
             rule = rule or decision.rule
             kernel = kernel or decision.kernel
             commit = commit or decision.commit
-            inputs = {**decision.inputs, **(inputs or {})}
+            inputs = {**decision.inputs, **inputs} if inputs else decision.inputs
         self.events.append(
-            Event(
-                kind=kind,
-                text=text,
-                rule=rule,
-                kernel=kernel,
-                commit=commit,
-                proc=proc,
-                page=page,
-                ref=ref,
-                pfn=pfn,
-                new_pfn=new_pfn,
-                inputs=dict(inputs or {}),
-            )
+            Event(kind, text, rule, kernel, commit, proc, page, ref, pfn, new_pfn, inputs or {})
         )
 
     def refuse(
@@ -248,12 +241,12 @@ class _Machine:
         return ref
 
     def swapcount(self, frame: Frame) -> int:
-        for slot in self.swap.values():
-            if slot.cache_pfn == frame.pfn:
-                return slot.swapcount
-        return 0
+        slot = self.slot_of(frame)
+        return 0 if slot is None else slot.swapcount
 
     def slot_of(self, frame: Frame) -> SwapSlot | None:
+        if not frame.swapcache:
+            return None
         for slot in self.swap.values():
             if slot.cache_pfn == frame.pfn:
                 return slot
@@ -265,8 +258,7 @@ class _Machine:
         if pfn == ZERO_PFN:
             return  # the zero page is never refcounted per mapping (vm_normal_page is NULL)
         frame = self.frames[pfn]
-        frame = replace(
-            frame,
+        frame = frame._replace(
             mapcount=frame.mapcount - mapcount,
             gets=frame.gets - gets,
             pins=frame.pins - pins,
@@ -293,12 +285,12 @@ class _Machine:
             )
 
     def drop_swapcache(self, frame: Frame, slot: SwapSlot) -> None:
-        self.put_frame(replace(frame, swapcache=False))
+        self.put_frame(frame._replace(swapcache=False))
         if slot.swapcount == 0:
             self._w("swap")
             del self.swap[slot.slot]  # type: ignore[attr-defined]
         else:
-            self.put_slot(replace(slot, cache_pfn=None))
+            self.put_slot(slot._replace(cache_pfn=None))
 
     def zap(self, proc_name: str, page: str, why: str) -> None:
         """zap_pte_range: remove one PTE (present or swap entry)."""
@@ -336,7 +328,7 @@ class _Machine:
             self.release_swap_entry(slot)
 
     def release_swap_entry(self, slot: SwapSlot) -> None:
-        slot = replace(slot, swapcount=slot.swapcount - 1)
+        slot = slot._replace(swapcount=slot.swapcount - 1)
         if slot.cache_pfn is None:
             if slot.swapcount == 0:
                 self._w("swap")
@@ -369,7 +361,7 @@ class _Machine:
             return
         frame = self.pagecache_frame(vma.file)
         writable = vma.shared and vma.write
-        self.put_frame(replace(frame, mapcount=frame.mapcount + 1))
+        self.put_frame(frame._replace(mapcount=frame.mapcount + 1))
         self.set_pte(proc.name, page, Pte(pfn=frame.pfn, writable=writable))
         self.emit(
             "map",
@@ -389,7 +381,7 @@ class _Machine:
         frame = Frame(pfn=self.next_pfn, kind="pagecache", value=file.value, file=file_name)
         self.next_pfn += 1
         self.put_frame(frame)
-        self.put_file(replace(file, cache_pfn=frame.pfn))
+        self.put_file(file._replace(cache_pfn=frame.pfn))
         return frame
 
     def write_fault(
@@ -433,14 +425,14 @@ class _Machine:
                     page=page,
                     pfn=pte.pfn,
                 )
-                pte = replace(pte, uffd_wp=False)
+                pte = pte._replace(uffd_wp=False)
                 self.set_pte(proc_name, page, pte)
             else:
                 keep_ro = True
         assert pte.pfn is not None
         frame = self.frames[pte.pfn]
         if vma.shared:
-            self.set_pte(proc_name, page, replace(pte, writable=vma.write, dirty=True))
+            self.set_pte(proc_name, page, pte._replace(writable=vma.write, dirty=True))
             self.emit(
                 "map",
                 f"{proc_name} writes the shared mapping {page}: the page-cache page is made "
@@ -517,9 +509,9 @@ class _Machine:
             if slot is not None:
                 self.drop_swapcache(frame, slot)
                 frame = self.frames[frame.pfn]
-        self.put_frame(replace(frame, anon_exclusive=self.policy.has_exclusive_bit))
+        self.put_frame(frame._replace(anon_exclusive=self.policy.has_exclusive_bit))
         # wp_page_reuse: pte_mkdirty, which on x86 also sets the soft-dirty bit.
-        self.set_pte(proc_name, page, replace(pte, writable=writable, dirty=True, softdirty=True))
+        self.set_pte(proc_name, page, pte._replace(writable=writable, dirty=True, softdirty=True))
         self.emit(
             "reuse",
             f"{proc_name} keeps frame #{frame.pfn}: {decision.why}",
@@ -598,7 +590,7 @@ class _Machine:
             frame = self.before_reuse_test(frame)
             reuse = self.policy.wp_reuse(frame, self.swapcount(frame))
             if reuse.outcome == "reuse":
-                self.put_frame(replace(frame, anon_exclusive=self.policy.has_exclusive_bit))
+                self.put_frame(frame._replace(anon_exclusive=self.policy.has_exclusive_bit))
                 self.emit(
                     "unshare",
                     f"{flag}: {proc_name} holds the only reference to frame #{frame.pfn}, so "
@@ -637,7 +629,7 @@ class _Machine:
             return
         cache = self.pagecache_frame(vma.file)
         if vma.shared:
-            self.put_frame(replace(cache, mapcount=cache.mapcount + 1))
+            self.put_frame(cache._replace(mapcount=cache.mapcount + 1))
             self.set_pte(proc.name, page, Pte(pfn=cache.pfn, writable=vma.write, dirty=True))
             self.emit(
                 "map",
@@ -679,16 +671,15 @@ class _Machine:
             source = f"frame #{frame.pfn} is still in the swap cache"
         else:
             frame = self.alloc(slot.value, swapcache=True)
-            slot = replace(slot, cache_pfn=frame.pfn)
+            slot = slot._replace(cache_pfn=frame.pfn)
             source = f"it is read from swap slot {slot.slot} into new frame #{frame.pfn}"
         exclusive = self.policy.swapin_exclusive(pte, frame, fresh)
-        frame = replace(
-            frame,
+        frame = frame._replace(
             mapcount=frame.mapcount + 1,
             anon_exclusive=frame.anon_exclusive or exclusive,
         )
         self.put_frame(frame)
-        slot = replace(slot, swapcount=slot.swapcount - 1)
+        slot = slot._replace(swapcount=slot.swapcount - 1)
         self.put_slot(slot)
         new_pte = Pte(pfn=frame.pfn, softdirty=pte.softdirty, uffd_wp=pte.uffd_wp)
         self.set_pte(proc_name, page, new_pte)
@@ -731,12 +722,12 @@ class _Machine:
         pte = self.procs[proc_name].ptes[page]
         assert pte.pfn is not None and pte.pfn != ZERO_PFN
         frame = self.frames[pte.pfn]
-        self.put_frame(replace(frame, value=value))
-        self.set_pte(proc_name, page, replace(pte, dirty=True, softdirty=True))
+        self.put_frame(frame._replace(value=value))
+        self.set_pte(proc_name, page, pte._replace(dirty=True, softdirty=True))
         file_write_allowed = True
         if frame.file is not None:
             file = self.files[frame.file]
-            self.put_file(replace(file, value=value))
+            self.put_file(file._replace(value=value))
             file_write_allowed = vma.shared and vma.maywrite
         self.emit(
             "write",
@@ -987,21 +978,21 @@ class _Machine:
                 )
                 continue
             # Without UFFD_FEATURE_EVENT_FORK the child's VMA is not registered with uffd.
-            child_vmas[page] = replace(vma, uffd_wp=False)
+            child_vmas[page] = vma._replace(uffd_wp=False)
             pte = self.procs[cmd.proc].ptes.get(page)
             if pte is None:
                 continue
             child_pte = self.fork_pte(cmd.proc, cmd.child, page, vma, pte)
-            child_ptes[page] = replace(child_pte, uffd_wp=False)
+            child_ptes[page] = child_pte._replace(uffd_wp=False)
         self.put_proc(Proc(cmd.child, cmd.proc, child_vmas, child_ptes))
 
     def fork_pte(self, parent: str, child: str, page: str, vma: Vma, pte: Pte) -> Pte:
         """copy_pte_range for one PTE; returns the child's PTE."""
         if pte.swap_slot is not None:
             slot = self.swap[pte.swap_slot]
-            self.put_slot(replace(slot, swapcount=slot.swapcount + 1))
+            self.put_slot(slot._replace(swapcount=slot.swapcount + 1))
             if pte.swap_exclusive:
-                self.set_pte(parent, page, replace(pte, swap_exclusive=False))
+                self.set_pte(parent, page, pte._replace(swap_exclusive=False))
             self.emit(
                 "fork",
                 f"{page} is swapped out: the swap entry is duplicated (swap count "
@@ -1013,7 +1004,7 @@ class _Machine:
                 proc=child,
                 page=page,
             )
-            return replace(pte, swap_exclusive=False)
+            return pte._replace(swap_exclusive=False)
         assert pte.pfn is not None
         frame = self.frames[pte.pfn]
         if pte.pfn == ZERO_PFN:
@@ -1028,7 +1019,7 @@ class _Machine:
             )
             return pte
         if vma.shared or frame.kind != "anon":
-            self.put_frame(replace(frame, mapcount=frame.mapcount + 1))
+            self.put_frame(frame._replace(mapcount=frame.mapcount + 1))
             if vma.shared:
                 self.emit(
                     "fork",
@@ -1041,7 +1032,7 @@ class _Machine:
                     pfn=frame.pfn,
                 )
                 return pte
-            self.set_pte(parent, page, replace(pte, writable=False))
+            self.set_pte(parent, page, pte._replace(writable=False))
             self.emit(
                 "fork",
                 f"{page} maps the page cache privately: both map #{frame.pfn} read-only",
@@ -1051,7 +1042,7 @@ class _Machine:
                 page=page,
                 pfn=frame.pfn,
             )
-            return replace(pte, writable=False)
+            return pte._replace(writable=False)
         parent_proc = self.procs[parent]
         decision = self.policy.fork_anon_pte(frame, parent_proc.has_pinned)
         if decision.outcome == "copy":
@@ -1066,8 +1057,8 @@ class _Machine:
                 new_pfn=new.pfn,
             )
             return Pte(pfn=new.pfn, writable=vma.write, dirty=True, softdirty=pte.softdirty)
-        self.put_frame(replace(frame, mapcount=frame.mapcount + 1, anon_exclusive=False))
-        self.set_pte(parent, page, replace(pte, writable=False))
+        self.put_frame(frame._replace(mapcount=frame.mapcount + 1, anon_exclusive=False))
+        self.set_pte(parent, page, pte._replace(writable=False))
         self.emit(
             "fork",
             f"{page} (frame #{frame.pfn}) is shared with {child}: {decision.why}",
@@ -1076,7 +1067,7 @@ class _Machine:
             page=page,
             pfn=frame.pfn,
         )
-        return replace(pte, writable=False)
+        return pte._replace(writable=False)
 
     def do_Exit(self, cmd: c.Exit) -> None:
         proc = self.need_proc(cmd.proc)
@@ -1103,7 +1094,7 @@ class _Machine:
             return
         self.zap(cmd.proc, cmd.page, f"{cmd.proc} munmaps {cmd.page}")
         proc = self.procs[cmd.proc]
-        self.put_proc(replace(proc, vmas={k: v for k, v in proc.vmas.items() if k != cmd.page}))
+        self.put_proc(proc._replace(vmas={k: v for k, v in proc.vmas.items() if k != cmd.page}))
         self.emit(
             "unmap",
             f"{cmd.proc}'s mapping {cmd.page} is gone",
@@ -1128,7 +1119,7 @@ class _Machine:
     def do_Dontfork(self, cmd: c.Dontfork) -> None:
         proc = self.need_proc(cmd.proc)
         vma = self.need_vma(proc, cmd.page, fault=False)
-        self.set_vma(cmd.proc, replace(vma, dontcopy=not cmd.dofork))
+        self.set_vma(cmd.proc, vma._replace(dontcopy=not cmd.dofork))
         self.emit(
             "info",
             f"{cmd.page} is now "
@@ -1147,9 +1138,9 @@ class _Machine:
         vma = self.need_vma(proc, cmd.page, fault=False)
         pte = proc.ptes.get(cmd.page)
         if not cmd.writable:
-            self.set_vma(cmd.proc, replace(vma, write=False))
+            self.set_vma(cmd.proc, vma._replace(write=False))
             if pte is not None and pte.writable:
-                self.set_pte(cmd.proc, cmd.page, replace(pte, writable=False))
+                self.set_pte(cmd.proc, cmd.page, pte._replace(writable=False))
             self.emit(
                 "protect",
                 f"{cmd.proc} makes {cmd.page} read-only: the PTE is write-protected",
@@ -1166,7 +1157,7 @@ class _Machine:
                 proc=cmd.proc,
                 page=cmd.page,
             )
-        self.set_vma(cmd.proc, replace(vma, write=True))
+        self.set_vma(cmd.proc, vma._replace(write=True))
         vma = self.procs[cmd.proc].vmas[cmd.page]
         if pte is None or pte.pfn is None or pte.writable:
             self.emit(
@@ -1189,7 +1180,7 @@ class _Machine:
         else:
             decision = self.policy.mprotect_makes_writable(pte, frame, vma)
         if decision.outcome == "allow":
-            self.set_pte(cmd.proc, cmd.page, replace(pte, writable=True))
+            self.set_pte(cmd.proc, cmd.page, pte._replace(writable=True))
         self.emit(
             "protect",
             f"{cmd.proc} makes {cmd.page} writable again; "
@@ -1208,7 +1199,7 @@ class _Machine:
     def do_ClearSoftdirty(self, cmd: c.ClearSoftdirty) -> None:
         proc = self.need_proc(cmd.proc)
         for page, vma in proc.vmas.items():
-            self.set_vma(cmd.proc, replace(vma, softdirty_tracking=True))
+            self.set_vma(cmd.proc, vma._replace(softdirty_tracking=True))
             pte = self.procs[cmd.proc].ptes.get(page)
             if pte is None or pte.pfn is None:
                 continue
@@ -1230,7 +1221,7 @@ class _Machine:
                     pfn=frame.pfn,
                 )
                 continue
-            self.set_pte(cmd.proc, page, replace(pte, writable=False, softdirty=False))
+            self.set_pte(cmd.proc, page, pte._replace(writable=False, softdirty=False))
         self.emit(
             "protect",
             f"{cmd.proc} writes 4 to clear_refs: soft-dirty bits are cleared and PTEs "
@@ -1298,7 +1289,7 @@ class _Machine:
                 swap_exclusive=exclusive,
             ),
         )
-        frame = replace(frame, mapcount=frame.mapcount - 1, swapcache=True, anon_exclusive=False)
+        frame = frame._replace(mapcount=frame.mapcount - 1, swapcache=True, anon_exclusive=False)
         self.put_frame(frame)
         held = frame.refcount - 1
         self.emit(
@@ -1323,12 +1314,12 @@ class _Machine:
         vma = self.need_vma(proc, cmd.page, fault=False)
         pte = proc.ptes.get(cmd.page)
         if cmd.on:
-            self.set_vma(cmd.proc, replace(vma, uffd_wp=True))
+            self.set_vma(cmd.proc, vma._replace(uffd_wp=True))
         if pte is not None and pte.pfn is not None:
             self.set_pte(
                 cmd.proc,
                 cmd.page,
-                replace(pte, uffd_wp=cmd.on, writable=pte.writable and not cmd.on),
+                pte._replace(uffd_wp=cmd.on, writable=pte.writable and not cmd.on),
             )
         self.emit(
             "protect",
@@ -1374,10 +1365,10 @@ class _Machine:
         if frame.pfn != ZERO_PFN:
             frame = self.frames[frame.pfn]
             self.put_frame(
-                replace(frame, pins=frame.pins + 1) if pin else replace(frame, gets=frame.gets + 1)
+                frame._replace(pins=frame.pins + 1) if pin else frame._replace(gets=frame.gets + 1)
             )
         if pin and self.policy.tracks_has_pinned and not self.procs[cmd.proc].has_pinned:
-            self.put_proc(replace(self.procs[cmd.proc], has_pinned=True))
+            self.put_proc(self.procs[cmd.proc]._replace(has_pinned=True))
         self.put_ref(ref)
         holder = {
             "vmsplice": "the pipe",
@@ -1412,14 +1403,14 @@ class _Machine:
         proc = self.procs[cmd.proc]
         vma = proc.vmas[cmd.page]
         value = written_value(cmd, self.k)
-        self.put_frame(replace(frame, value=value))
+        self.put_frame(frame._replace(value=value))
         file_write_allowed = True
         if frame.file is not None:
-            self.put_file(replace(self.files[frame.file], value=value))
+            self.put_file(self.files[frame.file]._replace(value=value))
             file_write_allowed = vma.shared and vma.maywrite
         pte = proc.ptes.get(cmd.page)
         if pte is not None and pte.pfn == frame.pfn:
-            self.set_pte(cmd.proc, cmd.page, replace(pte, dirty=True, softdirty=True))
+            self.set_pte(cmd.proc, cmd.page, pte._replace(dirty=True, softdirty=True))
         self.emit(
             "write",
             f"/proc/{cmd.proc}/mem stores {value.text} in frame #{frame.pfn}"
@@ -1460,9 +1451,9 @@ class _Machine:
             )
         frame = self.frames[ref.pfn]
         value = written_value(cmd, self.k)
-        self.put_frame(replace(frame, value=value))
+        self.put_frame(frame._replace(value=value))
         if frame.file is not None:
-            self.put_file(replace(self.files[frame.file], value=value))
+            self.put_file(self.files[frame.file]._replace(value=value))
         self.emit(
             "write",
             f"the device writes {value.text} into frame #{frame.pfn} through {cmd.ref}",

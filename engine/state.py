@@ -1,17 +1,18 @@
 """The machine's state after a step: frames, page tables, VMAs, references, swap and files.
 
-Everything is frozen; a step builds a new `State` that shares every unchanged object with the
-previous one, so a trace can keep one state per step cheaply. The counters on `Frame` are the
-kernel's (``mapcount``, FOLL_GET and FOLL_PIN references, swap cache, page cache); ``refcount``
-is derived from them exactly as `page_count()` would report it, including the
-GUP_PIN_COUNTING_BIAS of 1024 per FOLL_PIN on a small page (3faa52c03f44, 5.7).
+Everything is immutable; a step builds a new `State` that shares every unchanged object with
+the previous one, so a trace can keep one state per step cheaply. The records are NamedTuples
+rather than frozen dataclasses because a replay builds thousands of them and a NamedTuple is
+built and `_replace`d about three times faster (DESIGN.md §7's 1 ms replay budget). The
+counters on `Frame` are the kernel's (``mapcount``, FOLL_GET and FOLL_PIN references, swap
+cache, page cache); ``refcount`` is derived from them exactly as `page_count()` would report
+it, including the GUP_PIN_COUNTING_BIAS of 1024 per FOLL_PIN on a small page (3faa52c03f44, 5.7).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from engine.commands import RefKind
 
@@ -22,8 +23,7 @@ FrameKind = Literal["anon", "zero", "pagecache"]
 ValueVia = Literal["cpu", "device", "file", "zero", "force", "copy"]
 
 
-@dataclass(frozen=True, slots=True)
-class Value:
+class Value(NamedTuple):
     """A page's contents, with where it came from, so verdicts can say where a value came from.
 
     ``writer`` is the process (for ``cpu`` and ``force``), the reference (``device``), the file
@@ -52,8 +52,7 @@ class Value:
 ZERO_VALUE = Value("0", "zero", "zero", 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
     """A physical page (struct page / folio of one page)."""
 
     pfn: int
@@ -84,8 +83,7 @@ class Frame:
         return self.refcount >= GUP_PIN_COUNTING_BIAS
 
 
-@dataclass(frozen=True, slots=True)
-class Pte:
+class Pte(NamedTuple):
     """A page-table entry: present (``pfn``) or a swap entry (``swap_slot``)."""
 
     pfn: int | None = None
@@ -101,8 +99,7 @@ class Pte:
         return self.pfn is not None
 
 
-@dataclass(frozen=True, slots=True)
-class Vma:
+class Vma(NamedTuple):
     """One mapped page of a process (cowlab maps every page name as its own VMA)."""
 
     page: str
@@ -124,8 +121,7 @@ class Vma:
         return self.file is None
 
 
-@dataclass(frozen=True, slots=True)
-class Proc:
+class Proc(NamedTuple):
     name: str
     parent: str | None
     vmas: Mapping[str, Vma]
@@ -133,8 +129,7 @@ class Proc:
     has_pinned: bool = False  # mm->has_pinned / MMF_HAS_PINNED (5.9+, 008cfe4418b3); sticky
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
+class Ref(NamedTuple):
     """A reference taken by GUP on a page: a pipe buffer, a device's DMA mapping, a fixed buffer."""
 
     name: str
@@ -165,23 +160,20 @@ class Ref:
         ]
 
 
-@dataclass(frozen=True, slots=True)
-class SwapSlot:
+class SwapSlot(NamedTuple):
     slot: int
     value: Value
     swapcount: int  # swap PTEs that reference this slot
     cache_pfn: int | None = None  # the page still in the swap cache for this slot, if any
 
 
-@dataclass(frozen=True, slots=True)
-class File:
+class File(NamedTuple):
     name: str
     value: Value  # contents on disk / in the page cache
     cache_pfn: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class State:
+class State(NamedTuple):
     procs: Mapping[str, Proc]
     frames: Mapping[int, Frame]
     refs: Mapping[str, Ref]

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.commands import Command, Scenario
 from engine.events import Event
@@ -29,17 +29,21 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """Step 0 is the empty machine (``command`` None); step k is the state after command k."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: a step number
     command: Command | None
-    text: str
     line: int | None
     state: State
     events: tuple[Event, ...]
     observed: Value | None = None
+
+    @property
+    def text(self) -> str:
+        """The command's canonical text ("" for step 0); computed when asked, since most
+        consumers of a trace show a handful of steps."""
+        return "" if self.command is None else format_command(self.command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +65,7 @@ def replay(scenario: Scenario | str, policy: Policy | str) -> Trace:
     if isinstance(policy, str):
         policy = get_policy(policy)
     state = empty_state()
-    steps = [Step(0, None, "", None, state, ())]
+    steps = [Step(0, None, None, state, ())]
     lines = scenario.lines or (None,) * len(scenario.commands)
     names = reference_names(scenario.commands)
     for index, (command, line, ref_name) in enumerate(
@@ -69,11 +73,7 @@ def replay(scenario: Scenario | str, policy: Policy | str) -> Trace:
     ):
         result = apply(state, command, policy, index, ref_name)
         state = result.state
-        steps.append(
-            Step(
-                index, command, format_command(command), line, state, result.events, result.observed
-            )
-        )
+        steps.append(Step(index, command, line, state, result.events, result.observed))
     return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
 
 

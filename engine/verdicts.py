@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from engine import commands as c
 from engine.events import Event
@@ -42,8 +42,7 @@ VERDICT_KINDS: tuple[VerdictKind, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     kind: VerdictKind
     step: int
     text: str
@@ -110,18 +109,25 @@ class _Ideal:
         return self.pages[binding.owner][binding.page]
 
 
+_VERDICT_EVENTS = frozenset({"userfault", "segv", "write", "copy"})
+_REFUSALS = frozenset({"segv", "efault", "error"})
+# Commands that change how the kernel maps memory but not what any process should see.
+_NO_LOGICAL_EFFECT = frozenset({c.Swapout, c.Mprotect, c.ClearSoftdirty, c.UffdWp, c.Dontfork})
+
+
 def derive_verdicts(steps: Sequence[Step]) -> tuple[Verdict, ...]:
     ideal = _Ideal()
     verdicts: list[Verdict] = []
     for step in steps[1:]:
         command = step.command
         assert command is not None
-        refused = any(e.kind in ("segv", "efault", "error") for e in step.events)
+        refused = False
         for event in step.events:
+            refused = refused or event.kind in _REFUSALS
             verdict = _event_verdict(step.index, event)
             if verdict is not None:
                 verdicts.append(verdict)
-        if not refused:
+        if not refused and type(command) not in _NO_LOGICAL_EFFECT:
             expectation = _follow(ideal, command, step)
             if expectation is not None and step.observed is not None:
                 reader, page = expectation
@@ -220,6 +226,8 @@ def _compare(
 
 def _event_verdict(step: int, event: Event) -> Verdict | None:
     kind = event.kind
+    if kind not in _VERDICT_EVENTS:
+        return None
     subject = event.proc or event.ref or ""
     if kind == "userfault":
         return Verdict("userfault", step, event.text, subject)
