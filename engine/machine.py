@@ -1371,15 +1371,15 @@ class _Machine:
             self.put_proc(self.procs[cmd.proc]._replace(has_pinned=True))
         self.put_ref(ref)
         holder = {
-            "vmsplice": "the pipe",
-            "get": "the device",
-            "pin": "the device",
-            "iouring": "io_uring",
+            "vmsplice": "a pipe buffer",
+            "get": "a device's DMA reference",
+            "pin": "a device's DMA pin",
+            "iouring": "an io_uring fixed buffer",
         }[cmd.kind]
         count = "+1024 (GUP_PIN_COUNTING_BIAS)" if pin else "+1"
         self.emit(
             "gup",
-            f"{holder} {name} now holds frame #{frame.pfn} of {cmd.proc}'s {cmd.page} with "
+            f"{name} ({holder}) now holds frame #{frame.pfn} of {cmd.proc}'s {cmd.page} with "
             f"{'|'.join(ref.foll)}"
             + (f"; refcount {count}" if frame.pfn != ZERO_PFN else " (the zero page)"),
             rule="take reference",
