@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from app.diagram import Scene, SceneOptions, build_scene
 from app.links import View, make_link
 from app.runs import Run
-from app.sim import ref_marks
+from app.sim import proc_notes, ref_marks
 from engine.trace import Step
 
 Signature = tuple[object, ...]
@@ -75,9 +75,17 @@ class ReadRow:
 
 
 @dataclass(frozen=True, slots=True)
+class VerdictLink:
+    kind: str
+    step: int
+    text: str
+    href: str  # this era in the simulator at the verdict's step
+
+
+@dataclass(frozen=True, slots=True)
 class VerdictCell:
     policy: str
-    kinds: tuple[tuple[str, int, str], ...]  # (kind, step, text)
+    verdicts: tuple[VerdictLink, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +129,7 @@ class Comparison:
     policies: tuple[str, ...]
     reads: tuple[ReadRow, ...]
     verdicts: tuple[VerdictCell, ...]
+    verdicts_differ: bool
     divergence: Divergence | None
     panels: tuple[Panel, ...]
     nav: CompareNav
@@ -162,9 +171,16 @@ def build_comparison(
         reads.append(ReadRow(index, step.text, link(index), cells, differs=len(counts) > 1))
 
     verdicts = tuple(
-        VerdictCell(r.policy.id, tuple((v.kind, v.step, v.text) for v in r.trace.verdicts))
+        VerdictCell(
+            r.policy.id,
+            tuple(
+                VerdictLink(v.kind, v.step, v.text, sim_link(r.policy.id, v.step))
+                for v in r.trace.verdicts
+            ),
+        )
         for r in runs
     )
+    verdicts_differ = len({tuple((v.kind, v.step) for v in c.verdicts) for c in verdicts}) > 1
 
     divergence: Divergence | None = None
     for index in range(1, len(first.trace.steps)):
@@ -201,6 +217,7 @@ def build_comparison(
             SceneOptions(
                 has_exclusive_bit=bool(r.policy.has_exclusive_bit),
                 ref_marks=ref_marks(r.trace, k),
+                proc_notes=proc_notes(r.trace, k),
                 title=f"{r.policy.id} at step {k}: {step.text or 'empty machine'}",
             ),
         )
@@ -229,6 +246,7 @@ def build_comparison(
         policies=ids,
         reads=tuple(reads),
         verdicts=verdicts,
+        verdicts_differ=verdicts_differ,
         divergence=divergence,
         panels=tuple(panels),
         nav=nav,

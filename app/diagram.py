@@ -35,6 +35,7 @@ BLUE = "#0072B2"
 VERMILLION = "#D55E00"
 PURPLE = "#CC79A7"
 GREY = "#767676"  # 4.5:1 on white: still readable text for "ghost" items
+VERM_TEXT = "#9E3F00"  # vermillion darkened to 7:1 for text; the pure hue is for strokes
 PROC_COLORS = (BLUE, ORANGE, GREEN, PURPLE, SKY, VERMILLION)
 
 FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
@@ -52,7 +53,7 @@ FRAME_GAP = 18.0
 FRAME_COL_GAP = 40.0
 SWAP_H = 70.0
 REF_W = 290.0
-REF_H = 92.0
+REF_H = 112.0
 REF_GAP = 18.0
 FILE_H = 70.0
 MIN_FRAMES_PER_COLUMN = 5
@@ -256,6 +257,8 @@ class RefMark:
 class SceneOptions:
     has_exclusive_bit: bool
     ref_marks: Mapping[str, RefMark] = field(default_factory=dict)
+    # Verdicts about a process (a read that saw what it must not): shown in its header.
+    proc_notes: Mapping[str, str] = field(default_factory=dict)
     title: str = "cowlab diagram"
 
 
@@ -361,8 +364,9 @@ def _proc_groups(
     has_exclusive_bit: bool,
     layout: Layout,
     state: State,
+    note: str = "",
 ) -> tuple[list[Group], list[Group]]:
-    """Boxes and arrows of one process: (boxes, arrows)."""
+    """Boxes and arrows of one process: (boxes, arrows); ``note`` flags a verdict about it."""
     boxes: list[Group] = []
     arrows: list[Group] = []
     x, y, w = place.x, place.y, PROC_W
@@ -385,20 +389,24 @@ def _proc_groups(
     sub = f"child of {proc.parent}" if proc.parent else "process"
     if proc.has_pinned:
         sub += " · has pinned"
+    if note:
+        sub = f"⚠ {note}"
     # The process colour is the box outline and its arrows; the name strip is black because
     # white text on the palette's lighter colours (orange, sky) would fail contrast.
     head: list[Item] = [
         Rect(x, y, w, place.h, fill="#FFFFFF", stroke=place.color, stroke_width=5),
         Rect(x, y, w, PROC_HEAD_H, fill=BLACK, stroke=place.color, stroke_width=5),
         Text(x + 12, y + 30, place.name, size=22, weight="bold", fill="#FFFFFF"),
-        Text(x + w - 12, y + 28, sub, size=15, anchor="end", fill="#FFFFFF"),
+        Text(x + w - 12, y + 28, sub, size=16, anchor="end", fill="#FFFFFF"),
     ]
     if is_new:
         head.extend(_changed_badge(x + w - 150, y))
     boxes.append(
         Group(
-            "proc" + (" changed" if is_new else ""),
-            f"process {proc.name}" + (f", child of {proc.parent}" if proc.parent else ""),
+            "proc" + (" changed" if is_new else "") + (" noted" if note else ""),
+            f"process {proc.name}"
+            + (f", child of {proc.parent}" if proc.parent else "")
+            + (f" — {note}" if note else ""),
             tuple(head),
             key=f"proc:{proc.name}",
         )
@@ -436,6 +444,16 @@ def _proc_groups(
                         key=f"pte:{proc.name}:{page}",
                     )
                 )
+            else:
+                # Keep the reserved row legible: the page exists at other steps of the trace.
+                boxes.append(
+                    Group(
+                        "pte absent",
+                        f"{proc.name}:{page} is not mapped at this step",
+                        (Text(x + 16, row_y + 33, f"{page}: not mapped", size=16, fill=GREY),),
+                        key=f"pte:{proc.name}:{page}",
+                    )
+                )
             continue
         flags = pte_flags(pte, vma, has_exclusive_bit)
         items: list[Item] = []
@@ -467,15 +485,15 @@ def _proc_groups(
         items.append(Text(x + 16, row_y + 25, page, size=21, weight="bold"))
         note = _vma_note(vma)
         if note:
-            items.append(Text(x + 16 + 14 * len(page) + 12, row_y + 23, note, size=13, fill=GREY))
-        items.append(Text(x + 16, row_y + 46, " · ".join(flags), size=15))
+            items.append(Text(x + 16 + 14 * len(page) + 12, row_y + 24, note, size=15, fill=GREY))
+        items.append(Text(x + 16, row_y + 47, " · ".join(flags), size=17))
         target = ""
         if pte is not None and pte.pfn is not None:
             target = f"→ pfn {pte.pfn}"
         elif pte is not None and pte.swap_slot is not None:
             target = f"→ slot {pte.swap_slot}"
         if target:
-            items.append(Text(x + w - 14, row_y + 46, target, size=15, weight="bold", anchor="end"))
+            items.append(Text(x + w - 14, row_y + 47, target, size=17, weight="bold", anchor="end"))
         if changed:
             items.extend(_changed_badge(x + w - 6, row_y))
         title = f"{proc.name}:{page} — " + ", ".join(flags)
@@ -578,12 +596,12 @@ def _frame_group(
                 opacity=0.45,
             )
         )
-    items.append(Text(x + 12, y + 22, frame_heading(frame), size=15, weight="bold"))
+    items.append(Text(x + 12, y + 22, frame_heading(frame), size=16, weight="bold"))
     items.append(Text(x + 12, y + 54, short(frame.value.text), size=27, weight="bold"))
-    items.append(Text(x + 12, y + 79, frame_counters(frame), size=15))
+    items.append(Text(x + 12, y + 80, frame_counters(frame), size=17))
     extras = frame_extras(frame, has_exclusive_bit)
     if extras:
-        items.append(Text(x + 12, y + 101, " · ".join(extras), size=15))
+        items.append(Text(x + 12, y + 102, " · ".join(extras), size=16))
     if changed:
         items.extend(_changed_badge(x + FRAME_W, y))
     title = f"{frame_heading(frame)}: value {frame.value.describe()}; {frame_counters(frame)}" + (
@@ -616,9 +634,9 @@ def _slot_group(slot: SwapSlot, prev: SwapSlot | None, x: float, y: float) -> Gr
             )
         )
     cache = f" · cache pfn {slot.cache_pfn}" if slot.cache_pfn is not None else ""
-    items.append(Text(x + 12, y + 22, f"swap slot {slot.slot}", size=15, weight="bold"))
+    items.append(Text(x + 12, y + 22, f"swap slot {slot.slot}", size=16, weight="bold"))
     items.append(Text(x + 12, y + 46, short(slot.value.text), size=21, weight="bold"))
-    items.append(Text(x + 12, y + 64, f"swapcount {slot.swapcount}{cache}", size=14))
+    items.append(Text(x + 12, y + 64, f"swapcount {slot.swapcount}{cache}", size=15))
     if changed:
         items.extend(_changed_badge(x + FRAME_W, y))
     return Group(
@@ -665,21 +683,18 @@ def _ref_groups(
                 opacity=0.45,
             )
         )
-    items.append(Text(x + 12, y + 25, ref_heading(ref), size=19, weight="bold"))
-    items.append(Text(x + 12, y + 48, ref_detail(ref), size=13))
-    status = f"holds pfn {ref.pfn}"
-    if mark is not None:
+    items.append(Text(x + 12, y + 27, ref.name, size=21, weight="bold"))
+    items.append(Text(x + REF_W - 40, y + 25, ref.holder, size=15, anchor="end", fill=GREY))
+    items.append(Text(x + 12, y + 52, ref_detail(ref), size=15))
+    if mark is None:
+        status = f"holds pfn {ref.pfn}"
+        items.append(Text(x + 12, y + 80, status, size=17))
+    else:
         status = f"{mark.kind.upper()}: {mark.label}"
-    items.append(
-        Text(
-            x + 12,
-            y + 74,
-            short(status, 34),
-            size=15,
-            weight="bold" if broken else "normal",
-            fill=VERMILLION if broken else BLACK,
+        items.append(
+            Text(x + 12, y + 80, mark.kind.upper(), size=18, weight="bold", fill=VERM_TEXT)
         )
-    )
+        items.append(Text(x + 12, y + 102, short(mark.label, 32), size=15, fill=BLACK))
     if changed:
         items.extend(_changed_badge(x + REF_W, y))
     cls = "ref" + (f" {mark.kind}" if mark else "") + (" changed" if changed else "")
@@ -730,7 +745,7 @@ def _file_group(name: str, state: State, prev: State | None, x: float, y: float)
         )
     cache = f"page cache pfn {file.cache_pfn}" if file.cache_pfn is not None else "not cached"
     items.append(Text(x + 12, y + 24, f"file {file.name}", size=17, weight="bold"))
-    items.append(Text(x + 12, y + 50, f"on disk: {short(file.value.text)} · {cache}", size=14))
+    items.append(Text(x + 12, y + 50, f"on disk: {short(file.value.text)} · {cache}", size=15))
     if changed:
         items.extend(_changed_badge(x + REF_W, y))
     return Group(
@@ -744,11 +759,11 @@ def _file_group(name: str, state: State, prev: State | None, x: float, y: float)
 def _headings(layout: Layout) -> list[Item]:
     y = MARGIN + 22
     items: list[Item] = [
-        Text(PROC_X, y, "processes and page tables", size=17, weight="bold", fill=GREY),
-        Text(layout.frame_x, y, "physical frames", size=17, weight="bold", fill=GREY),
+        Text(PROC_X, y, "processes and page tables", size=18, weight="bold", fill=GREY),
+        Text(layout.frame_x, y, "physical frames", size=18, weight="bold", fill=GREY),
     ]
     if layout.refs or layout.files:
-        items.append(Text(layout.ref_x, y, "references", size=17, weight="bold", fill=GREY))
+        items.append(Text(layout.ref_x, y, "references", size=18, weight="bold", fill=GREY))
     return items
 
 
@@ -760,7 +775,16 @@ def build_scene(layout: Layout, state: State, prev: State | None, options: Scene
     for name, place in layout.procs.items():
         proc = state.procs.get(name)
         before = prev.procs.get(name) if prev else None
-        b, a = _proc_groups(place, proc, before, before is not None, ex, layout, state)
+        b, a = _proc_groups(
+            place,
+            proc,
+            before,
+            before is not None,
+            ex,
+            layout,
+            state,
+            options.proc_notes.get(name, ""),
+        )
         boxes.extend(b)
         arrows.extend(a)
     for pfn, (x, y) in layout.frames.items():

@@ -70,7 +70,8 @@ def decode_scenario(s: str) -> str:
         return s
     payload = s[len(Z_PREFIX) :]
     try:
-        data = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        # validate=True: a character outside the alphabet is an error, not silently skipped.
+        data = base64.b64decode(payload + "=" * (-len(payload) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise LinkError("s", "the z: form is not base64url (was the link cut short?)") from exc
     inflater = zlib.decompressobj(-15)
@@ -107,7 +108,7 @@ def parse_params(query: Mapping[str, str]) -> LinkParams:
     Raises `LinkError` naming the parameter for anything that cannot be read; whether the policy
     exists and the step is in range is for the caller, who has the engine.
     """
-    version = query.get("v", LINK_VERSION)
+    version = query.get("v") or LINK_VERSION
     if version != LINK_VERSION:
         raise LinkError(
             "v",

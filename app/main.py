@@ -62,18 +62,25 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        # JSON for the API, a page (that htmx can also swap) for everything else.
+        # JSON for the API, a page (that htmx can also swap) for everything else;
+        # exc.headers carries what the status requires (e.g. `Allow` with a 405).
+        response: Response
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-        if exc.status_code == 404:
-            return _error_page(request, not_found(request.url.path))
-        error = ErrorView(
-            status=exc.status_code,
-            title="This request cannot be served",
-            message=str(exc.detail),
-            text="",
-        )
-        return _error_page(request, error)
+            # The same shape as the API's own problems (`Problem`), e.g. a body that is not JSON.
+            problem = {"error": "request", "message": str(exc.detail)}
+            response = JSONResponse({"detail": problem}, status_code=exc.status_code)
+        elif exc.status_code == 404:
+            response = _error_page(request, not_found(request.url.path))
+        else:
+            error = ErrorView(
+                status=exc.status_code,
+                title="This request cannot be served",
+                message=str(exc.detail),
+                text="",
+            )
+            response = _error_page(request, error)
+        response.headers.update(exc.headers or {})
+        return response
 
     # Compression keeps the first page load (page + CSS + JS + htmx) under 100 KB on the wire.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)

@@ -36,6 +36,15 @@ ENV.globals.update(
     },
 )
 
+# The shared macros are globals rather than `{% from %}` imports: jinja2-fragments renders a
+# block without running its template's top-level code, where such an import would sit.
+_MACROS = ENV.get_template("_macros.html").module
+ENV.globals.update(
+    stepbar=_MACROS.stepbar,  # type: ignore[attr-defined]
+    event_list=_MACROS.event_list,  # type: ignore[attr-defined]
+    verdict_badge=_MACROS.verdict_badge,  # type: ignore[attr-defined]
+)
+
 
 def render_page(name: str, context: Mapping[str, Any]) -> str:
     return ENV.get_template(name).render(context)

@@ -171,6 +171,15 @@ def ref_marks(trace: Trace, k: int) -> dict[str, RefMark]:
     return marks
 
 
+def proc_notes(trace: Trace, k: int) -> dict[str, str]:
+    """Verdicts found so far about processes (a read that observed what it must not)."""
+    notes: dict[str, str] = {}
+    for verdict in trace.verdicts:
+        if verdict.step <= k and verdict.subject in trace.steps[k].state.procs:
+            notes[verdict.subject] = f"{verdict.kind} at step {verdict.step}"
+    return notes
+
+
 def _names_ever(trace: Trace) -> tuple[set[str], dict[str, list[str]]]:
     names: set[str] = set()
     pages: dict[str, list[str]] = {}
@@ -198,6 +207,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         SceneOptions(
             has_exclusive_bit=has_bit,
             ref_marks=marks,
+            proc_notes=proc_notes(trace, k),
             title=f"Step {k} of {last} under {policy.id}: {step.text or 'empty machine'}",
         ),
     )

@@ -50,7 +50,8 @@ class TraceOut(BaseModel):
 
 
 class Problem(BaseModel):
-    error: Literal["syntax", "limit", "unknown-policy"]
+    # "request": the body could not be read at all (not JSON); see app.main's error handler.
+    error: Literal["syntax", "limit", "unknown-policy", "request"]
     message: str
     line: int | None = None
     column: int | None = None

@@ -24,7 +24,7 @@ from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.render import render_fragment, render_page, render_svg
 from app.runs import Run, run
-from app.sim import Linker, build_sim, build_stage, canonical_texts, ref_marks
+from app.sim import Linker, build_sim, build_stage, canonical_texts, proc_notes, ref_marks
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, ScenarioLimitError
 
@@ -47,6 +47,14 @@ PoliciesQ = Annotated[
 PQ = Annotated[list[str] | None, Query(description="Policy ids (checkbox form of `policies`).")]
 
 VARY = "HX-Request, HX-Request-Type, HX-Target, HX-History-Restore-Request"
+# A link the server cannot read is answered with an HTML page saying why (DESIGN.md §5).
+LINK_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "The link cannot be read: a page naming the parameter, line and column.",
+        "content": {"text/html": {}},
+    },
+    413: {"description": "The scenario is over cowlab's limits.", "content": {"text/html": {}}},
+}
 
 
 def latest_id() -> str:
@@ -161,6 +169,7 @@ def _failure(
 @router.get(
     "/",
     response_class=HTMLResponse,
+    responses=LINK_ERRORS,
     summary="The simulator page",
     description="The scenario at one step under one policy; htmx requests get a fragment.",
 )
@@ -208,6 +217,7 @@ async def index(
 @router.get(
     "/embed",
     response_class=HTMLResponse,
+    responses=LINK_ERRORS,
     summary="Read-only diagram for slides and course pages",
     description="Minimal chrome, step buttons only; this is the one page that may be framed.",
 )
@@ -256,7 +266,7 @@ async def embed(
     "/export.svg",
     response_class=Response,
     summary="The picture of one step, as an SVG download",
-    responses={200: {"content": {"image/svg+xml": {}}}},
+    responses={200: {"content": {"image/svg+xml": {}}}, **LINK_ERRORS},
 )
 async def export_svg(
     request: Request,
@@ -293,6 +303,7 @@ async def export_svg(
         SceneOptions(
             has_exclusive_bit=bool(r.policy.has_exclusive_bit),
             ref_marks=ref_marks(trace, k),
+            proc_notes=proc_notes(trace, k),
             title=f"cowlab: step {k} under {r.policy.id}: {trace.steps[k].text or 'empty machine'}",
         ),
     )
@@ -314,6 +325,7 @@ def _chosen_policies(params: LinkParams, checkboxes: list[str] | None) -> tuple[
 @router.get(
     "/compare",
     response_class=HTMLResponse,
+    responses=LINK_ERRORS,
     summary="One scenario under all (or chosen) policies side by side",
 )
 async def compare(

@@ -1,0 +1,222 @@
+"""The simulator page: whole page vs fragment, pushed links, actions, and what the page shows."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from starlette.testclient import TestClient
+
+from app.links import make_link
+from engine.policies import POLICIES
+from engine.presets import PRESETS
+from tests.app.conftest import HTMX, html, hx, preset_link, preset_text
+
+
+def query(link: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(link).query))
+
+
+def test_plain_request_gets_the_whole_page(client: TestClient) -> None:
+    r = client.get(preset_link("cve-2020-29374", "5.7", 3))
+    assert r.status_code == 200
+    doc = html(r.text)
+    assert doc.css_first("html") is not None
+    assert doc.css_first("#sim .layout") is not None
+    assert doc.css_first("#stage svg.diagram") is not None
+    assert doc.css_first("#stepbar .counter strong").text() == "3"
+    assert "HX-Push-Url" not in r.headers
+    assert "HX-Request" in r.headers["Vary"]
+
+
+def test_step_request_returns_the_stage_and_its_partials(client: TestClient) -> None:
+    link = preset_link("cve-2020-29374", "5.7", 4)
+    r = client.get(link, headers=hx("stage"))
+    assert r.status_code == 200
+    assert "<html" not in r.text and "<body" not in r.text
+    doc = html(r.text)
+    assert doc.css_first("svg.diagram") is not None
+    # The editor and the verdict list do not change with the step: they are not re-sent.
+    assert doc.css_first("textarea") is None
+    partials = {n.attributes["hx-target"] for n in doc.css("hx-partial")}
+    assert partials == {"#stepbar", "#narration", "#timeline"}
+    assert r.headers["HX-Push-Url"] == link
+    assert "HX-Request" in r.headers["Vary"]
+
+
+def test_action_request_returns_the_whole_simulator_region(client: TestClient) -> None:
+    r = client.get(preset_link("cve-2020-29374", "5.7"), headers=hx("sim"))
+    doc = html(r.text)
+    assert doc.css_first("textarea#scenario-text") is not None
+    assert doc.css_first("#stage svg.diagram") is not None
+    assert {n.attributes["hx-target"] for n in doc.css("hx-partial")} == {
+        "#stepbar",
+        "#narration",
+    }
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"HX-Request": "true", "HX-Request-Type": "full", "HX-Target": "body"},
+        {"HX-Request": "true", "HX-History-Restore-Request": "true"},
+        {"HX-Request": "false"},
+    ],
+    ids=["htmx-asks-full", "history-restore", "not-htmx"],
+)
+def test_full_page_whenever_htmx_does_not_ask_for_a_fragment(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    r = client.get(preset_link("cow-basic", "6.2", 2), headers=headers)
+    assert r.status_code == 200
+    assert html(r.text).css_first("head title") is not None
+    assert "HX-Push-Url" not in r.headers
+
+
+def test_pushed_link_is_canonical_even_for_a_hand_typed_one(client: TestClient) -> None:
+    # Several spaces, newlines and a comment: the pushed link is the canonical `;` form.
+    r = client.get(
+        "/", params={"s": "P  mmap a\n# note\nP fork C", "policy": "5.9"}, headers=hx("sim")
+    )
+    assert r.headers["HX-Push-Url"] == "/?v=1&s=P+mmap+a;P+fork+C&policy=5.9&step=2"
+
+
+def test_missing_policy_means_latest_and_missing_step_means_the_end(client: TestClient) -> None:
+    r = client.get("/", params={"s": "P mmap a;P write a"}, headers=hx("sim"))
+    pushed = query(r.headers["HX-Push-Url"])
+    assert pushed["policy"] == "6.2"
+    assert pushed["step"] == "2"
+
+
+def test_step_past_the_end_shows_the_end(client: TestClient) -> None:
+    r = client.get("/", params={"v": "1", "s": "P mmap a", "step": "50"}, headers=hx("stage"))
+    assert r.status_code == 200
+    assert query(r.headers["HX-Push-Url"])["step"] == "1"
+
+
+def test_every_action_button_is_a_link_to_the_scenario_plus_one_command(
+    client: TestClient,
+) -> None:
+    link = preset_link("cow-basic", "5.7", 3)
+    doc = html(client.get(link).text)
+    buttons = doc.css(".actions a.act")
+    assert len(buttons) > 20
+    base = query(link)["s"].split(";")[:3]
+    for button in buttons:
+        href = button.attributes["href"]
+        assert button.attributes["hx-get"] == href
+        q = query(href)
+        commands = q["s"].split(";")
+        assert commands[:3] == base, href
+        assert len(commands) == 4
+        assert q["step"] == "4" and q["policy"] == "5.7"
+        assert button.attributes["title"] == commands[3]
+
+
+def test_following_every_action_gives_a_page(client: TestClient) -> None:
+    doc = html(client.get(preset_link("cow-iouring-fork", "5.19", 5)).text)
+    hrefs = {a.attributes["href"] for a in doc.css(".actions a.act")}
+    assert any("fixed+write" in h for h in hrefs), "a R/W reference offers a device write"
+    for href in hrefs:
+        r = client.get(href or "", headers=hx("sim"))
+        assert r.status_code == 200, href
+        assert r.headers["HX-Push-Url"] == href
+
+
+def test_action_at_an_earlier_step_says_it_replaces_the_later_steps(client: TestClient) -> None:
+    doc = html(client.get(preset_link("cow-basic", "5.7", 2)).text)
+    assert "replaces the 4 steps after it" in doc.css_first(".actions .note").text()
+
+
+def test_fork_suggests_a_name_no_step_uses(client: TestClient) -> None:
+    doc = html(client.get(preset_link("cow-basic", "5.7", 3)).text)
+    forks = [a.attributes["title"] for a in doc.css(".actions a.act") if "fork" in a.text()]
+    assert forks and all(title != "P fork C" for title in forks)
+
+
+def test_page_shows_the_narration_timeline_policy_story_and_verdicts(client: TestClient) -> None:
+    r = client.get(preset_link("cve-2020-29374", "5.7"))
+    doc = html(r.text)
+    narration = doc.css_first("#narration")
+    assert narration.attributes["aria-live"] == "polite"
+    assert "pipe read" in narration.text()
+    timeline = doc.css("#timeline li[aria-current]")
+    assert len(timeline) == 1 and "pipe read" in timeline[0].text()
+    assert len(doc.css("#timeline > ol > li")) == 8  # step 0 and seven commands
+    assert doc.css_first(".policy a.current").text() == "5.7"
+    assert str(POLICIES["5.7"].story) in doc.css_first(".policy .story").text()
+    assert len(doc.css(".all-stories dd")) == len(POLICIES)
+    verdicts = doc.css(".verdicts li")
+    assert len(verdicts) == 1 and "leak" in verdicts[0].text()
+
+
+def test_policy_links_keep_the_step(client: TestClient) -> None:
+    doc = html(client.get(preset_link("cow-basic", "5.7", 3)).text)
+    for a in doc.css(".policies a"):
+        q = query(a.attributes["href"] or "")
+        assert q["step"] == "3"
+        assert q["policy"] in POLICIES
+
+
+def test_text_table_repeats_the_diagram(client: TestClient) -> None:
+    doc = html(client.get(preset_link("cow-iouring-fork", "5.7", 5)).text)
+    tables = {t.css_first("caption").text(): t for t in doc.css(".state-text table")}
+    assert set(tables) == {"Page tables", "Physical frames", "References"}
+    ref_rows = tables["References"].css("tbody tr")
+    assert len(ref_rows) == 1
+    assert "stale" in ref_rows[0].text()
+    pte_rows = [r.text() for r in tables["Page tables"].css("tbody tr")]
+    assert any("Δ yes" in row and "P" in row for row in pte_rows), pte_rows
+
+
+def test_present_view_is_kept_by_every_link(client: TestClient) -> None:
+    link = preset_link("cow-basic", "5.7", 2) + "&view=present"
+    doc = html(client.get(link).text)
+    assert "present" in (doc.css_first("body").attributes["class"] or "")
+    for a in doc.css("#stepbar a, .actions a.act, .policies a"):
+        assert query(a.attributes["href"] or "").get("view") == "present"
+    toggle = doc.css_first("a[data-nav=present]")
+    assert "view" not in query(toggle.attributes["href"] or "")
+
+
+def test_empty_link_is_the_empty_machine_with_a_start(client: TestClient) -> None:
+    doc = html(client.get("/").text)
+    assert doc.css_first("#stepbar .counter strong").text() == "0"
+    assert [a.attributes["title"] for a in doc.css(".actions a.act")] == ["P mmap a"]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_renders_at_every_step_boundary(client: TestClient, name: str) -> None:
+    for step in (0, 1, None):
+        r = client.get(preset_link(name, "6.2", step))
+        assert r.status_code == 200, (name, step)
+
+
+def test_editor_form_submits_to_the_page_and_keeps_the_policy(client: TestClient) -> None:
+    doc = html(client.get(preset_link("cow-basic", "5.9")).text)
+    form = doc.css_first("form[hx-get='/']")
+    assert form.attributes["action"] == "/"
+    assert form.css_first("input[name=policy]").attributes["value"] == "5.9"
+    # One canonical command per line: the preset's comments and spacing are not in links.
+    assert form.css_first("textarea[name=s]").text() == preset_text("cow-basic").replace(";", "\n")
+
+
+def test_share_link_field_holds_the_absolute_link(client: TestClient) -> None:
+    link = preset_link("cow-basic", "5.7", 2)
+    doc = html(client.get(link).text)
+    assert doc.css_first("input.share-link").attributes["value"] == "http://testserver" + link
+
+
+def test_embed_link_and_export_link_carry_the_same_step(client: TestClient) -> None:
+    doc = html(client.get(preset_link("cow-basic", "5.7", 2)).text)
+    for path in ("/export.svg", "/embed"):
+        a = doc.css_first(f"figcaption a[href^='{path}']")
+        q = query(a.attributes["href"] or "")
+        assert q["step"] == "2" and q["policy"] == "5.7"
+
+
+def test_htmx_partial_of_a_link_with_no_target_header_is_the_sim_region(
+    client: TestClient,
+) -> None:
+    r = client.get(make_link("/", "P mmap a"), headers=HTMX)
+    assert html(r.text).css_first("textarea") is not None
