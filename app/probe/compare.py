@@ -156,10 +156,12 @@ def probe_scenario(
     title: str = "",
     policy: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-    runner: Runner = run_isolated,
+    runner: Runner | None = None,
 ) -> ProbeResult:
-    """Run one scenario on the kernel and in the simulator; compare their observations."""
+    """Run one scenario on the kernel (``runner``, by default `run_isolated`) and in the
+    simulator; compare their observations."""
     policy = policy or capabilities.policy_for(capabilities.kernel_release())
+    runner = runner or run_isolated
     trace = replay(scenario, policy)
     sim = sim_observations(trace)
     run = runner(scenario, timeout)
@@ -178,7 +180,7 @@ def probe(
     presets: Iterable[str] | None = None,
     files: Iterable[tuple[str, str]] = (),
     timeout: float = DEFAULT_TIMEOUT,
-    runner: Runner = run_isolated,
+    runner: Runner | None = None,
 ) -> ProbeReport:
     """Probe the named presets (all of them when ``presets`` is None and no file is given) and
     the given (name, text) scenario files, one after another."""
