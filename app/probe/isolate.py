@@ -23,6 +23,7 @@ from engine import commands as c
 from engine.syntax import format_scenario, parse
 
 GRACE = 10.0  # for the runner's own start-up (imports) and its teardown
+RUNNER = ("-m", "app.probe.isolate")  # the interpreter's arguments that start the runner
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,7 +39,7 @@ def run_isolated(scenario: c.Scenario, timeout: float = 10.0) -> KernelRun:
         ),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.probe.isolate"],
+        [sys.executable, *RUNNER],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

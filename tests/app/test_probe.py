@@ -1,0 +1,415 @@
+"""The probe's logic without a kernel in the loop: policy mapping, skip reasons, comparison,
+the CLI's report and exit status, and the web routes' switches (off by default, one at a time,
+cached). Tests that run scenarios on this machine's kernel are in tests/kernel/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.probe import cli, compare, web
+from app.probe.capabilities import Capabilities, kernel_version, policy_for
+from app.probe.executor import KernelRun, KernelStep, static_skip
+from app.probe.worker import decode_value, encode_value
+from engine import commands as c
+from engine.syntax import format_command, parse
+
+ALL_THERE = Capabilities(None, None, None, None, None, None)
+NOTHING = Capabilities(
+    swap="no swap configured",
+    softdirty="no soft-dirty",
+    iouring="no io_uring",
+    uffd_wp="no uffd",
+    gup_test="gup_test not available",
+    forcewrite="no force",
+)
+
+BASIC = "P mmap a\nP write a v1\nP fork C\nP write a v2\nC read a\nP read a"
+
+
+# ----------------------------------------------------------------------------- versions
+@pytest.mark.parametrize(
+    ("release", "policy"),
+    [
+        ("4.4.0-210-generic", "4.8"),
+        ("4.8.17", "4.8"),
+        ("4.9.0", "5.7"),
+        ("5.7.19", "5.7"),
+        ("5.8.0-63-generic", "5.8"),
+        ("5.9.1", "5.9"),
+        ("5.17.15", "5.9"),
+        ("5.18.19", "5.18"),
+        ("5.19.0", "5.19"),
+        ("6.1.0-28-amd64", "5.19"),
+        ("6.2.0", "6.2"),
+        ("6.18.44-fc-v657", "6.2"),
+        ("7.0.0", "6.2"),
+    ],
+)
+def test_kernel_version_maps_to_the_policy_of_its_era(release: str, policy: str) -> None:
+    assert policy_for(release) == policy
+
+
+def test_an_unreadable_kernel_version_is_an_error() -> None:
+    with pytest.raises(ValueError, match="kernel version"):
+        kernel_version("linux")
+
+
+# ------------------------------------------------------------------------------- values
+def test_values_round_trip_through_page_bytes() -> None:
+    for text in ("v1", "parent-v2", "a" * 32, "x:1.2+3"):
+        assert decode_value(encode_value(text) + b"\xff" * 100) == text
+
+
+def test_a_zero_page_reads_as_the_simulators_zero() -> None:
+    assert decode_value(bytes(4096)) == "0"
+
+
+def test_a_shorter_value_written_over_a_longer_one_hides_it() -> None:
+    page = bytearray(encode_value("a-long-value"))
+    page[: len(encode_value("ab"))] = encode_value("ab")
+    assert decode_value(bytes(page)) == "ab"
+
+
+# -------------------------------------------------------------------------- skip reasons
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("P mmap a\nP get a ro as d", "FOLL_GET reference other than vmsplice"),
+        ("P mmap a\nP pin a ro as d", "only FOLL_LONGTERM pins"),
+        ("P mmap a\nP pin a ro longterm as d", "gup_test not available"),
+        ("P mmap a\nP iouring a as io", "no io_uring"),
+        ("P mmap a\nP swapout a", "no swap configured"),
+        ("P mmap a\nP clear-softdirty", "no soft-dirty"),
+        ("P mmap a\nP uffd-wp a on", "no uffd"),
+        ("P mmap a\nP forcewrite a x", "no force"),
+        ("P mmap a\nP forcewrite a x race", "racy Dirty COW exploit is not run"),
+    ],
+)
+def test_commands_this_kernel_cannot_perform_skip_with_the_reason(text: str, reason: str) -> None:
+    skipped = static_skip(parse(text), NOTHING)
+    assert skipped is not None
+    assert reason in skipped
+    assert f"`{format_command(parse(text).commands[-1])}`" in skipped
+
+
+def test_a_kernel_with_everything_runs_pins_rings_swap_and_uffd() -> None:
+    text = (
+        "P mmap a b\nP pin a ro longterm as p\nP iouring b as io\nP swapout a\n"
+        "P uffd-wp a on\nP clear-softdirty\nP forcewrite b x\np read\nio write d"
+    )
+    assert static_skip(parse(text), ALL_THERE) is None
+
+
+def test_writing_through_a_rw_pin_is_skipped_even_with_gup_test() -> None:
+    # gup_test can pin for write but has no way to write through the pin (no device).
+    text = "P mmap a\nP pin a rw longterm as mr\nmr write dma"
+    skipped = static_skip(parse(text), ALL_THERE)
+    assert skipped is not None and "cannot write through a pin" in skipped
+
+
+def test_plain_anonymous_memory_needs_no_optional_facility() -> None:
+    assert static_skip(parse(BASIC + "\nP vmsplice a as p\np read"), NOTHING) is None
+
+
+# ---------------------------------------------------------------------------- comparing
+def _kernel_run(scenario: c.Scenario, values: dict[int, str], **outcomes: str) -> KernelRun:
+    """A fake kernel run that observes ``values`` at the given steps."""
+    steps = []
+    for index, cmd in enumerate(scenario.commands, 1):
+        outcome = outcomes.get(f"s{index}", "ok")
+        steps.append(KernelStep(index, format_command(cmd), outcome, values.get(index)))
+    return KernelRun("6.18.0-test", tuple(steps))
+
+
+def test_matching_reads_agree() -> None:
+    scenario = parse(BASIC)
+    result = compare.probe_scenario(
+        scenario,
+        name="t",
+        policy="6.2",
+        runner=lambda s, t: _kernel_run(s, {5: "v1", 6: "v2"}),
+    )
+    assert result.agree is True and result.status == "agree"
+    assert [(o.step, o.value) for o in result.sim_observed] == [(5, "v1"), (6, "v2")]
+    assert result.kernel_observed == result.sim_observed
+
+
+def test_a_different_read_disagrees_and_names_the_step() -> None:
+    scenario = parse(BASIC)
+    result = compare.probe_scenario(
+        scenario,
+        name="t",
+        policy="6.2",
+        runner=lambda s, t: _kernel_run(s, {5: "v2", 6: "v2"}),
+    )
+    assert result.agree is False
+    assert result.differing_steps == (5,)
+
+
+def test_the_simulators_policy_decides_what_is_expected() -> None:
+    # CVE-2020-29374: the pipe sees the parent's secret under the classic rule only.
+    text = (
+        "P mmap a\nP write a old\nP fork C\nC vmsplice a as pipe\nC munmap a\n"
+        "P write a secret\npipe read"
+    )
+    fresh = compare.probe_scenario(
+        parse(text), name="t", policy="6.2", runner=lambda s, t: _kernel_run(s, {7: "old"})
+    )
+    classic = compare.probe_scenario(
+        parse(text), name="t", policy="5.7", runner=lambda s, t: _kernel_run(s, {7: "old"})
+    )
+    assert fresh.agree is True
+    assert classic.agree is False
+
+
+def test_refusals_are_compared_in_one_vocabulary() -> None:
+    text = "P mmap a\nP mprotect a ro\nP write a x\nP munmap a\nP read a\nP dontneed a"
+    scenario = parse(text)
+    run = _kernel_run(scenario, {}, s3="segv", s5="segv", s6="error: ENOMEM")
+    result = compare.probe_scenario(scenario, name="t", policy="6.2", runner=lambda s, t: run)
+    assert [(o.step, o.value) for o in result.kernel_observed] == [
+        (3, "SIGSEGV"),
+        (5, "SIGSEGV"),
+        (6, "call fails"),
+    ]
+    assert result.agree is True
+
+
+def test_a_userfault_on_one_side_only_disagrees() -> None:
+    scenario = parse("P mmap a\nP write a v1\nP uffd-wp a on\nP write a v2\nP read a")
+    run = _kernel_run(scenario, {5: "v2"})  # no userfault reported by the "kernel"
+    result = compare.probe_scenario(scenario, name="t", policy="6.2", runner=lambda s, t: run)
+    assert result.agree is False
+    assert result.differing_steps == (4,)
+
+
+def test_a_skipped_run_is_neither_agreement_nor_disagreement() -> None:
+    scenario = parse(BASIC)
+    run = KernelRun("6.18.0-test", (), "no swap configured")
+    result = compare.probe_scenario(scenario, name="t", policy="6.2", runner=lambda s, t: run)
+    assert result.agree is None and result.status == "skipped"
+    assert result.skipped == "no swap configured"
+    assert result.to_json()["skipped"] == "no swap configured"
+
+
+def test_the_report_json_has_the_documented_shape() -> None:
+    report = compare.probe(
+        presets=["cow-basic"], runner=lambda s, t: _kernel_run(s, {4: "v1", 6: "v1"})
+    )
+    doc = report.to_json()
+    assert set(doc) == {"kernel", "policy", "results"}
+    (result,) = doc["results"]  # type: ignore[misc]
+    assert set(result) >= {"preset", "agree", "kernel_observed", "sim_observed", "skipped"}
+    assert result["preset"] == "cow-basic" and result["agree"] is True
+    assert report.ok
+
+
+def test_kernel_runs_survive_their_json_round_trip() -> None:
+    run = KernelRun(
+        "6.18",
+        (KernelStep(1, "P mmap a", "ok"), KernelStep(2, "P read a", "ok", "0", 1)),
+        None,
+        (10, 11),
+        (),
+    )
+    assert KernelRun.from_json(json.loads(json.dumps(run.to_json()))) == run
+
+
+# ---------------------------------------------------------------------------------- CLI
+def _cli(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cowlab")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+@pytest.fixture
+def fake_kernel(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[int, str]]:
+    """Replace the real kernel run with one that reads ``values`` (step -> value)."""
+    values: dict[int, str] = {}
+    monkeypatch.setattr(compare, "run_isolated", lambda s, t: _kernel_run(s, values))
+    yield values
+
+
+def test_cli_exits_0_when_everything_agrees(
+    fake_kernel: dict[int, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_kernel.update({4: "v1", 6: "v1"})
+    args = _cli(["probe", "--preset", "cow-basic"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "agree" in out and "cow-basic" in out and "1 agree, 0 disagree, 0 skipped" in out
+
+
+def test_cli_exits_1_and_shows_the_difference_when_something_disagrees(
+    fake_kernel: dict[int, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_kernel.update({4: "v1", 6: "parent-v2"})
+    args = _cli(["probe", "--preset", "cow-basic"])
+    assert args.func(args) == 1
+    out = capsys.readouterr().out
+    assert "step 6 `C read mem`: kernel parent-v2, simulator v1" in out
+
+
+def test_cli_json_names_kernel_policy_and_results(
+    fake_kernel: dict[int, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fake_kernel.update({5: "v1", 6: "v2"})
+    path = tmp_path / "s.cow"
+    path.write_text(BASIC)
+    args = _cli(["probe", "--json", str(path)])
+    assert args.func(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["policy"] == policy_for(doc["kernel"])
+    assert [r["preset"] for r in doc["results"]] == [str(path)]
+
+
+def test_cli_refuses_an_unknown_preset_as_input_error() -> None:
+    from app.cli import InputError
+
+    args = _cli(["probe", "--preset", "no-such-preset"])
+    with pytest.raises(InputError, match="unknown preset"):
+        args.func(args)
+
+
+# ---------------------------------------------------------------------------------- web
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch, fake_kernel: dict[int, str]) -> TestClient:
+    # setenv first, so whatever `web.enable` writes in a test is undone afterwards.
+    monkeypatch.setenv(web.ENV_FLAG, "0")
+    monkeypatch.setattr(web, "_cache", type(web._cache)())
+    app = FastAPI()
+    app.include_router(web.router)
+    return TestClient(app)
+
+
+@pytest.mark.parametrize(
+    ("host", "flag", "allowed"),
+    [
+        ("127.0.0.1", False, True),
+        ("127.0.0.2", False, True),
+        ("::1", False, True),
+        ("localhost", False, True),
+        ("0.0.0.0", False, False),
+        ("192.0.2.7", False, False),
+        ("::", False, False),
+        ("0.0.0.0", True, True),
+    ],
+)
+def test_probing_is_on_only_on_loopback_or_with_allow_probe(
+    host: str, flag: bool, allowed: bool
+) -> None:
+    assert web.probe_allowed(host, flag) is allowed
+
+
+def test_enable_turns_probing_on_for_loopback_only(client: TestClient) -> None:
+    assert web.enable("0.0.0.0") is False and not web.enabled()
+    assert web.enable("0.0.0.0", allow_probe=True) is True and web.enabled()
+    assert web.enable("::1") is True and web.enabled()
+
+
+def test_probe_routes_are_off_by_default(client: TestClient) -> None:
+    assert client.post("/probe", data={"s": BASIC}).status_code == 403
+    response = client.post("/api/v1/probe", json={"scenario": BASIC})
+    assert response.status_code == 403
+    assert response.json()["detail"]["error"] == "probe-off"
+    assert client.get("/api/v1/probe").json()["enabled"] is False
+    assert str(web.probe_button(BASIC)) == ""
+
+
+def test_probe_fragment_shows_kernel_beside_simulator(
+    client: TestClient, fake_kernel: dict[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web.enable("127.0.0.1")
+    fake_kernel.update({5: "v1", 6: "v2"})
+    response = client.post("/probe", data={"s": BASIC})
+    assert response.status_code == 200
+    html = response.text
+    assert "agrees with the simulator" in html
+    assert "<td><code>C read a</code></td><td>v1</td><td>v1</td><td>yes</td>" in html
+
+
+def test_probe_results_are_cached_per_scenario(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web.enable("127.0.0.1")
+    calls: list[str] = []
+
+    def runner(s: c.Scenario, t: float) -> KernelRun:
+        calls.append("run")
+        return _kernel_run(s, {5: "v1", 6: "v2"})
+
+    monkeypatch.setattr(compare, "run_isolated", runner)
+    first = client.post("/api/v1/probe", json={"scenario": BASIC}).json()
+    second = client.post("/api/v1/probe", json={"scenario": BASIC.replace("\n", "; ")}).json()
+    assert calls == ["run"]  # the same scenario, written differently, hits the cache
+    assert first["cached"] is False and second["cached"] is True
+    assert first["results"] == second["results"]
+
+
+def test_only_one_probe_runs_at_a_time(client: TestClient) -> None:
+    web.enable("127.0.0.1")
+    with web._lock:  # as if another request were probing right now
+        response = client.post("/api/v1/probe", json={"scenario": BASIC})
+        fragment = client.post("/probe", data={"s": BASIC})
+    assert response.status_code == 429
+    assert fragment.status_code == 429 and "Another probe is running" in fragment.text
+
+
+def test_a_syntax_error_is_a_400_not_a_probe(client: TestClient) -> None:
+    web.enable("127.0.0.1")
+    response = client.post("/api/v1/probe", json={"scenario": "P frobnicate a"})
+    assert response.status_code == 400
+    assert response.json()["detail"]["error"] == "syntax"
+    assert client.post("/probe", data={"s": "P frobnicate a"}).status_code == 400
+
+
+def test_the_button_says_why_a_scenario_cannot_run_here(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web.enable("127.0.0.1")
+    monkeypatch.setattr(web, "runnable", lambda s: static_skip(s, NOTHING))
+    runnable = str(web.probe_button(BASIC))
+    blocked = str(web.probe_button("P mmap a\nP swapout a"))
+    assert 'hx-post="/probe"' in runnable and "disabled" not in runnable
+    assert "disabled" in blocked and "no swap configured" in blocked
+
+
+def test_concurrent_requests_never_run_two_probes(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web.enable("127.0.0.1")
+    running = threading.Event()
+    release = threading.Event()
+    active: list[int] = []
+    overlap: list[int] = []
+
+    def slow_runner(s: c.Scenario, t: float) -> KernelRun:
+        active.append(1)
+        overlap.append(len(active))
+        running.set()
+        release.wait(5)
+        active.pop()
+        return _kernel_run(s, {})
+
+    monkeypatch.setattr(compare, "run_isolated", slow_runner)
+    statuses: list[int] = []
+    first = threading.Thread(
+        target=lambda: statuses.append(
+            client.post("/api/v1/probe", json={"scenario": "P mmap a\nP read a"}).status_code
+        )
+    )
+    first.start()
+    assert running.wait(5)
+    statuses.append(client.post("/api/v1/probe", json={"scenario": BASIC}).status_code)
+    release.set()
+    first.join(5)
+    assert sorted(statuses) == [200, 429]
+    assert max(overlap) == 1
