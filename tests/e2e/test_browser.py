@@ -1,0 +1,167 @@
+"""The visualizer in real chromium: links, buttons, keyboard, history, other pages, weight."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.app.conftest import preset_link
+from tests.e2e.conftest import Watch
+
+pytestmark = pytest.mark.e2e
+
+LEAK = "cve-2020-29374"  # seven steps; the last one leaks under 5.7
+
+
+def step_of(url: str) -> str:
+    return dict(parse_qsl(urlsplit(url).query))["step"]
+
+
+def counter(page: Page) -> str:
+    return page.locator("#stepbar .counter strong").inner_text()
+
+
+def test_shared_link_opens_at_its_step(page: Page, watch: Watch) -> None:
+    page.goto(preset_link(LEAK, "5.7", 3))
+    assert counter(page) == "3"
+    expect(page.locator("#stage svg.diagram")).to_be_visible()
+    expect(page.locator("#timeline li[aria-current=step]")).to_contain_text("P fork C")
+    assert page.evaluate("htmx.version") == "4.0.1"
+
+
+def test_clicking_an_action_swaps_the_region_and_pushes_the_link(page: Page, watch: Watch) -> None:
+    page.goto(preset_link(LEAK, "5.7", 3))
+    page.locator(".actions a.act[title='C write data']").click()
+    page.wait_for_url(re.compile(r"C\+write\+data&policy=5\.7&step=4$"))
+    assert counter(page) == "4"
+    expect(page.locator("#timeline > ol > li")).to_have_count(5)
+    # A fragment was swapped, not a page nested inside the page.
+    assert page.locator("header.top").count() == 1
+    assert page.locator("#sim #sim").count() == 0
+
+
+def test_keyboard_steps_and_back_walks_the_history(page: Page, watch: Watch) -> None:
+    page.goto(preset_link(LEAK, "5.7", 3))
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(re.compile(r"step=4$"))
+    expect(page.locator("#stepbar .counter strong")).to_have_text("4")
+    page.keyboard.press("End")
+    page.wait_for_url(re.compile(r"step=7$"))
+    expect(page.locator("#narration")).to_contain_text("leak")
+    page.keyboard.press("Home")
+    page.wait_for_url(re.compile(r"step=0$"))
+    page.keyboard.press("PageDown")  # what a presentation clicker sends
+    page.wait_for_url(re.compile(r"step=1$"))
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_url(re.compile(r"step=0$"))
+
+    page.go_back()
+    page.wait_for_url(re.compile(r"step=1$"))
+    expect(page.locator("#stepbar .counter strong")).to_have_text("1")
+    page.go_back()
+    page.wait_for_url(re.compile(r"step=0$"))
+    page.go_back()
+    page.wait_for_url(re.compile(r"step=7$"))
+    expect(page.locator("#stepbar .counter strong")).to_have_text("7")
+    page.go_forward()
+    page.wait_for_url(re.compile(r"step=0$"))
+    expect(page.locator("#stepbar .counter strong")).to_have_text("0")
+    assert page.locator("header.top").count() == 1
+
+
+def test_arrow_keys_in_the_editor_edit_text_not_steps(page: Page, watch: Watch) -> None:
+    page.goto(preset_link(LEAK, "5.7", 3))
+    page.locator("#scenario-text").click()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(200)
+    assert step_of(page.url) == "3"
+
+
+def test_editing_the_scenario_runs_it_and_pushes_the_canonical_link(
+    page: Page, watch: Watch
+) -> None:
+    page.goto("/?v=1&policy=5.7")
+    page.locator("#scenario-text").fill("P mmap a\nP write a   hello\nP fork C\nC read a")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url(re.compile(r"s=P\+mmap\+a;P\+write\+a\+hello;P\+fork\+C;C\+read\+a"))
+    expect(page.locator("#narration")).to_contain_text("hello")
+
+
+def test_a_syntax_error_is_shown_in_place_with_the_text_kept(page: Page) -> None:
+    page.goto("/?v=1&policy=5.7")
+    page.locator("#scenario-text").fill("P mmap a\nP frok C")
+    page.locator(".editor button[type=submit]").click()
+    expect(page.locator(".problem")).to_contain_text("line")
+    expect(page.locator("#scenario-text")).to_have_value("P mmap a\nP frok C")
+    expect(page.locator("#narration")).to_contain_text("syntax error")
+    page.locator(".ways a").first.click()
+    page.wait_for_url(re.compile(r"s=P\+mmap\+a&"))
+
+
+def test_policy_switch_keeps_the_step(page: Page, watch: Watch) -> None:
+    page.goto(preset_link(LEAK, "5.7", 7))
+    page.locator(".policies a", has_text="5.19").click()
+    page.wait_for_url(re.compile(r"policy=5\.19&step=7$"))
+    expect(page.locator(".verdicts")).to_contain_text("nothing went wrong")
+
+
+def test_help_opens_with_question_mark(page: Page, watch: Watch) -> None:
+    page.goto(preset_link(LEAK, "5.7", 3))
+    page.keyboard.press("?")
+    expect(page.locator("dialog#help")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("dialog#help")).to_be_hidden()
+
+
+def test_presentation_mode_hides_chrome_and_steps_with_a_clicker(page: Page, watch: Watch) -> None:
+    page.goto(preset_link(LEAK, "5.7", 2))
+    page.keyboard.press("p")
+    page.wait_for_url(re.compile(r"view=present$"))
+    expect(page.locator(".actions")).to_be_hidden()
+    expect(page.locator("#stage svg.diagram")).to_be_visible()
+    page.keyboard.press("PageDown")
+    page.wait_for_url(re.compile(r"step=3&view=present$"))
+
+
+def test_compare_page_steps_in_place(page: Page, watch: Watch) -> None:
+    first = preset_link(LEAK, path="/compare")
+    page.goto(first)
+    expect(page.locator(".divergence")).to_contain_text("step 4")
+    expect(page.locator(".panel svg.diagram")).to_have_count(9)
+    page.keyboard.press("Home")
+    page.wait_for_url(re.compile(r"/compare\?.*step=0$"))
+    expect(page.locator("#cmp-stage .counter strong")).to_have_text("0")
+    page.go_back()
+    page.wait_for_url(re.compile(re.escape(first) + "$"))
+    expect(page.locator("#cmp-stage .counter strong")).to_have_text("7")
+
+
+def test_presets_grid_opens_a_run(page: Page, watch: Watch) -> None:
+    page.goto("/presets")
+    cell = page.locator("table.presets tbody tr", has_text="CVE-2020-29374").locator("td.cell a")
+    expect(cell.nth(1)).to_contain_text("leak")
+    cell.nth(1).click()
+    page.wait_for_url(re.compile(r"policy=5\.7$"))
+    expect(page.locator(".verdicts")).to_contain_text("leak")
+
+
+def test_embed_steps_inside_its_frame(page: Page, watch: Watch) -> None:
+    page.goto(preset_link(LEAK, "5.7", 2, "/embed"))
+    page.locator("a[data-nav=next]").click()
+    page.wait_for_url(re.compile(r"/embed\?.*step=3$"))
+    expect(page.locator(".stepbar .counter strong")).to_have_text("3")
+
+
+def test_first_page_load_is_under_100_kb_and_stays_on_this_host(page: Page, watch: Watch) -> None:
+    page.goto(preset_link(LEAK, "5.7"))
+    page.wait_for_load_state("networkidle")
+    sizes = page.evaluate(
+        """() => [...performance.getEntriesByType('navigation'),
+                  ...performance.getEntriesByType('resource')]
+                 .map(e => [e.name, e.transferSize])"""
+    )
+    total = sum(size for _, size in sizes)
+    assert 0 < total <= 100 * 1024, sizes
