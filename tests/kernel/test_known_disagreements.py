@@ -1,0 +1,64 @@
+"""Where the kernel and the simulator disagree today, each with the evidence for who is wrong.
+
+Marked xfail(strict=True): the day the engine is fixed, the test passes, strict xfail turns that
+into a failure, and whoever fixed it removes the mark (and keeps the test).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app.probe.capabilities import detect
+from app.probe.compare import ProbeResult, probe_scenario
+from engine.syntax import parse
+
+pytestmark = pytest.mark.kernel
+
+
+def probe(text: str) -> ProbeResult:
+    caps = detect()
+    for reason in (caps.uffd_wp, caps.forcewrite):
+        if reason is not None:
+            pytest.skip(reason)
+    result = probe_scenario(parse(text), name="t")
+    assert result.skipped is None, result.skipped
+    return result
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine bug: /proc/PID/mem writes GUP without FAULT_FLAG_ALLOW_RETRY "
+        "(__access_remote_vm -> get_user_page_vma_remote, no `locked`), so handle_userfault() "
+        "returns VM_FAULT_SIGBUS instead of queueing a message: the write fails with EIO, no "
+        "userfault is delivered and the page keeps its value. The engine delivers a userfault "
+        "and stores the value."
+    ),
+)
+def test_forcewrite_into_a_uffd_wp_protected_page_fails_without_a_userfault() -> None:
+    result = probe("P mmap a\nP write a v1\nP uffd-wp a on\nP forcewrite a f2\nP read a")
+    kernel = {o.step: o.value for o in result.kernel_observed}
+    assert kernel == {4: "call fails", 5: "v1"}  # the kernel's answer, every run
+    assert result.agree
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine bug: UFFDIO_WRITEPROTECT on a file-backed (shmem/memfd) VMA installs a uffd-wp "
+        "PTE marker where no PTE exists yet (PTE markers, 5.19+, userfaultfd_wp_use_markers), "
+        "so the first write fault is reported. The engine marks only the VMA and reports "
+        "nothing; for anonymous memory (without UFFD_FEATURE_WP_UNPOPULATED) both agree."
+    ),
+)
+def test_uffd_wp_on_an_unpopulated_file_page_still_traps_the_first_write() -> None:
+    result = probe("file F f0\nP mmap f file=F\nP uffd-wp f on\nP write f x\nP read f")
+    kernel = {o.step: o.value for o in result.kernel_observed}
+    assert kernel == {4: "userfault ×1", 5: "x"}
+    assert result.agree
+
+
+def test_uffd_wp_on_an_unpopulated_anonymous_page_does_not_trap_on_either_side() -> None:
+    result = probe("P mmap a\nP uffd-wp a on\nP write a x\nP read a")
+    assert result.agree
+    assert {o.step: o.value for o in result.kernel_observed} == {4: "x"}
