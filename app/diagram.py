@@ -47,12 +47,12 @@ PROC_HEAD_H = 44.0
 ROW_H = 54.0
 PROC_GAP = 22.0
 ARROW_GAP = 150.0  # horizontal room for arrows between columns
-FRAME_W = 270.0
+FRAME_W = 300.0
 FRAME_H = 112.0
 FRAME_GAP = 18.0
 FRAME_COL_GAP = 40.0
 SWAP_H = 70.0
-REF_W = 290.0
+REF_W = 320.0
 REF_H = 112.0
 REF_GAP = 18.0
 FILE_H = 70.0
@@ -344,7 +344,7 @@ def frame_extras(frame: Frame, has_exclusive_bit: bool) -> list[str]:
     if frame.swapcache:
         extras.append("swapcache")
     if has_exclusive_bit and frame.kind == "anon":
-        extras.append("exclusive" if frame.anon_exclusive else "not exclusive")
+        extras.append("exclusive ✓" if frame.anon_exclusive else "exclusive ✗")
     return extras
 
 
@@ -354,6 +354,11 @@ def ref_heading(ref: Ref) -> str:
 
 def ref_detail(ref: Ref) -> str:
     return f"{'|'.join(ref.foll)} · {ref.owner}:{ref.page}"
+
+
+def ref_flags_short(ref: Ref) -> str:
+    """``FOLL_PIN|WRITE|LONGTERM``: the flags as a kernel reader writes them, fitting a box."""
+    return "FOLL_" + "|".join(flag.removeprefix("FOLL_") for flag in ref.foll)
 
 
 def _proc_groups(
@@ -601,7 +606,7 @@ def _frame_group(
     items.append(Text(x + 12, y + 80, frame_counters(frame), size=17))
     extras = frame_extras(frame, has_exclusive_bit)
     if extras:
-        items.append(Text(x + 12, y + 102, " · ".join(extras), size=16))
+        items.append(Text(x + 12, y + 102, " · ".join(extras), size=15))
     if changed:
         items.extend(_changed_badge(x + FRAME_W, y))
     title = f"{frame_heading(frame)}: value {frame.value.describe()}; {frame_counters(frame)}" + (
@@ -684,8 +689,17 @@ def _ref_groups(
             )
         )
     items.append(Text(x + 12, y + 27, ref.name, size=21, weight="bold"))
-    items.append(Text(x + REF_W - 40, y + 25, ref.holder, size=15, anchor="end", fill=GREY))
-    items.append(Text(x + 12, y + 52, ref_detail(ref), size=15))
+    items.append(
+        Text(
+            x + REF_W - 40,
+            y + 25,
+            f"{ref.holder} · {ref.owner}:{ref.page}",
+            size=15,
+            anchor="end",
+            fill=GREY,
+        )
+    )
+    items.append(Text(x + 12, y + 52, ref_flags_short(ref), size=15))
     if mark is None:
         status = f"holds pfn {ref.pfn}"
         items.append(Text(x + 12, y + 80, status, size=17))
@@ -803,6 +817,16 @@ def build_scene(layout: Layout, state: State, prev: State | None, options: Scene
                         Text(x + 12, y + 56, "freed", size=24, weight="bold", fill=GREY),
                         *_changed_badge(x + FRAME_W, y),
                     ),
+                    key=f"frame:{pfn}",
+                )
+            )
+        else:
+            # The place stays reserved (the frame exists at another step): say so quietly.
+            boxes.append(
+                Group(
+                    "frame free",
+                    f"pfn {pfn} is not in use at this step",
+                    (Text(x + 12, y + 22, f"pfn {pfn}: free", size=15, fill="#AAAAAA"),),
                     key=f"frame:{pfn}",
                 )
             )

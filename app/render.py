@@ -24,15 +24,16 @@ ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# Verdict icons: each drawn by DejaVu Sans (Debian's default), so none falls back to a box.
 ENV.globals.update(
     htmx_file=HTMX_FILE,
     verdict_icons={
         "leak": "⚠",
-        "stale": "⛓",
-        "userfault": "✋",
+        "stale": "≠",
+        "userfault": "⚑",
         "file-corrupted": "✎",
         "segv": "✖",
-        "needless-copy": "⧉",
+        "needless-copy": "❐",
     },
 )
 
