@@ -290,8 +290,15 @@ class Coordinator:
             return self._take(k, text, proc, cmd, ref_name)
         msg = _request(cmd, k)
         reply = self._ask_simple(proc, k, msg)
-        if isinstance(cmd, c.Swapout) and reply.get("present") and not reply.get("swapped"):
-            raise Skip(f"MADV_PAGEOUT left {cmd.proc}'s {cmd.page} resident at step {k}")
+        if isinstance(cmd, c.Swapout) and "present" in reply:
+            # What MADV_PAGEOUT did, from /proc/self/pagemap: it may decline a page (shared,
+            # pinned, zero page, not on the LRU yet), and that is an observation too.
+            if reply.get("swapped"):
+                reply["value"] = "swapped out"
+            elif reply.get("present"):
+                reply["value"] = "stays resident"
+            else:
+                reply["value"] = "nothing to page out"
         return _step(k, text, reply)
 
     def _file(self, cmd: c.FileDecl) -> str:

@@ -183,11 +183,14 @@ class Worker:
 
     def op_madvise(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
+        before = pagemap(addr)
         libc.madvise(addr, PAGE, int(msg["advice"]))
-        if int(msg["advice"]) == libc.MADV_PAGEOUT:
-            entry = pagemap(addr)
-            return {"present": bool(entry >> 63 & 1), "swapped": bool(entry >> 62 & 1)}
-        return {}
+        if int(msg["advice"]) != libc.MADV_PAGEOUT or (before >> 63 & 1 and before >> 61 & 1):
+            # A page-cache page (pagemap bit 61) leaves the page table when it is paged out,
+            # exactly as when it is dropped: pagemap cannot tell which happened, so say nothing.
+            return {}
+        entry = pagemap(addr)
+        return {"present": bool(entry >> 63 & 1), "swapped": bool(entry >> 62 & 1)}
 
     def op_mprotect(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)

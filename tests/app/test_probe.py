@@ -413,3 +413,21 @@ def test_concurrent_requests_never_run_two_probes(
     first.join(5)
     assert sorted(statuses) == [200, 429]
     assert max(overlap) == 1
+
+
+def test_a_pageout_the_kernel_declined_skips_instead_of_disagreeing() -> None:
+    # MADV_PAGEOUT is advice; if the kernel kept a page the simulator swapped out, the rest is
+    # another experiment.
+    scenario = parse("P mmap a\nP write a v1\nP swapout a\nP read a")
+    run = _kernel_run(scenario, {3: "stays resident", 4: "v1"})
+    result = compare.probe_scenario(scenario, name="t", policy="6.2", runner=lambda s, t: run)
+    assert result.status == "skipped"
+    assert result.skipped is not None and "kept the page resident at step 3" in result.skipped
+
+
+def test_pageout_outcomes_are_compared_like_reads() -> None:
+    scenario = parse("P mmap a\nP write a v1\nP swapout a\nP read a")
+    run = _kernel_run(scenario, {3: "swapped out", 4: "v1"})
+    result = compare.probe_scenario(scenario, name="t", policy="6.2", runner=lambda s, t: run)
+    assert result.agree is True
+    assert (3, "swapped out") in {(o.step, o.value) for o in result.sim_observed}

@@ -62,3 +62,48 @@ def test_uffd_wp_on_an_unpopulated_anonymous_page_does_not_trap_on_either_side()
     result = probe("P mmap a\nP uffd-wp a on\nP write a x\nP read a")
     assert result.agree
     assert {o.step: o.value for o in result.kernel_observed} == {4: "x"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine bug: fork copies no PTEs of a VMA without an anon_vma (mm/memory.c "
+        "vma_needs_copy: 'Don't copy ptes where a page fault will fill them correctly'); an "
+        "anonymous VMA that only read-faulted the zero page has none, so the child has no PTE "
+        "there and uffd-wp on it (anonymous, no UFFD_FEATURE_WP_UNPOPULATED) arms nothing. The "
+        "engine gives the child the zero-page PTE, write-protects it and delivers a userfault."
+    ),
+)
+def test_a_child_does_not_inherit_zero_page_ptes_of_a_vma_without_anon_vma() -> None:
+    result = probe("P mmap a\nP read a\nP fork C\nC uffd-wp a on\nC write a x\nC read a")
+    assert {o.step: o.value for o in result.kernel_observed} == {2: "0", 6: "x"}
+    assert result.agree
+
+
+def test_once_the_vma_has_an_anon_vma_the_zero_page_pte_is_inherited_on_both_sides() -> None:
+    # The same scenario after a write (which gives the VMA its anon_vma): fork copies the PTE,
+    # and the kernel and the simulator both deliver the userfault.
+    result = probe(
+        "P mmap a\nP write a v\nP dontneed a\nP read a\nP fork C\nC uffd-wp a on\n"
+        "C write a x\nC read a"
+    )
+    assert result.agree
+    assert {o.step: o.value for o in result.kernel_observed} == {
+        4: "0",
+        7: "userfault ×1",
+        8: "x",
+    }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine bug: UFFDIO_REGISTER refuses a VMA without VM_MAYWRITE with -EPERM "
+        "(29ec90660d68, CVE-2018-18397): a shared mapping of a file opened read-only cannot "
+        "be registered. The engine registers and write-protects it."
+    ),
+)
+def test_uffd_wp_cannot_register_a_shared_read_only_file_mapping() -> None:
+    result = probe("file F f0\nP mmap f file=F shared ro\nP uffd-wp f on\nP read f")
+    assert {o.step: o.value for o in result.kernel_observed} == {3: "call fails", 4: "f0"}
+    assert result.agree
