@@ -1,8 +1,11 @@
 """The buttons: every sensible next command at a step, per process, page and reference.
 
-An action is nothing but a link: the scenario up to the current step plus one command. The
-server keeps no state, so pressing a button is navigating to the scenario it names — which also
-means every button works without JavaScript, and Back undoes it.
+An action is nothing but a new link: the scenario up to the current step plus one command. The
+page sends the scenario once (a hidden field of the actions form) and each button only its
+command (``add=…``); the server appends it and answers with the canonical link (pushed for
+htmx, a redirect without JavaScript), so every button works without JavaScript and Back undoes
+it. Per-button links would repeat the whole scenario in every button: 150 buttons of a
+30-command scenario weighed 140 KB.
 
 Only commands that make sense in the current state are offered (a page the process maps, a write
 through a reference that may write); the text editor still accepts anything the language allows,
@@ -12,8 +15,10 @@ including commands the kernel would refuse.
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from functools import lru_cache
 
 from engine.commands import (
     ClearSoftdirty,
@@ -38,6 +43,10 @@ from engine.commands import (
 from engine.state import State
 from engine.syntax import format_command
 
+# The canonical printer validates every name it prints; the same few hundred commands are
+# printed for every step of a scenario, so their text is memoised (commands are frozen values).
+command_text = lru_cache(maxsize=8192)(format_command)
+
 CHILD_NAMES = ("C", "D", "E", "F", "G", "H", "K", "L", "M", "N")
 PROCESS_NAMES = ("P", "Q", "S", "T", "U", "W")
 
@@ -45,8 +54,7 @@ PROCESS_NAMES = ("P", "Q", "S", "T", "U", "W")
 @dataclass(frozen=True, slots=True)
 class Action:
     label: str  # the command without its subject ("write a"), the subject heads the group
-    command: str  # the full command text, for the tooltip and the table
-    href: str
+    command: str  # the full command text: the button's value, and its tooltip
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +73,7 @@ class ActionGroup:
     rows: tuple[ActionRow, ...]
 
 
-def _fresh(candidates: Iterable[str], taken: set[str], fallback: str) -> str:
+def _fresh(candidates: Iterable[str], taken: AbstractSet[str], fallback: str) -> str:
     for name in candidates:
         if name not in taken:
             return name
@@ -77,10 +85,9 @@ def _fresh(candidates: Iterable[str], taken: set[str], fallback: str) -> str:
 
 def suggest_actions(
     state: State,
-    names_ever: set[str],
-    pages_ever: dict[str, list[str]],
+    names_ever: AbstractSet[str],
+    pages_ever: Mapping[str, Sequence[str]],
     next_step: int,
-    link_for: Callable[[Command], str],
 ) -> tuple[ActionGroup, ...]:
     """The action groups for ``state``.
 
@@ -88,13 +95,12 @@ def suggest_actions(
     suggested child or process never reuses a name that a later (or earlier) command refers to;
     ``pages_ever`` does the same for each process's page names. ``next_step`` is the step the
     new command will be, used to name values so that each write is recognisable in the picture.
-    ``link_for`` turns a command into the link of the scenario with it appended.
     """
 
     def act(cmd: Command, subject: str) -> Action:
-        text = format_command(cmd)
+        text = command_text(cmd)
         label = text[len(subject) + 1 :] if text.startswith(subject + " ") else text
-        return Action(label=label, command=text, href=link_for(cmd))
+        return Action(label=label, command=text)
 
     groups: list[ActionGroup] = []
     for proc in state.procs.values():
@@ -126,7 +132,7 @@ def suggest_actions(
                 more.insert(4, act(Swapout(p, page), p))
             rows.append(ActionRow(page, tuple(main), tuple(more)))
         child = _fresh(CHILD_NAMES, names_ever, "C")
-        new_page = _fresh(string.ascii_lowercase, set(pages_ever.get(p, [])), "p")
+        new_page = _fresh(string.ascii_lowercase, set(pages_ever.get(p, ())), "p")
         rows.append(
             ActionRow(
                 "",
@@ -150,13 +156,7 @@ def suggest_actions(
         ActionGroup(
             "new process",
             "new",
-            (ActionRow("", (Action(*_new_process(newcomer, link_for)),)),),
+            (ActionRow("", (act(Mmap(newcomer, ("a",)), ""),)),),
         )
     )
     return tuple(groups)
-
-
-def _new_process(name: str, link_for: Callable[[Command], str]) -> tuple[str, str, str]:
-    cmd = Mmap(name, ("a",))
-    text = format_command(cmd)
-    return text, text, link_for(cmd)

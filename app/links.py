@@ -147,6 +147,21 @@ def make_link(
     policies: tuple[str, ...] | None = None,
 ) -> str:
     """A share link: ``path?v=1&s=…&policy=…&step=…`` with the scenario in readable or z: form."""
+    return at_step(link_prefix(path, text, policy=policy, policies=policies), step, view)
+
+
+def link_prefix(
+    path: str,
+    text: str,
+    *,
+    policy: str | None = None,
+    policies: tuple[str, ...] | None = None,
+) -> str:
+    """The part of a link that names the scenario and policy; `at_step` completes it.
+
+    Encoding the scenario is the costly part of a link, and a page holds dozens of links that
+    differ only in their step: it encodes once and appends the step to this prefix.
+    """
     parts = [f"v={LINK_VERSION}"]
     if text:
         parts.append("s=" + quote_plus(encode_scenario(text), safe=_SAFE))
@@ -154,8 +169,13 @@ def make_link(
         parts.append("policies=" + quote_plus(",".join(policies), safe=","))
     if policy is not None:
         parts.append("policy=" + quote_plus(policy))
-    if step is not None:
-        parts.append(f"step={step}")
-    if view == "present":
-        parts.append("view=present")
     return path + "?" + "&".join(parts)
+
+
+def at_step(prefix: str, step: int | None, view: View = "normal") -> str:
+    """``prefix`` (from `link_prefix`) at ``step`` in ``view``: the same link `make_link` makes."""
+    if step is not None:
+        prefix += f"&step={step}"
+    if view == "present":
+        prefix += "&view=present"
+    return prefix

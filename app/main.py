@@ -12,6 +12,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from app.errors import ErrorView, not_found
+from app.memo import ResponseMemo
 from app.paths import STATIC_DIR
 from app.render import render_page
 from app.routes import api, docs, pages
@@ -83,7 +84,10 @@ def create_app() -> FastAPI:
         return response
 
     # Compression keeps the first page load (page + CSS + JS + htmx) under 100 KB on the wire.
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    # Level 3: a 60 KB fragment compresses in 0.5 ms instead of 2 ms at level 6, 12% larger.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=3)
+    # Outside compression, so a memo hit is sent as it was compressed the first time.
+    app.add_middleware(ResponseMemo)
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from app.links import make_link
 from app.runs import run
-from app.sim import canonical_texts
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 
@@ -59,7 +58,7 @@ def build_grid() -> tuple[tuple[PolicyColumn, ...], tuple[PresetRow, ...]]:
         link_text = ""
         for column in columns:
             r = run(preset.text, column.id)
-            link_text = canonical_texts(r.scenario)[0]
+            link_text = r.link_text
             counts = Counter(v.kind for v in r.trace.verdicts)
             kinds = tuple((kind, counts[kind]) for kind in sorted(counts, key=_severity))
             summary = (

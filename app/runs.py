@@ -8,6 +8,7 @@ and can be dropped at any time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,12 +22,36 @@ CACHE_SIZE = 64
 
 
 @dataclass(frozen=True, slots=True)
+class EventView:
+    kind: str
+    text: str
+    source: str  # "rule · kernel function · commit", empty when the event has none
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
-    """A replayed scenario and the diagram layout shared by all its steps."""
+    """A replayed scenario, with what every view of it needs computed once.
+
+    ``texts[k]`` is step k's command text ("" for step 0); ``link_text`` and ``editor_text`` are
+    the canonical scenario joined by `;` and by newlines; ``names`` holds every process,
+    reference and file name the trace uses and ``pages`` each process's page names, in order.
+    """
 
     scenario: Scenario
     trace: Trace
     layout: Layout
+    texts: tuple[str, ...]
+    events: tuple[tuple[EventView, ...], ...]
+    names: frozenset[str]
+    pages: Mapping[str, tuple[str, ...]]
+
+    @property
+    def link_text(self) -> str:
+        return ";".join(self.texts[1:])
+
+    @property
+    def editor_text(self) -> str:
+        return "\n".join(self.texts[1:])
 
     @property
     def policy(self) -> Policy:
@@ -49,7 +74,32 @@ def run(text: str, policy_id: str) -> Run:
     policy = get_policy(policy_id)
     scenario = parse_cached(text)
     trace = replay(scenario, policy.id)
-    return Run(scenario, trace, compute_layout([step.state for step in trace.steps]))
+    states = [step.state for step in trace.steps]
+    names: set[str] = set()
+    pages: dict[str, dict[str, None]] = {}
+    for state in states:
+        names.update(state.procs, state.refs, state.files)
+        for proc in state.procs.values():
+            pages.setdefault(proc.name, {}).update(dict.fromkeys(proc.vmas))
+    return Run(
+        scenario=scenario,
+        trace=trace,
+        layout=compute_layout(states),
+        texts=tuple(step.text for step in trace.steps),
+        events=tuple(
+            tuple(
+                EventView(
+                    e.kind,
+                    e.text,
+                    " · ".join(part for part in (e.rule, e.kernel, e.commit) if part),
+                )
+                for e in step.events
+            )
+            for step in trace.steps
+        ),
+        names=frozenset(names),
+        pages={proc: tuple(known) for proc, known in pages.items()},
+    )
 
 
 def policy_ids() -> tuple[str, ...]:

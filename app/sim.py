@@ -8,53 +8,48 @@ a step request re-render only the stage.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.actions import ActionGroup, suggest_actions
 from app.diagram import RefMark, Scene, SceneOptions, build_scene
-from app.links import View, make_link
-from app.runs import Run
+from app.links import View, at_step, link_prefix, make_link
+from app.runs import EventView, Run
 from app.tables import StateTable, state_table
-from engine.commands import Command, Scenario
 from engine.policies import POLICIES, Policy
-from engine.syntax import format_scenario
 from engine.trace import Trace
 
-LINK_SEPARATOR = ";"
 
-
-@dataclass(frozen=True, slots=True)
 class Linker:
-    """Builds the links of one page: same scenario, policy and view; another step or command."""
+    """Builds the links of one page: same scenario, policy and view, another step.
 
-    path: str
-    text: str  # canonical scenario text, `;`-separated
-    policy: str
-    view: View
-    commands: tuple[Command, ...] = ()
+    The scenario is encoded once (`link_prefix`); each of the page's dozens of step links is
+    that prefix plus its step.
+    """
+
+    __slots__ = ("_bare", "_prefix", "_text", "path", "policy", "texts", "view")
+
+    def __init__(self, path: str, run: Run, policy: str, view: View) -> None:
+        self.path = path
+        self.policy = policy
+        self.view = view
+        self.texts = run.texts
+        self._text = run.link_text
+        self._bare = link_prefix(path, self._text)
+        self._prefix = link_prefix(path, self._text, policy=policy)
 
     def step(self, k: int) -> str:
-        return make_link(self.path, self.text, policy=self.policy, step=k, view=self.view)
+        return at_step(self._prefix, k, self.view)
 
     def policy_link(self, policy_id: str, k: int) -> str:
-        return make_link(self.path, self.text, policy=policy_id, step=k, view=self.view)
+        # Policy ids are plain tokens (POLICIES keys): no escaping needed after the prefix.
+        return at_step(f"{self._bare}&policy={policy_id}", k, self.view)
 
-    def appended(self, upto: int, cmd: Command) -> str:
-        """The scenario's first ``upto`` commands plus ``cmd``, at its last step."""
-        scenario = Scenario((*self.commands[:upto], cmd))
-        text = format_scenario(scenario, LINK_SEPARATOR)
-        return make_link(self.path, text, policy=self.policy, step=upto + 1, view=self.view)
+    def prefix(self, upto: int) -> str:
+        """The link text of the scenario's first ``upto`` commands (what an action extends)."""
+        return ";".join(self.texts[1 : upto + 1])
 
     def elsewhere(self, path: str, k: int | None, view: View | None = None) -> str:
-        return make_link(path, self.text, policy=self.policy, step=k, view=view or self.view)
-
-
-@dataclass(frozen=True, slots=True)
-class EventView:
-    kind: str
-    text: str
-    source: str  # "rule · kernel function · commit", empty when the event has none
+        return make_link(path, self._text, policy=self.policy, step=k, view=view or self.view)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +105,7 @@ class Stage:
     scene: Scene
     table: StateTable
     actions: tuple[ActionGroup, ...]
+    actions_base: str  # the scenario up to this step: the actions form sends it with `add`
     actions_truncate: int  # commands after the current step an action would replace
     timeline: tuple[TimelineEntry, ...]
     share: str
@@ -133,14 +129,6 @@ class Sim:
 
 def policy_story(policy: Policy) -> str:
     return str(policy.story)
-
-
-def events_of(trace: Trace, k: int) -> tuple[EventView, ...]:
-    out = []
-    for e in trace.steps[k].events:
-        source = " · ".join(part for part in (e.rule, e.kernel, e.commit) if part)
-        out.append(EventView(kind=e.kind, text=e.text, source=source))
-    return tuple(out)
 
 
 def ref_marks(trace: Trace, k: int) -> dict[str, RefMark]:
@@ -180,18 +168,6 @@ def proc_notes(trace: Trace, k: int) -> dict[str, str]:
     return notes
 
 
-def _names_ever(trace: Trace) -> tuple[set[str], dict[str, list[str]]]:
-    names: set[str] = set()
-    pages: dict[str, list[str]] = {}
-    for step in trace.steps:
-        state = step.state
-        names.update(state.procs, state.refs, state.files)
-        for proc in state.procs.values():
-            known = pages.setdefault(proc.name, [])
-            known.extend(p for p in proc.vmas if p not in known)
-    return names, pages
-
-
 def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     trace = run.trace
     last = run.last
@@ -208,25 +184,27 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
             has_exclusive_bit=has_bit,
             ref_marks=marks,
             proc_notes=proc_notes(trace, k),
-            title=f"Step {k} of {last} under {policy.id}: {step.text or 'empty machine'}",
+            title=f"Step {k} of {last} under {policy.id}: {run.texts[k] or 'empty machine'}",
         ),
     )
-    names, pages = _names_ever(trace)
-    actions = suggest_actions(step.state, names, pages, k + 1, lambda cmd: linker.appended(k, cmd))
+    actions = suggest_actions(step.state, run.names, run.pages, k + 1)
     verdicts_here = tuple(
         VerdictView(v.kind, v.step, v.text, v.subject, linker.step(v.step))
         for v in trace.verdicts
         if v.step == k
     )
+    kinds_at: dict[int, list[str]] = {}
+    for v in trace.verdicts:
+        kinds_at.setdefault(v.step, []).append(v.kind)
     timeline = tuple(
         TimelineEntry(
             index=s.index,
-            command=s.text or "empty machine",
+            command=run.texts[s.index] or "empty machine",
             href=linker.step(s.index),
             current=s.index == k,
-            events=events_of(trace, s.index),
+            events=run.events[s.index],
             observed=s.observed.describe() if s.observed is not None else "",
-            verdicts=tuple(v.kind for v in trace.verdicts if v.step == s.index),
+            verdicts=tuple(kinds_at.get(s.index, ())),
         )
         for s in trace.steps
     )
@@ -240,13 +218,14 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     )
     return Stage(
         nav=nav,
-        command=step.text or "empty machine",
-        events=events_of(trace, k),
+        command=run.texts[k] or "empty machine",
+        events=run.events[k],
         observed=step.observed.describe() if step.observed is not None else "",
         verdicts=verdicts_here,
         scene=scene,
         table=state_table(step.state, prev, has_bit, marks),
         actions=actions,
+        actions_base=linker.prefix(k),
         actions_truncate=last - k,
         timeline=timeline,
         share=linker.step(k),
@@ -273,15 +252,9 @@ def choices(linker: Linker, current: str, k: int) -> tuple[PolicyChoice, ...]:
     )
 
 
-def canonical_texts(scenario: Scenario) -> tuple[str, str]:
-    """(link form with `;`, editor form with one command per line)."""
-    return format_scenario(scenario, LINK_SEPARATOR), format_scenario(scenario, "\n")
-
-
 def build_sim(run: Run, policy_param: str, k: int, view: View) -> Sim:
     """``policy_param`` is kept as the user wrote it (``latest`` stays ``latest`` in links)."""
-    link_text, editor_text = canonical_texts(run.scenario)
-    linker = Linker("/", link_text, policy_param, view, run.scenario.commands)
+    linker = Linker("/", run, policy_param, view)
     policies = choices(linker, run.policy.id, k)
     current = next(c for c in policies if c.current)
     verdicts = tuple(
@@ -289,7 +262,7 @@ def build_sim(run: Run, policy_param: str, k: int, view: View) -> Sim:
         for v in run.trace.verdicts
     )
     return Sim(
-        text=editor_text,
+        text=run.editor_text,
         policy=current,
         policies=policies,
         verdicts=verdicts,
@@ -297,7 +270,3 @@ def build_sim(run: Run, policy_param: str, k: int, view: View) -> Sim:
         compare=linker.elsewhere("/compare", k, "normal"),
         view=view,
     )
-
-
-def verdict_counts(kinds: Mapping[str, int]) -> str:
-    return ", ".join(f"{kind} ×{n}" if n > 1 else kind for kind, n in kinds.items())

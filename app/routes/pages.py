@@ -11,10 +11,11 @@ the event loop is cheaper than a hop to the thread pool.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.compare import build_comparison
 from app.diagram import SceneOptions, build_scene
@@ -24,7 +25,7 @@ from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.render import render_fragment, render_page, render_svg
 from app.runs import Run, run
-from app.sim import Linker, build_sim, build_stage, canonical_texts, proc_notes, ref_marks
+from app.sim import Linker, build_sim, build_stage, proc_notes, ref_marks
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, ScenarioLimitError
 
@@ -41,6 +42,10 @@ PolicyQ = Annotated[str | None, Query(description="Policy era id (`latest` is th
 StepQ = Annotated[str | None, Query(description="Step to show, 0 = empty machine.")]
 VQ = Annotated[str | None, Query(description="Link format version; `1`.")]
 ViewQ = Annotated[str | None, Query(description="`present` for presentation mode.")]
+AddQ = Annotated[
+    str | None,
+    Query(description="A command to append to `s` (what the action buttons send)."),
+]
 PoliciesQ = Annotated[
     str | None, Query(description="Comma-separated policy ids to compare (default: all).")
 ]
@@ -180,10 +185,28 @@ async def index(
     step: StepQ = None,
     v: VQ = None,
     view: ViewQ = None,
-) -> HTMLResponse:
+    add: AddQ = None,
+) -> Response:
     hx = htmx_details(request)
+    return _index(request, hx, s, policy, step, v, view, add)
+
+
+def _index(
+    request: Request,
+    hx: HtmxDetails,
+    s: str | None,
+    policy: str | None,
+    step: str | None,
+    v: str | None,
+    view: str | None,
+    add: str | None,
+) -> Response:
     try:
         params = parse_params(_query(s=s, policy=policy, step=step, v=v, view=view))
+        if add:
+            # An action button: the scenario so far plus one command, shown at its end.
+            text = f"{params.text};{add}" if params.text.strip() else add
+            params = replace(params, text=text, step=None)
     except LinkError as exc:
         plain_view: View = "present" if view == "present" else "normal"
         return _error_response(
@@ -202,10 +225,13 @@ async def index(
         return _failure(request, hx, exc, params, "index.html", "home", policy_param)
     k = _step(params, r)
     sim = build_sim(r, policy_param, k, params.view)
-    link_text = canonical_texts(r.scenario)[0]
+    link_text = r.link_text
     ctx = _context(request, "home", params.view, link_text, policy_param)
     ctx.update(sim=sim, share_url=_absolute(request, sim.stage.share))
     if not hx.partial:
+        if add:
+            # Without JavaScript the form's URL is `…&add=…`: send the browser to the share link.
+            return RedirectResponse(sim.stage.share, status_code=303, headers={"Vary": VARY})
         return _html(render_page("index.html", ctx))
     if hx.target_id == "stage":
         body = render_fragment("index.html", ctx, "stage", ("stepbar", "narration", "timeline"))
@@ -228,8 +254,20 @@ async def embed(
     step: StepQ = None,
     v: VQ = None,
     view: ViewQ = None,
-) -> HTMLResponse:
+) -> Response:
     hx = htmx_details(request)
+    return _embed(request, hx, s, policy, step, v, view)
+
+
+def _embed(
+    request: Request,
+    hx: HtmxDetails,
+    s: str | None,
+    policy: str | None,
+    step: str | None,
+    v: str | None,
+    view: str | None,
+) -> Response:
     try:
         params = parse_params(_query(s=s, policy=policy, step=step, v=v, view=view))
     except LinkError as exc:
@@ -248,8 +286,8 @@ async def embed(
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(request, hx, exc, params, "embed.html", "embed", policy_param, "/embed")
     k = _step(params, r)
-    link_text = canonical_texts(r.scenario)[0]
-    linker = Linker("/embed", link_text, policy_param, "normal", r.scenario.commands)
+    link_text = r.link_text
+    linker = Linker("/embed", r, policy_param, "normal")
     stage = build_stage(r, k, linker)
     ctx = _context(request, "embed", "normal", link_text, policy_param)
     ctx.update(
@@ -337,8 +375,22 @@ async def compare(
     v: VQ = None,
     view: ViewQ = None,
     policy: PolicyQ = None,
-) -> HTMLResponse:
+) -> Response:
     hx = htmx_details(request)
+    return _compare(request, hx, s, policies, p, step, v, view, policy)
+
+
+def _compare(
+    request: Request,
+    hx: HtmxDetails,
+    s: str | None,
+    policies: str | None,
+    p: list[str] | None,
+    step: str | None,
+    v: str | None,
+    view: str | None,
+    policy: str | None,
+) -> Response:
     try:
         params = parse_params(
             _query(s=s, policies=policies, step=step, v=v, view=view, policy=policy)
@@ -361,7 +413,7 @@ async def compare(
         return _failure(
             request, hx, exc, params, "compare.html", "compare", latest_id(), "/compare"
         )
-    link_text = canonical_texts(runs[0].scenario)[0]
+    link_text = runs[0].link_text
     k = _step(params, runs[0])
     # Keep `policies=` in links only when the user chose a subset, in the canonical ids.
     policies_param = tuple(r.policy.id for r in runs) if chosen else None
@@ -371,7 +423,7 @@ async def compare(
         cmp=comparison,
         all_policies=tuple(POLICIES.values()),
         chosen=set(comparison.policies),
-        editor_text=canonical_texts(runs[0].scenario)[1],
+        editor_text=runs[0].editor_text,
     )
     if hx.partial:
         if hx.target_id == "cmp-stage":
@@ -387,7 +439,11 @@ async def compare(
     response_class=HTMLResponse,
     summary="Every preset under every policy, as a grid of verdicts",
 )
-async def presets(request: Request) -> HTMLResponse:
+async def presets(request: Request) -> Response:
+    return _presets(request)
+
+
+def _presets(request: Request) -> Response:
     columns, rows = build_grid()
     ctx = _context(request, "presets", "normal", "", latest_id())
     ctx.update(columns=columns, rows=rows)

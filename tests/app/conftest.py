@@ -11,7 +11,6 @@ from starlette.testclient import TestClient
 from app.links import make_link
 from app.main import app
 from app.runs import run
-from app.sim import canonical_texts
 from engine.presets import PRESETS
 
 HTMX = {"HX-Request": "true", "HX-Request-Type": "partial"}
@@ -25,7 +24,7 @@ def client() -> Iterator[TestClient]:
 
 def preset_text(name: str) -> str:
     """The canonical `;` form of a preset, as links carry it."""
-    return canonical_texts(run(PRESETS[name].text, "latest").scenario)[0]
+    return run(PRESETS[name].text, "latest").link_text
 
 
 def preset_link(name: str, policy: str = "5.7", step: int | None = None, path: str = "/") -> str:

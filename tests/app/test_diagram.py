@@ -228,3 +228,20 @@ def test_picture_and_text_agree_on_stale_references(policy: str) -> None:
     stale_in_picture = {g.key for g in groups(last, "ref") if "stale" in g.cls.split()}
     verdict_stale = any(v.kind == "stale" for v in r.trace.verdicts)
     assert bool(stale_in_picture) == verdict_stale
+
+
+def test_text_in_the_picture_is_escaped_even_if_the_language_ever_allowed_markup() -> None:
+    """Names and values are restricted by the parser; the SVG does not rely on it."""
+    evil = '<script>x</script>&"'
+    frames = {
+        ZERO_PFN: Frame(ZERO_PFN, "zero", ZERO_VALUE),
+        1: Frame(1, "anon", _value(evil), mapcount=1),
+    }
+    proc = Proc(evil, None, {evil: Vma(evil)}, {evil: Pte(pfn=1, writable=True)})
+    state = State(procs={evil: proc}, frames=frames, refs={}, swap={}, files={})
+    scene = build_scene(compute_layout([state]), state, None, SceneOptions(False, title=evil))
+    svg = render_svg({"scene": scene})
+    root = ET.fromstring(svg)  # well-formed: nothing broke out of its attribute or element
+    assert "<script>" not in svg
+    assert not list(root.iter(f"{SVG}script"))
+    assert evil in {t.text for t in root.iter(f"{SVG}text")}

@@ -94,33 +94,56 @@ def test_step_past_the_end_shows_the_end(client: TestClient) -> None:
     assert query(r.headers["HX-Push-Url"])["step"] == "1"
 
 
-def test_every_action_button_is_a_link_to_the_scenario_plus_one_command(
+def action_form(doc: object) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The actions form's hidden fields, and its buttons as (label, command)."""
+    form = doc.css_first(".actions form")  # type: ignore[attr-defined]
+    hidden = {i.attributes["name"]: i.attributes["value"] for i in form.css("input[type=hidden]")}
+    buttons = [(b.text(), b.attributes["value"]) for b in form.css("button[name=add]")]
+    return hidden, buttons
+
+
+def test_action_buttons_send_one_command_to_append_to_the_scenario_so_far(
     client: TestClient,
 ) -> None:
     link = preset_link("cow-basic", "5.7", 3)
     doc = html(client.get(link).text)
-    buttons = doc.css(".actions a.act")
+    form = doc.css_first(".actions form")
+    assert form.attributes["action"] == "/" and form.attributes["hx-get"] == "/"
+    hidden, buttons = action_form(doc)
+    assert hidden["s"] == ";".join(query(link)["s"].split(";")[:3])
+    assert hidden["policy"] == "5.7"
     assert len(buttons) > 20
-    base = query(link)["s"].split(";")[:3]
-    for button in buttons:
-        href = button.attributes["href"]
-        assert button.attributes["hx-get"] == href
-        q = query(href)
-        commands = q["s"].split(";")
-        assert commands[:3] == base, href
-        assert len(commands) == 4
-        assert q["step"] == "4" and q["policy"] == "5.7"
-        assert button.attributes["title"] == commands[3]
+    for label, command in buttons:
+        assert command.endswith(label)
+    r = client.get("/", params={**hidden, "add": "C write mem"}, headers=hx("sim"))
+    pushed = r.headers["HX-Push-Url"]
+    assert query(pushed)["s"].split(";") == [*hidden["s"].split(";"), "C write mem"]
+    assert query(pushed)["step"] == "4"
+
+
+def test_without_javascript_an_action_redirects_to_the_share_link(client: TestClient) -> None:
+    r = client.get(
+        "/",
+        params={"v": "1", "s": "P mmap a", "policy": "5.9", "add": "P write a"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/?v=1&s=P+mmap+a;P+write+a&policy=5.9&step=2"
+
+
+def test_an_action_on_the_empty_machine_starts_the_scenario(client: TestClient) -> None:
+    r = client.get("/", params={"v": "1", "add": "P mmap a"}, headers=hx("sim"))
+    assert query(r.headers["HX-Push-Url"])["s"] == "P mmap a"
 
 
 def test_following_every_action_gives_a_page(client: TestClient) -> None:
     doc = html(client.get(preset_link("cow-iouring-fork", "5.19", 5)).text)
-    hrefs = {a.attributes["href"] for a in doc.css(".actions a.act")}
-    assert any("fixed+write" in h for h in hrefs), "a R/W reference offers a device write"
-    for href in hrefs:
-        r = client.get(href or "", headers=hx("sim"))
-        assert r.status_code == 200, href
-        assert r.headers["HX-Push-Url"] == href
+    hidden, buttons = action_form(doc)
+    assert "fixed write dma6" in [command for _, command in buttons], "R/W refs can be written"
+    for _, command in buttons:
+        r = client.get("/", params={**hidden, "add": command}, headers=hx("sim"))
+        assert r.status_code == 200, command
+        assert query(r.headers["HX-Push-Url"])["s"].endswith(command.replace(" ", " "))
 
 
 def test_action_at_an_earlier_step_says_it_replaces_the_later_steps(client: TestClient) -> None:
@@ -129,9 +152,9 @@ def test_action_at_an_earlier_step_says_it_replaces_the_later_steps(client: Test
 
 
 def test_fork_suggests_a_name_no_step_uses(client: TestClient) -> None:
-    doc = html(client.get(preset_link("cow-basic", "5.7", 3)).text)
-    forks = [a.attributes["title"] for a in doc.css(".actions a.act") if "fork" in a.text()]
-    assert forks and all(title != "P fork C" for title in forks)
+    _, buttons = action_form(html(client.get(preset_link("cow-basic", "5.7", 3)).text))
+    forks = [command for _, command in buttons if " fork " in command]
+    assert forks and "P fork C" not in forks
 
 
 def test_page_shows_the_narration_timeline_policy_story_and_verdicts(client: TestClient) -> None:
@@ -173,8 +196,9 @@ def test_present_view_is_kept_by_every_link(client: TestClient) -> None:
     link = preset_link("cow-basic", "5.7", 2) + "&view=present"
     doc = html(client.get(link).text)
     assert "present" in (doc.css_first("body").attributes["class"] or "")
-    for a in doc.css("#stepbar a, .actions a.act, .policies a"):
+    for a in doc.css("#stepbar a, #timeline a, .policies a"):
         assert query(a.attributes["href"] or "").get("view") == "present"
+    assert action_form(doc)[0]["view"] == "present"
     toggle = doc.css_first("a[data-nav=present]")
     assert "view" not in query(toggle.attributes["href"] or "")
 
@@ -182,7 +206,7 @@ def test_present_view_is_kept_by_every_link(client: TestClient) -> None:
 def test_empty_link_is_the_empty_machine_with_a_start(client: TestClient) -> None:
     doc = html(client.get("/").text)
     assert doc.css_first("#stepbar .counter strong").text() == "0"
-    assert [a.attributes["title"] for a in doc.css(".actions a.act")] == ["P mmap a"]
+    assert action_form(doc)[1] == [("P mmap a", "P mmap a")]
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -194,7 +218,7 @@ def test_every_preset_renders_at_every_step_boundary(client: TestClient, name: s
 
 def test_editor_form_submits_to_the_page_and_keeps_the_policy(client: TestClient) -> None:
     doc = html(client.get(preset_link("cow-basic", "5.9")).text)
-    form = doc.css_first("form[hx-get='/']")
+    form = doc.css_first(".editor form")
     assert form.attributes["action"] == "/"
     assert form.css_first("input[name=policy]").attributes["value"] == "5.9"
     # One canonical command per line: the preset's comments and spacing are not in links.

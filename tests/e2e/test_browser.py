@@ -34,7 +34,7 @@ def test_shared_link_opens_at_its_step(page: Page, watch: Watch) -> None:
 
 def test_clicking_an_action_swaps_the_region_and_pushes_the_link(page: Page, watch: Watch) -> None:
     page.goto(preset_link(LEAK, "5.7", 3))
-    page.locator(".actions a.act[title='C write data']").click()
+    page.locator(".actions button[value='C write data']").click()
     page.wait_for_url(re.compile(r"C\+write\+data&policy=5\.7&step=4$"))
     assert counter(page) == "4"
     expect(page.locator("#timeline > ol > li")).to_have_count(5)
