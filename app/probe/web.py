@@ -199,8 +199,63 @@ def _message(kind: str, message: str, status: int) -> HTMLResponse:
     return HTMLResponse(_MESSAGE.render(kind=kind, message=message), status_code=status)
 
 
+class ObservationOut(BaseModel):
+    step: int
+    command: str
+    value: str
+
+
+class ResultOut(BaseModel):
+    preset: str
+    title: str
+    agree: bool | None
+    kernel_observed: list[ObservationOut]
+    sim_observed: list[ObservationOut]
+    skipped: str | None
+
+
+class ProbeOut(BaseModel):
+    kernel: str
+    policy: str
+    results: list[ResultOut]
+    cached: bool
+
+
+class ProbeInfoOut(BaseModel):
+    enabled: bool
+    kernel: str
+    policy: str
+    unavailable: dict[str, str]
+
+
+class ProbeProblem(BaseModel):
+    error: str
+    message: str
+
+
+class ProbeProblemOut(BaseModel):
+    detail: ProbeProblem
+
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ProbeProblemOut, "description": "The scenario has a syntax error."},
+    403: {"model": ProbeProblemOut, "description": "Probing is switched off on this server."},
+    429: {"model": ProbeProblemOut, "description": "Another probe is running."},
+}
+_FRAGMENT_STATUSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The scenario has a syntax error (an HTML fragment says where)."},
+    403: {"description": "Probing is switched off on this server (HTML fragment)."},
+    429: {"description": "Another probe is running (HTML fragment)."},
+}
+
+
 # ---------------------------------------------------------------------------------- routes
-@router.post("/probe", response_class=HTMLResponse, summary="Run a scenario on this kernel")
+@router.post(
+    "/probe",
+    response_class=HTMLResponse,
+    summary="Run a scenario on this kernel",
+    responses=_FRAGMENT_STATUSES,
+)
 def probe_fragment(
     s: Annotated[str, Form(max_length=MAX_DECOMPRESSED_BYTES)],
 ) -> HTMLResponse:
@@ -232,7 +287,12 @@ def _json_error(status: int, error: str, message: str) -> JSONResponse:
     return JSONResponse({"detail": {"error": error, "message": message}}, status_code=status)
 
 
-@router.post("/api/v1/probe", summary="Run a scenario on this server's kernel and compare")
+@router.post(
+    "/api/v1/probe",
+    summary="Run a scenario on this server's kernel and compare",
+    response_model=ProbeOut,
+    responses=_PROBLEMS,
+)
 def probe_api(body: ProbeRequest) -> JSONResponse:
     if not enabled():
         return _json_error(403, "probe-off", "probing this server's kernel is switched off")
@@ -255,7 +315,11 @@ def probe_api(body: ProbeRequest) -> JSONResponse:
     )
 
 
-@router.get("/api/v1/probe", summary="Whether this server can probe its kernel, and what")
+@router.get(
+    "/api/v1/probe",
+    summary="Whether this server can probe its kernel, and what",
+    response_model=ProbeInfoOut,
+)
 def probe_info() -> JSONResponse:
     release = capabilities.kernel_release()
     caps = capabilities.detect()
