@@ -431,3 +431,15 @@ def test_pageout_outcomes_are_compared_like_reads() -> None:
     result = compare.probe_scenario(scenario, name="t", policy="6.2", runner=lambda s, t: run)
     assert result.agree is True
     assert (3, "swapped out") in {(o.step, o.value) for o in result.sim_observed}
+
+
+def test_ioctl_numbers_match_the_kernel_headers() -> None:
+    # Values as the C macros expand them on x86-64 and arm64 (include/uapi/…).
+    from app.probe import gup_test, uffd
+
+    assert gup_test.PIN_LONGTERM_TEST_START == 0x40186707  # _IOW('g', 7, 24 bytes)
+    assert gup_test.PIN_LONGTERM_TEST_STOP == 0x6708  # _IO('g', 8)
+    assert gup_test.PIN_LONGTERM_TEST_READ == 0x40086709  # _IOW('g', 9, __u64)
+    assert uffd.UFFDIO_API == 0xC018AA3F
+    assert uffd.UFFDIO_REGISTER == 0xC020AA00
+    assert uffd.UFFDIO_WRITEPROTECT == 0xC018AA06
