@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from app.links import make_link
 from app.runs import run
-from engine.policies import POLICIES
+from engine.policies import POLICIES, get_policy
 from engine.presets import PRESETS
 
 # The order verdicts are listed in a cell: the worst first.
@@ -45,11 +45,14 @@ class PolicyColumn:
     label: str
     kernels: str
     merged: bool
+    story: str
 
 
 def build_grid() -> tuple[tuple[PolicyColumn, ...], tuple[PresetRow, ...]]:
     columns = tuple(
-        PolicyColumn(p.id, str(p.label), str(p.kernels), bool(getattr(p, "merged", True)))
+        PolicyColumn(
+            p.id, str(p.label), str(p.kernels), bool(getattr(p, "merged", True)), str(p.story)
+        )
         for p in POLICIES.values()
     )
     rows: list[PresetRow] = []
@@ -81,7 +84,7 @@ def build_grid() -> tuple[tuple[PolicyColumn, ...], tuple[PresetRow, ...]]:
                 title=preset.title,
                 story=preset.story,
                 source=preset.source,
-                href=make_link("/", link_text, policy=columns[-1].id),
+                href=make_link("/", link_text, policy=get_policy("latest").id),
                 compare=make_link("/compare", link_text),
                 cells=tuple(cells),
                 changes=len({c.kinds for c in cells}) > 1,

@@ -153,7 +153,7 @@ def ref_marks(trace: Trace, k: int) -> dict[str, RefMark]:
         if held is None or verdict.step > k or held.step > verdict.step:
             continue
         if verdict.kind == "leak":
-            marks[held.name] = RefMark("leaking", f"sees a write it must not (step {verdict.step})")
+            marks[held.name] = RefMark("leaking", f"foreign write seen at step {verdict.step}")
         elif verdict.kind == "stale":
             marks.setdefault(held.name, RefMark("stale", f"diverged at step {verdict.step}"))
     return marks
