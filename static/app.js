@@ -67,6 +67,30 @@
     if (ev.target.classList && ev.target.classList.contains("share-link")) ev.target.select();
   });
 
-  document.addEventListener("htmx:after:settle", revealCurrentStep);
+  // A swap replaces the button or link that had the focus; a keyboard user would be thrown
+  // back to the top of the page. Remember what had it and give it to its replacement.
+  var focusSelector = null;
+
+  document.addEventListener("htmx:before:request", function () {
+    var el = document.activeElement;
+    focusSelector = null;
+    if (!el || el === document.body) return;
+    if (el.matches("button[name=add]")) {
+      focusSelector = 'button[name="add"][value="' + CSS.escape(el.value) + '"]';
+    } else if (el.dataset && el.dataset.nav) {
+      focusSelector = 'a[data-nav="' + CSS.escape(el.dataset.nav) + '"]';
+    }
+  });
+
+  document.addEventListener("htmx:after:settle", function () {
+    revealCurrentStep();
+    if (!focusSelector) return;
+    var el = document.querySelector(focusSelector);
+    focusSelector = null;
+    if (!el) return;
+    var details = el.closest("details");
+    if (details) details.open = true;
+    el.focus({ preventScroll: true });
+  });
   document.addEventListener("DOMContentLoaded", revealCurrentStep);
 })();

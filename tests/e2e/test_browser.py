@@ -43,6 +43,18 @@ def test_clicking_an_action_swaps_the_region_and_pushes_the_link(page: Page, wat
     assert page.locator("#sim #sim").count() == 0
 
 
+def test_keyboard_user_keeps_the_focus_on_the_button_they_pressed(page: Page, watch: Watch) -> None:
+    page.goto(preset_link(LEAK, "5.7", 3))
+    page.locator(".actions button[value='P read data']").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"P\+read\+data&policy=5\.7&step=4$"))
+    expect(page.locator(".actions button[value='P read data']")).to_be_focused()
+    page.locator("a[data-nav=prev]").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"step=3$"))
+    expect(page.locator("a[data-nav=prev]")).to_be_focused()
+
+
 def test_keyboard_steps_and_back_walks_the_history(page: Page, watch: Watch) -> None:
     page.goto(preset_link(LEAK, "5.7", 3))
     page.keyboard.press("ArrowRight")
