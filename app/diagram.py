@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from engine.state import Frame, Proc, Pte, Ref, State, SwapSlot, Vma
+
+T = TypeVar("T")
 
 # Okabe & Ito (2008), "Color Universal Design": safe for protanopia, deuteranopia, tritanopia.
 BLACK = "#000000"
@@ -165,24 +167,44 @@ def _ordered_union(groups: Iterable[Iterable[str]]) -> list[str]:
     """Names in order of first appearance (dict keeps insertion order)."""
     seen: dict[str, None] = {}
     for group in groups:
-        for name in group:
-            seen.setdefault(name, None)
+        seen.update(dict.fromkeys(group))  # a key already present keeps its place
     return list(seen)
+
+
+def _distinct(objects: Iterable[T]) -> list[T]:
+    """Each object once, in order of first appearance, compared by identity.
+
+    Consecutive states share every process, page table and frame table a step did not change,
+    so a 1,000-step trace of 64 processes holds a few hundred distinct processes, not 64,000:
+    walking each once keeps the layout linear in the scenario instead of steps × pages. (The
+    states are all alive while this runs, so no two distinct objects share an ``id``.)
+    """
+    seen: set[int] = set()
+    out = []
+    for obj in objects:
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            out.append(obj)
+    return out
 
 
 def compute_layout(states: Sequence[State]) -> Layout:
     """Places for every process, page, frame, slot, reference and file in ``states``."""
-    proc_names = _ordered_union(s.procs for s in states)
+    proc_names = _ordered_union(_distinct(s.procs for s in states))
     pages: dict[str, list[str]] = {
         name: _ordered_union(
-            [*s.procs[name].vmas, *s.procs[name].ptes] for s in states if name in s.procs
+            _distinct(
+                table
+                for proc in _distinct(s.procs[name] for s in states if name in s.procs)
+                for table in (proc.vmas, proc.ptes)
+            )
         )
         for name in proc_names
     }
-    pfns = sorted({pfn for s in states for pfn in s.frames})
-    slots = sorted({slot for s in states for slot in s.swap})
-    ref_names = _ordered_union(s.refs for s in states)
-    file_names = _ordered_union(s.files for s in states)
+    pfns = sorted({pfn for frames in _distinct(s.frames for s in states) for pfn in frames})
+    slots = sorted({slot for swap in _distinct(s.swap for s in states) for slot in swap})
+    ref_names = _ordered_union(_distinct(s.refs for s in states))
+    file_names = _ordered_union(_distinct(s.files for s in states))
 
     top = MARGIN + TITLE_H
     procs: dict[str, ProcPlace] = {}

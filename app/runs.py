@@ -77,10 +77,13 @@ def run(text: str, policy_id: str) -> Run:
     states = [step.state for step in trace.steps]
     names: set[str] = set()
     pages: dict[str, dict[str, None]] = {}
+    seen: set[int] = set()  # steps share unchanged processes: walk each page table once
     for state in states:
         names.update(state.procs, state.refs, state.files)
         for proc in state.procs.values():
-            pages.setdefault(proc.name, {}).update(dict.fromkeys(proc.vmas))
+            if id(proc.vmas) not in seen:
+                seen.add(id(proc.vmas))
+                pages.setdefault(proc.name, {}).update(dict.fromkeys(proc.vmas))
     return Run(
         scenario=scenario,
         trace=trace,
