@@ -390,10 +390,13 @@ def _proc_groups(
     existed_before: bool,
     has_exclusive_bit: bool,
     layout: Layout,
-    state: State,
+    offsets: Mapping[tuple[str, str], float],
     note: str = "",
 ) -> tuple[list[Group], list[Group]]:
-    """Boxes and arrows of one process: (boxes, arrows); ``note`` flags a verdict about it."""
+    """Boxes and arrows of one process: (boxes, arrows); ``note`` flags a verdict about it.
+
+    ``offsets`` (from `_spread`) places each mapping's arrowhead at its frame.
+    """
     boxes: list[Group] = []
     arrows: list[Group] = []
     x, y, w = place.x, place.y, PROC_W
@@ -542,7 +545,7 @@ def _proc_groups(
         start_x, start_y = x + w, row_y + ROW_H / 2
         if pte is not None and pte.pfn is not None and pte.pfn in layout.frames:
             fx, fy = layout.frames[pte.pfn]
-            end_y = fy + FRAME_H / 2 + _spread(state, pte.pfn, (proc.name, page))
+            end_y = fy + FRAME_H / 2 + offsets.get((proc.name, page), 0.0)
             d, head_pts = _arrow(start_x, start_y, fx, end_y)
             arrows.append(
                 Group(
@@ -573,21 +576,24 @@ def _proc_groups(
     return boxes, arrows
 
 
-def _spread(state: State, pfn: int, who: tuple[str, str]) -> float:
-    """Vertical offset of one arrowhead among all the PTEs mapping ``pfn``.
+def _spread(state: State) -> dict[tuple[str, str], float]:
+    """Vertical offset of each arrowhead among all the PTEs mapping the same frame.
 
     Spreading the heads lets a student count the mappings (mapcount) at the frame itself.
+    Computed for the whole state in one pass: per arrow it would cost processes × pages.
     """
-    mappers = [
-        (p.name, page)
-        for p in state.procs.values()
-        for page, pte in p.ptes.items()
-        if pte.pfn == pfn
-    ]
-    if who not in mappers or len(mappers) == 1:
-        return 0.0
-    step = min(14.0, (FRAME_H - 30) / (len(mappers) - 1))
-    return (mappers.index(who) - (len(mappers) - 1) / 2) * step
+    mappers: dict[int, list[tuple[str, str]]] = {}
+    for p in state.procs.values():
+        for page, pte in p.ptes.items():
+            if pte.pfn is not None:
+                mappers.setdefault(pte.pfn, []).append((p.name, page))
+    offsets: dict[tuple[str, str], float] = {}
+    for same_frame in mappers.values():
+        if len(same_frame) > 1:
+            step = min(14.0, (FRAME_H - 30) / (len(same_frame) - 1))
+            for i, who in enumerate(same_frame):
+                offsets[who] = (i - (len(same_frame) - 1) / 2) * step
+    return offsets
 
 
 def _frame_group(
@@ -808,6 +814,7 @@ def build_scene(layout: Layout, state: State, prev: State | None, options: Scene
     ex = options.has_exclusive_bit
     boxes: list[Group] = [Group("headings", "column headings", tuple(_headings(layout)))]
     arrows: list[Group] = []
+    offsets = _spread(state)
     for name, place in layout.procs.items():
         proc = state.procs.get(name)
         before = prev.procs.get(name) if prev else None
@@ -818,7 +825,7 @@ def build_scene(layout: Layout, state: State, prev: State | None, options: Scene
             before is not None,
             ex,
             layout,
-            state,
+            offsets,
             options.proc_notes.get(name, ""),
         )
         boxes.extend(b)
