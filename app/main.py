@@ -8,12 +8,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import Match, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from app.errors import ErrorView, not_found
 from app.memo import ResponseMemo
 from app.paths import STATIC_DIR
+from app.probe import web as probe_web
 from app.render import render_page
 from app.routes import api, docs, pages
 from app.security import SecurityHeaders
@@ -47,6 +49,19 @@ def _error_page(request: Request, error: ErrorView) -> HTMLResponse:
     return HTMLResponse(render_page("error.html", ctx), status_code=error.status)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method any route serves at this path.
+
+    Starlette answers a 405 from the first route whose path matches, so a path served by two
+    routes (GET and POST of /api/v1/probe) would announce only one of them in `Allow`.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods.update(route.methods or ())
+    return ", ".join(sorted(methods))
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="cowlab",
@@ -59,6 +74,8 @@ def create_app() -> FastAPI:
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(docs.router)
+    # "Run on this server's kernel" (app.probe.web): off unless `cowlab serve` enabled it.
+    app.include_router(probe_web.router)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(StarletteHTTPException)
@@ -81,6 +98,8 @@ def create_app() -> FastAPI:
             )
             response = _error_page(request, error)
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request)
         return response
 
     # Compression keeps the first page load (page + CSS + JS + htmx) under 100 KB on the wire.

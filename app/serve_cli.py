@@ -31,6 +31,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
+    parser.add_argument(
+        "--allow-probe",
+        action="store_true",
+        help=(
+            "let visitors run scenarios on this machine's kernel (always allowed when listening "
+            "on loopback only)"
+        ),
+    )
     parser.set_defaults(func=serve)
 
 
@@ -51,8 +59,14 @@ def url_for(host: str, port: int) -> str:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported here: `cowlab run` should not pay for the web stack
 
+    from app.probe import web as probe_web
+
     url = url_for(args.host, args.port)
+    # Set before uvicorn starts: the flag is an environment variable every worker inherits.
+    probing = probe_web.enable(args.host, args.allow_probe)
     print(f"cowlab is serving on {url}  (Ctrl+C stops it)", flush=True)
+    if probing:
+        print("  visitors may run scenarios on this machine's kernel (the probe)", flush=True)
     if args.open:
         # After a short delay, so the browser's first request finds the socket listening.
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()

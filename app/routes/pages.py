@@ -23,6 +23,7 @@ from app.errors import ErrorView, limit_error, link_error, policy_error, scenari
 from app.htmx import HtmxDetails, htmx_details
 from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
+from app.probe.web import probe_button
 from app.render import render_fragment, render_page, render_svg
 from app.runs import Run, run
 from app.sim import Linker, build_sim, build_stage, proc_notes, ref_marks
@@ -227,7 +228,11 @@ def _index(
     sim = build_sim(r, policy_param, k, params.view)
     link_text = r.link_text
     ctx = _context(request, "home", params.view, link_text, policy_param)
-    ctx.update(sim=sim, share_url=_absolute(request, sim.stage.share))
+    ctx.update(
+        sim=sim,
+        share_url=_absolute(request, sim.stage.share),
+        probe=probe_button(r.editor_text),
+    )
     if not hx.partial:
         if add:
             # Without JavaScript the form's URL is `…&add=…`: send the browser to the share link.

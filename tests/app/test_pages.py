@@ -244,3 +244,22 @@ def test_htmx_partial_of_a_link_with_no_target_header_is_the_sim_region(
 ) -> None:
     r = client.get(make_link("/", "P mmap a"), headers=HTMX)
     assert html(r.text).css_first("textarea") is not None
+
+
+def test_probe_button_appears_only_when_the_server_allows_probing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.main import create_app
+    from app.probe import web as probe_web
+
+    link = preset_link("cow-basic", "5.7")
+    monkeypatch.setenv(probe_web.ENV_FLAG, "0")
+    with TestClient(create_app()) as c:
+        assert html(c.get(link).text).css_first(".probe-box") is None
+    monkeypatch.setenv(probe_web.ENV_FLAG, "1")
+    with TestClient(create_app()) as c:
+        box = html(c.get(link).text).css_first(".probe-box form")
+        assert box is not None and box.attributes["hx-post"] == "/probe"
+        assert box.css_first("input[name=s]").attributes["value"] == preset_text(
+            "cow-basic"
+        ).replace(";", "\n")

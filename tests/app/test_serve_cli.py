@@ -64,3 +64,22 @@ def test_serve_prints_the_url_and_runs_uvicorn(
     ((app, kwargs),) = calls
     assert app == "app.main:app"
     assert kwargs["workers"] == 3 and kwargs["port"] == 8123
+
+
+def test_allow_probe_is_passed_to_the_probe_switch(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    from app.probe import web as probe_web
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    monkeypatch.delenv(probe_web.ENV_FLAG, raising=False)
+    args = parser().parse_args(["serve", "--host", "0.0.0.0"])
+    args.func(args)
+    assert not probe_web.enabled()  # a public address needs --allow-probe
+    args = parser().parse_args(["serve", "--host", "0.0.0.0", "--allow-probe"])
+    args.func(args)
+    assert probe_web.enabled()
+    assert "kernel" in capsys.readouterr().out
+    monkeypatch.delenv(probe_web.ENV_FLAG)
