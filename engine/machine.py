@@ -298,6 +298,10 @@ class _Machine:
         if pte is None:
             return
         self.set_pte(proc_name, page, None)
+        vma = self.procs[proc_name].vmas[page]
+        if pte.uffd_wp and vma.uffd_wp and vma.file is not None:
+            # zap_install_uffd_wp_if_needed: the protection outlives the PTE as a marker.
+            self.set_vma(proc_name, vma._replace(uffd_wp_marker=True))
         if pte.pfn is not None:
             frame = self.frames[pte.pfn]
             left = frame.refcount - 1 if pte.pfn != ZERO_PFN else 0
@@ -360,9 +364,13 @@ class _Machine:
             )
             return
         frame = self.pagecache_frame(vma.file)
-        writable = vma.shared and vma.write
+        # A uffd-wp marker turns into a write-protected PTE (pte_marker_handle_uffd_wp).
+        marked = vma.uffd_wp_marker and vma.uffd_wp
+        writable = vma.shared and vma.write and not marked
         self.put_frame(frame._replace(mapcount=frame.mapcount + 1))
-        self.set_pte(proc.name, page, Pte(pfn=frame.pfn, writable=writable))
+        self.set_pte(proc.name, page, Pte(pfn=frame.pfn, writable=writable, uffd_wp=marked))
+        if vma.uffd_wp_marker:
+            self.set_vma(proc.name, vma._replace(uffd_wp_marker=False))
         self.emit(
             "map",
             f"{proc.name} reads {page}: the page-cache page of file {vma.file} is mapped "
@@ -392,11 +400,15 @@ class _Machine:
         notify_uffd: bool = True,
         why: str = "write",
         keep_ro: bool = False,
+        can_retry: bool = True,
     ) -> None:
         """handle_mm_fault with FAULT_FLAG_WRITE: allocate, COW, reuse or swap in.
 
         ``notify_uffd`` is False for Peter Xu's FAULT_FLAG_BREAK_COW (a COW break for a read);
         ``keep_ro`` keeps a uffd-wp protected copy write-protected (same proposal, v3).
+        ``can_retry`` is False for a GUP without a ``locked`` pointer (/proc/PID/mem): such a
+        fault lacks FAULT_FLAG_ALLOW_RETRY, so handle_userfault() cannot wait for the monitor
+        and returns VM_FAULT_SIGBUS instead of delivering the fault.
         """
         proc = self.procs[proc_name]
         vma = proc.vmas[page]
@@ -407,24 +419,18 @@ class _Machine:
             if pte.writable or (not vma.write and pte.dirty and not self.is_shared_frame(pte)):
                 return
         if pte is None:
-            self.fault_missing_for_write(proc, page, vma)
+            if vma.uffd_wp_marker and vma.uffd_wp and notify_uffd:
+                self.userfault(proc_name, page, why, can_retry, marker=True)
+                vma = vma._replace(uffd_wp_marker=False)
+                self.set_vma(proc_name, vma)
+            self.fault_missing_for_write(self.procs[proc_name], page, vma)
             return
         if pte.writable:
             return
         assert pte.pfn is not None
         if pte.uffd_wp and vma.uffd_wp:
             if notify_uffd:
-                self.emit(
-                    "userfault",
-                    f"{proc_name}'s {why} hits a userfaultfd write-protected PTE: a "
-                    "VM_UFFD_WP fault is delivered to the monitor, which must resolve it "
-                    "(UFFDIO_WRITEPROTECT off) before the fault can retry",
-                    rule="uffd-wp PTE on write fault",
-                    kernel="do_wp_page → handle_userfault",
-                    proc=proc_name,
-                    page=page,
-                    pfn=pte.pfn,
-                )
+                self.userfault(proc_name, page, why, can_retry, marker=False)
                 pte = pte._replace(uffd_wp=False)
                 self.set_pte(proc_name, page, pte)
             else:
@@ -476,6 +482,41 @@ class _Machine:
                 writable=vma.write and not keep_ro,
                 carry_uffd=keep_ro,
             )
+
+    def userfault(
+        self, proc_name: str, page: str, why: str, can_retry: bool, *, marker: bool
+    ) -> None:
+        """handle_userfault for a write-protect fault: deliver it, or fail the access."""
+        where = (
+            "a uffd-wp PTE marker (no page yet)" if marker else "a userfaultfd write-protected PTE"
+        )
+        if not can_retry:
+            raise self.refuse(
+                "efault",
+                f"{proc_name}'s {why} hits {where}, but this GUP cannot wait for the monitor (no "
+                "FAULT_FLAG_ALLOW_RETRY): handle_userfault returns VM_FAULT_SIGBUS and the "
+                "write fails with -EIO; nothing is written",
+                kernel="__access_remote_vm → handle_userfault",
+                proc=proc_name,
+                page=page,
+            )
+        self.emit(
+            "userfault",
+            f"{proc_name}'s {why} hits {where}: a VM_UFFD_WP fault is delivered to the "
+            "monitor, which must resolve it (UFFDIO_WRITEPROTECT off) before the fault can retry",
+            rule="uffd-wp marker on write fault" if marker else "uffd-wp PTE on write fault",
+            kernel="handle_pte_marker → handle_userfault"
+            if marker
+            else "do_wp_page → handle_userfault",
+            proc=proc_name,
+            page=page,
+        )
+
+    def note_anon_vma(self, proc_name: str, page: str) -> None:
+        """anon_vma_prepare: the first anonymous page of a VMA gives it an anon_vma."""
+        vma = self.procs[proc_name].vmas[page]
+        if not vma.anon_vma:
+            self.set_vma(proc_name, vma._replace(anon_vma=True))
 
     def is_shared_frame(self, pte: Pte) -> bool:
         return pte.pfn is not None and self.frames[pte.pfn].kind != "anon"
@@ -535,6 +576,7 @@ class _Machine:
         """wp_page_copy: a new exclusive anon page with the old contents (zero page: zeroed)."""
         pte = self.procs[proc_name].ptes[page]
         new = self.alloc(frame.value, mapcount=1, exclusive=True)
+        self.note_anon_vma(proc_name, page)
         self.set_pte(
             proc_name,
             page,
@@ -614,6 +656,7 @@ class _Machine:
     def fault_missing_for_write(self, proc: Proc, page: str, vma: Vma) -> None:
         if vma.file is None:
             frame = self.alloc(ZERO_VALUE, mapcount=1, exclusive=True)
+            self.note_anon_vma(proc.name, page)
             self.set_pte(proc.name, page, Pte(pfn=frame.pfn, writable=vma.write, dirty=True))
             self.emit(
                 "map",
@@ -642,6 +685,7 @@ class _Machine:
             )
             return
         frame = self.alloc(cache.value, mapcount=1, exclusive=True)
+        self.note_anon_vma(proc.name, page)
         self.set_pte(proc.name, page, Pte(pfn=frame.pfn, writable=vma.write, dirty=True))
         self.emit(
             "copy",
@@ -787,7 +831,9 @@ class _Machine:
                 if write:
                     # do_cow_fault / do_anonymous_page do not report VM_FAULT_WRITE, so this
                     # fault sets neither FOLL_COW nor (pre-4.9) drops FOLL_WRITE.
-                    self.write_fault(proc_name, page, why=f"{kind}(FOLL_WRITE)")
+                    self.write_fault(
+                        proc_name, page, why=f"{kind}(FOLL_WRITE)", can_retry=not req.force
+                    )
                 elif forced is not None and self.policy.read_gup_cow_fault_is_write():
                     self.emit(
                         "info",
@@ -816,7 +862,9 @@ class _Machine:
                             pfn=frame.pfn,
                         )
                         break
-                self.write_fault(proc_name, page, why=f"{kind}(FOLL_WRITE)")
+                self.write_fault(
+                    proc_name, page, why=f"{kind}(FOLL_WRITE)", can_retry=not req.force
+                )
                 if not vma.write:
                     cow_done = True
                     if self.policy.force_write_drops_foll_write():
@@ -978,9 +1026,22 @@ class _Machine:
                 )
                 continue
             # Without UFFD_FEATURE_EVENT_FORK the child's VMA is not registered with uffd.
-            child_vmas[page] = vma._replace(uffd_wp=False)
+            child_vmas[page] = vma._replace(uffd_wp=False, uffd_wp_marker=False)
             pte = self.procs[cmd.proc].ptes.get(page)
             if pte is None:
+                continue
+            if not vma.anon_vma:
+                # The child's VMA is not uffd-wp registered either, so nothing needs the PTE.
+                self.emit(
+                    "fork",
+                    f"{page} has no anonymous page yet (no anon_vma): fork copies no PTE, the "
+                    f"child will fault it in when it touches {page}",
+                    rule="vma_needs_copy: no anon_vma",
+                    kernel="copy_page_range → vma_needs_copy",
+                    proc=cmd.child,
+                    page=page,
+                    pfn=pte.pfn,
+                )
                 continue
             child_pte = self.fork_pte(cmd.proc, cmd.child, page, vma, pte)
             child_ptes[page] = child_pte._replace(uffd_wp=False)
@@ -1313,8 +1374,31 @@ class _Machine:
         proc = self.need_proc(cmd.proc)
         vma = self.need_vma(proc, cmd.page, fault=False)
         pte = proc.ptes.get(cmd.page)
+        if cmd.on and not vma.uffd_wp:
+            if not vma.maywrite:
+                raise self.refuse(
+                    "efault",
+                    f"{cmd.page} maps a file opened read-only (no VM_MAYWRITE): UFFDIO_REGISTER "
+                    "fails with -EPERM (29ec90660d68, CVE-2018-18397)",
+                    kernel="userfaultfd_register",
+                    proc=cmd.proc,
+                    page=cmd.page,
+                )
+            if vma.file is not None and not self.policy.uffd_wp_file:
+                raise self.refuse(
+                    "efault",
+                    f"{cmd.page} is file-backed: before 5.19 userfaultfd write-protection works "
+                    "on anonymous memory only, UFFDIO_REGISTER fails with -EINVAL",
+                    kernel="userfaultfd_register → vma_can_userfault",
+                    proc=cmd.proc,
+                    page=cmd.page,
+                )
         if cmd.on:
-            self.set_vma(cmd.proc, vma._replace(uffd_wp=True))
+            vma = vma._replace(uffd_wp=True)
+        # On file-backed memory an empty PTE slot gets a uffd-wp marker (5.19+), so the page
+        # is protected before it exists; anonymous memory has no marker by default.
+        marker = cmd.on and pte is None and vma.file is not None
+        self.set_vma(cmd.proc, vma._replace(uffd_wp_marker=marker))
         if pte is not None and pte.pfn is not None:
             self.set_pte(
                 cmd.proc,
@@ -1330,7 +1414,13 @@ class _Machine:
                 if cmd.on
                 else "lifts the userfaultfd write-protection of {0}"
             ).format(cmd.page)
-            + ("" if pte is not None or not cmd.on else " (no PTE yet: only the VMA is marked)"),
+            + (
+                ""
+                if pte is not None or not cmd.on
+                else " (no PTE yet: a uffd-wp PTE marker holds the protection)"
+                if marker
+                else " (no PTE yet, and anonymous memory gets no marker: nothing is armed)"
+            ),
             kernel="userfaultfd_writeprotect → uffd_wp_range",
             proc=cmd.proc,
             page=cmd.page,

@@ -81,6 +81,9 @@ class Policy:
     # 5.18 (53a05ad9f21d, c145e0b47c77): before the refcount test, a swap-cache page whose
     # slot no swap PTE uses any more leaves the swap cache, so its reference does not count.
     drops_unused_swapcache: ClassVar[bool] = False
+    # userfaultfd write-protection of shmem/memfd (PTE markers) arrived in 5.19 with Peter Xu's
+    # "userfaultfd-wp: Support shmem and hugetlbfs" series; before, uffd-wp was anonymous-only.
+    uffd_wp_file: ClassVar[bool] = False
 
     # ---------------------------------------------------------------- write fault (do_wp_page)
     def wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
@@ -528,6 +531,7 @@ class Exclusive519(PageCount518):
         "with 6.0's FOLL_FORCE fix (5535be309971) and mprotect upgrade of dirty exclusive pages."
     )
     has_exclusive_bit = True
+    uffd_wp_file = True
 
     def wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
         """do_wp_page (6c287605fd56): PageAnonExclusive ⇒ reuse without looking at refcounts;

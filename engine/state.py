@@ -110,6 +110,12 @@ class Vma(NamedTuple):
     dontcopy: bool = False  # VM_DONTCOPY (MADV_DONTFORK)
     uffd_wp: bool = False  # VM_UFFD_WP registered
     softdirty_tracking: bool = False  # clear_refs 4 cleared VM_SOFTDIRTY: tracking is on
+    # vma->anon_vma: set once an anonymous page was allocated here. fork copies no PTEs of a
+    # VMA without one, since a fault fills them correctly (vma_needs_copy).
+    anon_vma: bool = False
+    # A uffd-wp PTE marker in the empty PTE slot (5.19+, file-backed memory): the page is
+    # write-protected before it is even faulted in.
+    uffd_wp_marker: bool = False
 
     @property
     def is_cow_mapping(self) -> bool:

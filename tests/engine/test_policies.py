@@ -439,3 +439,46 @@ def test_stale_names_an_outdated_value_of_the_readers_own() -> None:
     )
     (verdict,) = trace.verdicts
     assert (verdict.kind, verdict.step, verdict.subject) == ("stale", 6, "p")
+
+
+# ------------------------------------------------------ userfaultfd and fork details (probe)
+
+
+@pytest.mark.parametrize("policy", ALL)
+def test_proc_mem_write_to_a_uffd_wp_page_fails_instead_of_waiting(policy: str) -> None:
+    # __access_remote_vm GUPs without `locked`: no FAULT_FLAG_ALLOW_RETRY, so handle_userfault()
+    # returns VM_FAULT_SIGBUS — the write fails (-EIO), no userfault, the page keeps its value.
+    trace = replay("P mmap a; P write a v1; P uffd-wp a on; P forcewrite a f2; P read a", policy)
+    assert [e.kind for e in trace.steps[4].events] == ["efault"]
+    assert observed(trace) == "v1"
+    assert "userfault" not in kinds(trace)
+
+
+@pytest.mark.parametrize("policy", ALL)
+def test_uffd_wp_marker_on_unpopulated_file_page_from_5_19(policy: str) -> None:
+    # 5.19 brought uffd-wp to shmem with PTE markers: the first write traps. Before, uffd-wp was
+    # anonymous-only and registering a memfd mapping fails.
+    trace = replay("file F f0; P mmap f file=F; P uffd-wp f on; P write f x; P read f", policy)
+    if policy in EXCLUSIVE:
+        assert [v.step for v in trace.verdicts if v.kind == "userfault"] == [4]
+    else:
+        assert [e.kind for e in trace.steps[3].events] == ["efault"]
+        assert "userfault" not in kinds(trace)
+    assert observed(trace) == "x"
+
+
+@pytest.mark.parametrize("policy", ALL)
+def test_fork_copies_no_ptes_of_a_vma_without_anon_vma(policy: str) -> None:
+    # vma_needs_copy: a VMA that only read the zero page has no anon_vma; the child faults in.
+    trace = replay("P mmap a; P read a; P fork C", policy)
+    assert "a" not in trace.steps[-1].state.procs["C"].ptes
+    after_write = replay("P mmap a; P write a v; P dontneed a; P read a; P fork C", policy)
+    assert after_write.steps[-1].state.procs["C"].ptes["a"].pfn == 0
+
+
+@pytest.mark.parametrize("policy", ALL)
+def test_uffd_register_refuses_a_vma_without_maywrite(policy: str) -> None:
+    # 29ec90660d68 (CVE-2018-18397): a shared mapping of a file opened read-only.
+    trace = replay("file F f0; P mmap f file=F shared ro; P uffd-wp f on; P read f", policy)
+    assert [e.kind for e in trace.steps[3].events] == ["efault"]
+    assert not trace.steps[-1].state.procs["P"].vmas["f"].uffd_wp

@@ -1,7 +1,10 @@
-"""Where the kernel and the simulator disagree today, each with the evidence for who is wrong.
+"""Cases where the probe caught the engine disagreeing with the kernel, kept as regressions.
 
-Marked xfail(strict=True): the day the engine is fixed, the test passes, strict xfail turns that
-into a failure, and whoever fixed it removes the mark (and keeps the test).
+Each was an engine bug, found by running the scenario on the real kernel and checked against the
+kernel source: /proc/PID/mem writes cannot wait for a userfault (no FAULT_FLAG_ALLOW_RETRY);
+uffd-wp on unpopulated file-backed memory installs a PTE marker; fork copies no PTEs of a VMA
+without an anon_vma (vma_needs_copy); UFFDIO_REGISTER refuses a VMA without VM_MAYWRITE
+(29ec90660d68). A new disagreement goes here first, as xfail(strict=True) with the evidence.
 """
 
 from __future__ import annotations
@@ -25,16 +28,6 @@ def probe(text: str) -> ProbeResult:
     return result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine bug: /proc/PID/mem writes GUP without FAULT_FLAG_ALLOW_RETRY "
-        "(__access_remote_vm -> get_user_page_vma_remote, no `locked`), so handle_userfault() "
-        "returns VM_FAULT_SIGBUS instead of queueing a message: the write fails with EIO, no "
-        "userfault is delivered and the page keeps its value. The engine delivers a userfault "
-        "and stores the value."
-    ),
-)
 def test_forcewrite_into_a_uffd_wp_protected_page_fails_without_a_userfault() -> None:
     result = probe("P mmap a\nP write a v1\nP uffd-wp a on\nP forcewrite a f2\nP read a")
     kernel = {o.step: o.value for o in result.kernel_observed}
@@ -42,15 +35,6 @@ def test_forcewrite_into_a_uffd_wp_protected_page_fails_without_a_userfault() ->
     assert result.agree
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine bug: UFFDIO_WRITEPROTECT on a file-backed (shmem/memfd) VMA installs a uffd-wp "
-        "PTE marker where no PTE exists yet (PTE markers, 5.19+, userfaultfd_wp_use_markers), "
-        "so the first write fault is reported. The engine marks only the VMA and reports "
-        "nothing; for anonymous memory (without UFFD_FEATURE_WP_UNPOPULATED) both agree."
-    ),
-)
 def test_uffd_wp_on_an_unpopulated_file_page_still_traps_the_first_write() -> None:
     result = probe("file F f0\nP mmap f file=F\nP uffd-wp f on\nP write f x\nP read f")
     kernel = {o.step: o.value for o in result.kernel_observed}
@@ -64,16 +48,6 @@ def test_uffd_wp_on_an_unpopulated_anonymous_page_does_not_trap_on_either_side()
     assert {o.step: o.value for o in result.kernel_observed} == {4: "x"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine bug: fork copies no PTEs of a VMA without an anon_vma (mm/memory.c "
-        "vma_needs_copy: 'Don't copy ptes where a page fault will fill them correctly'); an "
-        "anonymous VMA that only read-faulted the zero page has none, so the child has no PTE "
-        "there and uffd-wp on it (anonymous, no UFFD_FEATURE_WP_UNPOPULATED) arms nothing. The "
-        "engine gives the child the zero-page PTE, write-protects it and delivers a userfault."
-    ),
-)
 def test_a_child_does_not_inherit_zero_page_ptes_of_a_vma_without_anon_vma() -> None:
     result = probe("P mmap a\nP read a\nP fork C\nC uffd-wp a on\nC write a x\nC read a")
     assert {o.step: o.value for o in result.kernel_observed} == {2: "0", 6: "x"}
@@ -95,14 +69,6 @@ def test_once_the_vma_has_an_anon_vma_the_zero_page_pte_is_inherited_on_both_sid
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine bug: UFFDIO_REGISTER refuses a VMA without VM_MAYWRITE with -EPERM "
-        "(29ec90660d68, CVE-2018-18397): a shared mapping of a file opened read-only cannot "
-        "be registered. The engine registers and write-protects it."
-    ),
-)
 def test_uffd_wp_cannot_register_a_shared_read_only_file_mapping() -> None:
     result = probe("file F f0\nP mmap f file=F shared ro\nP uffd-wp f on\nP read f")
     assert {o.step: o.value for o in result.kernel_observed} == {3: "call fails", 4: "f0"}
