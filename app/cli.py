@@ -11,9 +11,8 @@ input error: the run succeeds and its trace says what the kernel did.
 
 Adding a subcommand is one function: a module listed in `SUBCOMMAND_MODULES` defines
 ``register(subparsers)``, which adds its parser and sets ``func`` (``Namespace -> int``, the
-exit status) with ``set_defaults``, as in the argparse documentation. A listed module that does
-not exist (yet) is skipped, so the parts of cowlab that add commands (`serve`, `bench`) live
-next to their own code.
+exit status) with ``set_defaults``, as in the argparse documentation, so the parts of cowlab
+that add commands (`serve`, `bench`, `probe`) live next to their own code.
 """
 
 from __future__ import annotations
@@ -40,8 +39,8 @@ EXIT_OK = 0
 EXIT_INPUT = 2  # the status argparse itself uses for a bad command line
 EXIT_BROKEN_PIPE = 1
 
-# Modules that add their own subcommand when present (see the module docstring).
-SUBCOMMAND_MODULES = ("app.serve_cli", "app.bench")
+# Modules that add their own subcommand (see the module docstring).
+SUBCOMMAND_MODULES = ("app.serve_cli", "app.bench", "app.probe.cli")
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = argparse._SubParsersAction  # argparse has no public name for this type
@@ -64,13 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_run(subparsers)
     register_presets(subparsers)
     for module_name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:  # the module exists but one of its imports is missing
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 

@@ -390,7 +390,13 @@ def test_a_module_with_register_adds_a_subcommand(
 
     module.register = register  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "cowlab_test_extra", module)
-    monkeypatch.setattr(
-        cli, "SUBCOMMAND_MODULES", ("cowlab_test_missing_module", "cowlab_test_extra")
-    )
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cowlab_test_extra",))
     assert run(capsys, "extra", "--n", "3") == (0, "extra 3\n", "")
+
+
+def test_every_subcommand_of_the_readme_is_there(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for name in ("run", "presets", "serve", "bench", "probe"):
+        assert name in out
