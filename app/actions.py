@@ -20,6 +20,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 
+from app.diagram import Focus
 from engine.commands import (
     ClearSoftdirty,
     Command,
@@ -46,6 +47,10 @@ from engine.syntax import format_command
 # The canonical printer validates every name it prints; the same few hundred commands are
 # printed for every step of a scenario, so their text is memoised (commands are frozen values).
 command_text = lru_cache(maxsize=8192)(format_command)
+
+MAX_PROCS = 8
+MAX_PAGES = 4  # per process
+MAX_REFS = 8
 
 CHILD_NAMES = ("C", "D", "E", "F", "G", "H", "K", "L", "M", "N")
 PROCESS_NAMES = ("P", "Q", "S", "T", "U", "W")
@@ -88,6 +93,7 @@ def suggest_actions(
     names_ever: AbstractSet[str],
     pages_ever: Mapping[str, Sequence[str]],
     next_step: int,
+    focus: Focus | None = None,
 ) -> tuple[ActionGroup, ...]:
     """The action groups for ``state``.
 
@@ -103,10 +109,16 @@ def suggest_actions(
         return Action(label=label, command=text)
 
     groups: list[ActionGroup] = []
-    for proc in state.procs.values():
+    # A large state would make thousands of buttons: offer the processes and pages the step
+    # touched first (the focus), then others, up to a bound; the editor takes anything else.
+    in_focus = focus.pages if focus is not None else {}
+    procs = sorted(state.procs.values(), key=lambda proc: proc.name not in in_focus)
+    for proc in procs[:MAX_PROCS]:
         p = proc.name
         rows: list[ActionRow] = []
-        for page, vma in proc.vmas.items():
+        wanted = in_focus.get(p, frozenset())
+        pages = sorted(proc.vmas.items(), key=lambda item: item[0] not in wanted)
+        for page, vma in pages[:MAX_PAGES]:
             pte = proc.ptes.get(page)
             main = [
                 act(Read(p, page), p),
@@ -145,7 +157,8 @@ def suggest_actions(
             )
         )
         groups.append(ActionGroup(p, "proc", tuple(rows)))
-    for ref in state.refs.values():
+    refs = sorted(state.refs.values(), key=lambda ref: focus is None or ref.name not in focus.refs)
+    for ref in refs[:MAX_REFS]:
         row = [act(RefRead(ref.name), ref.name)]
         if ref.write:
             row.append(act(RefWrite(ref.name, f"dma{next_step}"), ref.name))

@@ -16,15 +16,27 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from app.diagram import Scene, SceneOptions, build_scene
+from app.diagram import Scene
 from app.links import View, make_link
 from app.runs import Run
-from app.sim import proc_notes, ref_marks
+from app.sim import picture
 from engine.trace import Step
 
 Signature = tuple[object, ...]
 # Events that narrate without deciding anything; they never make two eras differ.
 _NEUTRAL_EVENTS = frozenset({"info"})
+
+
+def light_signature(step: Step) -> Signature:
+    """What a large scenario's steps are compared by: the value read and the decisions taken.
+
+    Canonicalising a whole state costs its size at every step; for a scenario too large to draw
+    (64 processes of 256 pages), the events already name every copy, reuse and unshare.
+    """
+    return (
+        step.observed,
+        tuple(sorted(e.kind for e in step.events if e.kind not in _NEUTRAL_EVENTS)),
+    )
 
 
 def step_signature(step: Step) -> Signature:
@@ -183,10 +195,11 @@ def build_comparison(
     verdicts_differ = len({tuple((v.kind, v.step) for v in c.verdicts) for c in verdicts}) > 1
 
     divergence: Divergence | None = None
+    signature = step_signature if first.fits else light_signature
     for index in range(1, len(first.trace.steps)):
         groups: dict[Signature, list[int]] = {}
         for i, r in enumerate(runs):
-            groups.setdefault(step_signature(r.trace.steps[index]), []).append(i)
+            groups.setdefault(signature(r.trace.steps[index]), []).append(i)
         if len(groups) > 1:
             divergence = Divergence(
                 step=index,
@@ -209,18 +222,7 @@ def build_comparison(
     panels = []
     for r in runs:
         step = r.trace.steps[k]
-        prev = r.trace.steps[k - 1].state if k > 0 else None
-        scene = build_scene(
-            r.layout,
-            step.state,
-            prev,
-            SceneOptions(
-                has_exclusive_bit=bool(r.policy.has_exclusive_bit),
-                ref_marks=ref_marks(r.trace, k),
-                proc_notes=proc_notes(r.trace, k),
-                title=f"{r.policy.id} at step {k}: {step.text or 'empty machine'}",
-            ),
-        )
+        scene = picture(r, k, f"{r.policy.id} at step {k}: {r.texts[k] or 'empty machine'}").scene
         panels.append(
             Panel(
                 policy=r.policy.id,

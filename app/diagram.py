@@ -23,7 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from engine.state import Frame, Proc, Pte, Ref, State, SwapSlot, Vma
+from engine.events import Event
+from engine.state import ZERO_PFN, Frame, Proc, Pte, Ref, State, SwapSlot, Vma
 
 T = TypeVar("T")
 
@@ -188,8 +189,116 @@ def _distinct(objects: Iterable[T]) -> list[T]:
     return out
 
 
-def compute_layout(states: Sequence[State]) -> Layout:
-    """Places for every process, page, frame, slot, reference and file in ``states``."""
+# Beyond this, a picture of everything stops being readable (and costs megabytes): the picture
+# then shows what the step touched, and says so.
+MAX_DRAWN_ROWS = 40  # page-table rows, all processes together
+MAX_DRAWN_FRAMES = 40
+MAX_DRAWN_REFS = 16
+MAX_FOCUS_PROCS = 6
+MAX_FOCUS_PAGES = 8  # per process
+
+
+@dataclass(frozen=True, slots=True)
+class Focus:
+    """The part of a large state one step is about: its processes, pages, frames, references."""
+
+    pages: Mapping[str, frozenset[str]]  # process -> its pages to draw
+    pfns: frozenset[int]
+    refs: frozenset[str]
+    slots: frozenset[int]
+    files: frozenset[str]
+    note: str  # what is left out, in words
+
+
+def layout_fits(layout: Layout) -> bool:
+    rows = sum(len(place.rows) for place in layout.procs.values())
+    return (
+        rows <= MAX_DRAWN_ROWS
+        and len(layout.frames) <= MAX_DRAWN_FRAMES
+        and len(layout.refs) <= MAX_DRAWN_REFS
+    )
+
+
+def focus_of(
+    state: State, prev: State | None, events: Sequence[Event], subjects: Sequence[str]
+) -> Focus:
+    """What to draw of a large state: the processes and references the step names.
+
+    ``subjects`` are the names the command itself names (its process, a fork's child, a
+    reference); the events add what the kernel touched on the way (the other process of a
+    COW, the frame copied from). Every frame a drawn page or reference maps is drawn, so each
+    arrow has both of its ends.
+    """
+    procs: dict[str, set[str]] = {}
+    refs: set[str] = set()
+    pfns: set[int] = {ZERO_PFN}
+
+    def add_proc(name: str | None, page: str | None = None) -> None:
+        if name is None or (name not in state.procs and (prev is None or name not in prev.procs)):
+            return
+        if name not in procs and len(procs) >= MAX_FOCUS_PROCS:
+            return
+        pages = procs.setdefault(name, set())
+        if page is not None and len(pages) < MAX_FOCUS_PAGES:
+            pages.add(page)
+
+    for name in subjects:
+        if name in state.refs or (prev is not None and name in prev.refs):
+            refs.add(name)
+        else:
+            add_proc(name)
+    for event in events:
+        add_proc(event.proc, event.page)
+        if event.ref is not None:
+            refs.add(event.ref)
+        pfns.update(pfn for pfn in (event.pfn, event.new_pfn) if pfn is not None)
+    for name in sorted(refs):
+        ref = state.refs.get(name) or (prev.refs.get(name) if prev else None)
+        if ref is not None:
+            add_proc(ref.owner, ref.page)
+            pfns.add(ref.pfn)
+    slots: set[int] = set()
+    files: set[str] = set()
+    for name, pages in procs.items():
+        if not pages:  # a process-wide command (fork, exit): show its first pages
+            proc = state.procs.get(name) or (prev.procs.get(name) if prev else None)
+            pages.update(list(proc.vmas)[:MAX_FOCUS_PAGES] if proc else ())
+        for st in (state, prev):
+            proc = st.procs.get(name) if st else None
+            if proc is None:
+                continue
+            for page in pages:
+                pte = proc.ptes.get(page)
+                vma = proc.vmas.get(page)
+                if pte is not None and pte.pfn is not None:
+                    pfns.add(pte.pfn)
+                if pte is not None and pte.swap_slot is not None:
+                    slots.add(pte.swap_slot)
+                if vma is not None and vma.file is not None:
+                    files.add(vma.file)
+    drawn_rows = sum(len(p) for p in procs.values())
+    total_rows = sum(len(p.ptes) for p in state.procs.values())
+    note = (
+        f"Large scenario: the picture shows what this step touched — {len(procs)} of "
+        f"{len(state.procs)} processes, {drawn_rows} of {total_rows} mapped pages, "
+        f"{len(pfns & set(state.frames))} of {len(state.frames)} frames."
+    )
+    return Focus(
+        pages={name: frozenset(pages) for name, pages in procs.items()},
+        pfns=frozenset(pfns),
+        refs=frozenset(refs),
+        slots=frozenset(slots),
+        files=frozenset(files),
+        note=note,
+    )
+
+
+def compute_layout(states: Sequence[State], focus: Focus | None = None) -> Layout:
+    """Places for every process, page, frame, slot, reference and file in ``states``.
+
+    With ``focus``, only what it names gets a place (`focus_of`: a large scenario's picture
+    shows what one step touched).
+    """
     proc_names = _ordered_union(_distinct(s.procs for s in states))
     pages: dict[str, list[str]] = {
         name: _ordered_union(
@@ -205,6 +314,13 @@ def compute_layout(states: Sequence[State]) -> Layout:
     slots = sorted({slot for swap in _distinct(s.swap for s in states) for slot in swap})
     ref_names = _ordered_union(_distinct(s.refs for s in states))
     file_names = _ordered_union(_distinct(s.files for s in states))
+    if focus is not None:
+        proc_names = [name for name in proc_names if name in focus.pages]
+        pages = {name: [p for p in pages[name] if p in focus.pages[name]] for name in proc_names}
+        pfns = [pfn for pfn in pfns if pfn in focus.pfns]
+        slots = [slot for slot in slots if slot in focus.slots]
+        ref_names = [name for name in ref_names if name in focus.refs]
+        file_names = [name for name in file_names if name in focus.files]
 
     top = MARGIN + TITLE_H
     procs: dict[str, ProcPlace] = {}
@@ -875,7 +991,7 @@ def build_scene(layout: Layout, state: State, prev: State | None, options: Scene
     for name, (x, y) in layout.files.items():
         if name in state.files:
             boxes.append(_file_group(name, state, prev if prev else state, x, y))
-    desc = describe_state(state, options)
+    desc = describe_state(state, layout, options)
     # Arrows first, so boxes (opaque) sit on top and arrowheads meet their edges cleanly.
     return Scene(
         width=layout.width,
@@ -886,18 +1002,25 @@ def build_scene(layout: Layout, state: State, prev: State | None, options: Scene
     )
 
 
-def describe_state(state: State, options: SceneOptions) -> str:
-    """A one-paragraph text alternative for the picture (the table beside it has the detail)."""
+def describe_state(state: State, layout: Layout, options: SceneOptions) -> str:
+    """A one-paragraph text alternative for what the picture draws (the table has the rest)."""
     parts: list[str] = []
     for proc in state.procs.values():
+        place = layout.procs.get(proc.name)
+        if place is None:
+            continue
         maps = []
         for page, pte in proc.ptes.items():
+            if page not in place.rows:
+                continue
             if pte.pfn is not None:
                 maps.append(f"{page}→pfn {pte.pfn} {'RW' if pte.writable else 'RO'}")
             elif pte.swap_slot is not None:
                 maps.append(f"{page}→swap {pte.swap_slot}")
         parts.append(f"{proc.name}: " + (", ".join(maps) if maps else "nothing mapped"))
     for ref in state.refs.values():
+        if ref.name not in layout.refs:
+            continue
         mark = options.ref_marks.get(ref.name)
         parts.append(
             f"{ref.holder} {ref.name} holds pfn {ref.pfn}" + (f" ({mark.kind})" if mark else "")

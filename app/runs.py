@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from app.diagram import Layout, compute_layout
+from app.diagram import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
 from engine.policies import POLICIES, Policy, get_policy
 from engine.syntax import parse
@@ -44,6 +44,11 @@ class Run:
     events: tuple[tuple[EventView, ...], ...]
     names: frozenset[str]
     pages: Mapping[str, tuple[str, ...]]
+
+    @property
+    def fits(self) -> bool:
+        """Whether the whole trace can be drawn at once (else each step draws its focus)."""
+        return layout_fits(self.layout)
 
     @property
     def link_text(self) -> str:

@@ -11,12 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.actions import ActionGroup, suggest_actions
-from app.diagram import RefMark, Scene, SceneOptions, build_scene
-from app.links import View, at_step, link_prefix, make_link
+from app.diagram import (
+    Focus,
+    RefMark,
+    Scene,
+    SceneOptions,
+    build_scene,
+    compute_layout,
+    focus_of,
+)
+from app.links import View, at_step, encode_scenario, link_prefix, make_link
 from app.runs import EventView, Run
 from app.tables import StateTable, state_table
 from engine.policies import POLICIES, Policy
 from engine.trace import Trace
+
+TIMELINE_ALL = 80  # up to this many steps the timeline lists them all
+TIMELINE_AROUND = 30  # beyond, this many on each side of the current step
 
 
 class Linker:
@@ -103,11 +114,14 @@ class Stage:
     observed: str
     verdicts: tuple[VerdictView, ...]  # verdicts found at this step
     scene: Scene
+    focus_note: str  # for a large scenario: what the picture leaves out
     table: StateTable
     actions: tuple[ActionGroup, ...]
-    actions_base: str  # the scenario up to this step: the actions form sends it with `add`
+    actions_base: str  # the scenario up to this step, as `s`: the actions form sends it with `add`
+    s_value: str  # the scenario as `s` (readable or z:), for the timeline's form
     actions_truncate: int  # commands after the current step an action would replace
-    timeline: tuple[TimelineEntry, ...]
+    timeline: tuple[TimelineEntry, ...]  # `href` kept for the table-free views (embed)
+    timeline_cut: tuple[bool, bool]  # steps left out before / after the shown window
     share: str
     export: str
     embed: str
@@ -168,6 +182,43 @@ def proc_notes(trace: Trace, k: int) -> dict[str, str]:
     return notes
 
 
+@dataclass(frozen=True, slots=True)
+class Picture:
+    scene: Scene
+    focus: Focus | None  # set when the scenario is too large to draw whole
+
+
+def _subjects(command: object) -> list[str]:
+    """The process, child and reference names a command names itself."""
+    names = [getattr(command, attr, None) for attr in ("proc", "child", "ref", "name")]
+    return [name for name in names if isinstance(name, str)]
+
+
+def picture(run: Run, k: int, title: str) -> Picture:
+    """Step ``k``'s diagram: the whole trace's stable layout, or, for a scenario too large to
+    draw whole, a layout of what the step touched (`focus_of`)."""
+    trace = run.trace
+    step = trace.steps[k]
+    prev = trace.steps[k - 1].state if k > 0 else None
+    layout = run.layout
+    focus = None
+    if not run.fits:
+        focus = focus_of(step.state, prev, step.events, _subjects(step.command))
+        layout = compute_layout([s for s in (prev, step.state) if s is not None], focus)
+    scene = build_scene(
+        layout,
+        step.state,
+        prev,
+        SceneOptions(
+            has_exclusive_bit=bool(run.policy.has_exclusive_bit),
+            ref_marks=ref_marks(trace, k),
+            proc_notes=proc_notes(trace, k),
+            title=title,
+        ),
+    )
+    return Picture(scene, focus)
+
+
 def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     trace = run.trace
     last = run.last
@@ -176,18 +227,11 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     policy = run.policy
     has_bit = bool(policy.has_exclusive_bit)
     marks = ref_marks(trace, k)
-    scene = build_scene(
-        run.layout,
-        step.state,
-        prev,
-        SceneOptions(
-            has_exclusive_bit=has_bit,
-            ref_marks=marks,
-            proc_notes=proc_notes(trace, k),
-            title=f"Step {k} of {last} under {policy.id}: {run.texts[k] or 'empty machine'}",
-        ),
+    pic = picture(
+        run, k, f"Step {k} of {last} under {policy.id}: {run.texts[k] or 'empty machine'}"
     )
-    actions = suggest_actions(step.state, run.names, run.pages, k + 1)
+    focus = pic.focus
+    actions = suggest_actions(step.state, run.names, run.pages, k + 1, focus)
     verdicts_here = tuple(
         VerdictView(v.kind, v.step, v.text, v.subject, linker.step(v.step))
         for v in trace.verdicts
@@ -196,6 +240,12 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     kinds_at: dict[int, list[str]] = {}
     for v in trace.verdicts:
         kinds_at.setdefault(v.step, []).append(v.kind)
+    # A long scenario's timeline shows the steps around this one; the others are a click on
+    # the step bar away, and sending all their narration with every step would cost more
+    # than the rest of the page.
+    lo, hi = 0, last
+    if last > TIMELINE_ALL:
+        lo, hi = max(0, k - TIMELINE_AROUND), min(last, k + TIMELINE_AROUND)
     timeline = tuple(
         TimelineEntry(
             index=s.index,
@@ -206,7 +256,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
             observed=s.observed.describe() if s.observed is not None else "",
             verdicts=tuple(kinds_at.get(s.index, ())),
         )
-        for s in trace.steps
+        for s in trace.steps[lo : hi + 1]
     )
     nav = StepNav(
         index=k,
@@ -222,12 +272,15 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         events=run.events[k],
         observed=step.observed.describe() if step.observed is not None else "",
         verdicts=verdicts_here,
-        scene=scene,
-        table=state_table(step.state, prev, has_bit, marks),
+        scene=pic.scene,
+        focus_note=focus.note if focus else "",
+        table=state_table(step.state, prev, has_bit, marks, focus),
         actions=actions,
-        actions_base=linker.prefix(k),
+        actions_base=encode_scenario(linker.prefix(k)),
+        s_value=encode_scenario(run.link_text),
         actions_truncate=last - k,
         timeline=timeline,
+        timeline_cut=(lo > 0, hi < last),
         share=linker.step(k),
         export=linker.elsewhere("/export.svg", k, "normal"),
         embed=linker.elsewhere("/embed", k, "normal"),

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.diagram import (
+    Focus,
     RefMark,
     frame_counters,
     frame_extras,
@@ -57,6 +58,7 @@ class StateTable:
     refs: tuple[RefRow, ...]
     swap: tuple[str, ...]
     files: tuple[str, ...]
+    note: str = ""  # for a large scenario: what the tables leave out, as the picture does
 
 
 def _vma_words(state: State, proc: str, page: str) -> str:
@@ -78,11 +80,17 @@ def state_table(
     prev: State | None,
     has_exclusive_bit: bool,
     marks: Mapping[str, RefMark],
+    focus: Focus | None = None,
 ) -> StateTable:
+    """The tables of ``state``; with ``focus``, the same part of it the picture draws."""
     ptes: list[PteRow] = []
     for proc in state.procs.values():
+        if focus is not None and proc.name not in focus.pages:
+            continue
         before = prev.procs.get(proc.name) if prev else None
         for page in dict.fromkeys([*proc.vmas, *proc.ptes]):
+            if focus is not None and page not in focus.pages[proc.name]:
+                continue
             pte = proc.ptes.get(page)
             if pte is None:
                 maps = "not present"
@@ -114,9 +122,12 @@ def state_table(
             changed=prev is not None and prev.frames.get(frame.pfn) != frame,
         )
         for frame in state.frames.values()
+        if focus is None or frame.pfn in focus.pfns
     )
     refs: list[RefRow] = []
     for ref in state.refs.values():
+        if focus is not None and ref.name not in focus.refs:
+            continue
         mark = marks.get(ref.name)
         refs.append(
             RefRow(
@@ -132,10 +143,12 @@ def state_table(
         f"slot {s.slot}: {s.value.describe()}, swapcount {s.swapcount}"
         + (f", in swap cache as pfn {s.cache_pfn}" if s.cache_pfn is not None else "")
         for s in state.swap.values()
+        if focus is None or s.slot in focus.slots
     )
     files = tuple(
         f"file {f.name}: {f.value.describe()}"
         + (f", page cache pfn {f.cache_pfn}" if f.cache_pfn is not None else ", not cached")
         for f in state.files.values()
+        if focus is None or f.name in focus.files
     )
-    return StateTable(tuple(ptes), frames, tuple(refs), swap, files)
+    return StateTable(tuple(ptes), frames, tuple(refs), swap, files, focus.note if focus else "")

@@ -75,8 +75,9 @@
     var el = document.activeElement;
     focusSelector = null;
     if (!el || el === document.body) return;
-    if (el.matches("button[name=add]")) {
-      focusSelector = 'button[name="add"][value="' + CSS.escape(el.value) + '"]';
+    if (el.matches("button[name=add], button[name=step]")) {
+      focusSelector =
+        'button[name="' + el.name + '"][value="' + CSS.escape(el.value) + '"]';
     } else if (el.dataset && el.dataset.nav) {
       focusSelector = 'a[data-nav="' + CSS.escape(el.dataset.nav) + '"]';
     }

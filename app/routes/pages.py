@@ -18,7 +18,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.compare import build_comparison
-from app.diagram import SceneOptions, build_scene
 from app.errors import ErrorView, limit_error, link_error, policy_error, scenario_error
 from app.htmx import HtmxDetails, htmx_details
 from app.links import LinkError, LinkParams, View, make_link, parse_params
@@ -26,7 +25,7 @@ from app.presets_view import build_grid
 from app.probe.web import probe_button
 from app.render import render_fragment, render_page, render_svg
 from app.runs import Run, run
-from app.sim import Linker, build_sim, build_stage, proc_notes, ref_marks
+from app.sim import Linker, build_sim, build_stage, picture
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, ScenarioLimitError
 
@@ -338,18 +337,9 @@ async def export_svg(
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(request, hx, exc, params, "index.html", "home", policy_param)
     k = _step(params, r)
-    trace = r.trace
-    scene = build_scene(
-        r.layout,
-        trace.steps[k].state,
-        trace.steps[k - 1].state if k > 0 else None,
-        SceneOptions(
-            has_exclusive_bit=bool(r.policy.has_exclusive_bit),
-            ref_marks=ref_marks(trace, k),
-            proc_notes=proc_notes(trace, k),
-            title=f"cowlab: step {k} under {r.policy.id}: {trace.steps[k].text or 'empty machine'}",
-        ),
-    )
+    scene = picture(
+        r, k, f"cowlab: step {k} under {r.policy.id}: {r.texts[k] or 'empty machine'}"
+    ).scene
     svg = '<?xml version="1.0" encoding="UTF-8"?>\n' + render_svg({"scene": scene})
     filename = f"cowlab-{r.policy.id}-step{k}.svg"
     return Response(

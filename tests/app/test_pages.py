@@ -165,7 +165,12 @@ def test_page_shows_the_narration_timeline_policy_story_and_verdicts(client: Tes
     assert "pipe read" in narration.text()
     timeline = doc.css("#timeline li[aria-current]")
     assert len(timeline) == 1 and "pipe read" in timeline[0].text()
-    assert len(doc.css("#timeline > ol > li")) == 8  # step 0 and seven commands
+    assert len(doc.css("#timeline form > ol > li")) == 8  # step 0 and seven commands
+    form = doc.css_first("#timeline form")
+    assert form.attributes["hx-target"] == "#stage"
+    assert [b.attributes["value"] for b in form.css("button[name=step]")] == [
+        str(k) for k in range(8)
+    ]
     assert doc.css_first(".policy a.current").text() == "5.7"
     assert str(POLICIES["5.7"].story) in doc.css_first(".policy .story").text()
     assert len(doc.css(".all-stories dd")) == len(POLICIES)
@@ -196,8 +201,9 @@ def test_present_view_is_kept_by_every_link(client: TestClient) -> None:
     link = preset_link("cow-basic", "5.7", 2) + "&view=present"
     doc = html(client.get(link).text)
     assert "present" in (doc.css_first("body").attributes["class"] or "")
-    for a in doc.css("#stepbar a, #timeline a, .policies a"):
+    for a in doc.css("#stepbar a, .policies a"):
         assert query(a.attributes["href"] or "").get("view") == "present"
+    assert doc.css_first("#timeline input[name=view]").attributes["value"] == "present"
     assert action_form(doc)[0]["view"] == "present"
     toggle = doc.css_first("a[data-nav=present]")
     assert "view" not in query(toggle.attributes["href"] or "")
@@ -263,3 +269,31 @@ def test_probe_button_appears_only_when_the_server_allows_probing(
         assert box.css_first("input[name=s]").attributes["value"] == preset_text(
             "cow-basic"
         ).replace(";", "\n")
+
+
+def test_a_timeline_step_request_shows_that_step(client: TestClient) -> None:
+    doc = html(client.get(preset_link("cve-2020-29374", "5.7")).text)
+    fields = {
+        i.attributes["name"]: i.attributes["value"] for i in doc.css("#timeline input[type=hidden]")
+    }
+    r = client.get("/", params={**fields, "step": "2"}, headers=hx("stage"))
+    assert r.headers["HX-Push-Url"] == preset_link("cve-2020-29374", "5.7", 2)
+
+
+def test_a_very_large_scenario_draws_what_the_step_touched_and_stays_small(
+    client: TestClient,
+) -> None:
+    from app.bench import scale_scenario
+    from engine.syntax import format_scenario
+
+    text = format_scenario(scale_scenario(1000, 64, 256), ";")
+    r = client.get(make_link("/", text, policy="6.2", step=500), headers=hx("stage"))
+    assert r.status_code == 200
+    assert len(r.content) < 300_000
+    doc = html(r.text)
+    note = doc.css_first(".focus-note").text()
+    assert "of 64 processes" in note
+    assert len(doc.css("svg.diagram g.pte")) <= 40
+    steps = doc.css("hx-partial[hx-target='#timeline'] form > ol > li")
+    assert 40 < len(steps) < 80
+    assert "later steps" in steps[-1].text() and "earlier steps" in steps[0].text()

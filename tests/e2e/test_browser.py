@@ -37,7 +37,7 @@ def test_clicking_an_action_swaps_the_region_and_pushes_the_link(page: Page, wat
     page.locator(".actions button[value='C write data']").click()
     page.wait_for_url(re.compile(r"C\+write\+data&policy=5\.7&step=4$"))
     assert counter(page) == "4"
-    expect(page.locator("#timeline > ol > li")).to_have_count(5)
+    expect(page.locator("#timeline form > ol > li")).to_have_count(5)
     # A fragment was swapped, not a page nested inside the page.
     assert page.locator("header.top").count() == 1
     assert page.locator("#sim #sim").count() == 0
@@ -82,6 +82,14 @@ def test_keyboard_steps_and_back_walks_the_history(page: Page, watch: Watch) -> 
     page.wait_for_url(re.compile(r"step=0$"))
     expect(page.locator("#stepbar .counter strong")).to_have_text("0")
     assert page.locator("header.top").count() == 1
+
+
+def test_clicking_a_timeline_step_shows_it(page: Page, watch: Watch) -> None:
+    page.goto(preset_link(LEAK, "5.7", 7))
+    page.locator("#timeline button[name=step][value='2']").click()
+    page.wait_for_url(re.compile(r"policy=5\.7&step=2$"))
+    expect(page.locator("#timeline li[aria-current=step]")).to_contain_text("P write data")
+    expect(page.locator("#stepbar .counter strong")).to_have_text("2")
 
 
 def test_arrow_keys_in_the_editor_edit_text_not_steps(page: Page, watch: Watch) -> None:
