@@ -88,7 +88,7 @@ def limit_error(exc: ScenarioLimitError, text: str) -> ErrorView:
 
 def link_error(exc: LinkError, text: str) -> ErrorView:
     return ErrorView(
-        status=400,
+        status=exc.status,
         title=f"This link's “{exc.param}” cannot be read",
         message=exc.message,
         text=text,

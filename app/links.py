@@ -34,12 +34,18 @@ View = Literal["normal", "present"]
 
 
 class LinkError(ValueError):
-    """A link the server cannot read: which parameter, and what is wrong with it."""
+    """A link the server cannot read: which parameter, and what is wrong with it.
 
-    def __init__(self, param: str, message: str) -> None:
+    ``status`` is the HTTP status of the page that says so: 400 for a link that does not
+    read, 414 for an ``s`` longer than links carry, 413 for a ``z:`` form that expands beyond
+    the scenario limit.
+    """
+
+    def __init__(self, param: str, message: str, status: int = 400) -> None:
         super().__init__(f"{param}: {message}")
         self.param = param
         self.message = message
+        self.status = status
 
 
 def _deflate(text: str) -> bytes:
@@ -65,6 +71,7 @@ def decode_scenario(s: str) -> str:
             "s",
             f"the scenario in the link is {len(s.encode('utf-8')):,} bytes; "
             f"links carry at most {MAX_LINK_SCENARIO_BYTES:,}",
+            414,
         )
     if not s.startswith(Z_PREFIX):
         return s
@@ -81,7 +88,7 @@ def decode_scenario(s: str) -> str:
         raise LinkError("s", "the z: form is not deflate data (was the link cut short?)") from exc
     if inflater.unconsumed_tail:
         raise LinkError(
-            "s", f"the z: form expands beyond {MAX_DECOMPRESSED_BYTES:,} bytes of scenario"
+            "s", f"the z: form expands beyond {MAX_DECOMPRESSED_BYTES:,} bytes of scenario", 413
         )
     if not inflater.eof:
         raise LinkError("s", "the z: form ends early (was the link cut short?)")
@@ -125,7 +132,10 @@ def parse_params(query: Mapping[str, str]) -> LinkParams:
     policies: tuple[str, ...] | None = None
     raw_policies = query.get("policies")
     if raw_policies:
-        policies = tuple(p.strip() for p in raw_policies.split(",") if p.strip()) or None
+        # Each id once: a link repeating ids must not make the server replay and draw one
+        # column per repetition (a few thousand of them fit in a query).
+        named = dict.fromkeys(p.strip() for p in raw_policies.split(",") if p.strip())
+        policies = tuple(named) or None
     # `view` is cosmetic: an unknown value must not make a shared link unreadable.
     view: View = "present" if query.get("view") == "present" else "normal"
     return LinkParams(

@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from app.errors import ErrorView, not_found
+from app.guard import RequestLimits
 from app.memo import ResponseMemo
 from app.paths import STATIC_DIR
 from app.probe import web as probe_web
@@ -107,6 +108,8 @@ def create_app() -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=3)
     # Outside compression, so a memo hit is sent as it was compressed the first time.
     app.add_middleware(ResponseMemo)
+    # Oversized requests are refused before anything reads them (but with security headers).
+    app.add_middleware(RequestLimits)
     app.add_middleware(SecurityHeaders)
     return app
 
