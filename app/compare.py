@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from app.diagram import Scene
-from app.links import View, make_link
+from app.links import View, at_step, encode_scenario, link_prefix
 from app.runs import Run
 from app.sim import picture
 from engine.trace import Step
@@ -81,7 +81,6 @@ class ReadCell:
 class ReadRow:
     step: int
     command: str
-    href: str
     cells: tuple[ReadCell, ...]
     differs: bool
 
@@ -110,7 +109,6 @@ class DivergenceGroup:
 class Divergence:
     step: int
     command: str
-    href: str
     groups: tuple[DivergenceGroup, ...]
 
 
@@ -147,6 +145,8 @@ class Comparison:
     nav: CompareNav
     command: str
     share: str
+    s_value: str  # the scenario as `s`, for the step form
+    policies_param: str  # `policies=` as chosen, "" for all
 
 
 def build_comparison(
@@ -156,14 +156,18 @@ def build_comparison(
     first = runs[0]
     ids = tuple(r.policy.id for r in runs)
 
+    # The scenario is encoded once; every link of the page is one of these prefixes + a step.
+    compare_prefix = link_prefix("/compare", text, policies=policies_param)
+    sim_bare = link_prefix("/", text)
+
     def link(step: int) -> str:
-        return make_link("/compare", text, policies=policies_param, step=step, view=view)
+        return at_step(compare_prefix, step, view)
 
     def sim_link(policy: str, step: int) -> str:
-        return make_link("/", text, policy=policy, step=step, view=view)
+        return at_step(f"{sim_bare}&policy={policy}", step, view)
 
     reads: list[ReadRow] = []
-    for index, step in enumerate(first.trace.steps):
+    for index in range(len(first.trace.steps)):
         observed = [r.trace.steps[index].observed for r in runs]
         if all(o is None for o in observed):
             continue
@@ -180,7 +184,7 @@ def build_comparison(
             )
             for pid, o in zip(ids, observed, strict=True)
         )
-        reads.append(ReadRow(index, step.text, link(index), cells, differs=len(counts) > 1))
+        reads.append(ReadRow(index, first.texts[index], cells, differs=len(counts) > 1))
 
     verdicts = tuple(
         VerdictCell(
@@ -203,8 +207,7 @@ def build_comparison(
         if len(groups) > 1:
             divergence = Divergence(
                 step=index,
-                command=first.trace.steps[index].text,
-                href=link(index),
+                command=first.texts[index],
                 groups=tuple(
                     DivergenceGroup(
                         policies=tuple(ids[i] for i in members),
@@ -252,6 +255,8 @@ def build_comparison(
         divergence=divergence,
         panels=tuple(panels),
         nav=nav,
-        command=first.trace.steps[k].text or "empty machine",
+        command=first.texts[k] or "empty machine",
         share=link(k),
+        s_value=encode_scenario(text),
+        policies_param=",".join(policies_param) if policies_param else "",
     )

@@ -11,10 +11,12 @@ the event loop is cheaper than a hop to the thread pool.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.compare import build_comparison
@@ -60,6 +62,22 @@ LINK_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     413: {"description": "The scenario is over cowlab's limits.", "content": {"text/html": {}}},
 }
+
+
+# A link this long carries a scenario whose replay takes long enough (up to a second for the
+# largest allowed) to stall every other request on the event loop: it runs in the thread
+# pool instead. Typical links stay on the loop, where they cost less (no thread hop).
+OFFLOAD_CHARS = 2048
+
+P = ParamSpec("P")
+
+
+async def _answer(
+    weight: str | None, build: Callable[P, Response], *args: P.args, **kwargs: P.kwargs
+) -> Response:
+    if weight is not None and len(weight) > OFFLOAD_CHARS:
+        return await run_in_threadpool(build, *args, **kwargs)
+    return build(*args, **kwargs)
 
 
 def latest_id() -> str:
@@ -188,7 +206,7 @@ async def index(
     add: AddQ = None,
 ) -> Response:
     hx = htmx_details(request)
-    return _index(request, hx, s, policy, step, v, view, add)
+    return await _answer(s, _index, request, hx, s, policy, step, v, view, add)
 
 
 def _index(
@@ -260,7 +278,7 @@ async def embed(
     view: ViewQ = None,
 ) -> Response:
     hx = htmx_details(request)
-    return _embed(request, hx, s, policy, step, v, view)
+    return await _answer(s, _embed, request, hx, s, policy, step, v, view)
 
 
 def _embed(
@@ -318,6 +336,17 @@ async def export_svg(
     v: VQ = None,
     view: ViewQ = None,
 ) -> Response:
+    return await _answer(s, _export_svg, request, s, policy, step, v, view)
+
+
+def _export_svg(
+    request: Request,
+    s: str | None,
+    policy: str | None,
+    step: str | None,
+    v: str | None,
+    view: str | None,
+) -> Response:
     hx = htmx_details(request)
     try:
         params = parse_params(_query(s=s, policy=policy, step=step, v=v, view=view))
@@ -372,7 +401,9 @@ async def compare(
     policy: PolicyQ = None,
 ) -> Response:
     hx = htmx_details(request)
-    return _compare(request, hx, s, policies, p, step, v, view, policy)
+    # Every era replays the scenario: offload sooner than a single-era page.
+    weight = (s or "") * (len(policies.split(",")) if policies else len(POLICIES))
+    return await _answer(weight, _compare, request, hx, s, policies, p, step, v, view, policy)
 
 
 def _compare(
