@@ -8,11 +8,9 @@ here, because an HTTP client refuses to build some of them.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import zlib
-from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -22,24 +20,11 @@ from app.cli import main as cli_main
 from app.guard import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_QUERY_BYTES
 from app.main import create_app
 from engine.limits import MAX_DECOMPRESSED_BYTES, MAX_LINK_SCENARIO_BYTES
+from tests.app import asgi
+from tests.app.asgi import Answer
 from tests.app.conftest import html
 
 APP = create_app()
-
-
-class Answer:
-    def __init__(self, status: int, headers: dict[str, str], body: bytes, read: int) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.read = read  # how many body messages the application asked for
-
-    @property
-    def text(self) -> str:
-        return self.body.decode()
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 def send(
@@ -50,47 +35,7 @@ def send(
     headers: dict[str, str] | None = None,
     chunks: list[bytes] | None = None,
 ) -> Answer:
-    """One request through the ASGI app; ``chunks`` is the body as the server receives it."""
-    pending = list(chunks or [b""])
-    read = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal read
-        read += 1
-        if not pending:
-            return {"type": "http.disconnect"}
-        chunk = pending.pop(0)
-        return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
-
-    status = 0
-    out_headers: dict[str, str] = {}
-    body: list[bytes] = []
-
-    async def capture(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            out_headers.update((k.decode(), v.decode()) for k, v in message["headers"])
-        elif message["type"] == "http.response.body":
-            body.append(message.get("body", b""))
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"testserver")]
-        + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-    }
-    asyncio.run(APP(scope, receive, capture))
-    return Answer(status, out_headers, b"".join(body), read)
+    return asgi.send(APP, method, path, query=query, headers=headers, chunks=chunks)
 
 
 def problem_page(answer: Answer) -> str:
@@ -123,22 +68,21 @@ def test_the_largest_legal_link_passes_the_door_even_fully_escaped() -> None:
     assert send("GET", "/", query=query).status == 200
 
 
-def test_s_longer_than_links_carry_is_a_414_page_naming_s(client: TestClient) -> None:
-    r = client.get("/", params={"s": "P mmap a;" * (MAX_LINK_SCENARIO_BYTES // 9 + 1)})
-    assert r.status_code == 414
-    doc = html(r.text)
-    assert "“s”" in doc.css_first(".problem h2").text()
-    assert f"{MAX_LINK_SCENARIO_BYTES:,}" in doc.css_first(".problem").text()
+def test_s_longer_than_links_carry_is_a_414_page_naming_s() -> None:
+    query = urlencode({"s": "P mmap a;" * (MAX_LINK_SCENARIO_BYTES // 9 + 1)})
+    text = problem_page(answer := send("GET", "/", query=query))
+    assert answer.status == 414
+    assert "“s”" in text and f"{MAX_LINK_SCENARIO_BYTES:,}" in text
 
 
-def test_zip_bomb_in_a_link_is_a_413_page_not_an_inflated_scenario(client: TestClient) -> None:
+def test_zip_bomb_in_a_link_is_a_413_page_not_an_inflated_scenario() -> None:
     comp = zlib.compressobj(9, zlib.DEFLATED, -15)
     bomb = comp.compress(b"P read a\n" * 400_000) + comp.flush()  # 3.6 MB in ~7 KB
     s = "z:" + base64.urlsafe_b64encode(bomb).rstrip(b"=").decode()
     assert len(s) < MAX_LINK_SCENARIO_BYTES
-    r = client.get("/", params={"s": s})
-    assert r.status_code == 413
-    assert f"{MAX_DECOMPRESSED_BYTES:,}" in html(r.text).css_first(".problem").text()
+    answer = send("GET", "/", query=urlencode({"s": s}))
+    assert answer.status == 413
+    assert f"{MAX_DECOMPRESSED_BYTES:,}" in problem_page(answer)
 
 
 def test_an_added_command_cannot_carry_the_scenario_past_the_limits() -> None:

@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""Load test: many simulated students stepping through the presets, against a real server.
+
+    .venv/bin/python scripts/loadtest.py [--duration 30] [--clients 32] [--workers 2] [--json]
+
+Starts ``cowlab serve --workers N`` itself on a free 127.0.0.1 port, runs ``--clients``
+concurrent clients for ``--duration`` seconds, stops the server, and reports requests per
+second, latency percentiles, errors, and the resident memory (RSS) of every worker process
+before the load, after a warm-up, and at the end. Everything stays on the loopback interface,
+and a hard time limit (``--duration`` plus start and stop allowances) ends the run whatever
+happens; the server is always stopped, by the process id this script started.
+
+Each client plays one student's session, over and over: open a preset under some policy (the
+whole page, gzip, as a browser), step through every step with htmx requests (``#stage``), press
+an action button (``add=…``, the ``#sim`` region), look at the comparison of all eras, and
+move on to another preset. A session is drawn from a seeded generator, so two runs send the
+same requests in the same order per client.
+
+Exit status: 0 when no request failed and worker memory did not grow by more than
+``--max-growth-mb`` between the warm-up and the end; 1 otherwise; 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.links import make_link  # noqa: E402  (the script runs from a checkout)
+from engine.commands import Mmap  # noqa: E402
+from engine.policies import POLICIES  # noqa: E402
+from engine.presets import PRESETS  # noqa: E402
+from engine.syntax import format_scenario, parse  # noqa: E402
+
+LOOPBACK = "127.0.0.1"
+# What a browser sends: gzip for every request, htmx headers for the swaps.
+GZIP = {"Accept-Encoding": "gzip"}
+STAGE = {**GZIP, "HX-Request": "true", "HX-Request-Type": "partial", "HX-Target": "div#stage"}
+SIM = {**GZIP, "HX-Request": "true", "HX-Request-Type": "partial", "HX-Target": "div#sim"}
+BROWSER = {**GZIP, "Accept": "text/html"}
+START_ALLOWANCE_S = 30.0  # the server must answer within this
+STOP_ALLOWANCE_S = 15.0
+
+
+# ------------------------------------------------------------------------------------------
+# What the clients ask for
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One preset, ready to be stepped through: its canonical text and an action to press."""
+
+    name: str
+    text: str  # canonical, `;`-separated, as links carry it
+    steps: int
+    action: str  # a command a student might add at the end
+
+
+def lessons() -> list[Lesson]:
+    out = []
+    for preset in PRESETS.values():
+        scenario = parse(preset.text)
+        mmap = next(c for c in scenario.commands if isinstance(c, Mmap))
+        out.append(
+            Lesson(
+                name=preset.name,
+                text=format_scenario(scenario, ";"),
+                steps=len(scenario.commands),
+                action=f"{mmap.proc} read {mmap.pages[0]}",
+            )
+        )
+    return out
+
+
+def session(lesson: Lesson, policy: str) -> list[tuple[str, str, dict[str, str]]]:
+    """(kind, path, headers) of one student's pass over ``lesson`` under ``policy``."""
+    requests = [("page", make_link("/", lesson.text, policy=policy, step=0), BROWSER)]
+    for k in range(1, lesson.steps + 1):
+        requests.append(("step", make_link("/", lesson.text, policy=policy, step=k), STAGE))
+    query = urlencode({"v": "1", "s": lesson.text, "policy": policy, "add": lesson.action})
+    requests.append(("action", "/?" + query, SIM))
+    requests.append(("compare", make_link("/compare", lesson.text, step=lesson.steps), BROWSER))
+    return requests
+
+
+# ------------------------------------------------------------------------------------------
+# The server and its processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "app.cli", "serve", "--host", LOOPBACK]
+    command += ["--port", str(port), "--workers", str(workers)]
+    # A session of its own: the server and its workers can be stopped as one group, by the id
+    # of the process started here, without touching anything else on the machine.
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is not None:
+        return
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=STOP_ALLOWANCE_S)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=5)
+
+
+def wait_until_serving(server: subprocess.Popen[bytes], base: str, workers: int) -> None:
+    deadline = time.monotonic() + START_ALLOWANCE_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            err = server.stderr.read().decode(errors="replace") if server.stderr else ""
+            raise RuntimeError(f"the server exited with status {server.returncode}:\n{err}")
+        try:
+            if httpx.get(base + "/", timeout=2).status_code == 200 and (
+                len(worker_pids(server.pid)) >= workers
+            ):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server did not answer within {START_ALLOWANCE_S:.0f} s")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    """uvicorn's worker processes: the supervisor's children that run the app (spawned by
+    multiprocessing), not its resource tracker. With one worker uvicorn serves in-process."""
+    workers = []
+    for pid in _children(server_pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            workers.append(pid)
+    return sorted(workers) or [server_pid]
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def memory(server_pid: int) -> dict[str, Any]:
+    per_worker = {pid: round(rss_mb(pid), 1) for pid in worker_pids(server_pid)}
+    return {"workers_mb": per_worker, "total_mb": round(sum(per_worker.values()), 1)}
+
+
+# ------------------------------------------------------------------------------------------
+# The clients
+
+
+@dataclass
+class Tally:
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    errors: Counter[str] = field(default_factory=Counter)
+    bytes: int = 0
+
+    def add(self, kind: str, seconds: float) -> None:
+        self.latencies.setdefault(kind, []).append(seconds)
+
+    @property
+    def count(self) -> int:
+        return sum(len(v) for v in self.latencies.values())
+
+
+class Connection:
+    """A keep-alive HTTP/1.1 connection speaking just enough of the protocol for this test.
+
+    A load generator in Python competes with the server for the same two cores; a client
+    library costs several times more per request than these few lines over asyncio streams,
+    and would measure itself rather than the server.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str, headers: dict[str, str]) -> tuple[int, int]:
+        """(status, body bytes) of one GET; reconnects when the server closed the connection."""
+        if self.writer is None or self.reader is None or self.reader.at_eof():
+            await self.close()
+            self.reader, self.writer = await asyncio.open_connection(LOOPBACK, self.port)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}\r\n{head}\r\n".encode())
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        status = int(status_line.split()[1])
+        length, chunked, close = 0, False, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                close = True
+        size = 0
+        if chunked:
+            while True:
+                chunk = int((await self.reader.readline()).split(b";")[0], 16)
+                await self.reader.readexactly(chunk + 2)
+                size += chunk
+                if chunk == 0:
+                    break
+        else:
+            await self.reader.readexactly(length)
+            size = length
+        if close:
+            await self.close()
+        return status, size
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+async def student(
+    n: int, port: int, plan: list[Lesson], deadline: float, tally: Tally, seed: int
+) -> None:
+    rng = random.Random(seed * 1000 + n)
+    policies = list(POLICIES)
+    connection = Connection(port)
+    try:
+        while time.monotonic() < deadline:
+            for kind, path, headers in session(rng.choice(plan), rng.choice(policies)):
+                if time.monotonic() >= deadline:
+                    return
+                start = time.perf_counter()
+                try:
+                    status, size = await asyncio.wait_for(connection.get(path, headers), 30)
+                except (TimeoutError, OSError, ValueError, IndexError) as exc:
+                    tally.errors[f"{kind}: {type(exc).__name__}"] += 1
+                    await connection.close()
+                    continue
+                elapsed = time.perf_counter() - start
+                if status != 200:
+                    tally.errors[f"{kind}: HTTP {status}"] += 1
+                    continue
+                tally.bytes += size
+                tally.add(kind, elapsed)
+    finally:
+        await connection.close()
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def load(
+    port: int, clients: int, seconds: float, seed: int, server_pid: int
+) -> dict[str, Any]:
+    plan = lessons()
+    tally = Tally()
+    start = time.monotonic()
+    deadline = start + seconds
+    samples: list[tuple[float, float]] = []
+
+    async def sample_memory() -> None:
+        while time.monotonic() < deadline:
+            samples.append((round(time.monotonic() - start, 1), memory(server_pid)["total_mb"]))
+            await asyncio.sleep(max(0.5, seconds / 20))
+
+    await asyncio.gather(
+        sample_memory(),
+        *(student(n, port, plan, deadline, tally, seed) for n in range(clients)),
+    )
+    elapsed = time.monotonic() - start
+    everything = [s for v in tally.latencies.values() for s in v]
+    by_kind = {
+        kind: {
+            "requests": len(v),
+            "p50_ms": round(statistics.median(v) * 1000, 2),
+            "p99_ms": round(percentile(v, 0.99) * 1000, 2),
+        }
+        for kind, v in sorted(tally.latencies.items())
+    }
+    return {
+        "requests": tally.count,
+        "errors": sum(tally.errors.values()),
+        "error_kinds": dict(tally.errors),
+        "requests_per_s": round(tally.count / elapsed, 1),
+        "p50_ms": round(statistics.median(everything) * 1000, 2) if everything else None,
+        "p99_ms": round(percentile(everything, 0.99) * 1000, 2) if everything else None,
+        "max_ms": round(max(everything) * 1000, 2) if everything else None,
+        "by_kind": by_kind,
+        "mb_received": round(tally.bytes / 1e6, 1),
+        "memory_samples": samples,
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# Entry point
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    port = free_port()
+    base = f"http://{LOOPBACK}:{port}"
+    server = start_server(port, args.workers)
+    try:
+        wait_until_serving(server, base, args.workers)
+        before = memory(server.pid)
+        warm = min(5.0, args.duration / 4)
+        asyncio.run(load(port, args.clients, warm, args.seed + 1, server.pid))
+        after_warmup = memory(server.pid)
+        figures = asyncio.run(load(port, args.clients, args.duration, args.seed, server.pid))
+        after = memory(server.pid)
+    finally:
+        stop_server(server)
+    growth = after["total_mb"] - after_warmup["total_mb"]
+    return {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "server": {"workers": args.workers, "port": port},
+        "clients": args.clients,
+        "duration_s": args.duration,
+        "warmup_s": warm,
+        **figures,
+        "memory_before": before,
+        "memory_after_warmup": after_warmup,
+        "memory_after": after,
+        "memory_growth_mb": round(growth, 1),
+        "memory_flat": growth <= args.max_growth_mb,
+    }
+
+
+def render_text(r: dict[str, Any]) -> str:
+    lines = [
+        f"cowlab load test: {r['clients']} clients for {r['duration_s']:g} s against "
+        f"{r['server']['workers']} worker(s) on {r['machine']['cpus']} cpu(s)",
+        f"  requests   {r['requests']}  ({r['requests_per_s']} /s, {r['mb_received']} MB)",
+        f"  latency    p50 {r['p50_ms']} ms   p99 {r['p99_ms']} ms   max {r['max_ms']} ms",
+        f"  errors     {r['errors']}" + (f"  {r['error_kinds']}" if r["errors"] else ""),
+    ]
+    for kind, row in r["by_kind"].items():
+        lines.append(
+            f"    {kind:<8} {row['requests']:>7} requests   p50 {row['p50_ms']:>7} ms"
+            f"   p99 {row['p99_ms']:>7} ms"
+        )
+    lines.append(
+        f"  worker RSS before {r['memory_before']['total_mb']} MB, after warm-up "
+        f"{r['memory_after_warmup']['total_mb']} MB, at the end {r['memory_after']['total_mb']} MB"
+        f" (growth {r['memory_growth_mb']} MB: {'flat' if r['memory_flat'] else 'GROWING'})"
+    )
+    lines.append(f"  per worker at the end: {r['memory_after']['workers_mb']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load (30)")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients (32)")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (2)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the sessions (1)")
+    parser.add_argument(
+        "--max-growth-mb", type=float, default=32.0, help="memory growth still called flat (32)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    if not (0 < args.duration <= 3600 and 0 < args.clients <= 1000 and 0 < args.workers <= 64):
+        parser.error("--duration must be in (0, 3600], --clients in 1..1000, --workers in 1..64")
+
+    # The hard limit: whatever hangs, the run ends (and `finally` stops the server).
+    limit = int(args.duration + min(5.0, args.duration / 4) + START_ALLOWANCE_S + 30)
+
+    def out_of_time(signum: int, frame: object) -> None:
+        raise TimeoutError(f"the load test passed its hard limit of {limit} s")
+
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.alarm(limit)
+    try:
+        result = run(args)
+    finally:
+        signal.alarm(0)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(render_text(result))
+    return 0 if result["errors"] == 0 and result["memory_flat"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

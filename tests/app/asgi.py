@@ -1,0 +1,81 @@
+"""Requests straight through an ASGI app, for what an HTTP client will not send.
+
+httpx refuses to build some hostile requests (a query past 64 KB, a body that lies about its
+length), and a test of the limits needs to see how much of the body the application read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    read: int  # how many times the application asked for (more of) the body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def send(
+    app: ASGIApp,
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    chunks: list[bytes] | None = None,
+) -> Answer:
+    """One request; ``chunks`` is the body as the server receives it, message by message."""
+    pending = list(chunks or [b""])
+    read = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        read += 1
+        if not pending:
+            return {"type": "http.disconnect"}
+        chunk = pending.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
+
+    status = 0
+    out_headers: dict[str, str] = {}
+    body: list[bytes] = []
+
+    async def capture(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            out_headers.update((k.decode(), v.decode()) for k, v in message["headers"])
+        elif message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"testserver")]
+        + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    asyncio.run(app(scope, receive, capture))  # type: ignore[arg-type]
+    return Answer(status, out_headers, b"".join(body), read)
