@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from engine.commands import Scenario
@@ -110,7 +111,7 @@ def measure_engine(quick: bool) -> dict[str, Any]:
     growth = []
     for commands, pages in ((250, 256), (500, 256), (1000, 256), (1000, 64), (1000, 128)):
         scenario = scale_scenario(commands, 64, pages)
-        seconds = _median_seconds(lambda s=scenario: replay(s, "latest"), 2 if quick else 5)
+        seconds = _median_seconds(partial(replay, scenario, "latest"), 2 if quick else 5)
         growth.append({"commands": commands, "procs": 64, "pages": pages, "replay_s": seconds})
     return {
         "replay_ms_p50": round(replay_s * 1000, 3),

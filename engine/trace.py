@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -23,6 +24,7 @@ __all__ = [
     "Trace",
     "Verdict",
     "VerdictKind",
+    "extend",
     "replay",
     "state_to_json",
     "trace_to_json",
@@ -75,6 +77,25 @@ def replay(scenario: Scenario | str, policy: Policy | str) -> Trace:
         state = result.state
         steps.append(Step(index, command, line, state, result.events, result.observed))
     return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
+
+
+def extend(trace: Trace, commands: Sequence[Command]) -> Trace:
+    """The trace of ``trace.scenario`` followed by ``commands``, without replaying the prefix.
+
+    Equal to ``replay`` of the longer scenario (a test holds it to that): every step depends
+    only on the state before it, and verdicts are derived again over the whole trace.
+    """
+    all_commands = trace.scenario.commands + tuple(commands)
+    names = reference_names(all_commands)
+    steps = list(trace.steps)
+    state = steps[-1].state
+    for index in range(len(steps), len(all_commands) + 1):
+        command = all_commands[index - 1]
+        result = apply(state, command, trace.policy, index, names[index - 1])
+        state = result.state
+        steps.append(Step(index, command, None, state, result.events, result.observed))
+    scenario = Scenario(all_commands)
+    return Trace(trace.policy, scenario, tuple(steps), derive_verdicts(steps))
 
 
 def value_to_json(value: Value) -> dict[str, Any]:

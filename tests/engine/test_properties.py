@@ -18,7 +18,7 @@ from engine.machine import apply
 from engine.policies import POLICIES, Policy
 from engine.state import State, empty_state
 from engine.syntax import format_scenario, parse, reference_names
-from engine.trace import Step, replay
+from engine.trace import Step, extend, replay
 from tests.engine.invariants import check_state
 
 PROCS = ("P", "C", "D", "E")
@@ -168,6 +168,10 @@ class Kernel(RuleBasedStateMachine):
         cut = len(self.commands) // 2
         prefix = replay(c.Scenario(scenario.commands[:cut]), self.policy)
         assert [_essence(s) for s in prefix.steps] == [_essence(s) for s in trace.steps[: cut + 1]]
+        # Extending the prefix's trace by the rest gives the full trace, verdicts included.
+        extended = extend(prefix, scenario.commands[cut:])
+        assert [_essence(s) for s in extended.steps] == [_essence(s) for s in trace.steps]
+        assert extended.verdicts == trace.verdicts
 
 
 def _essence(step: Step) -> tuple[object, ...]:
