@@ -102,8 +102,12 @@ class Policy:
                 "do_wp_page → reuse_swap_page",
                 "c475a8ab625d",
                 f"only one page table maps the page (mapcount {frame.mapcount}, swap count "
-                f"{swapcount if frame.swapcache else 0}), so the writer takes it over; the "
-                f"{frame.refcount - frame.mapcount} other reference(s) are not counted",
+                f"{swapcount if frame.swapcache else 0}), so the writer takes it over"
+                + (
+                    f"; the {others} other reference(s) are not counted"
+                    if (others := frame.refcount - frame.mapcount)
+                    else ""
+                ),
                 inputs,
             )
         return Decision(
