@@ -1,24 +1,37 @@
 """Replaying a link's scenario: parse, replay under a policy, and lay the trace out once.
 
 Every request carries its whole scenario, so stepping through a 30-command scenario would replay
-it on every →. A small memo keyed by (text, policy) avoids that. It is not per-user state: the
-engine is deterministic, so an entry is a pure function of its key, is the same in every worker,
-and can be dropped at any time.
+it on every →, and comparing it would replay it under every era again. A memo of runs keyed by
+the *canonical* scenario (its commands, however the text spelled them) and the *resolved*
+policy id (``latest`` is the newest id) means a scenario is replayed once per policy whatever
+the link looks like; an action that appends one command to a scenario in the memo replays only
+that command (`engine.trace.extend`). The memo is bounded by entries and by an estimate of the
+memory its traces hold, so no sequence of requests makes a worker grow without bound.
+
+It is not per-user state: the engine is deterministic, so an entry is a pure function of its
+key, is the same in every worker, and can be dropped at any time.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
 from app.diagram import Layout, compute_layout, layout_fits
-from engine.commands import Scenario
+from engine.commands import Command, Scenario
 from engine.policies import POLICIES, Policy, get_policy
 from engine.syntax import parse
-from engine.trace import Trace, replay
+from engine.trace import Trace, extend, replay
 
-CACHE_SIZE = 64
+CACHE_SIZE = 64  # parsed texts
+RUNS_MAX_ENTRIES = 512
+# A run's weight counts the distinct page tables, frame tables and steps its trace holds (the
+# engine shares what a step does not change); one unit is 80–130 bytes, so this is ~75–100 MB,
+# room for one scenario at every limit of DESIGN.md §7 or hundreds of lessons.
+RUNS_MAX_WEIGHT = 768_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,23 +86,120 @@ def parse_cached(text: str) -> Scenario:
     return parse(text)
 
 
-@lru_cache(maxsize=CACHE_SIZE)
+RunKey = tuple[tuple[Command, ...], str]
+
+
+class RunMemo:
+    """Least recently used runs, bounded by entries and by total weight; thread-safe (long
+    scenarios are replayed on the thread pool)."""
+
+    def __init__(self, max_entries: int, max_weight: int) -> None:
+        self.max_entries = max_entries
+        self.max_weight = max_weight
+        self.weight = 0
+        self._entries: OrderedDict[RunKey, tuple[Run, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: RunKey) -> Run | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: RunKey, run: Run, weight: int) -> None:
+        if weight > self.max_weight:
+            return  # larger than the whole memo: kept by nobody, replayed when asked again
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.weight -= old[1]
+            self._entries[key] = (run, weight)
+            self.weight += weight
+            while len(self._entries) > self.max_entries or self.weight > self.max_weight:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.weight -= dropped
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.weight = 0
+
+
+RUNS = RunMemo(RUNS_MAX_ENTRIES, RUNS_MAX_WEIGHT)
+
+
+def clear_caches() -> None:
+    """Forget every parsed text and run (benchmarks measure a server that has seen nothing)."""
+    parse_cached.cache_clear()
+    RUNS.clear()
+
+
 def run(text: str, policy_id: str) -> Run:
-    """Replay ``text`` under ``policy_id``; raises the parser's errors and `UnknownPolicy`."""
+    """Replay ``text`` under ``policy_id``; raises the parser's errors and `UnknownPolicy`.
+
+    A run is looked up by the canonical scenario and policy; when it is not known but the
+    scenario without its last command is, only that command is replayed.
+    """
     policy = get_policy(policy_id)
     scenario = parse_cached(text)
-    trace = replay(scenario, policy.id)
+    key = (scenario.commands, policy.id)
+    found = RUNS.get(key)
+    if found is None:
+        prefix = RUNS.get((scenario.commands[:-1], policy.id)) if scenario.commands else None
+        if prefix is not None:
+            trace = extend(prefix.trace, scenario.commands[-1:])
+        else:
+            trace = replay(scenario, policy.id)
+        found, weight = _prepare(scenario, _with_lines(trace, scenario))
+        RUNS.put(key, found, weight)
+    elif found.scenario.lines != scenario.lines:
+        # The same commands spelled differently (newlines or `;`): the same trace, but the
+        # JSON trace names each step's source line, so it carries this text's lines.
+        found = _prepare(scenario, _with_lines(found.trace, scenario), found)[0]
+    return found
+
+
+def _with_lines(trace: Trace, scenario: Scenario) -> Trace:
+    """``trace`` with ``scenario``'s source lines (an extended trace has none for new steps)."""
+    lines = scenario.lines or (None,) * len(scenario.commands)
+    if trace.scenario.lines == scenario.lines and all(
+        step.line == line for step, line in zip(trace.steps[1:], lines, strict=True)
+    ):
+        return trace
+    relined = (s._replace(line=n) for s, n in zip(trace.steps[1:], lines, strict=True))
+    steps = (trace.steps[0], *relined)
+    return Trace(trace.policy, scenario, steps, trace.verdicts)
+
+
+def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple[Run, int]:
+    """The run of ``trace`` and its weight; ``like`` is a run of the same steps to reuse."""
+    if like is not None:
+        return Run(scenario, trace, like.layout, like.texts, like.events, like.names, like.pages), 0
     states = [step.state for step in trace.steps]
     names: set[str] = set()
     pages: dict[str, dict[str, None]] = {}
-    seen: set[int] = set()  # steps share unchanged processes: walk each page table once
+    seen: set[int] = set()  # steps share what they do not change: walk each table once
+    weight = len(states)
     for state in states:
         names.update(state.procs, state.refs, state.files)
+        for table in (state.frames, state.swap, state.refs):
+            if id(table) not in seen:
+                seen.add(id(table))
+                weight += len(table)
         for proc in state.procs.values():
+            if id(proc.ptes) not in seen:
+                seen.add(id(proc.ptes))
+                weight += len(proc.ptes)
             if id(proc.vmas) not in seen:
                 seen.add(id(proc.vmas))
+                weight += len(proc.vmas)
                 pages.setdefault(proc.name, {}).update(dict.fromkeys(proc.vmas))
-    return Run(
+    run = Run(
         scenario=scenario,
         trace=trace,
         layout=compute_layout(states),
@@ -108,6 +218,7 @@ def run(text: str, policy_id: str) -> Run:
         names=frozenset(names),
         pages={proc: tuple(known) for proc, known in pages.items()},
     )
+    return run, weight
 
 
 def policy_ids() -> tuple[str, ...]:

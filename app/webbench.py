@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.main import create_app
 from app.memo import clear_all
-from app.runs import parse_cached, run
+from app.runs import clear_caches
 from engine.syntax import parse
 
 STATIC_PATH = "/__bench_static"
@@ -110,8 +110,7 @@ async def _actions_in_process(repeat: int) -> tuple[float, float, int]:
     samples: list[float] = []
     size = 0
     for i in range(repeat):
-        run.cache_clear()
-        parse_cached.cache_clear()
+        clear_caches()
         clear_all()  # the page memo would answer a repeated action without any work
         start = time.perf_counter()
         status, body = await call(app, paths[i % len(paths)], HX)

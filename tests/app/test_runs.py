@@ -1,0 +1,106 @@
+"""The run memo: each scenario is replayed once per policy, whatever the link looks like."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from app import runs
+from engine.policies import POLICIES
+from engine.presets import PRESETS
+from engine.syntax import format_scenario, parse
+from engine.trace import replay, trace_to_json
+
+CVE = format_scenario(parse(PRESETS["cve-2020-29374"].text), "\n")  # no comments
+
+
+@pytest.fixture
+def replays(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every full replay the memo asks the engine for (the policy id of each), from empty."""
+    calls: list[str] = []
+
+    def counting(scenario: object, policy: str) -> object:
+        calls.append(policy)
+        return replay(scenario, policy)  # type: ignore[arg-type]
+
+    runs.clear_caches()
+    monkeypatch.setattr(runs, "replay", counting)
+    yield calls
+    runs.clear_caches()
+
+
+def test_the_same_commands_spelled_another_way_are_not_replayed_again(
+    replays: list[str],
+) -> None:
+    oneline = ";".join(CVE.splitlines())
+    spaced = " ;  ".join(CVE.splitlines()) + "  # shared in class"
+    first = runs.run(CVE, "latest")
+    for text, policy in ((oneline, "6.2"), (spaced, "latest"), (CVE, "6.2")):
+        again = runs.run(text, policy)
+        assert [s.state for s in again.trace.steps] == [s.state for s in first.trace.steps]
+    assert first.policy.id == "6.2"
+    assert replays == ["6.2"]
+
+
+def test_a_run_found_under_other_lines_reports_its_own_lines(replays: list[str]) -> None:
+    oneline = ";".join(line for line in CVE.splitlines() if line)
+    runs.run(oneline, "5.7")
+    again = runs.run(CVE, "5.7")
+    assert replays == ["5.7"]
+    assert trace_to_json(again.trace) == trace_to_json(replay(parse(CVE), "5.7"))
+    assert [s.line for s in again.trace.steps[1:]] == list(range(1, 8))
+
+
+def test_an_action_replays_only_the_command_it_adds(replays: list[str]) -> None:
+    base = ";".join(line for line in CVE.splitlines() if line)
+    runs.run(base, "5.7")
+    added = runs.run(base + ";P read data", "5.7")
+    assert replays == ["5.7"]
+    fresh = replay(parse(base + ";P read data"), "5.7")
+    assert trace_to_json(added.trace) == trace_to_json(fresh)
+    assert added.trace.verdicts == fresh.verdicts
+    assert added.layout == runs._prepare(parse(base + ";P read data"), fresh)[0].layout
+
+
+def test_comparing_and_stepping_replay_each_policy_once(replays: list[str]) -> None:
+    for _step in range(5):
+        for policy in POLICIES:
+            runs.run(CVE, policy)
+    assert sorted(replays) == sorted(POLICIES)
+
+
+def test_the_memo_is_bounded_by_weight_and_entries() -> None:
+    memo = runs.RunMemo(max_entries=3, max_weight=100)
+    run = runs.run(CVE, "5.7")
+    for i in range(5):
+        memo.put(((), str(i)), run, 10)
+    assert len(memo) == 3 and memo.weight == 30
+    assert memo.get(((), "0")) is None and memo.get(((), "4")) is run
+    memo.put(((), "heavy"), run, 90)
+    assert memo.weight <= 100 and memo.get(((), "heavy")) is run
+    memo.put(((), "too heavy"), run, 101)  # larger than the whole memo: not kept
+    assert memo.get(((), "too heavy")) is None and memo.get(((), "heavy")) is run
+
+
+def test_a_runs_weight_grows_with_what_its_trace_holds() -> None:
+    small = runs._prepare(parse(CVE), replay(parse(CVE), "5.7"))[1]
+    big_text = (
+        "P mmap "
+        + " ".join(f"g{i}" for i in range(64))
+        + "\n"
+        + "\n".join(f"P fork C{i}" for i in range(16))
+    )
+    big = runs._prepare(parse(big_text), replay(parse(big_text), "5.7"))[1]
+    assert 7 < small < 200
+    assert big > 16 * 64
+
+
+def test_concurrent_requests_get_the_same_runs() -> None:
+    runs.clear_caches()
+    texts = [p.text for p in list(PRESETS.values())[:8]]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: runs.run(texts[i % 8], "5.9"), range(64)))
+    for i, r in enumerate(got):
+        assert r.trace.steps == runs.run(texts[i % 8], "5.9").trace.steps
