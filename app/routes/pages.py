@@ -61,6 +61,10 @@ LINK_ERRORS: dict[int | str, dict[str, Any]] = {
         "content": {"text/html": {}},
     },
     413: {"description": "The scenario is over cowlab's limits.", "content": {"text/html": {}}},
+    414: {
+        "description": "The link is longer than cowlab reads (a page naming the limit).",
+        "content": {"text/html": {}},
+    },
 }
 
 
