@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Load test: many simulated students stepping through the presets, against a real server.
 
-    .venv/bin/python scripts/loadtest.py [--duration 30] [--clients 32] [--workers 2] [--json]
+    .venv/bin/python scripts/loadtest.py [--duration 30] [--clients 32] [--workers 2]
+                                         [--think SECONDS] [--json]
 
 Starts ``cowlab serve --workers N`` itself on a free 127.0.0.1 port, runs ``--clients``
 concurrent clients for ``--duration`` seconds, stops the server, and reports requests per
@@ -14,7 +15,9 @@ Each client plays one student's session, over and over: open a preset under some
 whole page, gzip, as a browser), step through every step with htmx requests (``#stage``), press
 an action button (``add=…``, the ``#sim`` region), look at the comparison of all eras, and
 move on to another preset. A session is drawn from a seeded generator, so two runs send the
-same requests in the same order per client.
+same requests in the same order per client. Without ``--think`` a client sends its next
+request as soon as it has the answer (the server's saturation: latency is mostly queueing);
+with it, each client pauses a random 0–2×THINK seconds between requests, as a class does.
 
 Exit status: 0 when no request failed and worker memory did not grow by more than
 ``--max-growth-mb`` between the warm-up and the end; 1 otherwise; 2 for bad arguments.
@@ -28,6 +31,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import signal
 import socket
 import statistics
@@ -274,7 +278,7 @@ class Connection:
 
 
 async def student(
-    n: int, port: int, plan: list[Lesson], deadline: float, tally: Tally, seed: int
+    n: int, port: int, plan: list[Lesson], deadline: float, tally: Tally, seed: int, think: float
 ) -> None:
     rng = random.Random(seed * 1000 + n)
     policies = list(POLICIES)
@@ -297,6 +301,8 @@ async def student(
                     continue
                 tally.bytes += size
                 tally.add(kind, elapsed)
+                if think:
+                    await asyncio.sleep(rng.uniform(0, 2 * think))
     finally:
         await connection.close()
 
@@ -307,10 +313,11 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 async def load(
-    port: int, clients: int, seconds: float, seed: int, server_pid: int
+    port: int, clients: int, seconds: float, seed: int, server_pid: int, think: float = 0.0
 ) -> dict[str, Any]:
     plan = lessons()
     tally = Tally()
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     start = time.monotonic()
     deadline = start + seconds
     samples: list[tuple[float, float]] = []
@@ -322,9 +329,11 @@ async def load(
 
     await asyncio.gather(
         sample_memory(),
-        *(student(n, port, plan, deadline, tally, seed) for n in range(clients)),
+        *(student(n, port, plan, deadline, tally, seed, think) for n in range(clients)),
     )
     elapsed = time.monotonic() - start
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    client_cpu = used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime
     everything = [s for v in tally.latencies.values() for s in v]
     by_kind = {
         kind: {
@@ -344,6 +353,8 @@ async def load(
         "max_ms": round(max(everything) * 1000, 2) if everything else None,
         "by_kind": by_kind,
         "mb_received": round(tally.bytes / 1e6, 1),
+        # The clients run on the same cores as the server: what they took is not the server's.
+        "client_cpu_share": round(client_cpu / elapsed, 2),
         "memory_samples": samples,
     }
 
@@ -362,7 +373,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         warm = min(5.0, args.duration / 4)
         asyncio.run(load(port, args.clients, warm, args.seed + 1, server.pid))
         after_warmup = memory(server.pid)
-        figures = asyncio.run(load(port, args.clients, args.duration, args.seed, server.pid))
+        figures = asyncio.run(
+            load(port, args.clients, args.duration, args.seed, server.pid, args.think)
+        )
         after = memory(server.pid)
     finally:
         stop_server(server)
@@ -371,6 +384,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "server": {"workers": args.workers, "port": port},
         "clients": args.clients,
+        "think_s": args.think,
         "duration_s": args.duration,
         "warmup_s": warm,
         **figures,
@@ -383,10 +397,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def render_text(r: dict[str, Any]) -> str:
+    pause = f", pausing {r['think_s']:g} s on average" if r["think_s"] else ""
     lines = [
-        f"cowlab load test: {r['clients']} clients for {r['duration_s']:g} s against "
+        f"cowlab load test: {r['clients']} clients{pause} for {r['duration_s']:g} s against "
         f"{r['server']['workers']} worker(s) on {r['machine']['cpus']} cpu(s)",
-        f"  requests   {r['requests']}  ({r['requests_per_s']} /s, {r['mb_received']} MB)",
+        f"  requests   {r['requests']}  ({r['requests_per_s']} /s, {r['mb_received']} MB;"
+        f" the clients took {r['client_cpu_share']} of a cpu)",
         f"  latency    p50 {r['p50_ms']} ms   p99 {r['p99_ms']} ms   max {r['max_ms']} ms",
         f"  errors     {r['errors']}" + (f"  {r['error_kinds']}" if r["errors"] else ""),
     ]
@@ -410,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients (32)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (2)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the sessions (1)")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean pause of a client between requests, in seconds (0: as fast as answered)",
+    )
     parser.add_argument(
         "--max-growth-mb", type=float, default=32.0, help="memory growth still called flat (32)"
     )
