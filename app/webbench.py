@@ -12,8 +12,10 @@
   memo of rendered pages can serve), divided by the same worker — same application, same
   middleware — serving a constant body of the same size, measured in the same run.
   ``class_throughput_ratio`` is the same for a class stepping through one shared lesson, which
-  the page memo serves after the first student. The load comes from a few lines of asyncio over
-  keep-alive sockets rather than an HTTP library, so the client costs far less than the server.
+  the page memo serves after the first student; ``file_throughput_ratio`` compares the step
+  renders with the same body served as a static file (`StaticFiles`, as ``/static`` is). The
+  load comes from a few lines of asyncio over keep-alive sockets rather than an HTTP library,
+  so the client costs far less than the server; worker and client are pinned to two cores.
 - ``first_load_kb``: ``/`` as a browser fetches it (gzip) plus every script, stylesheet, icon
   and image it loads; ``first_load_kb_max`` the same for the heaviest preset link.
 
