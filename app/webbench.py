@@ -25,7 +25,10 @@ Each figure is a median over repeated runs in one process; ``quick`` repeats les
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -287,6 +290,7 @@ def bench_app() -> Any:
 
     inner.add_api_route(STATIC_PATH, static, methods=["GET"], include_in_schema=False)
     folder = tempfile.mkdtemp(prefix="cowlab-bench-")
+    atexit.register(shutil.rmtree, folder, True)
     with open(os.path.join(folder, "fragment.html"), "wb") as f:
         f.write(body)
     inner.mount(STATIC_FILE_DIR, StaticFiles(directory=folder), name="bench-static")
@@ -400,8 +404,14 @@ def throughput(quick: bool) -> dict[str, float]:
         }
     finally:
         os.sched_setaffinity(0, own)
-        server.terminate()
-        server.wait(timeout=10)
+        # SIGINT, not SIGTERM: uvicorn re-raises the signal it stopped on, and only SIGINT
+        # unwinds Python (its atexit removes the static file's folder).
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
 
 
 def _fragment_size(paths: list[str]) -> int:
