@@ -73,11 +73,15 @@ def _problem(status: int, problem: Problem) -> JSONResponse:
     summary="Replay a scenario under one policy",
     description=(
         "Returns the trace: every step's command, state, events and observed value, and the "
-        "verdicts. 400 for a syntax error (with line, column, expected, found), an unknown "
-        "policy or a scenario over the limits; 422 for a malformed request body."
+        "verdicts. 400 for a syntax error (with line, column, expected, found) or an unknown "
+        "policy; 413 for a scenario over the limits (commands, processes, pages, references, "
+        "bytes) or a body over 1 MiB; 422 for a malformed request body."
     ),
     response_model=TraceOut,
-    responses={400: {"model": ProblemOut, "description": "The scenario or policy is wrong."}},
+    responses={
+        400: {"model": ProblemOut, "description": "The scenario or policy is wrong."},
+        413: {"model": ProblemOut, "description": "The scenario is over cowlab's limits."},
+    },
 )
 async def simulate(body: SimulateRequest) -> JSONResponse:
     try:
@@ -87,7 +91,7 @@ async def simulate(body: SimulateRequest) -> JSONResponse:
             400, Problem(error="unknown-policy", message=str(exc), policies=[*POLICIES, "latest"])
         )
     except ScenarioLimitError as exc:
-        return _problem(400, Problem(error="limit", message=str(exc)))
+        return _problem(413, Problem(error="limit", message=str(exc)))
     except ScenarioError as exc:
         return _problem(
             400,

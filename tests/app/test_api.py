@@ -46,7 +46,7 @@ def test_unknown_policy_lists_the_known_ones(client: TestClient) -> None:
 def test_scenario_over_the_limits_is_refused(client: TestClient) -> None:
     text = "P mmap a\n" + "P read a\n" * 1000
     r = client.post("/api/v1/simulate", json={"scenario": text})
-    assert r.status_code == 400
+    assert r.status_code == 413
     assert r.json()["detail"]["error"] == "limit"
 
 
