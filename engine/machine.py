@@ -14,8 +14,8 @@ error event — and never an exception: the state stays consistent.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
-from typing import NamedTuple, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 from engine import commands as c
 from engine.events import Event, EventKind
@@ -913,10 +913,10 @@ class _Machine:
 
     # -------------------------------------------------------------------------- commands
     def run(self, command: c.Command) -> None:
-        handler = getattr(self, "do_" + type(command).__name__)
+        handler = _HANDLERS[type(command)]
         # The refusal is already recorded as an event; the step simply ends there.
         with contextlib.suppress(_Abort):
-            handler(command)
+            handler(self, command)
 
     def do_FileDecl(self, cmd: c.FileDecl) -> None:
         if cmd.name in self.files or cmd.name in self.procs or cmd.name in self.refs:
@@ -1571,3 +1571,10 @@ class _Machine:
             pfn=ref.pfn,
         )
         self.drop(ref.pfn, pins=1 if pin else 0, gets=0 if pin else 1)
+
+
+# One handler per command class, looked up once rather than by name on every step.
+_HANDLERS: dict[type, Callable[[_Machine, Any], None]] = {
+    cls: getattr(_Machine, "do_" + cls.__name__)
+    for cls in (c.FileDecl, c.RefRead, c.RefWrite, c.RefRelease, *c.PROC_COMMANDS)
+}
