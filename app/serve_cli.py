@@ -31,13 +31,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
-    parser.add_argument(
+    probe = parser.add_mutually_exclusive_group()
+    probe.add_argument(
         "--allow-probe",
         action="store_true",
         help=(
             "let visitors run scenarios on this machine's kernel (always allowed when listening "
             "on loopback only)"
         ),
+    )
+    probe.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="never let visitors run scenarios on this machine's kernel, even on loopback "
+        "(use it behind a reverse proxy)",
     )
     parser.set_defaults(func=serve)
 
@@ -63,7 +70,9 @@ def serve(args: argparse.Namespace) -> int:
 
     url = url_for(args.host, args.port)
     # Set before uvicorn starts: the flag is an environment variable every worker inherits.
-    probing = probe_web.enable(args.host, args.allow_probe)
+    probing = probe_web.enable(args.host, args.allow_probe) and not args.no_probe
+    if args.no_probe:
+        probe_web.disable()
     print(f"cowlab is serving on {url}  (Ctrl+C stops it)", flush=True)
     if probing:
         print("  visitors may run scenarios on this machine's kernel (the probe)", flush=True)

@@ -73,6 +73,11 @@ def enable(host: str, allow_probe: bool = False) -> bool:
     return on
 
 
+def disable() -> None:
+    """`cowlab serve --no-probe`: off for every worker, whatever the address."""
+    os.environ[ENV_FLAG] = "0"
+
+
 def enabled() -> bool:
     return os.environ.get(ENV_FLAG) == "1"
 

@@ -83,3 +83,25 @@ def test_allow_probe_is_passed_to_the_probe_switch(
     assert probe_web.enabled()
     assert "kernel" in capsys.readouterr().out
     monkeypatch.delenv(probe_web.ENV_FLAG)
+
+
+def test_no_probe_turns_the_probe_off_even_on_loopback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    from app.probe import web as probe_web
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    monkeypatch.delenv(probe_web.ENV_FLAG, raising=False)
+    args = parser().parse_args(["serve"])
+    args.func(args)
+    assert probe_web.enabled()  # loopback: on by default
+    capsys.readouterr()
+    args = parser().parse_args(["serve", "--no-probe"])
+    args.func(args)
+    assert not probe_web.enabled()
+    assert "kernel" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parser().parse_args(["serve", "--no-probe", "--allow-probe"])
+    monkeypatch.delenv(probe_web.ENV_FLAG)
