@@ -193,6 +193,45 @@ def _failure(
     return _error_response(request, hx, error, template, page, params.view, policy)
 
 
+def _open_run(
+    request: Request,
+    hx: HtmxDetails,
+    query: dict[str, str],
+    template: str,
+    page: str,
+    path: str = "/",
+    add: str | None = None,
+) -> Response | tuple[LinkParams, str, Run, int]:
+    """Decode the link, replay it and pick the step — or answer with the error page.
+
+    Every view of one run (the page, the embed, the SVG download) starts the same way; the
+    error it shows keeps the user's text and says where the link went wrong. ``add`` is an
+    action button: the scenario so far plus one command, shown at its end.
+    """
+    try:
+        params = parse_params(query)
+        if add:
+            text = f"{params.text};{add}" if params.text.strip() else add
+            params = replace(params, text=text, step=None)
+    except LinkError as exc:
+        plain_view: View = "present" if query.get("view") == "present" else "normal"
+        return _error_response(
+            request,
+            hx,
+            link_error(exc, query.get("s") or ""),
+            template,
+            page,
+            plain_view,
+            query.get("policy") or latest_id(),
+        )
+    policy_param = params.policy or latest_id()
+    try:
+        r = _replay(params, policy_param)
+    except (UnknownPolicy, ScenarioError) as exc:
+        return _failure(request, hx, exc, params, template, page, policy_param, path)
+    return params, policy_param, r, _step(params, r)
+
+
 @router.get(
     "/",
     response_class=HTMLResponse,
@@ -223,29 +262,17 @@ def _index(
     view: str | None,
     add: str | None,
 ) -> Response:
-    try:
-        params = parse_params(_query(s=s, policy=policy, step=step, v=v, view=view))
-        if add:
-            # An action button: the scenario so far plus one command, shown at its end.
-            text = f"{params.text};{add}" if params.text.strip() else add
-            params = replace(params, text=text, step=None)
-    except LinkError as exc:
-        plain_view: View = "present" if view == "present" else "normal"
-        return _error_response(
-            request,
-            hx,
-            link_error(exc, s or ""),
-            "index.html",
-            "home",
-            plain_view,
-            policy or latest_id(),
-        )
-    policy_param = params.policy or latest_id()
-    try:
-        r = _replay(params, policy_param)
-    except (UnknownPolicy, ScenarioError) as exc:
-        return _failure(request, hx, exc, params, "index.html", "home", policy_param)
-    k = _step(params, r)
+    opened = _open_run(
+        request,
+        hx,
+        _query(s=s, policy=policy, step=step, v=v, view=view),
+        "index.html",
+        "home",
+        add=add,
+    )
+    if isinstance(opened, Response):
+        return opened
+    params, policy_param, r, k = opened
     sim = build_sim(r, policy_param, k, params.view)
     link_text = r.link_text
     ctx = _context(request, "home", params.view, link_text, policy_param)
@@ -294,24 +321,17 @@ def _embed(
     v: str | None,
     view: str | None,
 ) -> Response:
-    try:
-        params = parse_params(_query(s=s, policy=policy, step=step, v=v, view=view))
-    except LinkError as exc:
-        return _error_response(
-            request,
-            hx,
-            link_error(exc, s or ""),
-            "embed.html",
-            "embed",
-            "normal",
-            policy or latest_id(),
-        )
-    policy_param = params.policy or latest_id()
-    try:
-        r = _replay(params, policy_param)
-    except (UnknownPolicy, ScenarioError) as exc:
-        return _failure(request, hx, exc, params, "embed.html", "embed", policy_param, "/embed")
-    k = _step(params, r)
+    opened = _open_run(
+        request,
+        hx,
+        _query(s=s, policy=policy, step=step, v=v, view=view),
+        "embed.html",
+        "embed",
+        path="/embed",
+    )
+    if isinstance(opened, Response):
+        return opened
+    params, policy_param, r, k = opened
     link_text = r.link_text
     linker = Linker("/embed", r, policy_param, "normal")
     stage = build_stage(r, k, linker)
@@ -352,24 +372,12 @@ def _export_svg(
     view: str | None,
 ) -> Response:
     hx = htmx_details(request)
-    try:
-        params = parse_params(_query(s=s, policy=policy, step=step, v=v, view=view))
-    except LinkError as exc:
-        return _error_response(
-            request,
-            hx,
-            link_error(exc, s or ""),
-            "index.html",
-            "home",
-            "normal",
-            policy or latest_id(),
-        )
-    policy_param = params.policy or latest_id()
-    try:
-        r = _replay(params, policy_param)
-    except (UnknownPolicy, ScenarioError) as exc:
-        return _failure(request, hx, exc, params, "index.html", "home", policy_param)
-    k = _step(params, r)
+    opened = _open_run(
+        request, hx, _query(s=s, policy=policy, step=step, v=v, view=view), "index.html", "home"
+    )
+    if isinstance(opened, Response):
+        return opened
+    _, _, r, k = opened
     scene = picture(
         r, k, f"cowlab: step {k} under {r.policy.id}: {r.texts[k] or 'empty machine'}"
     ).scene
