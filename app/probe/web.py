@@ -38,7 +38,7 @@ from app.probe.compare import ProbeResult, probe_scenario
 from app.probe.executor import static_skip
 from engine import commands as c
 from engine.limits import MAX_DECOMPRESSED_BYTES
-from engine.syntax import ScenarioError, format_scenario, parse
+from engine.syntax import ScenarioError, ScenarioLimitError, format_scenario, parse
 
 ENV_FLAG = "COWLAB_PROBE"
 TIMEOUT = 10.0
@@ -244,11 +244,13 @@ class ProbeProblemOut(BaseModel):
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"model": ProbeProblemOut, "description": "The scenario has a syntax error."},
+    413: {"model": ProbeProblemOut, "description": "The scenario is over cowlab's limits."},
     403: {"model": ProbeProblemOut, "description": "Probing is switched off on this server."},
     429: {"model": ProbeProblemOut, "description": "Another probe is running."},
 }
 _FRAGMENT_STATUSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The scenario has a syntax error (an HTML fragment says where)."},
+    413: {"description": "The scenario is over cowlab's limits (HTML fragment)."},
     403: {"description": "Probing is switched off on this server (HTML fragment)."},
     429: {"description": "Another probe is running (HTML fragment)."},
 }
@@ -273,6 +275,8 @@ def probe_fragment(
         )
     try:
         scenario = parse(s)
+    except ScenarioLimitError as err:
+        return _message("error", f"The scenario is over cowlab's limits: {err}", 413)
     except ScenarioError as err:
         return _message("error", f"The scenario has an error: {err}", 400)
     try:
@@ -303,6 +307,8 @@ def probe_api(body: ProbeRequest) -> JSONResponse:
         return _json_error(403, "probe-off", "probing this server's kernel is switched off")
     try:
         scenario = parse(body.scenario)
+    except ScenarioLimitError as err:  # the same answer as /api/v1/simulate gives
+        return _json_error(413, "limit", str(err))
     except ScenarioError as err:
         return _json_error(400, "syntax", str(err))
     try:

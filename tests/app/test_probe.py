@@ -443,3 +443,14 @@ def test_ioctl_numbers_match_the_kernel_headers() -> None:
     assert uffd.UFFDIO_API == 0xC018AA3F
     assert uffd.UFFDIO_REGISTER == 0xC020AA00
     assert uffd.UFFDIO_WRITEPROTECT == 0xC018AA06
+
+
+def test_a_scenario_over_the_limits_is_413_like_the_simulate_api(client: TestClient) -> None:
+    web.enable("127.0.0.1")
+    too_many = "\n".join(f"P{i} mmap a" for i in range(65))  # 65 processes > MAX_PROCS
+    response = client.post("/api/v1/probe", json={"scenario": too_many})
+    assert response.status_code == 413
+    assert response.json()["detail"]["error"] == "limit"
+    assert client.post("/probe", data={"s": too_many}).status_code == 413
+    broken = client.post("/api/v1/probe", json={"scenario": "P mmap"})
+    assert (broken.status_code, broken.json()["detail"]["error"]) == (400, "syntax")
