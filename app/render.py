@@ -23,6 +23,9 @@ ENV = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    # Templates ship with the package and never change under a running server: skip the
+    # per-render stat() that checks whether they did (five per step request).
+    auto_reload=False,
 )
 # Verdict icons: each drawn by DejaVu Sans (Debian's default), so none falls back to a box.
 ENV.globals.update(
