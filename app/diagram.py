@@ -413,6 +413,20 @@ def _arrow(x1: float, y1: float, x2: float, y2: float) -> tuple[str, str]:
     return d, head
 
 
+def _changed_wash(x: float, y: float, width: float, height: float) -> Rect:
+    """The yellow wash inside a changed box (the "Δ" badge says the same without colour)."""
+    return Rect(
+        x + 3,
+        y + 3,
+        width - 6,
+        height - 6,
+        fill=YELLOW,
+        stroke="none",
+        stroke_width=0,
+        opacity=0.45,
+    )
+
+
 def _changed_badge(x: float, y: float) -> tuple[Item, ...]:
     """The "Δ" badge in a box's top-right corner (x, y), so a change is not told by colour."""
     return (
@@ -733,18 +747,7 @@ def _frame_group(
         )
     items.append(Rect(x, y, FRAME_W, FRAME_H, fill=fill, stroke=BLACK, stroke_width=2.5))
     if changed:
-        items.append(
-            Rect(
-                x + 3,
-                y + 3,
-                FRAME_W - 6,
-                FRAME_H - 6,
-                fill=YELLOW,
-                stroke="none",
-                stroke_width=0,
-                opacity=0.45,
-            )
-        )
+        items.append(_changed_wash(x, y, FRAME_W, FRAME_H))
     items.append(Text(x + 12, y + 22, frame_heading(frame), size=16, weight="bold"))
     items.append(Text(x + 12, y + 54, short(frame.value.text), size=27, weight="bold"))
     items.append(Text(x + 12, y + 80, frame_counters(frame), size=17))
@@ -770,18 +773,7 @@ def _slot_group(slot: SwapSlot, prev: SwapSlot | None, x: float, y: float) -> Gr
         Rect(x, y, FRAME_W, SWAP_H, fill="#F4F4F4", stroke=BLACK, stroke_width=2, dash="2 4"),
     ]
     if changed:
-        items.append(
-            Rect(
-                x + 3,
-                y + 3,
-                FRAME_W - 6,
-                SWAP_H - 6,
-                fill=YELLOW,
-                stroke="none",
-                stroke_width=0,
-                opacity=0.45,
-            )
-        )
+        items.append(_changed_wash(x, y, FRAME_W, SWAP_H))
     cache = f" · cache pfn {slot.cache_pfn}" if slot.cache_pfn is not None else ""
     items.append(Text(x + 12, y + 22, f"swap slot {slot.slot}", size=16, weight="bold"))
     items.append(Text(x + 12, y + 46, short(slot.value.text), size=21, weight="bold"))
@@ -820,18 +812,7 @@ def _ref_groups(
         ),
     ]
     if changed:
-        items.append(
-            Rect(
-                x + 3,
-                y + 3,
-                REF_W - 6,
-                REF_H - 6,
-                fill=YELLOW,
-                stroke="none",
-                stroke_width=0,
-                opacity=0.45,
-            )
-        )
+        items.append(_changed_wash(x, y, REF_W, REF_H))
     items.append(Text(x + 12, y + 27, ref.name, size=21, weight="bold"))
     items.append(
         Text(
@@ -889,18 +870,7 @@ def _file_group(name: str, state: State, prev: State | None, x: float, y: float)
         Rect(x, y, REF_W, FILE_H, fill="#DDEFFA", stroke=BLACK, stroke_width=2, rx=2),
     ]
     if changed:
-        items.append(
-            Rect(
-                x + 3,
-                y + 3,
-                REF_W - 6,
-                FILE_H - 6,
-                fill=YELLOW,
-                stroke="none",
-                stroke_width=0,
-                opacity=0.45,
-            )
-        )
+        items.append(_changed_wash(x, y, REF_W, FILE_H))
     cache = f"page cache pfn {file.cache_pfn}" if file.cache_pfn is not None else "not cached"
     items.append(Text(x + 12, y + 24, f"file {file.name}", size=17, weight="bold"))
     items.append(Text(x + 12, y + 50, f"on disk: {short(file.value.text)} · {cache}", size=15))
