@@ -109,6 +109,7 @@ class Stage:
     """What changes from step to step."""
 
     nav: StepNav
+    policy: str  # the era's id, as the narration names it
     command: str
     events: tuple[EventView, ...]
     observed: str
@@ -268,6 +269,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     )
     return Stage(
         nav=nav,
+        policy=policy.id,
         command=run.texts[k] or "empty machine",
         events=run.events[k],
         observed=step.observed.describe() if step.observed is not None else "",
