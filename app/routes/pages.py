@@ -284,8 +284,15 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
         # A step (← →, the step bar, the timeline): only what changes from step to step is
         # built and sent; the era's story, the verdict list and the editor stay on the page.
         stage = build_stage(r, k, Linker("/", r, policy_param, params.view))
-        ctx = {"stage": stage, "error": None, "policy_param": policy_param, "view": params.view}
-        body = render_fragment("index.html", ctx, "stage", ("stepbar", "narration", "timeline"))
+        fragment = {
+            "stage": stage,
+            "error": None,
+            "policy_param": policy_param,
+            "view": params.view,
+        }
+        body = render_fragment(
+            "index.html", fragment, "stage", ("stepbar", "narration", "timeline")
+        )
         return _html(body, push=stage.share)
     sim = build_sim(r, policy_param, k, params.view)
     ctx = _context(request, "home", params.view, r.link_text, policy_param)
