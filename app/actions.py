@@ -88,6 +88,63 @@ def _fresh(candidates: Iterable[str], taken: AbstractSet[str], fallback: str) ->
     return f"{fallback}{n}"
 
 
+def _act(cmd: Command, subject: str) -> Action:
+    text = command_text(cmd)
+    label = text[len(subject) + 1 :] if text.startswith(subject + " ") else text
+    return Action(label=label, command=text)
+
+
+# The buttons of a page, a process and a reference depend on a few facts of the state, which
+# most steps do not change: built once per those facts, they are the same objects from step
+# to step (and `app.render` draws each button once). Only the values a new write would carry
+# are named after the step, so those buttons are made per step.
+@lru_cache(maxsize=1024)
+def _page_actions(
+    p: str, page: str, write: bool, dontcopy: bool, uffd_wp: bool, present: bool
+) -> tuple[tuple[Action, ...], tuple[Action, ...]]:
+    main = (
+        _act(Read(p, page), p),
+        _act(Write(p, page), p),
+        _act(TakeRef(p, page, "vmsplice"), p),
+        _act(TakeRef(p, page, "pin", write=False), p),
+        _act(TakeRef(p, page, "pin", write=True), p),
+        _act(TakeRef(p, page, "iouring", write=True, longterm=True), p),
+        _act(Mprotect(p, page, writable=not write), p),
+        _act(Munmap(p, page), p),
+    )
+    more = [
+        _act(TakeRef(p, page, "get", write=False), p),
+        _act(TakeRef(p, page, "get", write=True), p),
+        _act(TakeRef(p, page, "pin", write=False, longterm=True), p),
+        _act(TakeRef(p, page, "pin", write=False, fast=True), p),
+        _act(Dontneed(p, page), p),
+        _act(Dontfork(p, page, dofork=dontcopy), p),
+        _act(UffdWp(p, page, on=not uffd_wp), p),
+    ]
+    if present:
+        more.insert(4, _act(Swapout(p, page), p))
+    return main, tuple(more)
+
+
+@lru_cache(maxsize=512)
+def _proc_actions(p: str, child: str, new_page: str) -> tuple[Action, ...]:
+    return (
+        _act(Fork(p, child), p),
+        _act(Mmap(p, (new_page,)), p),
+        _act(ClearSoftdirty(p), p),
+        _act(Exit(p), p),
+    )
+
+
+@lru_cache(maxsize=512)
+def _ref_actions(ref: str, write: bool, next_step: int) -> tuple[Action, ...]:
+    row = [_act(RefRead(ref), ref)]
+    if write:
+        row.append(_act(RefWrite(ref, f"dma{next_step}"), ref))
+    row.append(_act(RefRelease(ref), ref))
+    return tuple(row)
+
+
 def suggest_actions(
     state: State,
     names_ever: AbstractSet[str],
@@ -102,17 +159,12 @@ def suggest_actions(
     ``pages_ever`` does the same for each process's page names. ``next_step`` is the step the
     new command will be, used to name values so that each write is recognisable in the picture.
     """
-
-    def act(cmd: Command, subject: str) -> Action:
-        text = command_text(cmd)
-        label = text[len(subject) + 1 :] if text.startswith(subject + " ") else text
-        return Action(label=label, command=text)
-
     groups: list[ActionGroup] = []
     # A large state would make thousands of buttons: offer the processes and pages the step
     # touched first (the focus), then others, up to a bound; the editor takes anything else.
     in_focus = focus.pages if focus is not None else {}
     procs = sorted(state.procs.values(), key=lambda proc: proc.name not in in_focus)
+    child = _fresh(CHILD_NAMES, names_ever, "C")
     for proc in procs[:MAX_PROCS]:
         p = proc.name
         rows: list[ActionRow] = []
@@ -120,56 +172,22 @@ def suggest_actions(
         pages = sorted(proc.vmas.items(), key=lambda item: item[0] not in wanted)
         for page, vma in pages[:MAX_PAGES]:
             pte = proc.ptes.get(page)
-            main = [
-                act(Read(p, page), p),
-                act(Write(p, page), p),
-                act(TakeRef(p, page, "vmsplice"), p),
-                act(TakeRef(p, page, "pin", write=False), p),
-                act(TakeRef(p, page, "pin", write=True), p),
-                act(TakeRef(p, page, "iouring", write=True, longterm=True), p),
-                act(Mprotect(p, page, writable=not vma.write), p),
-                act(Munmap(p, page), p),
-            ]
-            more = [
-                act(TakeRef(p, page, "get", write=False), p),
-                act(TakeRef(p, page, "get", write=True), p),
-                act(TakeRef(p, page, "pin", write=False, longterm=True), p),
-                act(TakeRef(p, page, "pin", write=False, fast=True), p),
-                act(Dontneed(p, page), p),
-                act(Dontfork(p, page, dofork=vma.dontcopy), p),
-                act(UffdWp(p, page, on=not vma.uffd_wp), p),
-                act(ForceWrite(p, page, f"force{next_step}"), p),
-            ]
-            if pte is not None and pte.present:
-                more.insert(4, act(Swapout(p, page), p))
-            rows.append(ActionRow(page, tuple(main), tuple(more)))
-        child = _fresh(CHILD_NAMES, names_ever, "C")
+            present = pte is not None and pte.present
+            main, more = _page_actions(p, page, vma.write, vma.dontcopy, vma.uffd_wp, present)
+            force = _act(ForceWrite(p, page, f"force{next_step}"), p)
+            rows.append(ActionRow(page, main, (*more, force)))
         new_page = _fresh(string.ascii_lowercase, set(pages_ever.get(p, ())), "p")
-        rows.append(
-            ActionRow(
-                "",
-                (
-                    act(Fork(p, child), p),
-                    act(Mmap(p, (new_page,)), p),
-                    act(ClearSoftdirty(p), p),
-                    act(Exit(p), p),
-                ),
-            )
-        )
+        rows.append(ActionRow("", _proc_actions(p, child, new_page)))
         groups.append(ActionGroup(p, "proc", tuple(rows)))
     refs = sorted(state.refs.values(), key=lambda ref: focus is None or ref.name not in focus.refs)
     for ref in refs[:MAX_REFS]:
-        row = [act(RefRead(ref.name), ref.name)]
-        if ref.write:
-            row.append(act(RefWrite(ref.name, f"dma{next_step}"), ref.name))
-        row.append(act(RefRelease(ref.name), ref.name))
-        groups.append(ActionGroup(f"{ref.holder} {ref.name}", "ref", (ActionRow("", tuple(row)),)))
+        row = ActionRow("", _ref_actions(ref.name, ref.write, next_step))
+        groups.append(ActionGroup(f"{ref.holder} {ref.name}", "ref", (row,)))
     newcomer = _fresh(PROCESS_NAMES, names_ever, "P")
-    groups.append(
-        ActionGroup(
-            "new process",
-            "new",
-            (ActionRow("", (act(Mmap(newcomer, ("a",)), ""),)),),
-        )
-    )
+    groups.append(ActionGroup("new process", "new", (ActionRow("", _proc_actions_new(newcomer)),)))
     return tuple(groups)
+
+
+@lru_cache(maxsize=64)
+def _proc_actions_new(newcomer: str) -> tuple[Action, ...]:
+    return (_act(Mmap(newcomer, ("a",)), ""),)

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal, TypeVar
 
 from engine.events import Event
-from engine.state import ZERO_PFN, Frame, Proc, Pte, Ref, State, SwapSlot, Vma
+from engine.state import ZERO_PFN, File, Frame, Proc, Pte, Ref, State, SwapSlot, Vma
 
 T = TypeVar("T")
 
@@ -527,183 +528,246 @@ def _proc_groups(
 
     ``offsets`` (from `_spread`) places each mapping's arrowhead at its frame.
     """
-    boxes: list[Group] = []
-    arrows: list[Group] = []
-    x, y, w = place.x, place.y, PROC_W
+    x, y = place.x, place.y
     if proc is None:
-        if existed_before:
-            boxes.append(
-                Group(
-                    "proc gone",
-                    f"process {place.name} has exited",
-                    (
-                        Rect(x, y, w, PROC_HEAD_H, fill="#FFFFFF", stroke=GREY, dash="4 4"),
-                        Text(x + 12, y + 29, f"{place.name} (exited)", size=18, fill=GREY),
-                    ),
-                    key=f"proc:{place.name}",
+        return ([_proc_gone(place.name, x, y)] if existed_before else []), []
+    boxes = [
+        _proc_head(
+            proc.name, proc.parent, proc.has_pinned, note, prev is None, place.color, x, y, place.h
+        )
+    ]
+    arrows: list[Group] = []
+    for page, row_y in place.rows.items():
+        vma = proc.vmas.get(page)
+        pte = proc.ptes.get(page)
+        prev_vma = prev.vmas.get(page) if prev else None
+        prev_pte = prev.ptes.get(page) if prev else None
+        changed = (vma, pte) != (prev_vma, prev_pte)
+        was_mapped = prev_vma is not None or prev_pte is not None
+        boxes.append(
+            _pte_row(proc.name, page, x, row_y, vma, pte, changed, was_mapped, has_exclusive_bit)
+        )
+        if pte is None:
+            continue
+        # The arrow starts at the box edge and ends where the target is drawn.
+        start_x, start_y = x + PROC_W, row_y + ROW_H / 2
+        if pte.pfn is not None and pte.pfn in layout.frames:
+            fx, fy = layout.frames[pte.pfn]
+            end_y = fy + FRAME_H / 2 + offsets.get((proc.name, page), 0.0)
+            arrows.append(
+                _map_arrow(
+                    proc.name, page, pte.pfn, pte.writable, place.color, start_x, start_y, fx, end_y
                 )
             )
-        return boxes, arrows
+        elif pte.swap_slot is not None and pte.swap_slot in layout.swap:
+            sx, sy = layout.swap[pte.swap_slot]
+            arrows.append(
+                _swap_arrow(
+                    proc.name,
+                    page,
+                    pte.swap_slot,
+                    place.color,
+                    start_x,
+                    start_y,
+                    sx,
+                    sy + SWAP_H / 2,
+                )
+            )
+    return boxes, arrows
 
-    is_new = prev is None
-    sub = f"child of {proc.parent}" if proc.parent else "process"
-    if proc.has_pinned:
+
+# The boxes and arrows below are memoised on their inputs (engine records are values): a box a
+# step did not change is the same object as at the step before, so `app.svg` draws it once
+# (`app.once`). Each memo is bounded; a few hundred entries hold every box of a lesson.
+_BOXES = 1024
+
+
+@lru_cache(maxsize=_BOXES)
+def _proc_gone(name: str, x: float, y: float) -> Group:
+    return Group(
+        "proc gone",
+        f"process {name} has exited",
+        (
+            Rect(x, y, PROC_W, PROC_HEAD_H, fill="#FFFFFF", stroke=GREY, dash="4 4"),
+            Text(x + 12, y + 29, f"{name} (exited)", size=18, fill=GREY),
+        ),
+        key=f"proc:{name}",
+    )
+
+
+@lru_cache(maxsize=_BOXES)
+def _proc_head(
+    name: str,
+    parent: str | None,
+    has_pinned: bool,
+    note: str,
+    is_new: bool,
+    color: str,
+    x: float,
+    y: float,
+    height: float,
+) -> Group:
+    w = PROC_W
+    sub = f"child of {parent}" if parent else "process"
+    if has_pinned:
         sub += " · has pinned"
     if note:
         sub = f"⚠ {note}"
     # The process colour is the box outline and its arrows; the name strip is black because
     # white text on the palette's lighter colours (orange, sky) would fail contrast.
     head: list[Item] = [
-        Rect(x, y, w, place.h, fill="#FFFFFF", stroke=place.color, stroke_width=5),
-        Rect(x, y, w, PROC_HEAD_H, fill=BLACK, stroke=place.color, stroke_width=5),
-        Text(x + 12, y + 30, place.name, size=22, weight="bold", fill="#FFFFFF"),
+        Rect(x, y, w, height, fill="#FFFFFF", stroke=color, stroke_width=5),
+        Rect(x, y, w, PROC_HEAD_H, fill=BLACK, stroke=color, stroke_width=5),
+        Text(x + 12, y + 30, name, size=22, weight="bold", fill="#FFFFFF"),
         Text(x + w - 12, y + 28, sub, size=16, anchor="end", fill="#FFFFFF"),
     ]
     if is_new:
         head.extend(_changed_badge(x + w - 150, y))
-    boxes.append(
-        Group(
-            "proc" + (" changed" if is_new else "") + (" noted" if note else ""),
-            f"process {proc.name}"
-            + (f", child of {proc.parent}" if proc.parent else "")
-            + (f" — {note}" if note else ""),
-            tuple(head),
-            key=f"proc:{proc.name}",
-        )
+    return Group(
+        "proc" + (" changed" if is_new else "") + (" noted" if note else ""),
+        f"process {name}"
+        + (f", child of {parent}" if parent else "")
+        + (f" — {note}" if note else ""),
+        tuple(head),
+        key=f"proc:{name}",
     )
 
-    for page, row_y in place.rows.items():
-        vma = proc.vmas.get(page)
-        pte = proc.ptes.get(page)
-        prev_vma = prev.vmas.get(page) if prev else None
-        prev_pte = prev.ptes.get(page) if prev else None
-        mapped = vma is not None or pte is not None
-        was_mapped = prev_vma is not None or prev_pte is not None
-        changed = (vma, pte) != (prev_vma, prev_pte)
-        if not mapped:
-            if was_mapped:
-                boxes.append(
-                    Group(
-                        "pte gone changed",
-                        f"{proc.name}:{page} was unmapped at this step",
-                        (
-                            Rect(
-                                x + 6,
-                                row_y + 3,
-                                w - 12,
-                                ROW_H - 6,
-                                fill=YELLOW,
-                                stroke=GREY,
-                                stroke_width=1.5,
-                                dash="4 4",
-                                opacity=0.5,
-                            ),
-                            Text(x + 16, row_y + 33, f"{page}: unmapped", size=17, fill=BLACK),
-                            *_changed_badge(x + w - 6, row_y),
-                        ),
-                        key=f"pte:{proc.name}:{page}",
-                    )
-                )
-            else:
-                # Keep the reserved row legible: the page exists at other steps of the trace.
-                boxes.append(
-                    Group(
-                        "pte absent",
-                        f"{proc.name}:{page} is not mapped at this step",
-                        (Text(x + 16, row_y + 33, f"{page}: not mapped", size=16, fill=GREY),),
-                        key=f"pte:{proc.name}:{page}",
-                    )
-                )
-            continue
-        flags = pte_flags(pte, vma, has_exclusive_bit)
-        items: list[Item] = []
-        if changed:
-            items.append(
-                Rect(
-                    x + 6,
-                    row_y + 3,
-                    w - 12,
-                    ROW_H - 6,
-                    fill=YELLOW,
-                    stroke=BLACK,
-                    stroke_width=1,
-                    opacity=0.55,
-                )
+
+@lru_cache(maxsize=2 * _BOXES)
+def _pte_row(
+    proc: str,
+    page: str,
+    x: float,
+    row_y: float,
+    vma: Vma | None,
+    pte: Pte | None,
+    changed: bool,
+    was_mapped: bool,
+    has_exclusive_bit: bool,
+) -> Group:
+    w = PROC_W
+    key = f"pte:{proc}:{page}"
+    if vma is None and pte is None:
+        if was_mapped:
+            return Group(
+                "pte gone changed",
+                f"{proc}:{page} was unmapped at this step",
+                (
+                    Rect(
+                        x + 6,
+                        row_y + 3,
+                        w - 12,
+                        ROW_H - 6,
+                        fill=YELLOW,
+                        stroke=GREY,
+                        stroke_width=1.5,
+                        dash="4 4",
+                        opacity=0.5,
+                    ),
+                    Text(x + 16, row_y + 33, f"{page}: unmapped", size=17, fill=BLACK),
+                    *_changed_badge(x + w - 6, row_y),
+                ),
+                key=key,
             )
-        else:
-            items.append(
-                Rect(
-                    x + 6,
-                    row_y + 3,
-                    w - 12,
-                    ROW_H - 6,
-                    fill="#F4F4F4",
-                    stroke="#BBBBBB",
-                    stroke_width=1,
-                )
-            )
-        items.append(Text(x + 16, row_y + 25, page, size=21, weight="bold"))
-        note = _vma_note(vma)
-        if note:
-            items.append(Text(x + 16 + 14 * len(page) + 12, row_y + 24, note, size=15, fill=GREY))
-        items.append(Text(x + 16, row_y + 47, " · ".join(flags), size=17))
-        target = ""
-        if pte is not None and pte.pfn is not None:
-            target = f"→ pfn {pte.pfn}"
-        elif pte is not None and pte.swap_slot is not None:
-            target = f"→ slot {pte.swap_slot}"
-        if target:
-            items.append(Text(x + w - 14, row_y + 47, target, size=17, weight="bold", anchor="end"))
-        if changed:
-            items.extend(_changed_badge(x + w - 6, row_y))
-        title = f"{proc.name}:{page} — " + ", ".join(flags)
-        if note:
-            title += f" ({note})"
-        if target:
-            title += f" {target}"
-        boxes.append(
-            Group(
-                "pte"
-                + (" changed" if changed else "")
-                + (" writable" if pte and pte.writable else ""),
-                title,
-                tuple(items),
-                key=f"pte:{proc.name}:{page}",
+        # Keep the reserved row legible: the page exists at other steps of the trace.
+        return Group(
+            "pte absent",
+            f"{proc}:{page} is not mapped at this step",
+            (Text(x + 16, row_y + 33, f"{page}: not mapped", size=16, fill=GREY),),
+            key=key,
+        )
+    flags = pte_flags(pte, vma, has_exclusive_bit)
+    items: list[Item] = []
+    if changed:
+        items.append(
+            Rect(
+                x + 6,
+                row_y + 3,
+                w - 12,
+                ROW_H - 6,
+                fill=YELLOW,
+                stroke=BLACK,
+                stroke_width=1,
+                opacity=0.55,
             )
         )
-        # The arrow starts at the box edge and ends where the target is drawn.
-        start_x, start_y = x + w, row_y + ROW_H / 2
-        if pte is not None and pte.pfn is not None and pte.pfn in layout.frames:
-            fx, fy = layout.frames[pte.pfn]
-            end_y = fy + FRAME_H / 2 + offsets.get((proc.name, page), 0.0)
-            d, head_pts = _arrow(start_x, start_y, fx, end_y)
-            arrows.append(
-                Group(
-                    "map-arrow" + (" writable" if pte.writable else ""),
-                    f"{proc.name}:{page} maps pfn {pte.pfn} "
-                    + ("writable" if pte.writable else "read-only"),
-                    (
-                        Path(d, stroke=place.color, width=4 if pte.writable else 2.5),
-                        Poly(head_pts, fill=place.color),
-                    ),
-                    key=f"map:{proc.name}:{page}",
-                )
+    else:
+        items.append(
+            Rect(
+                x + 6,
+                row_y + 3,
+                w - 12,
+                ROW_H - 6,
+                fill="#F4F4F4",
+                stroke="#BBBBBB",
+                stroke_width=1,
             )
-        elif pte is not None and pte.swap_slot is not None and pte.swap_slot in layout.swap:
-            sx, sy = layout.swap[pte.swap_slot]
-            d, head_pts = _arrow(start_x, start_y, sx, sy + SWAP_H / 2)
-            arrows.append(
-                Group(
-                    "swap-arrow",
-                    f"{proc.name}:{page} is a swap entry for slot {pte.swap_slot}",
-                    (
-                        Path(d, stroke=place.color, width=2.5, dash="2 5"),
-                        Poly(head_pts, fill=place.color),
-                    ),
-                    key=f"swapmap:{proc.name}:{page}",
-                )
-            )
-    return boxes, arrows
+        )
+    items.append(Text(x + 16, row_y + 25, page, size=21, weight="bold"))
+    note = _vma_note(vma)
+    if note:
+        items.append(Text(x + 16 + 14 * len(page) + 12, row_y + 24, note, size=15, fill=GREY))
+    items.append(Text(x + 16, row_y + 47, " · ".join(flags), size=17))
+    target = ""
+    if pte is not None and pte.pfn is not None:
+        target = f"→ pfn {pte.pfn}"
+    elif pte is not None and pte.swap_slot is not None:
+        target = f"→ slot {pte.swap_slot}"
+    if target:
+        items.append(Text(x + w - 14, row_y + 47, target, size=17, weight="bold", anchor="end"))
+    if changed:
+        items.extend(_changed_badge(x + w - 6, row_y))
+    title = f"{proc}:{page} — " + ", ".join(flags)
+    if note:
+        title += f" ({note})"
+    if target:
+        title += f" {target}"
+    return Group(
+        "pte" + (" changed" if changed else "") + (" writable" if pte and pte.writable else ""),
+        title,
+        tuple(items),
+        key=key,
+    )
+
+
+@lru_cache(maxsize=_BOXES)
+def _map_arrow(
+    proc: str,
+    page: str,
+    pfn: int,
+    writable: bool,
+    color: str,
+    x1: float,
+    y1: float,
+    x2: float,
+    y2: float,
+) -> Group:
+    d, head_pts = _arrow(x1, y1, x2, y2)
+    return Group(
+        "map-arrow" + (" writable" if writable else ""),
+        f"{proc}:{page} maps pfn {pfn} " + ("writable" if writable else "read-only"),
+        (
+            Path(d, stroke=color, width=4 if writable else 2.5),
+            Poly(head_pts, fill=color),
+        ),
+        key=f"map:{proc}:{page}",
+    )
+
+
+@lru_cache(maxsize=_BOXES)
+def _swap_arrow(
+    proc: str, page: str, slot: int, color: str, x1: float, y1: float, x2: float, y2: float
+) -> Group:
+    d, head_pts = _arrow(x1, y1, x2, y2)
+    return Group(
+        "swap-arrow",
+        f"{proc}:{page} is a swap entry for slot {slot}",
+        (
+            Path(d, stroke=color, width=2.5, dash="2 5"),
+            Poly(head_pts, fill=color),
+        ),
+        key=f"swapmap:{proc}:{page}",
+    )
 
 
 def _spread(state: State) -> dict[tuple[str, str], float]:
@@ -726,10 +790,8 @@ def _spread(state: State) -> dict[tuple[str, str], float]:
     return offsets
 
 
-def _frame_group(
-    frame: Frame, prev: Frame | None, x: float, y: float, has_exclusive_bit: bool
-) -> Group:
-    changed = prev is not None and prev != frame or prev is None and frame.kind != "zero"
+@lru_cache(maxsize=_BOXES)
+def _frame_group(frame: Frame, changed: bool, x: float, y: float, has_exclusive_bit: bool) -> Group:
     fill = {"zero": "#EDEDED", "pagecache": "#DDEFFA", "anon": "#FFFFFF"}[frame.kind]
     items: list[Item] = []
     if frame.kind == "zero":
@@ -767,8 +829,8 @@ def _frame_group(
     )
 
 
-def _slot_group(slot: SwapSlot, prev: SwapSlot | None, x: float, y: float) -> Group:
-    changed = slot != prev
+@lru_cache(maxsize=_BOXES)
+def _slot_group(slot: SwapSlot, changed: bool, x: float, y: float) -> Group:
     items: list[Item] = [
         Rect(x, y, FRAME_W, SWAP_H, fill="#F4F4F4", stroke=BLACK, stroke_width=2, dash="2 4"),
     ]
@@ -788,16 +850,8 @@ def _slot_group(slot: SwapSlot, prev: SwapSlot | None, x: float, y: float) -> Gr
     )
 
 
-def _ref_groups(
-    ref: Ref,
-    prev: Ref | None,
-    x: float,
-    y: float,
-    mark: RefMark | None,
-    layout: Layout,
-    state: State,
-) -> tuple[Group, Group | None]:
-    changed = ref != prev
+@lru_cache(maxsize=_BOXES)
+def _ref_box(ref: Ref, changed: bool, x: float, y: float, mark: RefMark | None) -> Group:
     broken = mark is not None
     items: list[Item] = [
         Rect(
@@ -837,35 +891,53 @@ def _ref_groups(
     if changed:
         items.extend(_changed_badge(x + REF_W, y))
     cls = "ref" + (f" {mark.kind}" if mark else "") + (" changed" if changed else "")
-    box = Group(
+    return Group(
         cls,
         f"{ref_heading(ref)} ({ref_detail(ref)}): {status}",
         tuple(items),
         key=f"ref:{ref.name}",
     )
-    arrow: Group | None = None
-    if ref.pfn in layout.frames:
-        fx, fy = layout.frames[ref.pfn]
-        holders = [r.name for r in state.refs.values() if r.pfn == ref.pfn]
-        offset = (holders.index(ref.name) - (len(holders) - 1) / 2) * 12.0
-        d, head_pts = _arrow(x, y + REF_H / 2, fx + FRAME_W, fy + FRAME_H / 2 + offset)
-        color = VERMILLION if broken else BLACK
-        arrow = Group(
-            "ref-arrow" + (f" {mark.kind}" if mark else ""),
-            f"{ref.holder} {ref.name} holds pfn {ref.pfn}"
-            + (f" — {mark.kind}: {mark.label}" if mark else ""),
-            (
-                Path(d, stroke=color, width=3.5, dash="10 6" if broken else ""),
-                Poly(head_pts, fill=color),
-            ),
-            key=f"hold:{ref.name}",
-        )
-    return box, arrow
 
 
-def _file_group(name: str, state: State, prev: State | None, x: float, y: float) -> Group:
-    file = state.files[name]
-    changed = prev is None or prev.files.get(name) != file
+@lru_cache(maxsize=_BOXES)
+def _ref_arrow(
+    ref: Ref, x: float, y: float, mark: RefMark | None, end_x: float, end_y: float
+) -> Group:
+    d, head_pts = _arrow(x, y + REF_H / 2, end_x, end_y)
+    broken = mark is not None
+    color = VERMILLION if broken else BLACK
+    return Group(
+        "ref-arrow" + (f" {mark.kind}" if mark else ""),
+        f"{ref.holder} {ref.name} holds pfn {ref.pfn}"
+        + (f" — {mark.kind}: {mark.label}" if mark else ""),
+        (
+            Path(d, stroke=color, width=3.5, dash="10 6" if broken else ""),
+            Poly(head_pts, fill=color),
+        ),
+        key=f"hold:{ref.name}",
+    )
+
+
+def _ref_groups(
+    ref: Ref,
+    prev: Ref | None,
+    x: float,
+    y: float,
+    mark: RefMark | None,
+    layout: Layout,
+    state: State,
+) -> tuple[Group, Group | None]:
+    box = _ref_box(ref, ref != prev, x, y, mark)
+    if ref.pfn not in layout.frames:
+        return box, None
+    fx, fy = layout.frames[ref.pfn]
+    holders = [r.name for r in state.refs.values() if r.pfn == ref.pfn]
+    offset = (holders.index(ref.name) - (len(holders) - 1) / 2) * 12.0
+    return box, _ref_arrow(ref, x, y, mark, fx + FRAME_W, fy + FRAME_H / 2 + offset)
+
+
+@lru_cache(maxsize=_BOXES)
+def _file_group(file: File, changed: bool, x: float, y: float) -> Group:
     items: list[Item] = [
         Rect(x, y, REF_W, FILE_H, fill="#DDEFFA", stroke=BLACK, stroke_width=2, rx=2),
     ]
@@ -880,25 +952,53 @@ def _file_group(name: str, state: State, prev: State | None, x: float, y: float)
         "file" + (" changed" if changed else ""),
         f"file {file.name}: {file.value.describe()}; {cache}",
         tuple(items),
-        key=f"file:{name}",
+        key=f"file:{file.name}",
     )
 
 
-def _headings(layout: Layout) -> list[Item]:
+@lru_cache(maxsize=64)
+def _headings(frame_x: float, ref_x: float | None) -> Group:
     y = MARGIN + 22
     items: list[Item] = [
         Text(PROC_X, y, "processes and page tables", size=18, weight="bold", fill=GREY),
-        Text(layout.frame_x, y, "physical frames", size=18, weight="bold", fill=GREY),
+        Text(frame_x, y, "physical frames", size=18, weight="bold", fill=GREY),
     ]
-    if layout.refs or layout.files:
-        items.append(Text(layout.ref_x, y, "references", size=18, weight="bold", fill=GREY))
-    return items
+    if ref_x is not None:
+        items.append(Text(ref_x, y, "references", size=18, weight="bold", fill=GREY))
+    return Group("headings", "column headings", tuple(items))
+
+
+@lru_cache(maxsize=_BOXES)
+def _frame_gone(pfn: int, x: float, y: float) -> Group:
+    return Group(
+        "frame gone changed",
+        f"pfn {pfn} was freed at this step",
+        (
+            Rect(x, y, FRAME_W, FRAME_H, fill="#FFFFFF", stroke=GREY, dash="4 4"),
+            Text(x + 12, y + 22, f"pfn {pfn}", size=15, fill=GREY),
+            Text(x + 12, y + 56, "freed", size=24, weight="bold", fill=GREY),
+            *_changed_badge(x + FRAME_W, y),
+        ),
+        key=f"frame:{pfn}",
+    )
+
+
+@lru_cache(maxsize=_BOXES)
+def _frame_free(pfn: int, x: float, y: float) -> Group:
+    # The place stays reserved (the frame exists at another step): say so quietly.
+    return Group(
+        "frame free",
+        f"pfn {pfn} is not in use at this step",
+        (Text(x + 12, y + 22, f"pfn {pfn}: free", size=15, fill="#AAAAAA"),),
+        key=f"frame:{pfn}",
+    )
 
 
 def build_scene(layout: Layout, state: State, prev: State | None, options: SceneOptions) -> Scene:
     """The picture of ``state``; ``prev`` (the previous step) decides what is marked changed."""
     ex = options.has_exclusive_bit
-    boxes: list[Group] = [Group("headings", "column headings", tuple(_headings(layout)))]
+    show_refs = bool(layout.refs or layout.files)
+    boxes: list[Group] = [_headings(layout.frame_x, layout.ref_x if show_refs else None)]
     arrows: list[Group] = []
     offsets = _spread(state)
     for name, place in layout.procs.items():
@@ -916,39 +1016,23 @@ def build_scene(layout: Layout, state: State, prev: State | None, options: Scene
         )
         boxes.extend(b)
         arrows.extend(a)
+    # At step 0 (no previous state) nothing is marked changed.
     for pfn, (x, y) in layout.frames.items():
         frame = state.frames.get(pfn)
-        before_frame = prev.frames.get(pfn) if prev else None
+        before_frame = prev.frames.get(pfn) if prev else frame
         if frame is not None:
-            boxes.append(_frame_group(frame, before_frame if prev else frame, x, y, ex))
+            # A frame that appears is new, except the zero page, which is always there.
+            changed = frame.kind != "zero" if before_frame is None else before_frame != frame
+            boxes.append(_frame_group(frame, changed, x, y, ex))
         elif before_frame is not None:
-            boxes.append(
-                Group(
-                    "frame gone changed",
-                    f"pfn {pfn} was freed at this step",
-                    (
-                        Rect(x, y, FRAME_W, FRAME_H, fill="#FFFFFF", stroke=GREY, dash="4 4"),
-                        Text(x + 12, y + 22, f"pfn {pfn}", size=15, fill=GREY),
-                        Text(x + 12, y + 56, "freed", size=24, weight="bold", fill=GREY),
-                        *_changed_badge(x + FRAME_W, y),
-                    ),
-                    key=f"frame:{pfn}",
-                )
-            )
+            boxes.append(_frame_gone(pfn, x, y))
         else:
-            # The place stays reserved (the frame exists at another step): say so quietly.
-            boxes.append(
-                Group(
-                    "frame free",
-                    f"pfn {pfn} is not in use at this step",
-                    (Text(x + 12, y + 22, f"pfn {pfn}: free", size=15, fill="#AAAAAA"),),
-                    key=f"frame:{pfn}",
-                )
-            )
+            boxes.append(_frame_free(pfn, x, y))
     for slot_id, (x, y) in layout.swap.items():
         slot = state.swap.get(slot_id)
         if slot is not None:
-            boxes.append(_slot_group(slot, prev.swap.get(slot_id) if prev else slot, x, y))
+            changed = prev is not None and prev.swap.get(slot_id) != slot
+            boxes.append(_slot_group(slot, changed, x, y))
     for name, (x, y) in layout.refs.items():
         ref = state.refs.get(name)
         if ref is None:
@@ -959,8 +1043,10 @@ def build_scene(layout: Layout, state: State, prev: State | None, options: Scene
         if arrow is not None:
             arrows.append(arrow)
     for name, (x, y) in layout.files.items():
-        if name in state.files:
-            boxes.append(_file_group(name, state, prev if prev else state, x, y))
+        file = state.files.get(name)
+        if file is not None:
+            changed = prev is not None and prev.files.get(name) != file
+            boxes.append(_file_group(file, changed, x, y))
     desc = describe_state(state, layout, options)
     # Arrows first, so boxes (opaque) sit on top and arrowheads meet their edges cleanly.
     return Scene(

@@ -1,19 +1,31 @@
 """Templates: one Jinja environment, and rendering of a whole page or of named blocks.
 
 A page template names the regions htmx swaps as blocks (jinja2-fragments renders one block of a
-template with the page's context). Regions other than the swap target travel as htmx 4
-``<hx-partial>`` elements, each swapped into its own id.
+template with the page's context). An htmx request gets a ``*_swap`` block: the region it
+targets, then the regions that change with it as htmx 4 ``<hx-partial>`` elements.
+
+Much of what a step shows was already on screen at the step before — the timeline, most
+buttons, most table rows — and the view model hands out the very same objects for it
+(`Run.derive`, memoised builders). Those are drawn by their macro once (`app.once`) and
+joined in Python, which is most of what makes a step cheap to render.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from jinja2_fragments import render_block
+from markupsafe import Markup
 
+from app.actions import Action
+from app.once import DrawnOnce
 from app.paths import HTMX_FILE, TEMPLATES_DIR
+from app.svg import draw
+from app.tables import FrameRow, PteRow, RefRow
+
+T = TypeVar("T")
 
 # StrictUndefined: a template that reads a name the route did not provide fails in tests
 # instead of silently drawing nothing.
@@ -30,6 +42,7 @@ ENV = Environment(
 # Verdict icons: each drawn by DejaVu Sans (Debian's default), so none falls back to a box.
 ENV.globals.update(
     htmx_file=HTMX_FILE,
+    draw_svg=draw,
     verdict_icons={
         "leak": "⚠",
         "stale": "≠",
@@ -49,25 +62,39 @@ ENV.globals.update(
     verdict_badge=_MACROS.verdict_badge,  # type: ignore[attr-defined]
 )
 
+# A run's timeline entries are built once (`Run.derive`) and drawn once, whichever step is
+# current; the template asks for all of them in one call (a call from a template costs more
+# than the lookup).
+_timeline_entry = DrawnOnce(_MACROS.timeline_entry)  # type: ignore[attr-defined]
+
+
+def timeline_items(entries: Sequence[T]) -> list[tuple[T, Markup]]:
+    return [(entry, _timeline_entry(entry)) for entry in entries]
+
+
+# Buttons and table rows: most are the same objects from step to step (app.actions and
+# app.tables memoise them on the state they show), so each is drawn once by its macro.
+_DRAWN: dict[type, DrawnOnce[Any]] = {
+    Action: DrawnOnce(_MACROS.action_button),  # type: ignore[attr-defined]
+    PteRow: DrawnOnce(_MACROS.pte_row),  # type: ignore[attr-defined]
+    FrameRow: DrawnOnce(_MACROS.frame_row),  # type: ignore[attr-defined]
+    RefRow: DrawnOnce(_MACROS.ref_row),  # type: ignore[attr-defined]
+}
+
+
+def drawn(items: Sequence[object]) -> Markup:
+    """``items`` (all drawn by `_DRAWN`), one after the other."""
+    return Markup("".join([_DRAWN[type(item)](item) for item in items]))
+
+
+ENV.globals.update(timeline_items=timeline_items, drawn=drawn)
+
 
 def render_page(name: str, context: Mapping[str, Any]) -> str:
     return ENV.get_template(name).render(context)
 
 
-def render_fragment(
-    name: str, context: Mapping[str, Any], main: str, partials: Sequence[str] = ()
-) -> str:
-    """Block ``main`` for the swap target, then each of ``partials`` as an ``<hx-partial>``.
-
-    A partial block ``x`` is swapped into the element ``#x`` (innerHTML), which the full page
-    wraps around the same block.
-    """
-    parts = [render_block(ENV, name, main, dict(context))]
-    for block in partials:
-        inner = render_block(ENV, name, block, dict(context))
-        parts.append(f'<hx-partial hx-target="#{block}" hx-swap="innerHTML">{inner}</hx-partial>')
-    return "\n".join(parts)
-
-
-def render_svg(scene_context: Mapping[str, Any]) -> str:
-    return ENV.get_template("diagram.svg").render(scene_context)
+def render_fragment(name: str, context: Mapping[str, Any], block: str) -> str:
+    """One block of a page template, for an htmx request (a ``*_swap`` block carries the other
+    regions that change with its target as ``<hx-partial>``s)."""
+    return render_block(ENV, name, block, context)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from app.diagram import Layout, compute_layout, layout_fits
 from engine.commands import Command, Scenario
@@ -32,6 +33,8 @@ RUNS_MAX_ENTRIES = 512
 # engine shares what a step does not change); one unit is 80–130 bytes, so this is ~75–100 MB,
 # room for one scenario at every limit of DESIGN.md §7 or hundreds of lessons.
 RUNS_MAX_WEIGHT = 768_000
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,18 @@ class Run:
     events: tuple[tuple[EventView, ...], ...]
     names: frozenset[str]
     pages: Mapping[str, tuple[str, ...]]
+    # What the views derive from the run alone (its encoded link, its timeline entries), kept
+    # with it: every step of the run needs them, and they live exactly as long as the run does
+    # in the memo. Not part of a run's value.
+    derived: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def derive(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, once per run and ``key`` (two threads may both compute it once)."""
+        try:
+            value: T = self.derived[key]
+        except KeyError:
+            value = self.derived[key] = compute()
+        return value
 
     @property
     def fits(self) -> bool:
@@ -65,7 +80,7 @@ class Run:
 
     @property
     def link_text(self) -> str:
-        return ";".join(self.texts[1:])
+        return self.derive("link_text", lambda: ";".join(self.texts[1:]))
 
     @property
     def editor_text(self) -> str:
@@ -179,7 +194,18 @@ def _with_lines(trace: Trace, scenario: Scenario) -> Trace:
 def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple[Run, int]:
     """The run of ``trace`` and its weight; ``like`` is a run of the same steps to reuse."""
     if like is not None:
-        return Run(scenario, trace, like.layout, like.texts, like.events, like.names, like.pages), 0
+        # Lines are not in anything a view derives: the derived values are shared too.
+        same = Run(
+            scenario,
+            trace,
+            like.layout,
+            like.texts,
+            like.events,
+            like.names,
+            like.pages,
+            like.derived,
+        )
+        return same, 0
     states = [step.state for step in trace.steps]
     names: set[str] = set()
     pages: dict[str, dict[str, None]] = {}

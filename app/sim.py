@@ -20,7 +20,7 @@ from app.diagram import (
     compute_layout,
     focus_of,
 )
-from app.links import View, at_step, encode_scenario, link_prefix, make_link
+from app.links import View, at_step, encode_scenario, link_prefix
 from app.runs import EventView, Run
 from app.tables import StateTable, state_table
 from engine.policies import POLICIES, Policy
@@ -33,20 +33,26 @@ TIMELINE_AROUND = 30  # beyond, this many on each side of the current step
 class Linker:
     """Builds the links of one page: same scenario, policy and view, another step.
 
-    The scenario is encoded once (`link_prefix`); each of the page's dozens of step links is
-    that prefix plus its step.
+    The scenario is encoded once per run and page (`link_prefix`, kept with the run); each of
+    the page's dozens of links is that prefix plus its step.
     """
 
-    __slots__ = ("_bare", "_prefix", "_text", "path", "policy", "texts", "view")
+    __slots__ = ("_bare", "_prefix", "_run", "path", "policy", "texts", "view")
 
     def __init__(self, path: str, run: Run, policy: str, view: View) -> None:
         self.path = path
         self.policy = policy
         self.view = view
         self.texts = run.texts
-        self._text = run.link_text
-        self._bare = link_prefix(path, self._text)
-        self._prefix = link_prefix(path, self._text, policy=policy)
+        self._run = run
+        self._bare = self._link_prefix(path, None)
+        self._prefix = self._link_prefix(path, policy)
+
+    def _link_prefix(self, path: str, policy: str | None) -> str:
+        text = self._run.link_text
+        return self._run.derive(
+            ("link", path, policy), lambda: link_prefix(path, text, policy=policy)
+        )
 
     def step(self, k: int) -> str:
         return at_step(self._prefix, k, self.view)
@@ -60,7 +66,7 @@ class Linker:
         return ";".join(self.texts[1 : upto + 1])
 
     def elsewhere(self, path: str, k: int | None, view: View | None = None) -> str:
-        return make_link(path, self._text, policy=self.policy, step=k, view=view or self.view)
+        return at_step(self._link_prefix(path, self.policy), k, view or self.view)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +80,11 @@ class VerdictView:
 
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
+    """One step in the timeline; the same for every step of the run (the template marks the
+    current one), so a run's entries are built once."""
+
     index: int
     command: str
-    href: str
-    current: bool
     events: tuple[EventView, ...]
     observed: str
     verdicts: tuple[str, ...]
@@ -121,7 +128,7 @@ class Stage:
     actions_base: str  # the scenario up to this step, as `s`: the actions form sends it with `add`
     s_value: str  # the scenario as `s` (readable or z:), for the timeline's form
     actions_truncate: int  # commands after the current step an action would replace
-    timeline: tuple[TimelineEntry, ...]  # `href` kept for the table-free views (embed)
+    timeline: tuple[TimelineEntry, ...]  # the steps around this one (all, for a short run)
     timeline_cut: tuple[bool, bool]  # steps left out before / after the shown window
     share: str
     export: str
@@ -220,6 +227,22 @@ def picture(run: Run, k: int, title: str) -> Picture:
     return Picture(scene, focus)
 
 
+def timeline_entries(run: Run) -> tuple[TimelineEntry, ...]:
+    kinds_at: dict[int, list[str]] = {}
+    for v in run.trace.verdicts:
+        kinds_at.setdefault(v.step, []).append(v.kind)
+    return tuple(
+        TimelineEntry(
+            index=s.index,
+            command=run.texts[s.index] or "empty machine",
+            events=run.events[s.index],
+            observed=s.observed.describe() if s.observed is not None else "",
+            verdicts=tuple(kinds_at.get(s.index, ())),
+        )
+        for s in run.trace.steps
+    )
+
+
 def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     trace = run.trace
     last = run.last
@@ -238,27 +261,13 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         for v in trace.verdicts
         if v.step == k
     )
-    kinds_at: dict[int, list[str]] = {}
-    for v in trace.verdicts:
-        kinds_at.setdefault(v.step, []).append(v.kind)
     # A long scenario's timeline shows the steps around this one; the others are a click on
     # the step bar away, and sending all their narration with every step would cost more
     # than the rest of the page.
     lo, hi = 0, last
     if last > TIMELINE_ALL:
         lo, hi = max(0, k - TIMELINE_AROUND), min(last, k + TIMELINE_AROUND)
-    timeline = tuple(
-        TimelineEntry(
-            index=s.index,
-            command=run.texts[s.index] or "empty machine",
-            href=linker.step(s.index),
-            current=s.index == k,
-            events=run.events[s.index],
-            observed=s.observed.describe() if s.observed is not None else "",
-            verdicts=tuple(kinds_at.get(s.index, ())),
-        )
-        for s in trace.steps[lo : hi + 1]
-    )
+    timeline = run.derive("timeline", lambda: timeline_entries(run))[lo : hi + 1]
     nav = StepNav(
         index=k,
         last=last,
@@ -279,7 +288,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         table=state_table(step.state, prev, has_bit, marks, focus),
         actions=actions,
         actions_base=encode_scenario(linker.prefix(k)),
-        s_value=encode_scenario(run.link_text),
+        s_value=run.derive("s_value", lambda: encode_scenario(run.link_text)),
         actions_truncate=last - k,
         timeline=timeline,
         timeline_cut=(lo > 0, hi < last),

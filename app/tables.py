@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from app.diagram import (
     Focus,
@@ -18,7 +19,7 @@ from app.diagram import (
     pte_flags,
     ref_detail,
 )
-from engine.state import State
+from engine.state import Frame, Pte, Ref, State, Vma
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +62,7 @@ class StateTable:
     note: str = ""  # for a large scenario: what the tables leave out, as the picture does
 
 
-def _vma_words(state: State, proc: str, page: str) -> str:
-    vma = state.procs[proc].vmas.get(page)
+def _vma_words(vma: Vma | None) -> str:
     if vma is None:
         return "no VMA"
     words = ["file " + vma.file if vma.file else "anonymous", "shared" if vma.shared else "private"]
@@ -73,6 +73,52 @@ def _vma_words(state: State, proc: str, page: str) -> str:
     if vma.uffd_wp:
         words.append("uffd-wp armed")
     return ", ".join(words)
+
+
+# Rows are memoised on the records they show (engine records are values): a row a step did not
+# change is the same object as at the step before, and `app.render` draws it once.
+@lru_cache(maxsize=2048)
+def _pte_row(
+    proc: str, page: str, vma: Vma | None, pte: Pte | None, changed: bool, has_exclusive_bit: bool
+) -> PteRow:
+    if pte is None:
+        maps = "not present"
+    elif pte.pfn is not None:
+        maps = f"pfn {pte.pfn}"
+    else:
+        maps = f"swap slot {pte.swap_slot}"
+    return PteRow(
+        proc=proc,
+        page=page,
+        maps=maps,
+        flags=", ".join(pte_flags(pte, vma, has_exclusive_bit)),
+        vma=_vma_words(vma),
+        changed=changed,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _frame_row(frame: Frame, changed: bool, has_exclusive_bit: bool) -> FrameRow:
+    return FrameRow(
+        pfn=frame.pfn,
+        what=frame_heading(frame),
+        value=frame.value.describe(),
+        counters=frame_counters(frame),
+        extras=", ".join(frame_extras(frame, has_exclusive_bit)),
+        changed=changed,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _ref_row(ref: Ref, mark: RefMark | None, changed: bool) -> RefRow:
+    return RefRow(
+        name=ref.name,
+        holder=ref.holder,
+        detail=ref_detail(ref),
+        pfn=ref.pfn,
+        status=f"{mark.kind}: {mark.label}" if mark else "holds the page its owner maps",
+        changed=changed,
+    )
 
 
 def state_table(
@@ -91,54 +137,24 @@ def state_table(
         for page in dict.fromkeys([*proc.vmas, *proc.ptes]):
             if focus is not None and page not in focus.pages[proc.name]:
                 continue
+            vma = proc.vmas.get(page)
             pte = proc.ptes.get(page)
-            if pte is None:
-                maps = "not present"
-            elif pte.pfn is not None:
-                maps = f"pfn {pte.pfn}"
-            else:
-                maps = f"swap slot {pte.swap_slot}"
             changed = prev is not None and (
-                before is None
-                or (before.vmas.get(page), before.ptes.get(page)) != (proc.vmas.get(page), pte)
+                before is None or (before.vmas.get(page), before.ptes.get(page)) != (vma, pte)
             )
-            ptes.append(
-                PteRow(
-                    proc=proc.name,
-                    page=page,
-                    maps=maps,
-                    flags=", ".join(pte_flags(pte, proc.vmas.get(page), has_exclusive_bit)),
-                    vma=_vma_words(state, proc.name, page),
-                    changed=changed,
-                )
-            )
+            ptes.append(_pte_row(proc.name, page, vma, pte, changed, has_exclusive_bit))
     frames = tuple(
-        FrameRow(
-            pfn=frame.pfn,
-            what=frame_heading(frame),
-            value=frame.value.describe(),
-            counters=frame_counters(frame),
-            extras=", ".join(frame_extras(frame, has_exclusive_bit)),
-            changed=prev is not None and prev.frames.get(frame.pfn) != frame,
+        _frame_row(
+            frame, prev is not None and prev.frames.get(frame.pfn) != frame, has_exclusive_bit
         )
         for frame in state.frames.values()
         if focus is None or frame.pfn in focus.pfns
     )
-    refs: list[RefRow] = []
-    for ref in state.refs.values():
-        if focus is not None and ref.name not in focus.refs:
-            continue
-        mark = marks.get(ref.name)
-        refs.append(
-            RefRow(
-                name=ref.name,
-                holder=ref.holder,
-                detail=ref_detail(ref),
-                pfn=ref.pfn,
-                status=f"{mark.kind}: {mark.label}" if mark else "holds the page its owner maps",
-                changed=prev is not None and prev.refs.get(ref.name) != ref,
-            )
-        )
+    refs = tuple(
+        _ref_row(ref, marks.get(ref.name), prev is not None and prev.refs.get(ref.name) != ref)
+        for ref in state.refs.values()
+        if focus is None or ref.name in focus.refs
+    )
     swap = tuple(
         f"slot {s.slot}: {s.value.describe()}, swapcount {s.swapcount}"
         + (f", in swap cache as pfn {s.cache_pfn}" if s.cache_pfn is not None else "")
@@ -151,4 +167,4 @@ def state_table(
         for f in state.files.values()
         if focus is None or f.name in focus.files
     )
-    return StateTable(tuple(ptes), frames, tuple(refs), swap, files, focus.note if focus else "")
+    return StateTable(tuple(ptes), frames, refs, swap, files, focus.note if focus else "")

@@ -25,9 +25,10 @@ from app.htmx import HtmxDetails, htmx_details
 from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.probe.web import probe_button
-from app.render import render_fragment, render_page, render_svg
+from app.render import render_fragment, render_page
 from app.runs import Run, run
 from app.sim import Linker, build_sim, build_stage, picture
+from app.svg import draw
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, ScenarioLimitError
 
@@ -157,11 +158,11 @@ def _html(
     return HTMLResponse(body, status_code=status, headers=headers)
 
 
-# Which block of each page holds its error view, and the regions that change with it.
-_ERROR_BLOCKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "index.html": ("sim", ("stepbar", "narration")),
-    "embed.html": ("embed", ()),
-    "compare.html": ("compare", ()),
+# Which element an error view replaces, and the block that answers it (with its partials).
+_ERROR_BLOCKS: dict[str, tuple[str, str]] = {
+    "index.html": ("sim", "sim_swap"),
+    "embed.html": ("embed", "embed"),
+    "compare.html": ("compare", "compare"),
 }
 
 
@@ -184,8 +185,8 @@ def _error_response(
     ctx["error"] = error
     if hx.partial:
         requested = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        block, partials = _ERROR_BLOCKS[template]
-        body = render_fragment(template, ctx, block, partials)
+        block, swap = _ERROR_BLOCKS[template]
+        body = render_fragment(template, ctx, swap)
         return _html(body, error.status, push=requested, retarget=f"#{block}")
     return _html(render_page(template, ctx), error.status)
 
@@ -290,9 +291,7 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
             "policy_param": policy_param,
             "view": params.view,
         }
-        body = render_fragment(
-            "index.html", fragment, "stage", ("stepbar", "narration", "timeline")
-        )
+        body = render_fragment("index.html", fragment, "stage_swap")
         return _html(body, push=stage.share)
     sim = build_sim(r, policy_param, k, params.view)
     ctx = _context(request, "home", params.view, r.link_text, policy_param)
@@ -307,7 +306,7 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
             # Without JavaScript the form's URL is `…&add=…`: send the browser to the share link.
             return RedirectResponse(sim.stage.share, status_code=303, headers={"Vary": VARY})
         return _html(render_page("index.html", ctx))
-    body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration"))
+    body = render_fragment("index.html", ctx, "sim_swap")
     return _html(body, push=sim.stage.share)
 
 
@@ -363,7 +362,7 @@ def _export_svg(request: Request, query: dict[str, str]) -> Response:
     scene = picture(
         r, k, f"cowlab: step {k} under {r.policy.id}: {r.texts[k] or 'empty machine'}"
     ).scene
-    svg = '<?xml version="1.0" encoding="UTF-8"?>\n' + render_svg({"scene": scene})
+    svg = '<?xml version="1.0" encoding="UTF-8"?>\n' + str(draw(scene))
     filename = f"cowlab-{r.policy.id}-step{k}.svg"
     return Response(
         svg,

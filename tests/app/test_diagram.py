@@ -17,9 +17,9 @@ from app.diagram import (
     build_scene,
     compute_layout,
 )
-from app.render import render_svg
 from app.runs import Run, run
 from app.sim import proc_notes, ref_marks
+from app.svg import draw
 from engine.commands import RefKind
 from engine.policies import POLICIES
 from engine.presets import PRESETS
@@ -69,9 +69,10 @@ def anchor(group: Group) -> tuple[float, float]:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_step_of_every_preset_is_well_formed_svg(name: str, policy: str) -> None:
     for scene in scenes(run(PRESETS[name].text, policy)):
-        root = ET.fromstring(render_svg({"scene": scene}))
+        root = ET.fromstring(draw(scene))
         assert root.tag == f"{SVG}svg"
-        assert root.attrib["viewBox"] == f"0 0 {scene.width} {scene.height}"
+        view_box = [float(n) for n in root.attrib["viewBox"].split()]
+        assert view_box == [0, 0, scene.width, scene.height]
         assert root.find(f"{SVG}title") is not None
 
 
@@ -240,7 +241,7 @@ def test_text_in_the_picture_is_escaped_even_if_the_language_ever_allowed_markup
     proc = Proc(evil, None, {evil: Vma(evil)}, {evil: Pte(pfn=1, writable=True)})
     state = State(procs={evil: proc}, frames=frames, refs={}, swap={}, files={})
     scene = build_scene(compute_layout([state]), state, None, SceneOptions(False, title=evil))
-    svg = render_svg({"scene": scene})
+    svg = draw(scene)
     root = ET.fromstring(svg)  # well-formed: nothing broke out of its attribute or element
     assert "<script>" not in svg
     assert not list(root.iter(f"{SVG}script"))

@@ -1,0 +1,48 @@
+"""Markup drawn once per immutable view object, however many responses show it.
+
+Stepping through a run redraws mostly the same things: the timeline's entries are the run's
+(`Run.derive` keeps them), and a frame, page-table row or reference that a step did not change
+is the same box as at the step before (`app.diagram` builds those from memoised functions, so
+an unchanged box is the very same object). Drawing each such object once saves the bulk of a
+step's rendering.
+
+Objects are looked up by identity, which costs nothing, unlike hashing a tree of dataclasses.
+An entry keeps its object alive, so no other object can take its ``id`` while the entry
+exists. When full, the memo starts again empty: the objects in use are drawn again once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from markupsafe import Markup
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 8192
+
+
+class DrawnOnce(Generic[T]):
+    __slots__ = ("_by_id", "_draw", "limit")
+
+    def __init__(self, draw: Callable[[T], str], limit: int = DEFAULT_LIMIT) -> None:
+        self._draw = draw
+        self._by_id: dict[int, tuple[T, Markup]] = {}
+        self.limit = limit
+
+    def __call__(self, obj: T) -> Markup:
+        found = self._by_id.get(id(obj))
+        if found is not None and found[0] is obj:
+            return found[1]
+        markup = Markup(self._draw(obj))
+        if len(self._by_id) >= self.limit:
+            self._by_id.clear()
+        self._by_id[id(obj)] = (obj, markup)
+        return markup
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def clear(self) -> None:
+        self._by_id.clear()
