@@ -72,6 +72,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.include_router(pages.link_router)
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(docs.router)
