@@ -94,14 +94,16 @@ def _act(cmd: Command, subject: str) -> Action:
     return Action(label=label, command=text)
 
 
-# The buttons of a page, a process and a reference depend on a few facts of the state, which
-# most steps do not change: built once per those facts, they are the same objects from step
-# to step (and `app.render` draws each button once). Only the values a new write would carry
-# are named after the step, so those buttons are made per step.
-@lru_cache(maxsize=1024)
-def _page_actions(
-    p: str, page: str, write: bool, dontcopy: bool, uffd_wp: bool, present: bool
-) -> tuple[tuple[Action, ...], tuple[Action, ...]]:
+# The buttons of a process or a reference depend on a few facts of the state, which most steps
+# do not change: a group is built once per those facts and is the same object from step to step,
+# so `app.render` draws it once. That is also why no button names its value after the step (a
+# forced write is ``forced-PAGE``, a device write ``dma-REF``): the step that wrote a value is in
+# its description (narration, table, tooltip) all the same.
+PageFacts = tuple[str, bool, bool, bool, bool]  # page, VM_WRITE, dontfork, uffd-wp, present
+
+
+def _page_row(p: str, facts: PageFacts) -> ActionRow:
+    page, write, dontcopy, uffd_wp, present = facts
     main = (
         _act(Read(p, page), p),
         _act(Write(p, page), p),
@@ -120,44 +122,51 @@ def _page_actions(
         _act(Dontneed(p, page), p),
         _act(Dontfork(p, page, dofork=dontcopy), p),
         _act(UffdWp(p, page, on=not uffd_wp), p),
+        _act(ForceWrite(p, page, f"forced-{page}"), p),
     ]
     if present:
         more.insert(4, _act(Swapout(p, page), p))
-    return main, tuple(more)
+    return ActionRow(page, main, tuple(more))
 
 
 @lru_cache(maxsize=512)
-def _proc_actions(p: str, child: str, new_page: str) -> tuple[Action, ...]:
-    return (
+def _proc_group(p: str, pages: tuple[PageFacts, ...], child: str, new_page: str) -> ActionGroup:
+    rows = [_page_row(p, facts) for facts in pages]
+    process_wide = (
         _act(Fork(p, child), p),
         _act(Mmap(p, (new_page,)), p),
         _act(ClearSoftdirty(p), p),
         _act(Exit(p), p),
     )
+    rows.append(ActionRow("", process_wide))
+    return ActionGroup(p, "proc", tuple(rows))
 
 
 @lru_cache(maxsize=512)
-def _ref_actions(ref: str, write: bool, next_step: int) -> tuple[Action, ...]:
+def _ref_group(ref: str, holder: str, write: bool) -> ActionGroup:
     row = [_act(RefRead(ref), ref)]
     if write:
-        row.append(_act(RefWrite(ref, f"dma{next_step}"), ref))
+        row.append(_act(RefWrite(ref, f"dma-{ref}"), ref))
     row.append(_act(RefRelease(ref), ref))
-    return tuple(row)
+    return ActionGroup(f"{holder} {ref}", "ref", (ActionRow("", tuple(row)),))
+
+
+@lru_cache(maxsize=64)
+def _newcomer_group(newcomer: str) -> ActionGroup:
+    return ActionGroup("new process", "new", (ActionRow("", (_act(Mmap(newcomer, ("a",)), ""),)),))
 
 
 def suggest_actions(
     state: State,
     names_ever: AbstractSet[str],
     pages_ever: Mapping[str, Sequence[str]],
-    next_step: int,
     focus: Focus | None = None,
 ) -> tuple[ActionGroup, ...]:
     """The action groups for ``state``.
 
     ``names_ever`` holds every process, reference and file name the whole trace uses, so a
     suggested child or process never reuses a name that a later (or earlier) command refers to;
-    ``pages_ever`` does the same for each process's page names. ``next_step`` is the step the
-    new command will be, used to name values so that each write is recognisable in the picture.
+    ``pages_ever`` does the same for each process's page names.
     """
     groups: list[ActionGroup] = []
     # A large state would make thousands of buttons: offer the processes and pages the step
@@ -167,27 +176,16 @@ def suggest_actions(
     child = _fresh(CHILD_NAMES, names_ever, "C")
     for proc in procs[:MAX_PROCS]:
         p = proc.name
-        rows: list[ActionRow] = []
         wanted = in_focus.get(p, frozenset())
         pages = sorted(proc.vmas.items(), key=lambda item: item[0] not in wanted)
+        facts = []
         for page, vma in pages[:MAX_PAGES]:
             pte = proc.ptes.get(page)
             present = pte is not None and pte.present
-            main, more = _page_actions(p, page, vma.write, vma.dontcopy, vma.uffd_wp, present)
-            force = _act(ForceWrite(p, page, f"force{next_step}"), p)
-            rows.append(ActionRow(page, main, (*more, force)))
+            facts.append((page, vma.write, vma.dontcopy, vma.uffd_wp, present))
         new_page = _fresh(string.ascii_lowercase, set(pages_ever.get(p, ())), "p")
-        rows.append(ActionRow("", _proc_actions(p, child, new_page)))
-        groups.append(ActionGroup(p, "proc", tuple(rows)))
+        groups.append(_proc_group(p, tuple(facts), child, new_page))
     refs = sorted(state.refs.values(), key=lambda ref: focus is None or ref.name not in focus.refs)
-    for ref in refs[:MAX_REFS]:
-        row = ActionRow("", _ref_actions(ref.name, ref.write, next_step))
-        groups.append(ActionGroup(f"{ref.holder} {ref.name}", "ref", (row,)))
-    newcomer = _fresh(PROCESS_NAMES, names_ever, "P")
-    groups.append(ActionGroup("new process", "new", (ActionRow("", _proc_actions_new(newcomer)),)))
+    groups.extend(_ref_group(ref.name, ref.holder, ref.write) for ref in refs[:MAX_REFS])
+    groups.append(_newcomer_group(_fresh(PROCESS_NAMES, names_ever, "P")))
     return tuple(groups)
-
-
-@lru_cache(maxsize=64)
-def _proc_actions_new(newcomer: str) -> tuple[Action, ...]:
-    return (_act(Mmap(newcomer, ("a",)), ""),)

@@ -13,19 +13,18 @@ joined in Python, which is most of what makes a step cheap to render.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from jinja2_fragments import render_block
 from markupsafe import Markup
 
-from app.actions import Action
+from app.actions import ActionGroup
 from app.once import DrawnOnce
 from app.paths import HTMX_FILE, TEMPLATES_DIR
+from app.sim import TimelineEntry
 from app.svg import draw
 from app.tables import FrameRow, PteRow, RefRow
-
-T = TypeVar("T")
 
 # StrictUndefined: a template that reads a name the route did not provide fails in tests
 # instead of silently drawing nothing.
@@ -58,24 +57,31 @@ ENV.globals.update(
 _MACROS = ENV.get_template("_macros.html").module
 ENV.globals.update(
     stepbar=_MACROS.stepbar,  # type: ignore[attr-defined]
-    event_list=_MACROS.event_list,  # type: ignore[attr-defined]
     verdict_badge=_MACROS.verdict_badge,  # type: ignore[attr-defined]
 )
 
-# A run's timeline entries are built once (`Run.derive`) and drawn once, whichever step is
-# current; the template asks for all of them in one call (a call from a template costs more
-# than the lookup).
-_timeline_entry = DrawnOnce(_MACROS.timeline_entry)  # type: ignore[attr-defined]
+# A run's timeline entries are built once (`Run.derive`) and drawn once as the current step and
+# once as another, whichever step is current: a step joins what is drawn.
+_TIMELINE_ENTRY = _MACROS.timeline_entry  # type: ignore[attr-defined]
+_timeline_current: DrawnOnce[TimelineEntry] = DrawnOnce(lambda entry: _TIMELINE_ENTRY(entry, True))
+_timeline_other: DrawnOnce[TimelineEntry] = DrawnOnce(lambda entry: _TIMELINE_ENTRY(entry, False))
 
 
-def timeline_items(entries: Sequence[T]) -> list[tuple[T, Markup]]:
-    return [(entry, _timeline_entry(entry)) for entry in entries]
+def timeline(entries: Sequence[TimelineEntry], current: int) -> Markup:
+    return Markup(
+        "\n".join(
+            [
+                _timeline_current(entry) if entry.index == current else _timeline_other(entry)
+                for entry in entries
+            ]
+        )
+    )
 
 
-# Buttons and table rows: most are the same objects from step to step (app.actions and
-# app.tables memoise them on the state they show), so each is drawn once by its macro.
+# Groups of buttons and table rows: most are the same objects from step to step (app.actions
+# and app.tables memoise them on the state they show), so each is drawn once by its macro.
 _DRAWN: dict[type, DrawnOnce[Any]] = {
-    Action: DrawnOnce(_MACROS.action_button),  # type: ignore[attr-defined]
+    ActionGroup: DrawnOnce(_MACROS.action_group),  # type: ignore[attr-defined]
     PteRow: DrawnOnce(_MACROS.pte_row),  # type: ignore[attr-defined]
     FrameRow: DrawnOnce(_MACROS.frame_row),  # type: ignore[attr-defined]
     RefRow: DrawnOnce(_MACROS.ref_row),  # type: ignore[attr-defined]
@@ -87,7 +93,12 @@ def drawn(items: Sequence[object]) -> Markup:
     return Markup("".join([_DRAWN[type(item)](item) for item in items]))
 
 
-ENV.globals.update(timeline_items=timeline_items, drawn=drawn)
+ENV.globals.update(
+    timeline=timeline,
+    drawn=drawn,
+    # A step's events are the run's (`Run.events`): the same tuple whenever the step is shown.
+    event_list=DrawnOnce(_MACROS.event_list),  # type: ignore[attr-defined]
+)
 
 
 def render_page(name: str, context: Mapping[str, Any]) -> str:

@@ -255,7 +255,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         run, k, f"Step {k} of {last} under {policy.id}: {run.texts[k] or 'empty machine'}"
     )
     focus = pic.focus
-    actions = suggest_actions(step.state, run.names, run.pages, k + 1, focus)
+    actions = suggest_actions(step.state, run.names, run.pages, focus)
     verdicts_here = tuple(
         VerdictView(v.kind, v.step, v.text, v.subject, linker.step(v.step))
         for v in trace.verdicts
