@@ -1,8 +1,8 @@
 """Templates: one Jinja environment, and rendering of a whole page or of named blocks.
 
 A page template names the regions htmx swaps as blocks (jinja2-fragments renders one block of a
-template with the page's context). An htmx request gets a ``*_swap`` block: the region it
-targets, then the regions that change with it as htmx 4 ``<hx-partial>`` elements.
+template with the page's context). An htmx request gets the block of the region it targets,
+then the regions that change with it as htmx 4 ``<hx-partial>`` elements.
 
 Much of what a step shows was already on screen at the step before — the timeline, most
 buttons, most table rows — and the view model hands out the very same objects for it
@@ -105,7 +105,26 @@ def render_page(name: str, context: Mapping[str, Any]) -> str:
     return ENV.get_template(name).render(context)
 
 
-def render_fragment(name: str, context: Mapping[str, Any], block: str) -> str:
-    """One block of a page template, for an htmx request (a ``*_swap`` block carries the other
-    regions that change with its target as ``<hx-partial>``s)."""
-    return render_block(ENV, name, block, context)
+def render_fragment(
+    name: str, context: Mapping[str, Any], main: str, partials: Sequence[str] = ()
+) -> str:
+    """Block ``main`` for the swap target, then each of ``partials`` as an ``<hx-partial>``.
+
+    A partial block ``x`` is swapped into the element ``#x`` (innerHTML), which the full page
+    wraps around the same block. One template context serves all the blocks: making a context
+    costs as much as rendering a small block (jinja2-fragments makes one per block).
+    """
+    if not partials:
+        return render_block(ENV, name, main, context)
+    template = ENV.get_template(name)
+    shared = template.new_context(dict(context))
+    try:
+        parts = [ENV.concat(template.blocks[main](shared))]
+        for block in partials:
+            inner = ENV.concat(template.blocks[block](shared))
+            parts.append(
+                f'<hx-partial hx-target="#{block}" hx-swap="innerHTML">{inner}</hx-partial>'
+            )
+    except Exception:
+        ENV.handle_exception()  # the template's own line numbers in the traceback
+    return "\n".join(parts)

@@ -182,11 +182,11 @@ def _html(
     return HTMLResponse(body, status_code=status, headers=headers)
 
 
-# Which element an error view replaces, and the block that answers it (with its partials).
-_ERROR_BLOCKS: dict[str, tuple[str, str]] = {
-    "index.html": ("sim", "sim_swap"),
-    "embed.html": ("embed", "embed"),
-    "compare.html": ("compare", "compare"),
+# Which block of each page holds its error view, and the regions that change with it.
+_ERROR_BLOCKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "index.html": ("sim", ("stepbar", "narration")),
+    "embed.html": ("embed", ()),
+    "compare.html": ("compare", ()),
 }
 
 
@@ -209,8 +209,8 @@ def _error_response(
     ctx["error"] = error
     if hx.partial:
         requested = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        block, swap = _ERROR_BLOCKS[template]
-        body = render_fragment(template, ctx, swap)
+        block, partials = _ERROR_BLOCKS[template]
+        body = render_fragment(template, ctx, block, partials)
         return _html(body, error.status, push=requested, retarget=f"#{block}")
     return _html(render_page(template, ctx), error.status)
 
@@ -315,7 +315,9 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
             "policy_param": policy_param,
             "view": params.view,
         }
-        body = render_fragment("index.html", fragment, "stage_swap")
+        body = render_fragment(
+            "index.html", fragment, "stage", ("stepbar", "narration", "timeline")
+        )
         return _html(body, push=stage.share)
     sim = build_sim(r, policy_param, k, params.view)
     ctx = _context(request, "home", params.view, r.link_text, policy_param)
@@ -330,7 +332,7 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
             # Without JavaScript the form's URL is `…&add=…`: send the browser to the share link.
             return RedirectResponse(sim.stage.share, status_code=303, headers={"Vary": VARY})
         return _html(render_page("index.html", ctx))
-    body = render_fragment("index.html", ctx, "sim_swap")
+    body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration"))
     return _html(body, push=sim.stage.share)
 
 
