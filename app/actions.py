@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 
 from app.diagram import Focus
 from engine.commands import (
@@ -41,7 +42,7 @@ from engine.commands import (
     UffdWp,
     Write,
 )
-from engine.state import State
+from engine.state import Proc, Ref, State, Vma
 from engine.syntax import format_command
 
 # The canonical printer validates every name it prints; the same few hundred commands are
@@ -156,36 +157,59 @@ def _newcomer_group(newcomer: str) -> ActionGroup:
     return ActionGroup("new process", "new", (ActionRow("", (_act(Mmap(newcomer, ("a",)), ""),)),))
 
 
-def suggest_actions(
-    state: State,
-    names_ever: AbstractSet[str],
-    pages_ever: Mapping[str, Sequence[str]],
-    focus: Focus | None = None,
-) -> tuple[ActionGroup, ...]:
-    """The action groups for ``state``.
+@dataclass(frozen=True, slots=True)
+class FreshNames:
+    """Names a suggested command may introduce without clashing with any name the whole trace
+    uses (earlier or later than the step shown): the same for every step of a run."""
 
-    ``names_ever`` holds every process, reference and file name the whole trace uses, so a
-    suggested child or process never reuses a name that a later (or earlier) command refers to;
-    ``pages_ever`` does the same for each process's page names.
-    """
+    child: str  # a fork's child
+    newcomer: str  # a new process
+    new_pages: Mapping[str, str]  # per process, a page it never maps
+
+    def new_page(self, proc: str) -> str:
+        return self.new_pages.get(proc, string.ascii_lowercase[0])
+
+
+def fresh_names(
+    names_ever: AbstractSet[str], pages_ever: Mapping[str, Sequence[str]]
+) -> FreshNames:
+    """``names_ever``: every process, reference and file name of the trace; ``pages_ever``:
+    each process's page names."""
+    return FreshNames(
+        child=_fresh(CHILD_NAMES, names_ever, "C"),
+        newcomer=_fresh(PROCESS_NAMES, names_ever, "P"),
+        new_pages={
+            proc: _fresh(string.ascii_lowercase, set(pages), "p")
+            for proc, pages in pages_ever.items()
+        },
+    )
+
+
+def suggest_actions(
+    state: State, fresh: FreshNames, focus: Focus | None = None
+) -> tuple[ActionGroup, ...]:
+    """The action groups for ``state``; ``fresh`` (`fresh_names`) names what they create."""
     groups: list[ActionGroup] = []
+    procs: Iterable[Proc] = state.procs.values()
+    refs: Iterable[Ref] = state.refs.values()
     # A large state would make thousands of buttons: offer the processes and pages the step
     # touched first (the focus), then others, up to a bound; the editor takes anything else.
     in_focus = focus.pages if focus is not None else {}
-    procs = sorted(state.procs.values(), key=lambda proc: proc.name not in in_focus)
-    child = _fresh(CHILD_NAMES, names_ever, "C")
-    for proc in procs[:MAX_PROCS]:
+    if focus is not None:
+        procs = sorted(procs, key=lambda proc: proc.name not in in_focus)
+        refs = sorted(refs, key=lambda ref: ref.name not in focus.refs)
+    for proc in islice(procs, MAX_PROCS):
         p = proc.name
-        wanted = in_focus.get(p, frozenset())
-        pages = sorted(proc.vmas.items(), key=lambda item: item[0] not in wanted)
+        wanted = in_focus.get(p)
+        pages: Iterable[tuple[str, Vma]] = proc.vmas.items()
+        if wanted:
+            pages = sorted(pages, key=lambda item: item[0] not in wanted)
         facts = []
-        for page, vma in pages[:MAX_PAGES]:
+        for page, vma in islice(pages, MAX_PAGES):
             pte = proc.ptes.get(page)
-            present = pte is not None and pte.present
+            present = pte is not None and pte.pfn is not None
             facts.append((page, vma.write, vma.dontcopy, vma.uffd_wp, present))
-        new_page = _fresh(string.ascii_lowercase, set(pages_ever.get(p, ())), "p")
-        groups.append(_proc_group(p, tuple(facts), child, new_page))
-    refs = sorted(state.refs.values(), key=lambda ref: focus is None or ref.name not in focus.refs)
-    groups.extend(_ref_group(ref.name, ref.holder, ref.write) for ref in refs[:MAX_REFS])
-    groups.append(_newcomer_group(_fresh(PROCESS_NAMES, names_ever, "P")))
+        groups.append(_proc_group(p, tuple(facts), fresh.child, fresh.new_page(p)))
+    groups.extend(_ref_group(ref.name, ref.holder, ref.write) for ref in islice(refs, MAX_REFS))
+    groups.append(_newcomer_group(fresh.newcomer))
     return tuple(groups)

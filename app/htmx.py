@@ -31,10 +31,16 @@ class HtmxDetails:
 
 
 def htmx_details(request: Request) -> HtmxDetails:
-    headers = request.headers
+    # One pass over the raw headers (ASGI names are lower-case bytes): every step request
+    # asks, and four lookups through `request.headers` scan the list four times.
+    hx = {
+        name: value.decode("latin-1")
+        for name, value in request.scope["headers"]
+        if name.startswith(b"hx-")
+    }
     return HtmxDetails(
-        request=headers.get("hx-request") == "true",
-        request_type=headers.get("hx-request-type", ""),
-        target=headers.get("hx-target", ""),
-        history_restore=headers.get("hx-history-restore-request") == "true",
+        request=hx.get(b"hx-request") == "true",
+        request_type=hx.get(b"hx-request-type", ""),
+        target=hx.get(b"hx-target", ""),
+        history_restore=hx.get(b"hx-history-restore-request") == "true",
     )

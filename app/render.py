@@ -68,14 +68,16 @@ _timeline_other: DrawnOnce[TimelineEntry] = DrawnOnce(lambda entry: _TIMELINE_EN
 
 
 def timeline(entries: Sequence[TimelineEntry], current: int) -> Markup:
-    return Markup(
-        "\n".join(
-            [
-                _timeline_current(entry) if entry.index == current else _timeline_other(entry)
-                for entry in entries
-            ]
-        )
+    """``entries`` (consecutive steps, the current one among them) as the timeline's items."""
+    at = current - entries[0].index if entries else -1
+    if not 0 <= at < len(entries) or entries[at].index != current:
+        return Markup(_timeline_other.join(entries, "\n"))
+    parts = (
+        _timeline_other.join(entries[:at], "\n"),
+        _timeline_current(entries[at]),
+        _timeline_other.join(entries[at + 1 :], "\n"),
     )
+    return Markup("\n".join(part for part in parts if part))
 
 
 # Groups of buttons and table rows: most are the same objects from step to step (app.actions
@@ -89,8 +91,10 @@ _DRAWN: dict[type, DrawnOnce[Any]] = {
 
 
 def drawn(items: Sequence[object]) -> Markup:
-    """``items`` (all drawn by `_DRAWN`), one after the other."""
-    return Markup("".join([_DRAWN[type(item)](item) for item in items]))
+    """``items`` (all of one type drawn by `_DRAWN`), one after the other."""
+    if not items:
+        return Markup("")
+    return Markup(_DRAWN[type(items[0])].join(items))
 
 
 ENV.globals.update(

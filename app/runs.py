@@ -76,7 +76,7 @@ class Run:
     @property
     def fits(self) -> bool:
         """Whether the whole trace can be drawn at once (else each step draws its focus)."""
-        return layout_fits(self.layout)
+        return self.derive("fits", lambda: layout_fits(self.layout))
 
     @property
     def link_text(self) -> str:

@@ -8,9 +8,10 @@ a step request re-render only the stage.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.actions import ActionGroup, suggest_actions
+from app.actions import ActionGroup, fresh_names, suggest_actions
 from app.diagram import (
     Focus,
     RefMark,
@@ -202,9 +203,10 @@ def _subjects(command: object) -> list[str]:
     return [name for name in names if isinstance(name, str)]
 
 
-def picture(run: Run, k: int, title: str) -> Picture:
+def picture(run: Run, k: int, title: str, marks: Mapping[str, RefMark] | None = None) -> Picture:
     """Step ``k``'s diagram: the whole trace's stable layout, or, for a scenario too large to
-    draw whole, a layout of what the step touched (`focus_of`)."""
+    draw whole, a layout of what the step touched (`focus_of`). ``marks``: `ref_marks` of the
+    step, when the caller has them already."""
     trace = run.trace
     step = trace.steps[k]
     prev = trace.steps[k - 1].state if k > 0 else None
@@ -219,7 +221,7 @@ def picture(run: Run, k: int, title: str) -> Picture:
         prev,
         SceneOptions(
             has_exclusive_bit=bool(run.policy.has_exclusive_bit),
-            ref_marks=ref_marks(trace, k),
+            ref_marks=ref_marks(trace, k) if marks is None else marks,
             proc_notes=proc_notes(trace, k),
             title=title,
         ),
@@ -252,10 +254,11 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     has_bit = bool(policy.has_exclusive_bit)
     marks = ref_marks(trace, k)
     pic = picture(
-        run, k, f"Step {k} of {last} under {policy.id}: {run.texts[k] or 'empty machine'}"
+        run, k, f"Step {k} of {last} under {policy.id}: {run.texts[k] or 'empty machine'}", marks
     )
     focus = pic.focus
-    actions = suggest_actions(step.state, run.names, run.pages, focus)
+    fresh = run.derive("fresh", lambda: fresh_names(run.names, run.pages))
+    actions = suggest_actions(step.state, fresh, focus)
     verdicts_here = tuple(
         VerdictView(v.kind, v.step, v.text, v.subject, linker.step(v.step))
         for v in trace.verdicts

@@ -78,7 +78,7 @@ def draw(scene: Scene) -> Markup:
     width, height = f"{scene.width:g}", f"{scene.height:g}"
     title = escape(scene.title)
     desc = escape(scene.desc)
-    groups = "\n".join(draw_group(group) for group in scene.groups)
+    groups = draw_group.join(scene.groups, "\n")
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="diagram" viewBox="0 0 {width} {height}"'
         f' width="{width}" height="{height}" font-family="{escape(scene.font)}" role="img"'
