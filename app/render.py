@@ -13,16 +13,16 @@ joined in Python, which is most of what makes a step cheap to render.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from jinja2_fragments import render_block
 from markupsafe import Markup
 
 from app.actions import ActionGroup
 from app.once import DrawnOnce
 from app.paths import HTMX_FILE, TEMPLATES_DIR
-from app.sim import TimelineEntry
+from app.sim import Stage, TimelineEntry
 from app.svg import draw
 from app.tables import FrameRow, PteRow, RefRow
 
@@ -97,9 +97,30 @@ def drawn(items: Sequence[object]) -> Markup:
     return Markup(_DRAWN[type(items[0])].join(items))
 
 
+class DrawnStage(NamedTuple):
+    picture: Markup
+    actions: Markup
+    ptes: Markup
+    frames: Markup
+    refs: Markup
+
+
+def draw_stage(stage: Stage) -> DrawnStage:
+    """The parts of a step's stage that are joined from pieces drawn before: one call from the
+    template instead of five (a call from a template costs several microseconds)."""
+    table = stage.table
+    return DrawnStage(
+        draw(stage.scene),
+        drawn(stage.actions),
+        drawn(table.ptes),
+        drawn(table.frames),
+        drawn(table.refs),
+    )
+
+
 ENV.globals.update(
     timeline=timeline,
-    drawn=drawn,
+    draw_stage=draw_stage,
     # A step's events are the run's (`Run.events`): the same tuple whenever the step is shown.
     event_list=DrawnOnce(_MACROS.event_list),  # type: ignore[attr-defined]
 )
@@ -107,6 +128,17 @@ ENV.globals.update(
 
 def render_page(name: str, context: Mapping[str, Any]) -> str:
     return ENV.get_template(name).render(context)
+
+
+_GLOBALS: dict[str, dict[str, Any]] = {}
+
+
+def _globals_of(template: Template) -> dict[str, Any]:
+    """The globals ``template`` sees (set once, at import, before any request)."""
+    name = template.name or ""
+    if name not in _GLOBALS:
+        _GLOBALS[name] = dict(template.globals)
+    return _GLOBALS[name]
 
 
 def render_fragment(
@@ -121,7 +153,9 @@ def render_fragment(
     if not partials:
         return render_block(ENV, name, main, context)
     template = ENV.get_template(name)
-    shared = template.new_context(dict(context))
+    # `shared=True`: the variables are the context as given, so the template's globals are
+    # merged in here, from a plain dict (Jinja merges them from a ChainMap, key by key).
+    shared = template.new_context({**_globals_of(template), **context}, shared=True)
     try:
         parts = [ENV.concat(template.blocks[main](shared))]
         for block in partials:
