@@ -58,8 +58,17 @@ def encode_scenario(text: str) -> str:
     """The ``s`` value for ``text``: readable when short enough, else the ``z:`` form."""
     # Text that itself starts with "z:" (never valid scenario syntax, but a user may type it)
     # must not be mistaken for the compressed form, so it always travels compressed.
-    if not text.startswith(Z_PREFIX) and len(quote_plus(text, safe=_SAFE)) <= READABLE_LIMIT:
+    if text.startswith(Z_PREFIX):
+        return _compressed(text)
+    # URL escaping makes an ASCII character at most three: short ASCII text needs no measuring.
+    if text.isascii() and 3 * len(text) <= READABLE_LIMIT:
         return text
+    if len(quote_plus(text, safe=_SAFE)) <= READABLE_LIMIT:
+        return text
+    return _compressed(text)
+
+
+def _compressed(text: str) -> str:
     packed = base64.urlsafe_b64encode(_deflate(text)).rstrip(b"=").decode("ascii")
     return Z_PREFIX + packed
 

@@ -229,6 +229,11 @@ def picture(run: Run, k: int, title: str, marks: Mapping[str, RefMark] | None = 
     return Picture(scene, focus)
 
 
+def timeline_is_windowed(run: Run) -> bool:
+    """Whether the timeline shows only the steps around the current one (a long scenario)."""
+    return run.last > TIMELINE_ALL
+
+
 def timeline_entries(run: Run) -> tuple[TimelineEntry, ...]:
     kinds_at: dict[int, list[str]] = {}
     for v in run.trace.verdicts:
@@ -268,7 +273,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     # the step bar away, and sending all their narration with every step would cost more
     # than the rest of the page.
     lo, hi = 0, last
-    if last > TIMELINE_ALL:
+    if timeline_is_windowed(run):
         lo, hi = max(0, k - TIMELINE_AROUND), min(last, k + TIMELINE_AROUND)
     timeline = run.derive("timeline", lambda: timeline_entries(run))[lo : hi + 1]
     nav = StepNav(

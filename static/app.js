@@ -1,5 +1,5 @@
-// cowlab's own script: keyboard stepping, the help dialog, keeping the current timeline step in
-// view. Everything else is htmx and plain links; without this file the page still works.
+// cowlab's own script: keyboard stepping, the help dialog, marking the current timeline step and
+// keeping it in view. Everything else is htmx and plain links; without this file the page still works.
 (function () {
   "use strict";
 
@@ -22,6 +22,22 @@
     var dialog = helpDialog();
     if (!dialog) return;
     if (dialog.open) dialog.close(); else dialog.showModal();
+  }
+
+  // A step answer of a short scenario does not send the timeline again (it is all on the
+  // page): mark the step the step bar now shows. The server marks it on every full render.
+  function markCurrentStep() {
+    var bar = document.querySelector("#stepbar [data-step]");
+    var box = document.getElementById("timeline");
+    if (!bar || !box) return;
+    var step = bar.getAttribute("data-step");
+    box.querySelectorAll("ol > li:not(.cut)").forEach(function (li) {
+      var button = li.querySelector("button[name=step]");
+      var current = !!button && button.value === step;
+      li.classList.toggle("current", current);
+      if (current) li.setAttribute("aria-current", "step");
+      else li.removeAttribute("aria-current");
+    });
   }
 
   function revealCurrentStep() {
@@ -84,6 +100,7 @@
   });
 
   document.addEventListener("htmx:after:settle", function () {
+    markCurrentStep();
     revealCurrentStep();
     if (!focusSelector) return;
     var el = document.querySelector(focusSelector);

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Annotated, Any, ParamSpec
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -28,7 +29,7 @@ from app.presets_view import build_grid
 from app.probe.web import probe_button
 from app.render import render_fragment, render_page
 from app.runs import Run, run
-from app.sim import Linker, build_sim, build_stage, picture
+from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from app.svg import draw
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, ScenarioLimitError
@@ -102,9 +103,14 @@ def documented(*names: str) -> dict[str, Any]:
 
 def link_query(request: Request, names: tuple[str, ...] = LINK_NAMES) -> dict[str, str]:
     """The link parameters present in the request (the last one wins when repeated, as with
-    FastAPI's own string parameters)."""
-    params = request.query_params
-    return {name: params[name] for name in names if name in params}
+    FastAPI's own string parameters).
+
+    Parsed as Starlette parses ``request.query_params``, without building its multi-dict:
+    every step is a request, and building that took longer than the parse itself.
+    """
+    raw = request.scope["query_string"].decode("latin-1")
+    query = dict(parse_qsl(raw, keep_blank_values=True))
+    return {name: query[name] for name in names if name in query}
 
 
 VARY = "HX-Request, HX-Request-Type, HX-Target, HX-History-Restore-Request"
@@ -315,9 +321,13 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
             "policy_param": policy_param,
             "view": params.view,
         }
-        body = render_fragment(
-            "index.html", fragment, "stage", ("stepbar", "narration", "timeline")
-        )
+        # The timeline is on the page already, whole for a short scenario: only the mark of the
+        # current step moves, which app.js does from the step bar's `data-step`. A long
+        # scenario's timeline is a window around the step, sent again with each step.
+        partials: tuple[str, ...] = ("stepbar", "narration")
+        if timeline_is_windowed(r):
+            partials += ("timeline",)
+        body = render_fragment("index.html", fragment, "stage", partials)
         return _html(body, push=stage.share)
     sim = build_sim(r, policy_param, k, params.view)
     ctx = _context(request, "home", params.view, r.link_text, policy_param)
