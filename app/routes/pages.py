@@ -27,7 +27,7 @@ from app.htmx import HtmxDetails, htmx_details
 from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.probe.web import probe_button
-from app.render import render_fragment, render_page
+from app.render import draw_stage, render_fragment, render_page
 from app.runs import Run, run
 from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from app.svg import draw
@@ -317,6 +317,7 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
         stage = build_stage(r, k, Linker("/", r, policy_param, params.view))
         fragment = {
             "stage": stage,
+            "parts": draw_stage(stage),
             "error": None,
             "policy_param": policy_param,
             "view": params.view,
@@ -334,6 +335,7 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
     ctx.update(
         sim=sim,
         stage=sim.stage,
+        parts=draw_stage(sim.stage),
         share_url=_absolute(request, sim.stage.share),
         probe=probe_button(r.editor_text),
     )
