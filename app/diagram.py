@@ -770,6 +770,34 @@ def _swap_arrow(
     )
 
 
+# A process the step did not touch is the same record as at the step before (the engine shares
+# it): its boxes and arrows are recalled by identity, with the layout they were placed in and
+# what else decides them (the verdict note, the era's exclusive bit, the arrowheads' spread).
+_UnchangedKey = tuple[int, int, str, bool, tuple[float, ...]]
+_UNCHANGED: dict[_UnchangedKey, tuple[Proc, Layout, tuple[Group, ...], tuple[Group, ...]]] = {}
+_UNCHANGED_LIMIT = 2048
+
+
+def _unchanged_proc_groups(
+    place: ProcPlace,
+    proc: Proc,
+    has_exclusive_bit: bool,
+    layout: Layout,
+    offsets: Mapping[tuple[str, str], float],
+    note: str,
+) -> tuple[Sequence[Group], Sequence[Group]]:
+    spread = tuple(offsets.get((proc.name, page), 0.0) for page in place.rows)
+    key = (id(proc), id(layout), note, has_exclusive_bit, spread)
+    found = _UNCHANGED.get(key)
+    if found is not None and found[0] is proc and found[1] is layout:
+        return found[2], found[3]
+    boxes, arrows = _proc_groups(place, proc, proc, True, has_exclusive_bit, layout, offsets, note)
+    if len(_UNCHANGED) >= _UNCHANGED_LIMIT:
+        _UNCHANGED.clear()
+    _UNCHANGED[key] = (proc, layout, tuple(boxes), tuple(arrows))
+    return _UNCHANGED[key][2], _UNCHANGED[key][3]
+
+
 def _spread(state: State) -> dict[tuple[str, str], float]:
     """Vertical offset of each arrowhead among all the PTEs mapping the same frame.
 
@@ -1004,16 +1032,11 @@ def build_scene(layout: Layout, state: State, prev: State | None, options: Scene
     for name, place in layout.procs.items():
         proc = state.procs.get(name)
         before = prev.procs.get(name) if prev else None
-        b, a = _proc_groups(
-            place,
-            proc,
-            before,
-            before is not None,
-            ex,
-            layout,
-            offsets,
-            options.proc_notes.get(name, ""),
-        )
+        note = options.proc_notes.get(name, "")
+        if proc is not None and proc is before:
+            b, a = _unchanged_proc_groups(place, proc, ex, layout, offsets, note)
+        else:
+            b, a = _proc_groups(place, proc, before, before is not None, ex, layout, offsets, note)
         boxes.extend(b)
         arrows.extend(a)
     # At step 0 (no previous state) nothing is marked changed.

@@ -1,4 +1,4 @@
-"""Markup drawn once per immutable view object, however many responses show it.
+"""Markup drawn (and values computed) once per immutable object, however many responses show it.
 
 Stepping through a run redraws mostly the same things: the timeline's entries are the run's
 (`Run.derive` keeps them), and a frame, page-table row or reference that a step did not change
@@ -13,12 +13,13 @@ exists. When full, the memo starts again empty: the objects in use are drawn aga
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 from markupsafe import Markup
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 DEFAULT_LIMIT = 8192
 
@@ -56,3 +57,32 @@ class DrawnOnce(Generic[T]):
 
     def clear(self) -> None:
         self._by_id.clear()
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class Recalled(Generic[T, K, V]):
+    """Values computed from an immutable object and a small hashable key, recalled by the
+    object's identity: the engine hands out the very same record for what a step did not
+    change, so what was computed from it at one step serves the next ones."""
+
+    __slots__ = ("_by_key", "limit")
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self._by_key: dict[tuple[int, K], tuple[T, V]] = {}
+        self.limit = limit
+
+    def get(self, obj: T, key: K, compute: Callable[[T, K], V]) -> V:
+        """``compute(obj, key)``, or what it returned before for this object and key."""
+        found = self._by_key.get((id(obj), key))
+        if found is not None and found[0] is obj:
+            return found[1]
+        value = compute(obj, key)
+        if len(self._by_key) >= self.limit:
+            self._by_key.clear()
+        self._by_key[id(obj), key] = (obj, value)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._by_key)

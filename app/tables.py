@@ -7,6 +7,7 @@ Every fact the picture shows (and marks) is here in words, from the same helpers
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -19,7 +20,8 @@ from app.diagram import (
     pte_flags,
     ref_detail,
 )
-from engine.state import Frame, Pte, Ref, State, Vma
+from app.once import Recalled
+from engine.state import Frame, Proc, Pte, Ref, State, Vma
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,31 @@ def _ref_row(ref: Ref, mark: RefMark | None, changed: bool) -> RefRow:
     )
 
 
+def _unchanged_rows(proc: Proc, has_exclusive_bit: bool) -> tuple[PteRow, ...]:
+    return _rows(proc, proc, has_exclusive_bit)
+
+
+_UNCHANGED: Recalled[Proc, bool, tuple[PteRow, ...]] = Recalled(limit=2048)
+
+
+def _rows(
+    proc: Proc,
+    before: Proc | None,
+    has_exclusive_bit: bool,
+    wanted: AbstractSet[str] | None = None,
+) -> tuple[PteRow, ...]:
+    """``proc``'s rows, changed where they differ from ``before`` (None: a new process)."""
+    rows = []
+    for page in dict.fromkeys([*proc.vmas, *proc.ptes]):
+        if wanted is not None and page not in wanted:
+            continue
+        vma = proc.vmas.get(page)
+        pte = proc.ptes.get(page)
+        changed = before is None or (before.vmas.get(page), before.ptes.get(page)) != (vma, pte)
+        rows.append(_pte_row(proc.name, page, vma, pte, changed, has_exclusive_bit))
+    return tuple(rows)
+
+
 def state_table(
     state: State,
     prev: State | None,
@@ -134,15 +161,12 @@ def state_table(
         if focus is not None and proc.name not in focus.pages:
             continue
         before = prev.procs.get(proc.name) if prev else None
-        for page in dict.fromkeys([*proc.vmas, *proc.ptes]):
-            if focus is not None and page not in focus.pages[proc.name]:
-                continue
-            vma = proc.vmas.get(page)
-            pte = proc.ptes.get(page)
-            changed = prev is not None and (
-                before is None or (before.vmas.get(page), before.ptes.get(page)) != (vma, pte)
-            )
-            ptes.append(_pte_row(proc.name, page, vma, pte, changed, has_exclusive_bit))
+        if focus is None and proc is before:
+            # The engine shares a process the step did not touch: its rows, none changed.
+            ptes.extend(_UNCHANGED.get(proc, has_exclusive_bit, _unchanged_rows))
+        else:
+            wanted = focus.pages[proc.name] if focus is not None else None
+            ptes.extend(_rows(proc, before if prev else proc, has_exclusive_bit, wanted))
     frames = tuple(
         _frame_row(
             frame, prev is not None and prev.frames.get(frame.pfn) != frame, has_exclusive_bit
