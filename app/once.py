@@ -8,12 +8,13 @@ step's rendering.
 
 Objects are looked up by identity, which costs nothing, unlike hashing a tree of dataclasses.
 An entry keeps its object alive, so no other object can take its ``id`` while the entry
-exists. When full, the memo starts again empty: the objects in use are drawn again once.
+exists: an entry found by ``id`` is the object's own. When full, the memo starts again empty:
+the objects in use are drawn again once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 from markupsafe import Markup
@@ -34,7 +35,7 @@ class DrawnOnce(Generic[T]):
 
     def __call__(self, obj: T) -> Markup:
         found = self._by_id.get(id(obj))
-        if found is not None and found[0] is obj:
+        if found is not None:
             return found[1]
         markup = Markup(self._draw(obj))
         if len(self._by_id) >= self.limit:
@@ -42,15 +43,14 @@ class DrawnOnce(Generic[T]):
         self._by_id[id(obj)] = (obj, markup)
         return markup
 
-    def join(self, objs: Iterable[T], separator: str = "") -> str:
+    def join(self, objs: Sequence[T], separator: str = "") -> str:
         """The markup of each of ``objs``, joined: one call for a list (this is the hot loop of a
         step's rendering, where a call per object costs more than its lookup)."""
         by_id = self._by_id
-        out = []
-        for obj in objs:
-            found = by_id.get(id(obj))
-            out.append(found[1] if found is not None and found[0] is obj else self(obj))
-        return separator.join(out)
+        try:
+            return separator.join([by_id[key][1] for key in map(id, objs)])
+        except KeyError:  # something not drawn yet
+            return separator.join([self(obj) for obj in objs])
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -76,7 +76,7 @@ class Recalled(Generic[T, K, V]):
     def get(self, obj: T, key: K, compute: Callable[[T, K], V]) -> V:
         """``compute(obj, key)``, or what it returned before for this object and key."""
         found = self._by_key.get((id(obj), key))
-        if found is not None and found[0] is obj:
+        if found is not None:
             return found[1]
         value = compute(obj, key)
         if len(self._by_key) >= self.limit:
