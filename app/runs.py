@@ -22,9 +22,9 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from app.diagram import Layout, compute_layout, layout_fits
-from engine.commands import Command, Scenario
+from engine.commands import Scenario
 from engine.policies import POLICIES, Policy, get_policy
-from engine.syntax import parse
+from engine.syntax import format_command, parse
 from engine.trace import Trace, extend, replay
 
 CACHE_SIZE = 64  # parsed texts
@@ -96,12 +96,21 @@ class Run:
 
 
 @lru_cache(maxsize=CACHE_SIZE)
+def _parsed(text: str) -> tuple[Scenario, str]:
+    """The scenario and its canonical text (commands joined by `;`), memoised per text."""
+    scenario = parse(text)
+    return scenario, ";".join(format_command(command) for command in scenario.commands)
+
+
 def parse_cached(text: str) -> Scenario:
     """`engine.syntax.parse`, memoised; raises `ScenarioError` / `ScenarioLimitError`."""
-    return parse(text)
+    return _parsed(text)[0]
 
 
-RunKey = tuple[tuple[Command, ...], str]
+# (canonical text, policy id): the canonical printer is one-to-one on commands (parse(print(x))
+# == x), and a string keeps its hash, where a tuple of commands is hashed command by command
+# at every lookup.
+RunKey = tuple[str, str]
 
 
 class RunMemo:
@@ -150,7 +159,7 @@ RUNS = RunMemo(RUNS_MAX_ENTRIES, RUNS_MAX_WEIGHT)
 
 def clear_caches() -> None:
     """Forget every parsed text and run (benchmarks measure a server that has seen nothing)."""
-    parse_cached.cache_clear()
+    _parsed.cache_clear()
     RUNS.clear()
 
 
@@ -161,11 +170,13 @@ def run(text: str, policy_id: str) -> Run:
     scenario without its last command is, only that command is replayed.
     """
     policy = get_policy(policy_id)
-    scenario = parse_cached(text)
-    key = (scenario.commands, policy.id)
+    scenario, canonical = _parsed(text)
+    key = (canonical, policy.id)
     found = RUNS.get(key)
     if found is None:
-        prefix = RUNS.get((scenario.commands[:-1], policy.id)) if scenario.commands else None
+        # Commands never hold `;`: the canonical text without its last command.
+        shorter = canonical.rpartition(";")[0]
+        prefix = RUNS.get((shorter, policy.id)) if scenario.commands else None
         if prefix is not None:
             trace = extend(prefix.trace, scenario.commands[-1:])
         else:
