@@ -138,15 +138,15 @@ def render_page(name: str, context: Mapping[str, Any]) -> str:
     return ENV.get_template(name).render(context)
 
 
-_GLOBALS: dict[str, dict[str, Any]] = {}
+_LOADED: dict[str, tuple[Template, dict[str, Any]]] = {}
 
 
-def _globals_of(template: Template) -> dict[str, Any]:
-    """The globals ``template`` sees (set once, at import, before any request)."""
-    name = template.name or ""
-    if name not in _GLOBALS:
-        _GLOBALS[name] = dict(template.globals)
-    return _GLOBALS[name]
+def _loaded(name: str) -> tuple[Template, dict[str, Any]]:
+    """A page template and the globals it sees (all set at import, before any request)."""
+    if name not in _LOADED:
+        template = ENV.get_template(name)
+        _LOADED[name] = template, dict(template.globals)
+    return _LOADED[name]
 
 
 def render_fragment(
@@ -160,10 +160,10 @@ def render_fragment(
     """
     if not partials:
         return render_block(ENV, name, main, context)
-    template = ENV.get_template(name)
+    template, template_globals = _loaded(name)
     # `shared=True`: the variables are the context as given, so the template's globals are
     # merged in here, from a plain dict (Jinja merges them from a ChainMap, key by key).
-    shared = template.new_context({**_globals_of(template), **context}, shared=True)
+    shared = template.new_context({**template_globals, **context}, shared=True)
     try:
         parts = [ENV.concat(template.blocks[main](shared))]
         for block in partials:
