@@ -312,16 +312,25 @@ async def _hammer(
     port: int, paths: list[list[str]], headers: dict[str, str], seconds: float | None
 ) -> tuple[float, int]:
     """(requests per second, mean body bytes): one keep-alive connection per path list, each
-    walking its own list in order for ``seconds`` — or, when ``seconds`` is None, once."""
+    walking its own list in order for ``seconds`` — or, when ``seconds`` is None, once.
+
+    The requests are encoded and the connections opened before the clock starts: for a list
+    of 2,000 steps that takes the client tens of milliseconds, during which the server would
+    idle and a short phase would count it against the server.
+    """
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    encoded = [
+        [f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n".encode() for p in own]
+        for own in paths
+    ]
+    streams = [await asyncio.open_connection("127.0.0.1", port) for _ in paths]
     done = 0
     received = 0
-    deadline = time.perf_counter() + (seconds if seconds is not None else 1e9)
+    start = time.perf_counter()
+    deadline = start + (seconds if seconds is not None else 1e9)
 
-    async def worker(own: list[str]) -> None:
+    async def worker(requests: list[bytes], reader: asyncio.StreamReader, writer: Any) -> None:
         nonlocal done, received
-        requests = [f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n".encode() for p in own]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         i = 0
         while time.perf_counter() < deadline and (seconds is not None or i < len(requests)):
             writer.write(requests[i % len(requests)])
@@ -342,8 +351,9 @@ async def _hammer(
             received += length
         writer.close()
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(own) for own in paths))
+    await asyncio.gather(
+        *(worker(requests, *stream) for requests, stream in zip(encoded, streams, strict=True))
+    )
     return done / (time.perf_counter() - start), received // max(1, done)
 
 
