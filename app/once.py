@@ -22,7 +22,7 @@ from markupsafe import Markup
 T = TypeVar("T")
 V = TypeVar("V")
 
-DEFAULT_LIMIT = 8192
+DEFAULT_LIMIT = 4096
 
 
 class DrawnOnce(Generic[T]):
