@@ -202,6 +202,12 @@ def _with_lines(trace: Trace, scenario: Scenario) -> Trace:
     return Trace(trace.policy, scenario, steps, trace.verdicts)
 
 
+def _source(*parts: str) -> str:
+    """ "rule · kernel function · commit", each said once (a rule may be named after its
+    kernel function) and empty parts left out."""
+    return " · ".join(dict.fromkeys(part for part in parts if part))
+
+
 def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple[Run, int]:
     """The run of ``trace`` and its weight; ``like`` is a run of the same steps to reuse."""
     if like is not None:
@@ -246,7 +252,10 @@ def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple
                 EventView(
                     e.kind,
                     e.text,
-                    " · ".join(part for part in (e.rule, e.kernel, e.commit) if part),
+                    # A rule named after its kernel function is said once.
+                    " · ".join(
+                        dict.fromkeys(part for part in (e.rule, e.kernel, e.commit) if part)
+                    ),
                 )
                 for e in step.events
             )

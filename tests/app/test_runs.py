@@ -104,3 +104,17 @@ def test_concurrent_requests_get_the_same_runs() -> None:
         got = list(pool.map(lambda i: runs.run(texts[i % 8], "5.9"), range(64)))
     for i, r in enumerate(got):
         assert r.trace.steps == runs.run(texts[i % 8], "5.9").trace.steps
+
+
+def test_an_event_source_names_each_part_once() -> None:
+    """ "rule · kernel function · commit": a rule named after its kernel function (unmap's
+    `zap_pte_range`) is said once, on every step of every preset."""
+    seen_unmap = False
+    for preset in PRESETS.values():
+        r = runs.run(preset.text, "5.7")
+        for events in r.events:
+            for event in events:
+                parts = event.source.split(" · ") if event.source else []
+                assert len(parts) == len(set(parts)), event.source
+                seen_unmap |= event.source == "zap_pte_range"
+    assert seen_unmap
