@@ -144,6 +144,7 @@ class Comparison:
     panels: tuple[Panel, ...]
     nav: CompareNav
     command: str
+    title: str  # the page's title at this step
     share: str
     s_value: str  # the scenario as `s`, for the step form
     policies_param: str  # `policies=` as chosen, "" for all
@@ -247,6 +248,7 @@ def build_comparison(
         end=link(last) if k < last else None,
     )
     return Comparison(
+        title=f"Compare eras — step {k} — cowlab",
         text=text,
         policies=ids,
         reads=tuple(reads),

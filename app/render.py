@@ -124,7 +124,7 @@ def draw_stage(stage: Stage) -> DrawnStage:
         drawn(table.refs),
         # A step's events are the run's (`Run.events`): the same tuple whenever it is shown.
         _event_list(stage.events),
-        _MACROS.stepbar(stage.nav, stage.command),  # type: ignore[attr-defined]
+        _MACROS.stepbar(stage.nav, stage.command, "", stage.title),  # type: ignore[attr-defined]
     )
 
 

@@ -117,6 +117,7 @@ class Stage:
     """What changes from step to step."""
 
     nav: StepNav
+    title: str  # the page's title at this step
     policy: str  # the era's id, as the narration names it
     command: str
     events: tuple[EventView, ...]
@@ -286,6 +287,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     )
     return Stage(
         nav=nav,
+        title=f"cowlab — step {k} under {policy.id}",
         policy=policy.id,
         command=run.texts[k] or "empty machine",
         events=run.events[k],

@@ -40,6 +40,12 @@
     });
   }
 
+  // The title names the step (browser tabs, history entries): a swapped-in step bar carries it.
+  function retitle() {
+    var bar = document.querySelector(".stepbar[data-title]");
+    if (bar) document.title = bar.getAttribute("data-title");
+  }
+
   function revealCurrentStep() {
     var box = document.getElementById("timeline");
     var current = box && box.querySelector("li.current");
@@ -101,6 +107,7 @@
 
   document.addEventListener("htmx:after:settle", function () {
     markCurrentStep();
+    retitle();
     revealCurrentStep();
     if (!focusSelector) return;
     var el = document.querySelector(focusSelector);

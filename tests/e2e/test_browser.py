@@ -65,6 +65,8 @@ def test_keyboard_steps_and_back_walks_the_history(page: Page, watch: Watch) -> 
     expect(marked).to_have_count(1)
     expect(marked.locator("button[name=step]")).to_have_attribute("value", "4")
     expect(page.locator("#timeline li.current")).to_have_count(1)
+    # The tab and the history entry name the step shown, not the one the page was opened at.
+    expect(page).to_have_title("cowlab — step 4 under 5.7")
     page.keyboard.press("End")
     page.wait_for_url(re.compile(r"step=7$"))
     expect(page.locator("#narration")).to_contain_text("leak")
@@ -160,6 +162,7 @@ def test_compare_page_steps_in_place(page: Page, watch: Watch) -> None:
     page.keyboard.press("Home")
     page.wait_for_url(re.compile(r"/compare\?.*step=0$"))
     expect(page.locator("#cmp-stage .counter strong")).to_have_text("0")
+    expect(page).to_have_title("Compare eras — step 0 — cowlab")
     page.go_back()
     page.wait_for_url(re.compile(re.escape(first) + "$"))
     expect(page.locator("#cmp-stage .counter strong")).to_have_text("7")
