@@ -123,3 +123,16 @@ def not_found(path: str) -> ErrorView:
         message=f"cowlab has no page at {path}. The simulator is at /.",
         text="",
     )
+
+
+def server_error() -> ErrorView:
+    return ErrorView(
+        status=500,
+        title="Something went wrong on the server",
+        message=(
+            "cowlab failed while answering this request; the link itself may be fine. "
+            "Reloading tries again, and the server's log says what failed."
+        ),
+        text="",
+        links=(("Open the simulator", "/"),),
+    )

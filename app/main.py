@@ -12,14 +12,14 @@ from starlette.routing import Match, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from app.errors import ErrorView, not_found
+from app.errors import ErrorView, not_found, server_error
 from app.guard import RequestLimits
 from app.memo import ResponseMemo
 from app.paths import STATIC_DIR
 from app.probe import web as probe_web
 from app.render import render_page
 from app.routes import api, docs, pages
-from app.security import SecurityHeaders
+from app.security import DENY_HEADERS, EMBED_HEADERS, SecurityHeaders, frameable
 
 VERSION = "0.1.0"
 
@@ -102,6 +102,22 @@ def create_app() -> FastAPI:
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
             response.headers["Allow"] = _allowed_methods(request)
+        return response
+
+    @app.exception_handler(500)
+    async def server_failure(request: Request, exc: Exception) -> Response:
+        # Starlette answers an unhandled exception from its outermost layer, outside every
+        # middleware added here: this page says so without a traceback, and carries the
+        # security headers itself. The exception is still raised to the server's log.
+        response: Response
+        if request.url.path.startswith("/api/"):
+            problem = {"error": "server", "message": "cowlab failed while answering this request"}
+            response = JSONResponse({"detail": problem}, status_code=500)
+        else:
+            response = _error_page(request, server_error())
+        extra = EMBED_HEADERS if frameable(request.url.path) else DENY_HEADERS
+        for name, value in extra:
+            response.headers[name.decode()] = value.decode()
         return response
 
     # Compression keeps the first page load (page + CSS + JS + htmx) under 100 KB on the wire.

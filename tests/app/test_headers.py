@@ -97,3 +97,33 @@ def test_the_svg_download_is_an_attachment_and_not_sniffed(client: TestClient) -
     assert r.headers["content-type"].startswith("image/svg+xml")
     assert r.headers["content-disposition"].startswith("attachment;")
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("path", "frameable", "kind"),
+    [
+        ("/boom", False, "text/html"),
+        ("/embed/boom", True, "text/html"),
+        ("/api/v1/boom", False, "application/json"),
+    ],
+)
+def test_a_server_failure_is_a_page_with_the_headers_not_a_traceback(
+    path: str, frameable: bool, kind: str
+) -> None:
+    # Starlette answers an unhandled exception outside every middleware: the answer must still
+    # carry the protections, and say what happened without showing the traceback.
+    app = create_app()
+
+    async def boom() -> None:
+        raise RuntimeError("secret internals /etc/passwd")
+
+    app.add_api_route(path, boom, methods=["GET"])
+    r = TestClient(app, raise_server_exceptions=False).get(path)
+    assert r.status_code == 500
+    assert r.headers["content-type"].startswith(kind)
+    check(dict(r.headers), frameable)
+    assert "secret internals" not in r.text and "Traceback" not in r.text
+    if kind == "text/html":
+        assert "Something went wrong on the server" in r.text
+    else:
+        assert r.json()["detail"]["error"] == "server"
