@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.actions import ActionGroup, fresh_names, suggest_actions
 from app.diagram import (
@@ -112,9 +113,9 @@ class StepNav:
     end: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Stage:
-    """What changes from step to step."""
+class Stage(NamedTuple):
+    """What changes from step to step. A NamedTuple: one is made for every step, in a third of
+    the time a frozen dataclass of twenty fields takes."""
 
     nav: StepNav
     title: str  # the page's title at this step
