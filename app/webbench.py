@@ -36,6 +36,8 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
@@ -362,20 +364,12 @@ def _connections(paths: list[str], n: int) -> list[list[str]]:
     return [paths[i * len(paths) // n :] + paths[: i * len(paths) // n] for i in range(n)]
 
 
-def throughput(quick: bool) -> dict[str, float]:
-    # Short phases, alternated and repeated: each round compares step renders with the
-    # constant body measured right after, so a change in the machine's load (it is shared)
-    # moves both, and the median of the rounds' ratios is what is reported.
-    seconds = 0.6 if quick else 1.0
-    rounds = 7 if quick else 15
-    concurrency = 8
-    # Every step of every preset under every policy: 2,000-odd pages, more than the page memo
-    # keeps, walked in order, so each request is rendered (the run memo keeps the traces).
-    steps = [p for policy in POLICIES for p in step_paths(policy)]
-    one_lesson = step_paths("5.7")[:8]  # a class on one shared link
-    size = _fragment_size(steps[:: max(1, len(steps) // 200)])
+@contextmanager
+def bench_server(static_bytes: int) -> Iterator[int]:
+    """A uvicorn worker running `bench_app` on a free loopback port (yielded), pinned to its
+    own core when there are two, stopped (and unpinned) on leaving."""
     port = _free_port()
-    env = {**os.environ, "COWLAB_BENCH_STATIC_BYTES": str(size)}
+    env = {**os.environ, "COWLAB_BENCH_STATIC_BYTES": str(static_bytes)}
     command = [sys.executable, "-m", "uvicorn", "--factory", "app.webbench:bench_app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     command += ["--log-level", "warning", "--no-access-log"]
@@ -397,6 +391,32 @@ def throughput(quick: bool) -> dict[str, float]:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("the benchmark server did not start") from None
                 time.sleep(0.05)
+        yield port
+    finally:
+        os.sched_setaffinity(0, own)
+        # SIGINT, not SIGTERM: uvicorn re-raises the signal it stopped on, and only SIGINT
+        # unwinds Python (its atexit removes the static file's folder).
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+
+
+def throughput(quick: bool) -> dict[str, float]:
+    # Short phases, alternated and repeated: each round compares step renders with the
+    # constant body measured right after, so a change in the machine's load (it is shared)
+    # moves both, and the median of the rounds' ratios is what is reported.
+    seconds = 0.6 if quick else 1.0
+    rounds = 7 if quick else 15
+    concurrency = 8
+    # Every step of every preset under every policy: 2,000-odd pages, more than the page memo
+    # keeps, walked in order, so each request is rendered (the run memo keeps the traces).
+    steps = [p for policy in POLICIES for p in step_paths(policy)]
+    one_lesson = step_paths("5.7")[:8]  # a class on one shared link
+    size = _fragment_size(steps[:: max(1, len(steps) // 200)])
+    with bench_server(size) as port:
         # Warm-up: imports, templates, and every trace in the run memo: each step is asked for
         # once, so what is measured is stepping through scenarios the worker has replayed.
         chunks = [steps[i::concurrency] for i in range(concurrency)]
@@ -414,23 +434,13 @@ def throughput(quick: bool) -> dict[str, float]:
             ratios.append(rps / static)
             class_ratios.append(shared / static)
             renders.append(rps)
-        return {
-            "throughput_ratio": round(statistics.median(ratios), 3),
-            "step_renders_per_s": round(statistics.median(renders)),
-            "step_bytes": mean,
-            "class_throughput_ratio": round(statistics.median(class_ratios), 3),
-            "file_throughput_ratio": round(statistics.median(file_ratios), 3),
-        }
-    finally:
-        os.sched_setaffinity(0, own)
-        # SIGINT, not SIGTERM: uvicorn re-raises the signal it stopped on, and only SIGINT
-        # unwinds Python (its atexit removes the static file's folder).
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
+    return {
+        "throughput_ratio": round(statistics.median(ratios), 3),
+        "step_renders_per_s": round(statistics.median(renders)),
+        "step_bytes": mean,
+        "class_throughput_ratio": round(statistics.median(class_ratios), 3),
+        "file_throughput_ratio": round(statistics.median(file_ratios), 3),
+    }
 
 
 def _fragment_size(paths: list[str]) -> int:
