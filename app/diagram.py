@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal, TypeVar
 
+from app.once import Recalled
 from engine.events import Event
 from engine.state import ZERO_PFN, File, Frame, Proc, Pte, Ref, State, SwapSlot, Vma
 
@@ -436,21 +437,27 @@ def _changed_badge(x: float, y: float) -> tuple[Item, ...]:
     )
 
 
+def vma_flags(vma: Vma) -> list[str]:
+    """The VMA's flags in words, as both the picture and the table print them."""
+    flags: list[str] = []
+    if not vma.write:
+        flags.append("read-only VMA")
+    if vma.dontcopy:
+        flags.append("dontfork")
+    if vma.uffd_wp:
+        flags.append("uffd-wp armed")
+    if vma.softdirty_tracking:
+        flags.append("sd tracking")
+    return flags
+
+
 def _vma_note(vma: Vma | None) -> str:
     if vma is None:
         return "no VMA"
     notes: list[str] = []
     if vma.file is not None:
         notes.append(f"file {vma.file}" + (" shared" if vma.shared else ""))
-    if not vma.write:
-        notes.append("read-only VMA")
-    if vma.dontcopy:
-        notes.append("dontfork")
-    if vma.uffd_wp:
-        notes.append("uffd-wp armed")
-    if vma.softdirty_tracking:
-        notes.append("sd tracking")
-    return " · ".join(notes)
+    return " · ".join(notes + vma_flags(vma))
 
 
 def pte_flags(pte: Pte | None, vma: Vma | None, has_exclusive_bit: bool) -> list[str]:
@@ -771,11 +778,12 @@ def _swap_arrow(
 
 
 # A process the step did not touch is the same record as at the step before (the engine shares
-# it): its boxes and arrows are recalled by identity, with the layout they were placed in and
-# what else decides them (the verdict note, the era's exclusive bit, the arrowheads' spread).
-_UnchangedKey = tuple[int, int, str, bool, tuple[float, ...]]
-_UNCHANGED: dict[_UnchangedKey, tuple[Proc, Layout, tuple[Group, ...], tuple[Group, ...]]] = {}
-_UNCHANGED_LIMIT = 2048
+# it): its boxes and arrows are recalled by identity, with what else decides them: the layout
+# they were placed in (by identity: the recalled value holds it, so its id cannot be reused),
+# the verdict note, the era's exclusive bit and the arrowheads' spread.
+_UnchangedKey = tuple[int, str, bool, tuple[float, ...]]
+_Placed = tuple[Layout, tuple[Group, ...], tuple[Group, ...]]
+_UNCHANGED: Recalled[Proc, _UnchangedKey, _Placed] = Recalled(limit=2048)
 
 
 def _unchanged_proc_groups(
@@ -786,16 +794,17 @@ def _unchanged_proc_groups(
     offsets: Mapping[tuple[str, str], float],
     note: str,
 ) -> tuple[Sequence[Group], Sequence[Group]]:
+    def place_them(proc: Proc, key: _UnchangedKey) -> _Placed:
+        boxes, arrows = _proc_groups(
+            place, proc, proc, True, has_exclusive_bit, layout, offsets, note
+        )
+        return layout, tuple(boxes), tuple(arrows)
+
     spread = tuple(offsets.get((proc.name, page), 0.0) for page in place.rows)
-    key = (id(proc), id(layout), note, has_exclusive_bit, spread)
-    found = _UNCHANGED.get(key)
-    if found is not None and found[0] is proc and found[1] is layout:
-        return found[2], found[3]
-    boxes, arrows = _proc_groups(place, proc, proc, True, has_exclusive_bit, layout, offsets, note)
-    if len(_UNCHANGED) >= _UNCHANGED_LIMIT:
-        _UNCHANGED.clear()
-    _UNCHANGED[key] = (proc, layout, tuple(boxes), tuple(arrows))
-    return _UNCHANGED[key][2], _UNCHANGED[key][3]
+    _, boxes, arrows = _UNCHANGED.get(
+        proc, (id(layout), note, has_exclusive_bit, spread), place_them
+    )
+    return boxes, arrows
 
 
 def _spread(state: State) -> dict[tuple[str, str], float]:

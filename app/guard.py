@@ -23,14 +23,13 @@ The refusal says which limit in the form the client reads: a JSON problem under 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import ErrorView
-from app.render import render_page
+from app.render import render_error_page
 from engine.limits import MAX_DECOMPRESSED_BYTES, MAX_LINK_SCENARIO_BYTES
 
 MAX_QUERY_BYTES = 3 * MAX_LINK_SCENARIO_BYTES + 4096
@@ -86,16 +85,7 @@ def _refusal(scope: Scope, status: int, limit: str, message: str) -> tuple[bytes
         text="",
         where=(("limit", limit),),
     )
-    context: dict[str, Any] = {
-        "request": Request(scope),
-        "page": "",
-        "view": "normal",
-        "error": error,
-        "nav": {"home": "/", "compare": "/compare"},
-        "policy_param": "latest",
-        "share_url": "",
-    }
-    return b"text/html; charset=utf-8", render_page("error.html", context).encode()
+    return b"text/html; charset=utf-8", render_error_page(Request(scope), error).encode()
 
 
 class RequestLimits:

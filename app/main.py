@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,7 +15,7 @@ from app.guard import RequestLimits
 from app.memo import ResponseMemo
 from app.paths import STATIC_DIR
 from app.probe import web as probe_web
-from app.render import render_page
+from app.render import render_error_page
 from app.routes import api, docs, pages
 from app.security import DENY_HEADERS, EMBED_HEADERS, SecurityHeaders, frameable
 
@@ -38,16 +36,7 @@ class CachedStatic(StaticFiles):
 
 
 def _error_page(request: Request, error: ErrorView) -> HTMLResponse:
-    ctx: dict[str, Any] = {
-        "request": request,
-        "page": "",
-        "view": "normal",
-        "error": error,
-        "nav": {"home": "/", "compare": "/compare"},
-        "policy_param": "latest",
-        "share_url": "",
-    }
-    return HTMLResponse(render_page("error.html", ctx), status_code=error.status)
+    return HTMLResponse(render_error_page(request, error), status_code=error.status)
 
 
 def _allowed_methods(request: Request) -> str:

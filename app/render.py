@@ -18,8 +18,10 @@ from typing import Any, NamedTuple
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from jinja2_fragments import render_block
 from markupsafe import Markup
+from starlette.requests import Request
 
 from app.actions import ActionGroup
+from app.errors import ErrorView
 from app.once import DrawnOnce
 from app.paths import HTMX_FILE, TEMPLATES_DIR
 from app.sim import Stage, TimelineEntry
@@ -136,6 +138,21 @@ ENV.globals.update(
 
 def render_page(name: str, context: Mapping[str, Any]) -> str:
     return ENV.get_template(name).render(context)
+
+
+def render_error_page(request: Request, error: ErrorView) -> str:
+    """The stand-alone error page (a 404, a refused request, a server failure): no scenario,
+    links to the simulator and the comparison."""
+    context = {
+        "request": request,
+        "page": "",
+        "view": "normal",
+        "error": error,
+        "nav": {"home": "/", "compare": "/compare"},
+        "policy_param": "latest",
+        "share_url": "",
+    }
+    return render_page("error.html", context)
 
 
 _LOADED: dict[str, tuple[Template, dict[str, Any]]] = {}

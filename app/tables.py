@@ -19,6 +19,7 @@ from app.diagram import (
     frame_heading,
     pte_flags,
     ref_detail,
+    vma_flags,
 )
 from app.once import Recalled
 from engine.state import Frame, Proc, Pte, Ref, State, Vma
@@ -67,14 +68,8 @@ class StateTable:
 def _vma_words(vma: Vma | None) -> str:
     if vma is None:
         return "no VMA"
-    words = ["file " + vma.file if vma.file else "anonymous", "shared" if vma.shared else "private"]
-    if not vma.write:
-        words.append("read-only")
-    if vma.dontcopy:
-        words.append("dontfork")
-    if vma.uffd_wp:
-        words.append("uffd-wp armed")
-    return ", ".join(words)
+    kind = ["file " + vma.file if vma.file else "anonymous", "shared" if vma.shared else "private"]
+    return ", ".join(kind + vma_flags(vma))
 
 
 # Rows are memoised on the records they show (engine records are values): a row a step did not

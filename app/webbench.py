@@ -67,9 +67,12 @@ GZIP = {"Accept-Encoding": "gzip"}
 
 @dataclass(frozen=True)
 class Lesson:
+    """One preset, ready to be stepped through (by the bench and by scripts/loadtest.py): its
+    canonical text, as links carry it, and an action to press."""
+
     text: str  # canonical, `;`-separated
     steps: int
-    action: str  # a command a student might add
+    action: str  # a command a student might add at the end
 
 
 def lessons() -> list[Lesson]:

@@ -50,10 +50,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.links import make_link  # noqa: E402  (the script runs from a checkout)
-from engine.commands import Mmap  # noqa: E402
+from app.webbench import Lesson, lessons  # noqa: E402
 from engine.policies import POLICIES  # noqa: E402
-from engine.presets import PRESETS  # noqa: E402
-from engine.syntax import format_scenario, parse  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
 # What a browser sends: gzip for every request, htmx headers for the swaps.
@@ -67,32 +65,6 @@ STOP_ALLOWANCE_S = 15.0
 
 # ------------------------------------------------------------------------------------------
 # What the clients ask for
-
-
-@dataclass(frozen=True)
-class Lesson:
-    """One preset, ready to be stepped through: its canonical text and an action to press."""
-
-    name: str
-    text: str  # canonical, `;`-separated, as links carry it
-    steps: int
-    action: str  # a command a student might add at the end
-
-
-def lessons() -> list[Lesson]:
-    out = []
-    for preset in PRESETS.values():
-        scenario = parse(preset.text)
-        mmap = next(c for c in scenario.commands if isinstance(c, Mmap))
-        out.append(
-            Lesson(
-                name=preset.name,
-                text=format_scenario(scenario, ";"),
-                steps=len(scenario.commands),
-                action=f"{mmap.proc} read {mmap.pages[0]}",
-            )
-        )
-    return out
 
 
 def session(lesson: Lesson, policy: str) -> list[tuple[str, str, dict[str, str]]]:

@@ -102,15 +102,9 @@ def _summary(result: ProbeResult) -> str:
 
 
 def _differences(result: ProbeResult) -> list[str]:
-    kernel: dict[int, list[str]] = {}
-    sim: dict[int, list[str]] = {}
-    commands: dict[int, str] = {}
-    for side, observed in ((kernel, result.kernel_observed), (sim, result.sim_observed)):
-        for o in observed:
-            side.setdefault(o.step, []).append(o.value)
-            commands[o.step] = o.command
+    differing = set(result.differing_steps)
     return [
-        f"    step {step} `{commands[step]}`: kernel {' + '.join(kernel.get(step, ['-']))}, "
-        f"simulator {' + '.join(sim.get(step, ['-']))}"
-        for step in result.differing_steps
+        f"    step {step} `{command}`: kernel {kernel}, simulator {sim}"
+        for step, command, kernel, sim in result.by_step("-")
+        if step in differing
     ]

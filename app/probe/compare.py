@@ -61,6 +61,27 @@ class ProbeResult:
         kernel = {(o.step, o.value) for o in self.kernel_observed}
         return tuple(sorted({step for step, _ in sim ^ kernel}))
 
+    def by_step(self, missing: str) -> list[tuple[int, str, str, str]]:
+        """(step, command, what the kernel saw, what the simulator predicts) for every step
+        either side observed something at, in step order; several observations of one step are
+        joined with " + ", none is ``missing``."""
+        kernel: dict[int, list[str]] = {}
+        sim: dict[int, list[str]] = {}
+        commands: dict[int, str] = {}
+        for side, observed in ((kernel, self.kernel_observed), (sim, self.sim_observed)):
+            for o in observed:
+                side.setdefault(o.step, []).append(o.value)
+                commands[o.step] = o.command
+        return [
+            (
+                step,
+                commands[step],
+                " + ".join(kernel.get(step, [missing])),
+                " + ".join(sim.get(step, [missing])),
+            )
+            for step in sorted(commands)
+        ]
+
     def to_json(self) -> dict[str, object]:
         return {
             "preset": self.preset,

@@ -169,21 +169,10 @@ def probe_button(text: str) -> Markup:
 
 
 def _rows(result: ProbeResult) -> list[dict[str, Any]]:
-    kernel: dict[int, list[str]] = {}
-    sim: dict[int, list[str]] = {}
-    commands: dict[int, str] = {}
-    for side, observed in ((kernel, result.kernel_observed), (sim, result.sim_observed)):
-        for o in observed:
-            side.setdefault(o.step, []).append(o.value)
-            commands[o.step] = o.command
-    rows = []
-    for step in sorted(commands):
-        k = " + ".join(kernel.get(step, ["—"]))
-        s = " + ".join(sim.get(step, ["—"]))
-        rows.append(
-            {"step": step, "command": commands[step], "kernel": k, "sim": s, "same": k == s}
-        )
-    return rows
+    return [
+        {"step": step, "command": command, "kernel": kernel, "sim": sim, "same": kernel == sim}
+        for step, command, kernel, sim in result.by_step("—")
+    ]
 
 
 def render_result(result: ProbeResult, *, cached: bool) -> str:

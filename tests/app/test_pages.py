@@ -299,3 +299,13 @@ def test_a_very_large_scenario_draws_what_the_step_touched_and_stays_small(
     steps = doc.css("hx-partial[hx-target='#timeline'] form > ol > li")
     assert 40 < len(steps) < 80
     assert "later steps" in steps[-1].text() and "earlier steps" in steps[0].text()
+
+
+def test_the_table_says_every_vma_flag_the_picture_shows(client: TestClient) -> None:
+    text = "P mmap a;P write a x;P clear-softdirty;P mprotect a ro;P uffd-wp a on"
+    doc = html(client.get(make_link("/", text, policy="6.2")).text)
+    picture = doc.css_first("svg.diagram g.pte").text()
+    row = next(r for r in doc.css(".state-text table tbody tr") if "P" in r.text())
+    vma_cell = row.css("td")[4].text()
+    for flag in ("read-only VMA", "sd tracking", "uffd-wp armed"):
+        assert flag in picture and flag in vma_cell, flag
