@@ -15,6 +15,7 @@ from app.guard import RequestLimits
 from app.memo import ResponseMemo
 from app.paths import STATIC_DIR
 from app.probe import web as probe_web
+from app.probe.gate import ProbeSettings
 from app.render import render_error_page
 from app.routes import api, docs, pages
 from app.security import DENY_HEADERS, EMBED_HEADERS, SecurityHeaders, frameable
@@ -52,7 +53,9 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
-def create_app() -> FastAPI:
+def create_app(probe: ProbeSettings | None = None) -> FastAPI:
+    """The application; ``probe`` is whether and for whom it runs scenarios on this kernel,
+    by default what `cowlab serve` handed this worker process (`ProbeSettings.from_environ`)."""
     app = FastAPI(
         title="cowlab",
         version=VERSION,
@@ -66,6 +69,7 @@ def create_app() -> FastAPI:
     app.include_router(api.router)
     app.include_router(docs.router)
     # "Run on this server's kernel" (app.probe.web): off unless `cowlab serve` enabled it.
+    app.state.probe = probe if probe is not None else ProbeSettings.from_environ()
     app.include_router(probe_web.router)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
 

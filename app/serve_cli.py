@@ -7,6 +7,7 @@ subcommand, so the web server's options live next to the web code.
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import webbrowser
 
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help=(
             "let visitors run scenarios on this machine's kernel (always allowed when listening "
-            "on loopback only)"
+            "on loopback only); they must address the server by a --probe-host name"
         ),
     )
     probe.add_argument(
@@ -45,6 +46,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="never let visitors run scenarios on this machine's kernel, even on loopback "
         "(use it behind a reverse proxy)",
+    )
+    parser.add_argument(
+        "--probe-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help=(
+            "a name visitors use for this server that may run the probe, besides "
+            "127.0.0.1/localhost/[::1] (repeatable; other Host names are refused, which stops "
+            "DNS rebinding)"
+        ),
     )
     parser.set_defaults(func=serve)
 
@@ -66,21 +78,36 @@ def url_for(host: str, port: int) -> str:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported here: `cowlab run` should not pay for the web stack
 
-    from app.probe import web as probe_web
+    from app.probe import gate, reaper
 
     url = url_for(args.host, args.port)
-    # Set before uvicorn starts: the flag is an environment variable every worker inherits.
-    probing = probe_web.enable(args.host, args.allow_probe) and not args.no_probe
-    if args.no_probe:
-        probe_web.disable()
+    probe = gate.settings_for(
+        args.host,
+        args.port,
+        allow_probe=args.allow_probe,
+        no_probe=args.no_probe,
+        extra_hosts=tuple(args.probe_host),
+    )
+    # Set before uvicorn starts: every worker process inherits the environment, and its
+    # `create_app` reads the switch (and the shared token secret) from there into app.state.
+    os.environ.update(probe.to_environ())
     print(f"cowlab is serving on {url}  (Ctrl+C stops it)", flush=True)
-    if probing:
-        print("  visitors may run scenarios on this machine's kernel (the probe)", flush=True)
+    if probe.enabled:
+        names = ", ".join(sorted(probe.hosts))
+        print(
+            f"  the probe (scenarios on this machine's kernel) runs for pages of {names}, "
+            "not through a proxy",
+            flush=True,
+        )
+    if probe.enabled and args.workers > 1:
+        # The supervisor reaps the probe processes of a worker killed mid-probe.
+        reaper.start()
     if args.open:
         # After a short delay, so the browser's first request finds the socket listening.
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     uvicorn.run(
-        "app.main:app",
+        "app.main:create_app",
+        factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,

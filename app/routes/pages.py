@@ -337,7 +337,7 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
         stage=sim.stage,
         parts=draw_stage(sim.stage),
         share_url=_absolute(request, sim.stage.share),
-        probe=probe_button(r.editor_text),
+        probe=probe_button(request, r.editor_text),
     )
     if not hx.partial:
         if add:

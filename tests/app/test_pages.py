@@ -254,18 +254,14 @@ def test_htmx_partial_of_a_link_with_no_target_header_is_the_sim_region(
     assert html(r.text).css_first("textarea") is not None
 
 
-def test_probe_button_appears_only_when_the_server_allows_probing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_probe_button_appears_only_when_the_server_allows_probing() -> None:
     from app.main import create_app
-    from app.probe import web as probe_web
+    from app.probe.gate import ProbeSettings
 
     link = preset_link("cow-basic", "5.7")
-    monkeypatch.setenv(probe_web.ENV_FLAG, "0")
-    with TestClient(create_app()) as c:
+    with TestClient(create_app(ProbeSettings())) as c:
         assert html(c.get(link).text).css_first(".probe-box") is None
-    monkeypatch.setenv(probe_web.ENV_FLAG, "1")
-    with TestClient(create_app()) as c:
+    with TestClient(create_app(ProbeSettings(True, frozenset({"testserver"}), b"k"))) as c:
         box = html(c.get(link).text).css_first(".probe-box form")
         assert box is not None and box.attributes["hx-post"] == "/probe"
         assert box.css_first("input[name=s]").attributes["value"] == preset_text(

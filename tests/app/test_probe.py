@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
-from app.probe import cli, compare, web
+from app.probe import cli, compare, gate, web
 from app.probe.capabilities import Capabilities, kernel_version, policy_for
 from app.probe.executor import KernelRun, KernelStep, static_skip
+from app.probe.gate import ProbeSettings
 from app.probe.worker import decode_value, encode_value
 from engine import commands as c
 from engine.syntax import format_command, parse
@@ -280,56 +282,54 @@ def test_cli_refuses_an_unknown_preset_as_input_error() -> None:
 
 
 # ---------------------------------------------------------------------------------- web
+# A server that probes for pages addressed as TestClient's default Host.
+ON = ProbeSettings(True, frozenset({"testserver"}), b"k" * 32)
+
+
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch, fake_kernel: dict[int, str]) -> TestClient:
-    # setenv first, so whatever `web.enable` writes in a test is undone afterwards.
-    monkeypatch.setenv(web.ENV_FLAG, "0")
     monkeypatch.setattr(web, "_cache", type(web._cache)())
     app = FastAPI()
     app.include_router(web.router)
     return TestClient(app)
 
 
-@pytest.mark.parametrize(
-    ("host", "flag", "allowed"),
-    [
-        ("127.0.0.1", False, True),
-        ("127.0.0.2", False, True),
-        ("::1", False, True),
-        ("localhost", False, True),
-        ("0.0.0.0", False, False),
-        ("192.0.2.7", False, False),
-        ("::", False, False),
-        ("0.0.0.0", True, True),
-    ],
-)
-def test_probing_is_on_only_on_loopback_or_with_allow_probe(
-    host: str, flag: bool, allowed: bool
-) -> None:
-    assert web.probe_allowed(host, flag) is allowed
+def allow(client: TestClient) -> None:
+    """Switch probing on for the client's app, as `cowlab serve` on loopback would."""
+    client.app.state.probe = ON  # type: ignore[attr-defined]
 
 
-def test_enable_turns_probing_on_for_loopback_only(client: TestClient) -> None:
-    assert web.enable("0.0.0.0") is False and not web.enabled()
-    assert web.enable("0.0.0.0", allow_probe=True) is True and web.enabled()
-    assert web.enable("::1") is True and web.enabled()
+def form(text: str) -> dict[str, str]:
+    """A post of the probe form as the page renders it: the scenario and the form's token."""
+    return {"s": text, gate.TOKEN_FIELD: gate.form_token(ON, "testserver")}
+
+
+def button(client: TestClient, text: str) -> str:
+    """The probe control a page of ``client``'s app would show for ``text``."""
+    app = client.app
+
+    async def route(request: Request) -> HTMLResponse:
+        return HTMLResponse(str(web.probe_button(request, request.query_params["s"])))
+
+    app.add_api_route("/_button", route)  # type: ignore[attr-defined]
+    return client.get("/_button", params={"s": text}).text
 
 
 def test_probe_routes_are_off_by_default(client: TestClient) -> None:
-    assert client.post("/probe", data={"s": BASIC}).status_code == 403
+    assert client.post("/probe", data=form(BASIC)).status_code == 403
     response = client.post("/api/v1/probe", json={"scenario": BASIC})
     assert response.status_code == 403
     assert response.json()["detail"]["error"] == "probe-off"
     assert client.get("/api/v1/probe").json()["enabled"] is False
-    assert str(web.probe_button(BASIC)) == ""
+    assert button(client, BASIC) == ""
 
 
 def test_probe_fragment_shows_kernel_beside_simulator(
     client: TestClient, fake_kernel: dict[int, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     fake_kernel.update({5: "v1", 6: "v2"})
-    response = client.post("/probe", data={"s": BASIC})
+    response = client.post("/probe", data=form(BASIC))
     assert response.status_code == 200
     html = response.text
     assert "agrees with the simulator" in html
@@ -339,7 +339,7 @@ def test_probe_fragment_shows_kernel_beside_simulator(
 def test_probe_results_are_cached_per_scenario(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     calls: list[str] = []
 
     def runner(s: c.Scenario, t: float) -> KernelRun:
@@ -355,29 +355,29 @@ def test_probe_results_are_cached_per_scenario(
 
 
 def test_only_one_probe_runs_at_a_time(client: TestClient) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     with web._lock:  # as if another request were probing right now
         response = client.post("/api/v1/probe", json={"scenario": BASIC})
-        fragment = client.post("/probe", data={"s": BASIC})
+        fragment = client.post("/probe", data=form(BASIC))
     assert response.status_code == 429
     assert fragment.status_code == 429 and "Another probe is running" in fragment.text
 
 
 def test_a_syntax_error_is_a_400_not_a_probe(client: TestClient) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     response = client.post("/api/v1/probe", json={"scenario": "P frobnicate a"})
     assert response.status_code == 400
     assert response.json()["detail"]["error"] == "syntax"
-    assert client.post("/probe", data={"s": "P frobnicate a"}).status_code == 400
+    assert client.post("/probe", data=form("P frobnicate a")).status_code == 400
 
 
 def test_the_button_says_why_a_scenario_cannot_run_here(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     monkeypatch.setattr(web, "runnable", lambda s: static_skip(s, NOTHING))
-    runnable = str(web.probe_button(BASIC))
-    blocked = str(web.probe_button("P mmap a\nP swapout a"))
+    runnable = button(client, BASIC)
+    blocked = button(client, "P mmap a\nP swapout a")
     assert 'hx-post="/probe"' in runnable and "disabled" not in runnable
     assert "disabled" in blocked and "no swap configured" in blocked
 
@@ -385,7 +385,7 @@ def test_the_button_says_why_a_scenario_cannot_run_here(
 def test_concurrent_requests_never_run_two_probes(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     running = threading.Event()
     release = threading.Event()
     active: list[int] = []
@@ -446,11 +446,11 @@ def test_ioctl_numbers_match_the_kernel_headers() -> None:
 
 
 def test_a_scenario_over_the_limits_is_413_like_the_simulate_api(client: TestClient) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     too_many = "\n".join(f"P{i} mmap a" for i in range(65))  # 65 processes > MAX_PROCS
     response = client.post("/api/v1/probe", json={"scenario": too_many})
     assert response.status_code == 413
     assert response.json()["detail"]["error"] == "limit"
-    assert client.post("/probe", data={"s": too_many}).status_code == 413
+    assert client.post("/probe", data=form(too_many)).status_code == 413
     broken = client.post("/api/v1/probe", json={"scenario": "P mmap"})
     assert (broken.status_code, broken.json()["detail"]["error"]) == (400, "syntax")
