@@ -88,7 +88,10 @@ def run_isolated(scenario: c.Scenario, timeout: float = 10.0) -> KernelRun:
             err.decode(errors="replace").strip() or "no message",
         )
         return KernelRun(kernel_release(), (), RUNNER_FAILED.format(code=proc.returncode))
-    return KernelRun.from_json(json.loads(out))
+    run = KernelRun.from_json(json.loads(out))
+    if run.leaks:
+        log.error("probe could not clean up: %s", "; ".join(run.leaks))
+    return run
 
 
 def _kill_group(pgid: int) -> None:

@@ -454,3 +454,52 @@ def test_a_scenario_over_the_limits_is_413_like_the_simulate_api(client: TestCli
     assert client.post("/probe", data=form(too_many)).status_code == 413
     broken = client.post("/api/v1/probe", json={"scenario": "P mmap"})
     assert (broken.status_code, broken.json()["detail"]["error"]) == (400, "syntax")
+
+
+# ------------------------------------------------------------------------ runner stderr
+LEAKY_RUNNER = (
+    "-c",
+    "import sys; sys.stderr.write('Traceback: /home/alice/secret.py line 3\\n'); sys.exit(3)",
+)
+
+
+def test_a_failing_runner_s_stderr_goes_to_the_log_not_to_the_result(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.probe import isolate
+
+    monkeypatch.setattr(isolate, "RUNNER", LEAKY_RUNNER)
+    with caplog.at_level("ERROR", logger="cowlab.probe"):
+        run = isolate.run_isolated(parse("P mmap a"), timeout=5)
+    assert run.skipped == isolate.RUNNER_FAILED.format(code=3)
+    assert "/home/alice/secret.py" in caplog.text
+
+
+def test_a_visitor_sees_a_fixed_text_when_the_runner_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.probe import isolate
+
+    monkeypatch.setattr(isolate, "RUNNER", LEAKY_RUNNER)
+    monkeypatch.setattr(compare, "run_isolated", isolate.run_isolated)
+    monkeypatch.setattr(web, "_cache", type(web._cache)())
+    app = FastAPI()
+    app.include_router(web.router)
+    client = TestClient(app)
+    allow(client)
+    page = client.post("/probe", data=form("P mmap a\nP read a"))
+    api = client.post("/api/v1/probe", json={"scenario": "P mmap a\nP read a"}).json()
+    assert page.status_code == 200 and "probe runner failed (exit 3)" in page.text
+    assert api["results"][0]["skipped"] == isolate.RUNNER_FAILED.format(code=3)
+    assert "secret" not in page.text and "secret" not in json.dumps(api)
+
+
+def test_what_a_run_failed_to_clean_up_goes_to_the_log_not_to_the_result(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.probe import executor, isolate
+
+    leaky = KernelRun("6.18", (), executor.CLEANUP_FAILED, leaks=("fd left: /home/alice/x",))
+    monkeypatch.setattr(isolate, "RUNNER", ("-c", f"print({json.dumps(leaky.to_json())!r})"))
+    with caplog.at_level("ERROR", logger="cowlab.probe"):
+        run = isolate.run_isolated(parse("P mmap a"), timeout=5)
+    assert run.skipped == executor.CLEANUP_FAILED and "alice" not in run.skipped
+    assert "/home/alice/x" in caplog.text
