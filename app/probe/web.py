@@ -31,11 +31,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.errors import ErrorView
 from app.probe import capabilities, gate
 from app.probe.compare import ProbeResult, probe_scenario
 from app.probe.executor import static_skip
 from app.probe.gate import ProbeSettings, Refusal
-from app.render import ENV
+from app.render import ENV, render_error_page
 from engine import commands as c
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.syntax import ScenarioError, ScenarioLimitError, format_scenario, parse
@@ -150,9 +151,22 @@ def render_result(result: ProbeResult, *, cached: bool) -> str:
     )
 
 
-def _message(kind: str, message: str, status: int) -> HTMLResponse:
-    body = ENV.get_template("probe/message.html").render(kind=kind, message=message)
-    return HTMLResponse(body, status_code=status)
+_TITLES = {
+    "off": "The probe is switched off on this server",
+    "refused": "This request may not run the probe",
+    "error": "This scenario cannot be probed",
+    "busy": "Another probe is running",
+}
+
+
+def _message(request: Request, kind: str, message: str, status: int) -> HTMLResponse:
+    """A probe that was not run: the fragment for htmx, a whole page for a plain form post
+    (the answer a browser shows after another site's form sent it here)."""
+    if request.headers.get("hx-request") == "true":
+        body = ENV.get_template("probe/message.html").render(kind=kind, message=message)
+    else:
+        body = render_error_page(request, ErrorView(status, _TITLES[kind], message, text=""))
+    return HTMLResponse(body, status_code=status, headers={"Vary": "HX-Request"})
 
 
 class ObservationOut(BaseModel):
@@ -229,17 +243,21 @@ def probe_fragment(
 ) -> HTMLResponse:
     refused = refusal(request, probe_token, needs_token=True)
     if refused is not None:
-        return _message("off" if refused.error == "probe-off" else "refused", refused.message, 403)
+        return _message(
+            request, "off" if refused.error == "probe-off" else "refused", refused.message, 403
+        )
     try:
         scenario = parse(s)
     except ScenarioLimitError as err:
-        return _message("error", f"The scenario is over cowlab's limits: {err}", 413)
+        return _message(request, "error", f"The scenario is over cowlab's limits: {err}", 413)
     except ScenarioError as err:
-        return _message("error", f"The scenario has an error: {err}", 400)
+        return _message(request, "error", f"The scenario has an error: {err}", 400)
     try:
         result, cached = run_cached(scenario)
     except Busy:
-        return _message("busy", "Another probe is running on this server; try again shortly.", 429)
+        return _message(
+            request, "busy", "Another probe is running on this server; try again shortly.", 429
+        )
     return HTMLResponse(render_result(result, cached=cached))
 
 

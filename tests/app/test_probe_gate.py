@@ -224,3 +224,19 @@ def test_a_program_on_this_machine_may_use_the_json_api(
     # without a preflight cowlab never grants.
     response = server.post("/api/v1/probe", json={"scenario": SCENARIO})
     assert response.status_code == 200 and runs == ["run"]
+
+
+def test_a_refused_plain_form_post_gets_a_whole_page_and_htmx_a_fragment(
+    server: TestClient,
+) -> None:
+    cross = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    data = {"s": SCENARIO, gate.TOKEN_FIELD: token_on_page(server)}
+    plain = server.post("/probe", data=data, headers=cross)
+    fragment = server.post("/probe", data=data, headers={**cross, "HX-Request": "true"})
+    page = LexborHTMLParser(plain.text)
+    assert plain.status_code == fragment.status_code == 403
+    assert page.css_first("title") is not None and page.css_first("main") is not None
+    assert "may not run the probe" in page.text(deep=True)
+    assert LexborHTMLParser(fragment.text).css_first("title") is None
+    assert "https://evil.example" in fragment.text
+    assert "HX-Request" in plain.headers["vary"]
