@@ -99,6 +99,8 @@ def serve(args: argparse.Namespace) -> int:
             "not through a proxy",
             flush=True,
         )
+        if args.host in ("0.0.0.0", "::") and not args.probe_host:
+            print("  (add --probe-host NAME for each name visitors use for this machine)")
     if probe.enabled and args.workers > 1:
         # The supervisor reaps the probe processes of a worker killed mid-probe.
         reaper.start()

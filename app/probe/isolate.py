@@ -53,6 +53,9 @@ def run_isolated(scenario: c.Scenario, timeout: float = 10.0) -> KernelRun:
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p
         ),
+        # The runner dies with this process (`tie_to_caller`). The kernel's parent-death signal
+        # fires when the *thread* that started it exits: this thread waits for the runner below,
+        # so it outlives it.
         PARENT_ENV: str(os.getpid()),
     }
     proc = subprocess.Popen(

@@ -208,3 +208,21 @@ def test_a_runner_whose_caller_died_before_it_started_ends_at_once() -> None:
         start_new_session=True,  # as run_isolated starts it: the group it kills is its own
     )
     assert runner.returncode == -signal.SIGKILL and runner.stdout == b""
+
+
+def test_the_supervisor_reaps_exited_probe_processes_and_leaves_its_workers_to_uvicorn() -> None:
+    from app.probe import reaper
+
+    named = "from app.probe import libc, isolate; libc.set_name(isolate.PROCESS_NAME)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    worker = subprocess.Popen([sys.executable, "-c", "pass"], env=env)
+    probe = subprocess.Popen([sys.executable, "-c", named], env=env, cwd=ROOT)
+    deadline = time.monotonic() + 10
+    while any(stat(p.pid) != ("Z", os.getpid()) for p in (worker, probe)):
+        assert time.monotonic() < deadline, "the children did not exit"
+        time.sleep(0.01)
+    first = reaper.reap_once(block=False)
+    assert stat(worker.pid) == ("Z", os.getpid())  # a worker's exit status is left to uvicorn
+    assert worker.wait(timeout=5) == 0
+    reaped = first if first is not None else reaper.reap_once(block=False)
+    assert reaped == probe.pid and stat(probe.pid) is None
