@@ -137,7 +137,8 @@ def scenario(attempt: int) -> str:
     return "\n".join(lines)
 
 
-def post_probe(base: str, text: str) -> None:
+def post_probe(base: str, text: str, answers: list[int]) -> None:
+    """POST a probe; its status goes to ``answers`` if one comes back."""
     request = urllib.request.Request(
         base + "/api/v1/probe",
         data=json.dumps({"scenario": text}).encode(),
@@ -145,14 +146,16 @@ def post_probe(base: str, text: str) -> None:
     )
     # The worker answering it is killed: the connection breaks, as expected.
     with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=30) as response:
-        response.read()
+        answers.append(response.status)
 
 
-def catch_a_probe(supervisor: int, base: str) -> tuple[int, int, int] | None:
+def catch_a_probe(supervisor: int, base: str, answers: list[int]) -> tuple[int, int, int] | None:
     """Start a probe and stop one of its scenario processes: (worker, runner, stopped), or
-    None if the run ended before it could be caught."""
+    None if no run could be caught before it ended."""
     for attempt in range(5):
-        thread = threading.Thread(target=post_probe, args=(base, scenario(attempt)), daemon=True)
+        answers.clear()
+        args = (base, scenario(attempt), answers)
+        thread = threading.Thread(target=post_probe, args=args, daemon=True)
         thread.start()
         deadline = time.monotonic() + 20
         while thread.is_alive() and time.monotonic() < deadline:
@@ -162,7 +165,9 @@ def catch_a_probe(supervisor: int, base: str) -> tuple[int, int, int] | None:
                         continue
                     for process in children(runner):
                         os.kill(process, signal.SIGSTOP)  # the run now waits for it
-                        return worker, runner, process
+                        time.sleep(0.05)
+                        if (stat(process) or ("gone", 0))[0] == "T":
+                            return worker, runner, process
             time.sleep(0.002)
         thread.join(30)
     return None
@@ -172,7 +177,8 @@ def test_a_worker_killed_mid_probe_leaves_no_probe_process_running_or_zombie(
     serve: tuple[int, str],
 ) -> None:
     supervisor, base = serve
-    caught = catch_a_probe(supervisor, base)
+    answers: list[int] = []
+    caught = catch_a_probe(supervisor, base, answers)
     assert caught is not None, "no probe could be caught mid-run"
     worker, runner, stopped = caught
     probe = [runner, *descendants(runner)]
@@ -188,6 +194,7 @@ def test_a_worker_killed_mid_probe_leaves_no_probe_process_running_or_zombie(
         for pid in probe:  # never leave a stopped scenario process behind a failing test
             if stat(pid) is not None and name(pid) == PROCESS_NAME:
                 os.kill(pid, signal.SIGKILL)
+    assert answers == [], "the probe finished before its worker was killed"
     # The supervisor replaced the worker, and the server answers.
     assert get(base + "/api/v1/probe") == 200
 
