@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from app.links import make_link
-from app.runs import run
+from app.runs import RunMemo, run
 from engine.policies import POLICIES, get_policy
 from engine.presets import PRESETS
 
@@ -48,7 +48,9 @@ class PolicyColumn:
     story: str
 
 
-def build_grid() -> tuple[tuple[PolicyColumn, ...], tuple[PresetRow, ...]]:
+def build_grid(
+    memo: RunMemo | None = None,
+) -> tuple[tuple[PolicyColumn, ...], tuple[PresetRow, ...]]:
     columns = tuple(
         PolicyColumn(
             p.id, str(p.label), str(p.kernels), bool(getattr(p, "merged", True)), str(p.story)
@@ -60,7 +62,7 @@ def build_grid() -> tuple[tuple[PolicyColumn, ...], tuple[PresetRow, ...]]:
         cells: list[Cell] = []
         link_text = ""
         for column in columns:
-            r = run(preset.text, column.id)
+            r = run(preset.text, column.id, memo)
             link_text = r.link_text
             counts = Counter(v.kind for v in r.trace.verdicts)
             kinds = tuple((kind, counts[kind]) for kind in sorted(counts, key=_severity))

@@ -18,7 +18,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from app.diagram import Layout, compute_layout, layout_fits
@@ -27,7 +26,6 @@ from engine.policies import POLICIES, Policy, get_policy
 from engine.syntax import format_command, parse
 from engine.trace import Trace, extend, replay
 
-CACHE_SIZE = 64  # parsed texts
 RUNS_MAX_ENTRIES = 512
 # A run's weight counts the distinct page tables, frame tables and steps its trace holds (the
 # engine shares what a step does not change); one unit is 80–130 bytes, so this is ~75–100 MB,
@@ -95,16 +93,10 @@ class Run:
         return len(self.trace.steps) - 1
 
 
-@lru_cache(maxsize=CACHE_SIZE)
 def _parsed(text: str) -> tuple[Scenario, str]:
-    """The scenario and its canonical text (commands joined by `;`), memoised per text."""
+    """The scenario and its canonical text (commands joined by `;`)."""
     scenario = parse(text)
     return scenario, ";".join(format_command(command) for command in scenario.commands)
-
-
-def parse_cached(text: str) -> Scenario:
-    """`engine.syntax.parse`, memoised; raises `ScenarioError` / `ScenarioLimitError`."""
-    return _parsed(text)[0]
 
 
 # (canonical text, policy id): the canonical printer is one-to-one on commands (parse(print(x))
@@ -115,9 +107,16 @@ RunKey = tuple[str, str]
 
 class RunMemo:
     """Least recently used runs, bounded by entries and by total weight; thread-safe (long
-    scenarios are replayed on the thread pool)."""
+    scenarios are replayed on the thread pool). Owned by the app (``app.state.runs``).
 
-    def __init__(self, max_entries: int, max_weight: int) -> None:
+    It earns its place with ``warm_step_ms_p50`` against ``cold_step_ms_p50`` (a step of a
+    scenario replayed before, against one never seen; see docs/benchmarks.md) and with action
+    buttons, which replay one command on top of the run they extend.
+    """
+
+    def __init__(
+        self, max_entries: int = RUNS_MAX_ENTRIES, max_weight: int = RUNS_MAX_WEIGHT
+    ) -> None:
         self.max_entries = max_entries
         self.max_weight = max_weight
         self.weight = 0
@@ -154,35 +153,29 @@ class RunMemo:
             self.weight = 0
 
 
-RUNS = RunMemo(RUNS_MAX_ENTRIES, RUNS_MAX_WEIGHT)
-
-
-def clear_caches() -> None:
-    """Forget every parsed text and run (benchmarks measure a server that has seen nothing)."""
-    _parsed.cache_clear()
-    RUNS.clear()
-
-
-def run(text: str, policy_id: str) -> Run:
+def run(text: str, policy_id: str, memo: RunMemo | None = None) -> Run:
     """Replay ``text`` under ``policy_id``; raises the parser's errors and `UnknownPolicy`.
 
-    A run is looked up by the canonical scenario and policy; when it is not known but the
-    scenario without its last command is, only that command is replayed.
+    With a ``memo`` (the app's, ``app.state.runs``), a run is looked up by the canonical
+    scenario and policy; when it is not known but the scenario without its last command is,
+    only that command is replayed.
     """
     policy = get_policy(policy_id)
     scenario, canonical = _parsed(text)
+    if memo is None:
+        return _prepare(scenario, _with_lines(replay(scenario, policy.id), scenario))[0]
     key = (canonical, policy.id)
-    found = RUNS.get(key)
+    found = memo.get(key)
     if found is None:
         # Commands never hold `;`: the canonical text without its last command.
         shorter = canonical.rpartition(";")[0]
-        prefix = RUNS.get((shorter, policy.id)) if scenario.commands else None
+        prefix = memo.get((shorter, policy.id)) if scenario.commands else None
         if prefix is not None:
             trace = extend(prefix.trace, scenario.commands[-1:])
         else:
             trace = replay(scenario, policy.id)
         found, weight = _prepare(scenario, _with_lines(trace, scenario))
-        RUNS.put(key, found, weight)
+        memo.put(key, found, weight)
     elif found.scenario.lines != scenario.lines:
         # The same commands spelled differently (newlines or `;`): the same trace, but the
         # JSON trace names each step's source line, so it carries this text's lines.

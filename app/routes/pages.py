@@ -27,7 +27,7 @@ from app.htmx import HtmxDetails, htmx_details
 from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.probe.web import probe_button
-from app.render import draw_stage, render_fragment, render_page
+from app.render import render_fragment, render_page
 from app.runs import Run, run
 from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from app.svg import draw
@@ -222,9 +222,9 @@ def _error_response(
 
 
 def _replay(
-    params: LinkParams, policy: str
+    request: Request, params: LinkParams, policy: str
 ) -> Run:  # raises UnknownPolicy, ScenarioError, ScenarioLimitError
-    return run(params.text, policy)
+    return run(params.text, policy, request.app.state.runs)
 
 
 def _step(params: LinkParams, r: Run) -> int:
@@ -286,7 +286,7 @@ def _open_run(
         )
     policy_param = params.policy or latest_id()
     try:
-        r = _replay(params, policy_param)
+        r = _replay(request, params, policy_param)
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(request, hx, exc, params, template, page, policy_param, path)
     return params, policy_param, r, _step(params, r)
@@ -317,7 +317,6 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
         stage = build_stage(r, k, Linker("/", r, policy_param, params.view))
         fragment = {
             "stage": stage,
-            "parts": draw_stage(stage),
             "error": None,
             "policy_param": policy_param,
             "view": params.view,
@@ -335,7 +334,6 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
     ctx.update(
         sim=sim,
         stage=sim.stage,
-        parts=draw_stage(sim.stage),
         share_url=_absolute(request, sim.stage.share),
         probe=probe_button(r.editor_text),
     )
@@ -465,7 +463,7 @@ def _compare(
     chosen = _chosen_policies(params, p)
     ids = chosen or tuple(POLICIES)
     try:
-        runs = tuple(_replay(params, pid) for pid in ids)
+        runs = tuple(_replay(request, params, pid) for pid in ids)
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(
             request, hx, exc, params, "compare.html", "compare", latest_id(), "/compare"
@@ -501,7 +499,7 @@ async def presets(request: Request) -> Response:
 
 
 def _presets(request: Request) -> Response:
-    columns, rows = build_grid()
+    columns, rows = build_grid(request.app.state.runs)
     ctx = _context(request, "presets", "normal", "", latest_id())
     ctx.update(columns=columns, rows=rows)
     return _html(render_page("presets.html", ctx))
