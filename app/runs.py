@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
 
 from app.diagram import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
@@ -58,27 +58,15 @@ class Run:
     events: tuple[tuple[EventView, ...], ...]
     names: frozenset[str]
     pages: Mapping[str, tuple[str, ...]]
-    # What the views derive from the run alone (its encoded link, its timeline entries), kept
-    # with it: every step of the run needs them, and they live exactly as long as the run does
-    # in the memo. Not part of a run's value.
-    derived: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    def derive(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """``compute()``, once per run and ``key`` (two threads may both compute it once)."""
-        try:
-            value: T = self.derived[key]
-        except KeyError:
-            value = self.derived[key] = compute()
-        return value
 
     @property
     def fits(self) -> bool:
         """Whether the whole trace can be drawn at once (else each step draws its focus)."""
-        return self.derive("fits", lambda: layout_fits(self.layout))
+        return layout_fits(self.layout)
 
     @property
     def link_text(self) -> str:
-        return self.derive("link_text", lambda: ";".join(self.texts[1:]))
+        return ";".join(self.texts[1:])
 
     @property
     def editor_text(self) -> str:
@@ -204,7 +192,7 @@ def _source(*parts: str) -> str:
 def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple[Run, int]:
     """The run of ``trace`` and its weight; ``like`` is a run of the same steps to reuse."""
     if like is not None:
-        # Lines are not in anything a view derives: the derived values are shared too.
+        # Lines are not in anything a view shows: the rest is shared.
         same = Run(
             scenario,
             trace,
@@ -213,7 +201,6 @@ def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple
             like.events,
             like.names,
             like.pages,
-            like.derived,
         )
         return same, 0
     states = [step.state for step in trace.steps]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
+from urllib.parse import quote_plus
 
 from app.actions import ActionGroup, fresh_names, suggest_actions
 from app.diagram import (
@@ -35,26 +36,24 @@ TIMELINE_AROUND = 30  # beyond, this many on each side of the current step
 class Linker:
     """Builds the links of one page: same scenario, policy and view, another step.
 
-    The scenario is encoded once per run and page (`link_prefix`, kept with the run); each of
-    the page's dozens of links is that prefix plus its step.
+    The scenario is encoded once per page (the costly part of a link); each of the page's
+    dozens of links is that encoding plus its path, policy and step.
     """
 
-    __slots__ = ("_bare", "_prefix", "_run", "path", "policy", "texts", "view")
+    __slots__ = ("_bare", "_prefix", "_query", "path", "policy", "texts", "view")
 
     def __init__(self, path: str, run: Run, policy: str, view: View) -> None:
         self.path = path
         self.policy = policy
         self.view = view
         self.texts = run.texts
-        self._run = run
-        self._bare = self._link_prefix(path, None)
+        self._query = link_prefix("", run.link_text)  # "?v=1&s=…"
+        self._bare = path + self._query
         self._prefix = self._link_prefix(path, policy)
 
-    def _link_prefix(self, path: str, policy: str | None) -> str:
-        text = self._run.link_text
-        return self._run.derive(
-            ("link", path, policy), lambda: link_prefix(path, text, policy=policy)
-        )
+    def _link_prefix(self, path: str, policy: str) -> str:
+        """`link_prefix(path, text, policy=policy)`, from the scenario encoded once."""
+        return f"{path}{self._query}&policy={quote_plus(policy)}"
 
     def step(self, k: int) -> str:
         return at_step(self._prefix, k, self.view)
@@ -236,7 +235,8 @@ def timeline_is_windowed(run: Run) -> bool:
     return run.last > TIMELINE_ALL
 
 
-def timeline_entries(run: Run) -> tuple[TimelineEntry, ...]:
+def timeline_entries(run: Run, lo: int, hi: int) -> tuple[TimelineEntry, ...]:
+    """The timeline's entries of steps ``lo`` to ``hi``."""
     kinds_at: dict[int, list[str]] = {}
     for v in run.trace.verdicts:
         kinds_at.setdefault(v.step, []).append(v.kind)
@@ -248,7 +248,7 @@ def timeline_entries(run: Run) -> tuple[TimelineEntry, ...]:
             observed=s.observed.describe() if s.observed is not None else "",
             verdicts=tuple(kinds_at.get(s.index, ())),
         )
-        for s in run.trace.steps
+        for s in run.trace.steps[lo : hi + 1]
     )
 
 
@@ -264,7 +264,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         run, k, f"Step {k} of {last} under {policy.id}: {run.texts[k] or 'empty machine'}", marks
     )
     focus = pic.focus
-    fresh = run.derive("fresh", lambda: fresh_names(run.names, run.pages))
+    fresh = fresh_names(run.names, run.pages)
     actions = suggest_actions(step.state, fresh, focus)
     verdicts_here = tuple(
         VerdictView(v.kind, v.step, v.text, v.subject, linker.step(v.step))
@@ -277,7 +277,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     lo, hi = 0, last
     if timeline_is_windowed(run):
         lo, hi = max(0, k - TIMELINE_AROUND), min(last, k + TIMELINE_AROUND)
-    timeline = run.derive("timeline", lambda: timeline_entries(run))[lo : hi + 1]
+    timeline = timeline_entries(run, lo, hi)
     nav = StepNav(
         index=k,
         last=last,
@@ -299,7 +299,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         table=state_table(step.state, prev, has_bit, marks, focus),
         actions=actions,
         actions_base=encode_scenario(linker.prefix(k)),
-        s_value=run.derive("s_value", lambda: encode_scenario(run.link_text)),
+        s_value=encode_scenario(run.link_text),
         actions_truncate=last - k,
         timeline=timeline,
         timeline_cut=(lo > 0, hi < last),
