@@ -67,7 +67,6 @@ def create_app() -> FastAPI:
     app.state.runs = RunMemo()
     app.state.pages = PageMemo()
     app.state.memos = (app.state.runs, app.state.pages)
-    app.include_router(pages.link_router)
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(docs.router)
