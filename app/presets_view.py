@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from app.links import make_link
 from app.runs import RunMemo, run
+from app.sim import Era
 from engine.policies import POLICIES, get_policy
 from engine.presets import PRESETS
 
@@ -39,24 +40,10 @@ class PresetRow:
     changes: bool  # not every era gives the same verdicts
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyColumn:
-    id: str
-    label: str
-    kernels: str
-    merged: bool
-    story: str
-
-
 def build_grid(
     memo: RunMemo | None = None,
-) -> tuple[tuple[PolicyColumn, ...], tuple[PresetRow, ...]]:
-    columns = tuple(
-        PolicyColumn(
-            p.id, str(p.label), str(p.kernels), bool(getattr(p, "merged", True)), str(p.story)
-        )
-        for p in POLICIES.values()
-    )
+) -> tuple[tuple[Era, ...], tuple[PresetRow, ...]]:
+    columns = tuple(Era.of(p) for p in POLICIES.values())
     rows: list[PresetRow] = []
     for preset in PRESETS.values():
         cells: list[Cell] = []

@@ -8,7 +8,7 @@ a step request re-render only the stage.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import quote_plus
@@ -28,6 +28,7 @@ from app.runs import EventView, Run
 from app.tables import StateTable, state_table
 from engine.policies import POLICIES, Policy
 from engine.trace import Trace
+from engine.verdicts import Verdict
 
 TIMELINE_ALL = 80  # up to this many steps the timeline lists them all
 TIMELINE_AROUND = 30  # beyond, this many on each side of the current step
@@ -92,24 +93,49 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class PolicyChoice:
+class Era:
+    """A policy era as every page describes it (the picker, the presets grid, a comparison)."""
+
     id: str
     label: str
     kernels: str
     story: str
     merged: bool
+
+    @classmethod
+    def of(cls, policy: Policy) -> Era:
+        merged = bool(getattr(policy, "merged", True))
+        return cls(policy.id, str(policy.label), str(policy.kernels), str(policy.story), merged)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChoice:
+    era: Era
     href: str
     current: bool
 
 
 @dataclass(frozen=True, slots=True)
 class StepNav:
+    """The step bar's links (None where there is no such step), of any page that steps."""
+
     index: int
     last: int
     first: str | None
     prev: str | None
     next: str | None
     end: str | None
+
+    @classmethod
+    def at(cls, k: int, last: int, link: Callable[[int], str]) -> StepNav:
+        return cls(
+            index=k,
+            last=last,
+            first=link(0) if k > 0 else None,
+            prev=link(k - 1) if k > 0 else None,
+            next=link(k + 1) if k < last else None,
+            end=link(last) if k < last else None,
+        )
 
 
 class Stage(NamedTuple):
@@ -151,8 +177,11 @@ class Sim:
     view: View
 
 
-def policy_story(policy: Policy) -> str:
-    return str(policy.story)
+def verdict_views(
+    verdicts: Iterable[Verdict], link: Callable[[int], str]
+) -> tuple[VerdictView, ...]:
+    """``verdicts``, each with ``link`` to the step that found it."""
+    return tuple(VerdictView(v.kind, v.step, v.text, v.subject, link(v.step)) for v in verdicts)
 
 
 def ref_marks(trace: Trace, k: int) -> dict[str, RefMark]:
@@ -266,11 +295,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     focus = pic.focus
     fresh = fresh_names(run.names, run.pages)
     actions = suggest_actions(step.state, fresh, focus)
-    verdicts_here = tuple(
-        VerdictView(v.kind, v.step, v.text, v.subject, linker.step(v.step))
-        for v in trace.verdicts
-        if v.step == k
-    )
+    verdicts_here = verdict_views((v for v in trace.verdicts if v.step == k), linker.step)
     # A long scenario's timeline shows the steps around this one; the others are a click on
     # the step bar away, and sending all their narration with every step would cost more
     # than the rest of the page.
@@ -278,14 +303,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     if timeline_is_windowed(run):
         lo, hi = max(0, k - TIMELINE_AROUND), min(last, k + TIMELINE_AROUND)
     timeline = timeline_entries(run, lo, hi)
-    nav = StepNav(
-        index=k,
-        last=last,
-        first=linker.step(0) if k > 0 else None,
-        prev=linker.step(k - 1) if k > 0 else None,
-        next=linker.step(k + 1) if k < last else None,
-        end=linker.step(last) if k < last else None,
-    )
+    nav = StepNav.at(k, last, linker.step)
     return Stage(
         nav=nav,
         title=f"cowlab — step {k} under {policy.id}",
@@ -314,15 +332,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
 
 def choices(linker: Linker, current: str, k: int) -> tuple[PolicyChoice, ...]:
     return tuple(
-        PolicyChoice(
-            id=p.id,
-            label=str(p.label),
-            kernels=str(p.kernels),
-            story=policy_story(p),
-            merged=bool(getattr(p, "merged", True)),
-            href=linker.policy_link(p.id, k),
-            current=p.id == current,
-        )
+        PolicyChoice(Era.of(p), linker.policy_link(p.id, k), p.id == current)
         for p in POLICIES.values()
     )
 
@@ -332,10 +342,7 @@ def build_sim(run: Run, policy_param: str, k: int, view: View) -> Sim:
     linker = Linker("/", run, policy_param, view)
     policies = choices(linker, run.policy.id, k)
     current = next(c for c in policies if c.current)
-    verdicts = tuple(
-        VerdictView(v.kind, v.step, v.text, v.subject, linker.step(v.step))
-        for v in run.trace.verdicts
-    )
+    verdicts = verdict_views(run.trace.verdicts, linker.step)
     return Sim(
         text=run.editor_text,
         policy=current,
