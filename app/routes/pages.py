@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Any, ParamSpec
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -58,6 +58,22 @@ AddQ = Annotated[str | None, Query(description=PARAMETERS["add"])]
 PQ = Annotated[list[str] | None, Query(description="Policy ids (checkbox form of `policies`).")]
 
 
+def _query(**values: str | None) -> dict[str, str]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+async def link_query(
+    s: S = None, policy: PolicyQ = None, step: StepQ = None, v: VQ = None, view: ViewQ = None
+) -> dict[str, str]:
+    """The parameters of a share link that are present (as `app.links.parse_params` reads
+    them): the query of `/`, `/embed` and `/export.svg`. ``async``: FastAPI would run a
+    plain function on the thread pool, a hop that costs more than the function."""
+    return _query(s=s, policy=policy, step=step, v=v, view=view)
+
+
+LinkQuery = Annotated[dict[str, str], Depends(link_query)]
+
+
 VARY = "HX-Request, HX-Request-Type, HX-Target, HX-History-Restore-Request"
 # A link the server cannot read is answered with an HTML page saying why (DESIGN.md §5).
 LINK_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -91,10 +107,6 @@ async def _answer(
 
 def latest_id() -> str:
     return get_policy("latest").id
-
-
-def _query(**values: str | None) -> dict[str, str]:
-    return {key: value for key, value in values.items() if value is not None}
 
 
 def _context(request: Request, page: str, view: View, text: str, policy: str) -> dict[str, Any]:
@@ -244,17 +256,8 @@ def _open_run(
     summary="The simulator page",
     description="The scenario at one step under one policy; htmx requests get a fragment.",
 )
-async def index(
-    request: Request,
-    s: S = None,
-    policy: PolicyQ = None,
-    step: StepQ = None,
-    v: VQ = None,
-    view: ViewQ = None,
-    add: AddQ = None,
-) -> Response:
-    query = _query(s=s, policy=policy, step=step, v=v, view=view)
-    return await _answer(s, _index, request, htmx_details(request), query, add)
+async def index(request: Request, query: LinkQuery, add: AddQ = None) -> Response:
+    return await _answer(query.get("s"), _index, request, htmx_details(request), query, add)
 
 
 def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | None) -> Response:
@@ -304,16 +307,8 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
     summary="Read-only diagram for slides and course pages",
     description="Minimal chrome, step buttons only; this is the one page that may be framed.",
 )
-async def embed(
-    request: Request,
-    s: S = None,
-    policy: PolicyQ = None,
-    step: StepQ = None,
-    v: VQ = None,
-    view: ViewQ = None,
-) -> Response:
-    query = _query(s=s, policy=policy, step=step, v=v, view=view)
-    return await _answer(s, _embed, request, htmx_details(request), query)
+async def embed(request: Request, query: LinkQuery) -> Response:
+    return await _answer(query.get("s"), _embed, request, htmx_details(request), query)
 
 
 def _embed(request: Request, hx: HtmxDetails, query: dict[str, str]) -> Response:
@@ -341,16 +336,8 @@ def _embed(request: Request, hx: HtmxDetails, query: dict[str, str]) -> Response
     summary="The picture of one step, as an SVG download",
     responses={200: {"content": {"image/svg+xml": {}}}, **LINK_ERRORS},
 )
-async def export_svg(
-    request: Request,
-    s: S = None,
-    policy: PolicyQ = None,
-    step: StepQ = None,
-    v: VQ = None,
-    view: ViewQ = None,
-) -> Response:
-    query = _query(s=s, policy=policy, step=step, v=v, view=view)
-    return await _answer(s, _export_svg, request, query)
+async def export_svg(request: Request, query: LinkQuery) -> Response:
+    return await _answer(query.get("s"), _export_svg, request, query)
 
 
 def _export_svg(request: Request, query: dict[str, str]) -> Response:
