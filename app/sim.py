@@ -82,8 +82,7 @@ class VerdictView:
 
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
-    """One step in the timeline; the same for every step of the run (the template marks the
-    current one), so a run's entries are built once."""
+    """One step in the timeline (the template marks the current one)."""
 
     index: int
     command: str

@@ -70,3 +70,13 @@ def test_memo_is_bounded_by_entries_and_bytes() -> None:
     memo.max_bytes = max(len(s.body) for s in memo.entries.values()) + 1
     asyncio.run(call(app, preset_link("cow-basic", "5.9", 0), {}))
     assert len(memo.entries) == 1 and memo.bytes <= memo.max_bytes
+
+
+def test_each_app_owns_its_memos() -> None:
+    """No memo is a module global: what one app instance answered, another has not seen."""
+    first, second = create_app(), create_app()
+    link = preset_link("cow-basic", "5.7", 2)
+    assert asyncio.run(call(first, link, {}))[0] == 200
+    assert len(first.state.pages.entries) == 1 and len(first.state.runs) == 1
+    assert len(second.state.pages.entries) == 0 and len(second.state.runs) == 0
+    assert set(map(id, first.state.memos)) == {id(first.state.runs), id(first.state.pages)}
