@@ -18,7 +18,6 @@ import string
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import islice
 
 from app.diagram import Focus
@@ -44,10 +43,6 @@ from engine.commands import (
 )
 from engine.state import Proc, Ref, State, Vma
 from engine.syntax import format_command
-
-# The canonical printer validates every name it prints; the same few hundred commands are
-# printed for every step of a scenario, so their text is memoised (commands are frozen values).
-command_text = lru_cache(maxsize=8192)(format_command)
 
 MAX_PROCS = 8
 MAX_PAGES = 4  # per process
@@ -90,16 +85,15 @@ def _fresh(candidates: Iterable[str], taken: AbstractSet[str], fallback: str) ->
 
 
 def _act(cmd: Command, subject: str) -> Action:
-    text = command_text(cmd)
+    text = format_command(cmd)
     label = text[len(subject) + 1 :] if text.startswith(subject + " ") else text
     return Action(label=label, command=text)
 
 
-# The buttons of a process or a reference depend on a few facts of the state, which most steps
-# do not change: a group is built once per those facts and is the same object from step to step,
-# so `app.render` draws it once. That is also why no button names its value after the step (a
-# forced write is ``forced-PAGE``, a device write ``dma-REF``): the step that wrote a value is in
-# its description (narration, table, tooltip) all the same.
+# The buttons of a process or a reference depend on a few facts of the state. No button names
+# its value after the step (a forced write is ``forced-PAGE``, a device write ``dma-REF``): the
+# step that wrote a value is in its description (narration, table, tooltip) all the same, and a
+# button that does not change from step to step does not distract.
 PageFacts = tuple[str, bool, bool, bool, bool]  # page, VM_WRITE, dontfork, uffd-wp, present
 
 
@@ -130,7 +124,6 @@ def _page_row(p: str, facts: PageFacts) -> ActionRow:
     return ActionRow(page, main, tuple(more))
 
 
-@lru_cache(maxsize=512)
 def _proc_group(p: str, pages: tuple[PageFacts, ...], child: str, new_page: str) -> ActionGroup:
     rows = [_page_row(p, facts) for facts in pages]
     process_wide = (
@@ -143,7 +136,6 @@ def _proc_group(p: str, pages: tuple[PageFacts, ...], child: str, new_page: str)
     return ActionGroup(p, "proc", tuple(rows))
 
 
-@lru_cache(maxsize=512)
 def _ref_group(ref: str, holder: str, write: bool) -> ActionGroup:
     row = [_act(RefRead(ref), ref)]
     if write:
@@ -152,7 +144,6 @@ def _ref_group(ref: str, holder: str, write: bool) -> ActionGroup:
     return ActionGroup(f"{holder} {ref}", "ref", (ActionRow("", tuple(row)),))
 
 
-@lru_cache(maxsize=64)
 def _newcomer_group(newcomer: str) -> ActionGroup:
     return ActionGroup("new process", "new", (ActionRow("", (_act(Mmap(newcomer, ("a",)), ""),)),))
 

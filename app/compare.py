@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 
 from app.diagram import Scene
 from app.links import View, at_step, encode_scenario, link_prefix
 from app.runs import Run
-from app.sim import picture
+from app.sim import Era, StepNav, VerdictView, picture, verdict_views
 from engine.trace import Step
 
 Signature = tuple[object, ...]
@@ -86,17 +87,9 @@ class ReadRow:
 
 
 @dataclass(frozen=True, slots=True)
-class VerdictLink:
-    kind: str
-    step: int
-    text: str
-    href: str  # this era in the simulator at the verdict's step
-
-
-@dataclass(frozen=True, slots=True)
 class VerdictCell:
     policy: str
-    verdicts: tuple[VerdictLink, ...]
+    verdicts: tuple[VerdictView, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,23 +107,11 @@ class Divergence:
 
 @dataclass(frozen=True, slots=True)
 class Panel:
-    policy: str
-    label: str
-    kernels: str
+    era: Era
     href: str  # open this era in the simulator at this step
     scene: Scene
     events: tuple[str, ...]
     observed: str
-
-
-@dataclass(frozen=True, slots=True)
-class CompareNav:
-    index: int
-    last: int
-    first: str | None
-    prev: str | None
-    next: str | None
-    end: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +123,7 @@ class Comparison:
     verdicts_differ: bool
     divergence: Divergence | None
     panels: tuple[Panel, ...]
-    nav: CompareNav
+    nav: StepNav
     command: str
     title: str  # the page's title at this step
     share: str
@@ -190,10 +171,7 @@ def build_comparison(
     verdicts = tuple(
         VerdictCell(
             r.policy.id,
-            tuple(
-                VerdictLink(v.kind, v.step, v.text, sim_link(r.policy.id, v.step))
-                for v in r.trace.verdicts
-            ),
+            verdict_views(r.trace.verdicts, partial(sim_link, r.policy.id)),
         )
         for r in runs
     )
@@ -229,24 +207,14 @@ def build_comparison(
         scene = picture(r, k, f"{r.policy.id} at step {k}: {r.texts[k] or 'empty machine'}").scene
         panels.append(
             Panel(
-                policy=r.policy.id,
-                label=str(r.policy.label),
-                kernels=str(r.policy.kernels),
+                era=Era.of(r.policy),
                 href=sim_link(r.policy.id, k),
                 scene=scene,
                 events=tuple(e.text for e in step.events),
                 observed=step.observed.describe() if step.observed is not None else "",
             )
         )
-    last = first.last
-    nav = CompareNav(
-        index=k,
-        last=last,
-        first=link(0) if k > 0 else None,
-        prev=link(k - 1) if k > 0 else None,
-        next=link(k + 1) if k < last else None,
-        end=link(last) if k < last else None,
-    )
+    nav = StepNav.at(k, first.last, link)
     return Comparison(
         title=f"Compare eras — step {k} — cowlab",
         text=text,

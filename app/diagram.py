@@ -21,10 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Literal, TypeVar
 
-from app.once import Recalled
 from engine.events import Event
 from engine.state import ZERO_PFN, File, Frame, Proc, Pte, Ref, State, SwapSlot, Vma
 
@@ -583,13 +581,6 @@ def _proc_groups(
     return boxes, arrows
 
 
-# The boxes and arrows below are memoised on their inputs (engine records are values): a box a
-# step did not change is the same object as at the step before, so `app.svg` draws it once
-# (`app.once`). Each memo is bounded; a few hundred entries hold every box of a lesson.
-_BOXES = 1024
-
-
-@lru_cache(maxsize=_BOXES)
 def _proc_gone(name: str, x: float, y: float) -> Group:
     return Group(
         "proc gone",
@@ -602,7 +593,6 @@ def _proc_gone(name: str, x: float, y: float) -> Group:
     )
 
 
-@lru_cache(maxsize=_BOXES)
 def _proc_head(
     name: str,
     parent: str | None,
@@ -640,7 +630,6 @@ def _proc_head(
     )
 
 
-@lru_cache(maxsize=2 * _BOXES)
 def _pte_row(
     proc: str,
     page: str,
@@ -737,7 +726,6 @@ def _pte_row(
     )
 
 
-@lru_cache(maxsize=_BOXES)
 def _map_arrow(
     proc: str,
     page: str,
@@ -761,7 +749,6 @@ def _map_arrow(
     )
 
 
-@lru_cache(maxsize=_BOXES)
 def _swap_arrow(
     proc: str, page: str, slot: int, color: str, x1: float, y1: float, x2: float, y2: float
 ) -> Group:
@@ -775,36 +762,6 @@ def _swap_arrow(
         ),
         key=f"swapmap:{proc}:{page}",
     )
-
-
-# A process the step did not touch is the same record as at the step before (the engine shares
-# it): its boxes and arrows are recalled by identity, with what else decides them: the layout
-# they were placed in (by identity: the recalled value holds it, so its id cannot be reused),
-# the verdict note, the era's exclusive bit and the arrowheads' spread.
-_UnchangedKey = tuple[int, str, bool, tuple[float, ...]]
-_Placed = tuple[Layout, tuple[Group, ...], tuple[Group, ...]]
-_UNCHANGED: Recalled[Proc, _UnchangedKey, _Placed] = Recalled(limit=2048)
-
-
-def _unchanged_proc_groups(
-    place: ProcPlace,
-    proc: Proc,
-    has_exclusive_bit: bool,
-    layout: Layout,
-    offsets: Mapping[tuple[str, str], float],
-    note: str,
-) -> tuple[Sequence[Group], Sequence[Group]]:
-    def place_them(proc: Proc, key: _UnchangedKey) -> _Placed:
-        boxes, arrows = _proc_groups(
-            place, proc, proc, True, has_exclusive_bit, layout, offsets, note
-        )
-        return layout, tuple(boxes), tuple(arrows)
-
-    spread = tuple(offsets.get((proc.name, page), 0.0) for page in place.rows)
-    _, boxes, arrows = _UNCHANGED.get(
-        proc, (id(layout), note, has_exclusive_bit, spread), place_them
-    )
-    return boxes, arrows
 
 
 def _spread(state: State) -> dict[tuple[str, str], float]:
@@ -827,7 +784,6 @@ def _spread(state: State) -> dict[tuple[str, str], float]:
     return offsets
 
 
-@lru_cache(maxsize=_BOXES)
 def _frame_group(frame: Frame, changed: bool, x: float, y: float, has_exclusive_bit: bool) -> Group:
     fill = {"zero": "#EDEDED", "pagecache": "#DDEFFA", "anon": "#FFFFFF"}[frame.kind]
     items: list[Item] = []
@@ -866,7 +822,6 @@ def _frame_group(frame: Frame, changed: bool, x: float, y: float, has_exclusive_
     )
 
 
-@lru_cache(maxsize=_BOXES)
 def _slot_group(slot: SwapSlot, changed: bool, x: float, y: float) -> Group:
     items: list[Item] = [
         Rect(x, y, FRAME_W, SWAP_H, fill="#F4F4F4", stroke=BLACK, stroke_width=2, dash="2 4"),
@@ -887,7 +842,6 @@ def _slot_group(slot: SwapSlot, changed: bool, x: float, y: float) -> Group:
     )
 
 
-@lru_cache(maxsize=_BOXES)
 def _ref_box(ref: Ref, changed: bool, x: float, y: float, mark: RefMark | None) -> Group:
     broken = mark is not None
     items: list[Item] = [
@@ -936,7 +890,6 @@ def _ref_box(ref: Ref, changed: bool, x: float, y: float, mark: RefMark | None) 
     )
 
 
-@lru_cache(maxsize=_BOXES)
 def _ref_arrow(
     ref: Ref, x: float, y: float, mark: RefMark | None, end_x: float, end_y: float
 ) -> Group:
@@ -973,7 +926,6 @@ def _ref_groups(
     return box, _ref_arrow(ref, x, y, mark, fx + FRAME_W, fy + FRAME_H / 2 + offset)
 
 
-@lru_cache(maxsize=_BOXES)
 def _file_group(file: File, changed: bool, x: float, y: float) -> Group:
     items: list[Item] = [
         Rect(x, y, REF_W, FILE_H, fill="#DDEFFA", stroke=BLACK, stroke_width=2, rx=2),
@@ -993,7 +945,6 @@ def _file_group(file: File, changed: bool, x: float, y: float) -> Group:
     )
 
 
-@lru_cache(maxsize=64)
 def _headings(frame_x: float, ref_x: float | None) -> Group:
     y = MARGIN + 22
     items: list[Item] = [
@@ -1005,7 +956,6 @@ def _headings(frame_x: float, ref_x: float | None) -> Group:
     return Group("headings", "column headings", tuple(items))
 
 
-@lru_cache(maxsize=_BOXES)
 def _frame_gone(pfn: int, x: float, y: float) -> Group:
     return Group(
         "frame gone changed",
@@ -1020,7 +970,6 @@ def _frame_gone(pfn: int, x: float, y: float) -> Group:
     )
 
 
-@lru_cache(maxsize=_BOXES)
 def _frame_free(pfn: int, x: float, y: float) -> Group:
     # The place stays reserved (the frame exists at another step): say so quietly.
     return Group(
@@ -1042,10 +991,7 @@ def build_scene(layout: Layout, state: State, prev: State | None, options: Scene
         proc = state.procs.get(name)
         before = prev.procs.get(name) if prev else None
         note = options.proc_notes.get(name, "")
-        if proc is not None and proc is before:
-            b, a = _unchanged_proc_groups(place, proc, ex, layout, offsets, note)
-        else:
-            b, a = _proc_groups(place, proc, before, before is not None, ex, layout, offsets, note)
+        b, a = _proc_groups(place, proc, before, before is not None, ex, layout, offsets, note)
         boxes.extend(b)
         arrows.extend(a)
     # At step 0 (no previous state) nothing is marked changed.

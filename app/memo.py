@@ -8,6 +8,10 @@ Sitting in front of routing, a hit costs no more than a static file.
 
 This is not per-user state: every worker may hold a different subset, or none, and gives the
 same answers. Only GETs of the page routes are kept, and only complete 200/303 responses.
+
+It earns its place with ``class_ratio`` (DESIGN.md §7: a class on one link ≥ 2 × a constant
+body): measured without it, 0.21 × (every student's step rendered again); with it, 1.8–3.1 ×
+on a loaded 2-core machine (docs/benchmarks.md). Bounded by `MAX_ENTRIES` and `MAX_BYTES`.
 """
 
 from __future__ import annotations
@@ -53,27 +57,54 @@ def request_key(scope: Scope) -> Key | None:
     )
 
 
-class ResponseMemo:
-    """Least-recently-used, bounded by entries and by bytes; used from the event loop only."""
+class PageMemo:
+    """Least-recently-used pages, bounded by entries and by bytes; used from the event loop only.
 
-    def __init__(
-        self, app: ASGIApp, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES
-    ) -> None:
-        self.app = app
+    Owned by the app (``app.state.pages``) and consulted by `ResponseMemo` in front of it.
+    """
+
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.entries: OrderedDict[Key, Stored] = OrderedDict()
         self.bytes = 0
-        MEMOS.append(self)
+
+    def get(self, key: Key) -> Stored | None:
+        stored = self.entries.get(key)
+        if stored is not None:
+            self.entries.move_to_end(key)
+        return stored
+
+    def keep(self, key: Key, stored: Stored) -> None:
+        if len(stored.body) > self.max_bytes:
+            return
+        if key in self.entries:
+            self.bytes -= len(self.entries.pop(key).body)
+        self.entries[key] = stored
+        self.bytes += len(stored.body)
+        while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
+            _, dropped = self.entries.popitem(last=False)
+            self.bytes -= len(dropped.body)
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.bytes = 0
+
+
+class ResponseMemo:
+    """The middleware that answers from a `PageMemo`, and fills it."""
+
+    def __init__(self, app: ASGIApp, memo: PageMemo) -> None:
+        self.app = app
+        self.memo = memo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = request_key(scope)
         if key is None:
             await self.app(scope, receive, send)
             return
-        stored = self.entries.get(key)
+        stored = self.memo.get(key)
         if stored is not None:
-            self.entries.move_to_end(key)
             await send(stored.start)
             await send({"type": "http.response.body", "body": stored.body})
             return
@@ -94,28 +125,4 @@ class ResponseMemo:
 
         await self.app(scope, receive, capture)
         if start is not None and complete and start["status"] in (200, 303):
-            self._keep(key, Stored(start, b"".join(chunks)))
-
-    def _keep(self, key: Key, stored: Stored) -> None:
-        if len(stored.body) > self.max_bytes:
-            return
-        if key in self.entries:
-            self.bytes -= len(self.entries.pop(key).body)
-        self.entries[key] = stored
-        self.bytes += len(stored.body)
-        while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
-            _, dropped = self.entries.popitem(last=False)
-            self.bytes -= len(dropped.body)
-
-    def clear(self) -> None:
-        self.entries.clear()
-        self.bytes = 0
-
-
-# Every memo created (one per app instance), so benchmarks and tests can empty them.
-MEMOS: list[ResponseMemo] = []
-
-
-def clear_all() -> None:
-    for memo in MEMOS:
-        memo.clear()
+            self.memo.keep(key, Stored(start, b"".join(chunks)))

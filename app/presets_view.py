@@ -10,7 +10,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from app.links import make_link
-from app.runs import run
+from app.runs import RunMemo, run
+from app.sim import Era
 from engine.policies import POLICIES, get_policy
 from engine.presets import PRESETS
 
@@ -39,28 +40,16 @@ class PresetRow:
     changes: bool  # not every era gives the same verdicts
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyColumn:
-    id: str
-    label: str
-    kernels: str
-    merged: bool
-    story: str
-
-
-def build_grid() -> tuple[tuple[PolicyColumn, ...], tuple[PresetRow, ...]]:
-    columns = tuple(
-        PolicyColumn(
-            p.id, str(p.label), str(p.kernels), bool(getattr(p, "merged", True)), str(p.story)
-        )
-        for p in POLICIES.values()
-    )
+def build_grid(
+    memo: RunMemo | None = None,
+) -> tuple[tuple[Era, ...], tuple[PresetRow, ...]]:
+    columns = tuple(Era.of(p) for p in POLICIES.values())
     rows: list[PresetRow] = []
     for preset in PRESETS.values():
         cells: list[Cell] = []
         link_text = ""
         for column in columns:
-            r = run(preset.text, column.id)
+            r = run(preset.text, column.id, memo)
             link_text = r.link_text
             counts = Counter(v.kind for v in r.trace.verdicts)
             kinds = tuple((kind, counts[kind]) for kind in sorted(counts, key=_severity))

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
 
 from app.diagram import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
@@ -27,7 +26,6 @@ from engine.policies import POLICIES, Policy, get_policy
 from engine.syntax import format_command, parse
 from engine.trace import Trace, extend, replay
 
-CACHE_SIZE = 64  # parsed texts
 RUNS_MAX_ENTRIES = 512
 # A run's weight counts the distinct page tables, frame tables and steps its trace holds (the
 # engine shares what a step does not change); one unit is 80–130 bytes, so this is ~75–100 MB,
@@ -60,27 +58,15 @@ class Run:
     events: tuple[tuple[EventView, ...], ...]
     names: frozenset[str]
     pages: Mapping[str, tuple[str, ...]]
-    # What the views derive from the run alone (its encoded link, its timeline entries), kept
-    # with it: every step of the run needs them, and they live exactly as long as the run does
-    # in the memo. Not part of a run's value.
-    derived: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    def derive(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """``compute()``, once per run and ``key`` (two threads may both compute it once)."""
-        try:
-            value: T = self.derived[key]
-        except KeyError:
-            value = self.derived[key] = compute()
-        return value
 
     @property
     def fits(self) -> bool:
         """Whether the whole trace can be drawn at once (else each step draws its focus)."""
-        return self.derive("fits", lambda: layout_fits(self.layout))
+        return layout_fits(self.layout)
 
     @property
     def link_text(self) -> str:
-        return self.derive("link_text", lambda: ";".join(self.texts[1:]))
+        return ";".join(self.texts[1:])
 
     @property
     def editor_text(self) -> str:
@@ -95,16 +81,10 @@ class Run:
         return len(self.trace.steps) - 1
 
 
-@lru_cache(maxsize=CACHE_SIZE)
 def _parsed(text: str) -> tuple[Scenario, str]:
-    """The scenario and its canonical text (commands joined by `;`), memoised per text."""
+    """The scenario and its canonical text (commands joined by `;`)."""
     scenario = parse(text)
     return scenario, ";".join(format_command(command) for command in scenario.commands)
-
-
-def parse_cached(text: str) -> Scenario:
-    """`engine.syntax.parse`, memoised; raises `ScenarioError` / `ScenarioLimitError`."""
-    return _parsed(text)[0]
 
 
 # (canonical text, policy id): the canonical printer is one-to-one on commands (parse(print(x))
@@ -115,9 +95,18 @@ RunKey = tuple[str, str]
 
 class RunMemo:
     """Least recently used runs, bounded by entries and by total weight; thread-safe (long
-    scenarios are replayed on the thread pool)."""
+    scenarios are replayed on the thread pool). Owned by the app (``app.state.runs``).
 
-    def __init__(self, max_entries: int, max_weight: int) -> None:
+    Measured (docs/benchmarks.md): a step of a scenario replayed before costs 0.8 ms
+    (``warm_step_ms_p50``) against 1.2 ms without it (``cold_step_ms_p50``), and an action
+    button replays one command on top of the run it extends. No budget of DESIGN.md §7 fails
+    without it (``class_ratio`` is the page memo's); it is kept for a class whose steps the page
+    memo no longer holds (0.21 × a constant body with it, 0.17 × without).
+    """
+
+    def __init__(
+        self, max_entries: int = RUNS_MAX_ENTRIES, max_weight: int = RUNS_MAX_WEIGHT
+    ) -> None:
         self.max_entries = max_entries
         self.max_weight = max_weight
         self.weight = 0
@@ -154,35 +143,29 @@ class RunMemo:
             self.weight = 0
 
 
-RUNS = RunMemo(RUNS_MAX_ENTRIES, RUNS_MAX_WEIGHT)
-
-
-def clear_caches() -> None:
-    """Forget every parsed text and run (benchmarks measure a server that has seen nothing)."""
-    _parsed.cache_clear()
-    RUNS.clear()
-
-
-def run(text: str, policy_id: str) -> Run:
+def run(text: str, policy_id: str, memo: RunMemo | None = None) -> Run:
     """Replay ``text`` under ``policy_id``; raises the parser's errors and `UnknownPolicy`.
 
-    A run is looked up by the canonical scenario and policy; when it is not known but the
-    scenario without its last command is, only that command is replayed.
+    With a ``memo`` (the app's, ``app.state.runs``), a run is looked up by the canonical
+    scenario and policy; when it is not known but the scenario without its last command is,
+    only that command is replayed.
     """
     policy = get_policy(policy_id)
     scenario, canonical = _parsed(text)
+    if memo is None:
+        return _prepare(scenario, _with_lines(replay(scenario, policy.id), scenario))[0]
     key = (canonical, policy.id)
-    found = RUNS.get(key)
+    found = memo.get(key)
     if found is None:
         # Commands never hold `;`: the canonical text without its last command.
         shorter = canonical.rpartition(";")[0]
-        prefix = RUNS.get((shorter, policy.id)) if scenario.commands else None
+        prefix = memo.get((shorter, policy.id)) if scenario.commands else None
         if prefix is not None:
             trace = extend(prefix.trace, scenario.commands[-1:])
         else:
             trace = replay(scenario, policy.id)
         found, weight = _prepare(scenario, _with_lines(trace, scenario))
-        RUNS.put(key, found, weight)
+        memo.put(key, found, weight)
     elif found.scenario.lines != scenario.lines:
         # The same commands spelled differently (newlines or `;`): the same trace, but the
         # JSON trace names each step's source line, so it carries this text's lines.
@@ -211,7 +194,7 @@ def _source(*parts: str) -> str:
 def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple[Run, int]:
     """The run of ``trace`` and its weight; ``like`` is a run of the same steps to reuse."""
     if like is not None:
-        # Lines are not in anything a view derives: the derived values are shared too.
+        # Lines are not in anything a view shows: the rest is shared.
         same = Run(
             scenario,
             trace,
@@ -220,7 +203,6 @@ def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple
             like.events,
             like.names,
             like.pages,
-            like.derived,
         )
         return same, 0
     states = [step.state for step in trace.steps]

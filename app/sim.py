@@ -8,9 +8,10 @@ a step request re-render only the stage.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
+from urllib.parse import quote_plus
 
 from app.actions import ActionGroup, fresh_names, suggest_actions
 from app.diagram import (
@@ -27,6 +28,7 @@ from app.runs import EventView, Run
 from app.tables import StateTable, state_table
 from engine.policies import POLICIES, Policy
 from engine.trace import Trace
+from engine.verdicts import Verdict
 
 TIMELINE_ALL = 80  # up to this many steps the timeline lists them all
 TIMELINE_AROUND = 30  # beyond, this many on each side of the current step
@@ -35,26 +37,24 @@ TIMELINE_AROUND = 30  # beyond, this many on each side of the current step
 class Linker:
     """Builds the links of one page: same scenario, policy and view, another step.
 
-    The scenario is encoded once per run and page (`link_prefix`, kept with the run); each of
-    the page's dozens of links is that prefix plus its step.
+    The scenario is encoded once per page (the costly part of a link); each of the page's
+    dozens of links is that encoding plus its path, policy and step.
     """
 
-    __slots__ = ("_bare", "_prefix", "_run", "path", "policy", "texts", "view")
+    __slots__ = ("_bare", "_prefix", "_query", "path", "policy", "texts", "view")
 
     def __init__(self, path: str, run: Run, policy: str, view: View) -> None:
         self.path = path
         self.policy = policy
         self.view = view
         self.texts = run.texts
-        self._run = run
-        self._bare = self._link_prefix(path, None)
+        self._query = link_prefix("", run.link_text)  # "?v=1&s=…"
+        self._bare = path + self._query
         self._prefix = self._link_prefix(path, policy)
 
-    def _link_prefix(self, path: str, policy: str | None) -> str:
-        text = self._run.link_text
-        return self._run.derive(
-            ("link", path, policy), lambda: link_prefix(path, text, policy=policy)
-        )
+    def _link_prefix(self, path: str, policy: str) -> str:
+        """`link_prefix(path, text, policy=policy)`, from the scenario encoded once."""
+        return f"{path}{self._query}&policy={quote_plus(policy)}"
 
     def step(self, k: int) -> str:
         return at_step(self._prefix, k, self.view)
@@ -82,8 +82,7 @@ class VerdictView:
 
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
-    """One step in the timeline; the same for every step of the run (the template marks the
-    current one), so a run's entries are built once."""
+    """One step in the timeline (the template marks the current one)."""
 
     index: int
     command: str
@@ -93,24 +92,49 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class PolicyChoice:
+class Era:
+    """A policy era as every page describes it (the picker, the presets grid, a comparison)."""
+
     id: str
     label: str
     kernels: str
     story: str
     merged: bool
+
+    @classmethod
+    def of(cls, policy: Policy) -> Era:
+        merged = bool(getattr(policy, "merged", True))
+        return cls(policy.id, str(policy.label), str(policy.kernels), str(policy.story), merged)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChoice:
+    era: Era
     href: str
     current: bool
 
 
 @dataclass(frozen=True, slots=True)
 class StepNav:
+    """The step bar's links (None where there is no such step), of any page that steps."""
+
     index: int
     last: int
     first: str | None
     prev: str | None
     next: str | None
     end: str | None
+
+    @classmethod
+    def at(cls, k: int, last: int, link: Callable[[int], str]) -> StepNav:
+        return cls(
+            index=k,
+            last=last,
+            first=link(0) if k > 0 else None,
+            prev=link(k - 1) if k > 0 else None,
+            next=link(k + 1) if k < last else None,
+            end=link(last) if k < last else None,
+        )
 
 
 class Stage(NamedTuple):
@@ -152,8 +176,11 @@ class Sim:
     view: View
 
 
-def policy_story(policy: Policy) -> str:
-    return str(policy.story)
+def verdict_views(
+    verdicts: Iterable[Verdict], link: Callable[[int], str]
+) -> tuple[VerdictView, ...]:
+    """``verdicts``, each with ``link`` to the step that found it."""
+    return tuple(VerdictView(v.kind, v.step, v.text, v.subject, link(v.step)) for v in verdicts)
 
 
 def ref_marks(trace: Trace, k: int) -> dict[str, RefMark]:
@@ -236,7 +263,8 @@ def timeline_is_windowed(run: Run) -> bool:
     return run.last > TIMELINE_ALL
 
 
-def timeline_entries(run: Run) -> tuple[TimelineEntry, ...]:
+def timeline_entries(run: Run, lo: int, hi: int) -> tuple[TimelineEntry, ...]:
+    """The timeline's entries of steps ``lo`` to ``hi``."""
     kinds_at: dict[int, list[str]] = {}
     for v in run.trace.verdicts:
         kinds_at.setdefault(v.step, []).append(v.kind)
@@ -248,7 +276,7 @@ def timeline_entries(run: Run) -> tuple[TimelineEntry, ...]:
             observed=s.observed.describe() if s.observed is not None else "",
             verdicts=tuple(kinds_at.get(s.index, ())),
         )
-        for s in run.trace.steps
+        for s in run.trace.steps[lo : hi + 1]
     )
 
 
@@ -264,28 +292,17 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         run, k, f"Step {k} of {last} under {policy.id}: {run.texts[k] or 'empty machine'}", marks
     )
     focus = pic.focus
-    fresh = run.derive("fresh", lambda: fresh_names(run.names, run.pages))
+    fresh = fresh_names(run.names, run.pages)
     actions = suggest_actions(step.state, fresh, focus)
-    verdicts_here = tuple(
-        VerdictView(v.kind, v.step, v.text, v.subject, linker.step(v.step))
-        for v in trace.verdicts
-        if v.step == k
-    )
+    verdicts_here = verdict_views((v for v in trace.verdicts if v.step == k), linker.step)
     # A long scenario's timeline shows the steps around this one; the others are a click on
     # the step bar away, and sending all their narration with every step would cost more
     # than the rest of the page.
     lo, hi = 0, last
     if timeline_is_windowed(run):
         lo, hi = max(0, k - TIMELINE_AROUND), min(last, k + TIMELINE_AROUND)
-    timeline = run.derive("timeline", lambda: timeline_entries(run))[lo : hi + 1]
-    nav = StepNav(
-        index=k,
-        last=last,
-        first=linker.step(0) if k > 0 else None,
-        prev=linker.step(k - 1) if k > 0 else None,
-        next=linker.step(k + 1) if k < last else None,
-        end=linker.step(last) if k < last else None,
-    )
+    timeline = timeline_entries(run, lo, hi)
+    nav = StepNav.at(k, last, linker.step)
     return Stage(
         nav=nav,
         title=f"cowlab — step {k} under {policy.id}",
@@ -299,7 +316,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         table=state_table(step.state, prev, has_bit, marks, focus),
         actions=actions,
         actions_base=encode_scenario(linker.prefix(k)),
-        s_value=run.derive("s_value", lambda: encode_scenario(run.link_text)),
+        s_value=encode_scenario(run.link_text),
         actions_truncate=last - k,
         timeline=timeline,
         timeline_cut=(lo > 0, hi < last),
@@ -314,15 +331,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
 
 def choices(linker: Linker, current: str, k: int) -> tuple[PolicyChoice, ...]:
     return tuple(
-        PolicyChoice(
-            id=p.id,
-            label=str(p.label),
-            kernels=str(p.kernels),
-            story=policy_story(p),
-            merged=bool(getattr(p, "merged", True)),
-            href=linker.policy_link(p.id, k),
-            current=p.id == current,
-        )
+        PolicyChoice(Era.of(p), linker.policy_link(p.id, k), p.id == current)
         for p in POLICIES.values()
     )
 
@@ -332,10 +341,7 @@ def build_sim(run: Run, policy_param: str, k: int, view: View) -> Sim:
     linker = Linker("/", run, policy_param, view)
     policies = choices(linker, run.policy.id, k)
     current = next(c for c in policies if c.current)
-    verdicts = tuple(
-        VerdictView(v.kind, v.step, v.text, v.subject, linker.step(v.step))
-        for v in run.trace.verdicts
-    )
+    verdicts = verdict_views(run.trace.verdicts, linker.step)
     return Sim(
         text=run.editor_text,
         policy=current,

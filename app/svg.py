@@ -18,7 +18,6 @@ from html import escape
 from markupsafe import Markup
 
 from app.diagram import Group, Path, Poly, Rect, Scene, Text
-from app.once import DrawnOnce
 
 
 def _rect(rect: Rect) -> str:
@@ -61,7 +60,7 @@ def _poly(poly: Poly) -> str:
 _DRAW = {Rect: _rect, Text: _text, Path: _path, Poly: _poly}
 
 
-def _draw_group(group: Group) -> str:
+def draw_group(group: Group) -> str:
     key = f' data-key="{escape(group.key)}"' if group.key else ""
     items = "\n".join(_DRAW[type(item)](item) for item in group.items)  # type: ignore[operator]
     return (
@@ -69,16 +68,12 @@ def _draw_group(group: Group) -> str:
     )
 
 
-# `app.diagram` hands out the same Group object for a box a step did not change.
-draw_group = DrawnOnce(_draw_group, limit=4096)
-
-
 def draw(scene: Scene) -> Markup:
     """The ``<svg>`` element, ready to go inline in a page or alone in a ``.svg`` file."""
     width, height = f"{scene.width:g}", f"{scene.height:g}"
     title = escape(scene.title)
     desc = escape(scene.desc)
-    groups = draw_group.join(scene.groups, "\n")
+    groups = "\n".join(map(draw_group, scene.groups))
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="diagram" viewBox="0 0 {width} {height}"'
         f' width="{width}" height="{height}" font-family="{escape(scene.font)}" role="img"'

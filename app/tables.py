@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from functools import lru_cache
 
 from app.diagram import (
     Focus,
@@ -21,7 +20,6 @@ from app.diagram import (
     ref_detail,
     vma_flags,
 )
-from app.once import Recalled
 from engine.state import Frame, Proc, Pte, Ref, State, Vma
 
 
@@ -72,9 +70,6 @@ def _vma_words(vma: Vma | None) -> str:
     return ", ".join(kind + vma_flags(vma))
 
 
-# Rows are memoised on the records they show (engine records are values): a row a step did not
-# change is the same object as at the step before, and `app.render` draws it once.
-@lru_cache(maxsize=2048)
 def _pte_row(
     proc: str, page: str, vma: Vma | None, pte: Pte | None, changed: bool, has_exclusive_bit: bool
 ) -> PteRow:
@@ -94,7 +89,6 @@ def _pte_row(
     )
 
 
-@lru_cache(maxsize=1024)
 def _frame_row(frame: Frame, changed: bool, has_exclusive_bit: bool) -> FrameRow:
     return FrameRow(
         pfn=frame.pfn,
@@ -106,7 +100,6 @@ def _frame_row(frame: Frame, changed: bool, has_exclusive_bit: bool) -> FrameRow
     )
 
 
-@lru_cache(maxsize=1024)
 def _ref_row(ref: Ref, mark: RefMark | None, changed: bool) -> RefRow:
     return RefRow(
         name=ref.name,
@@ -116,13 +109,6 @@ def _ref_row(ref: Ref, mark: RefMark | None, changed: bool) -> RefRow:
         status=f"{mark.kind}: {mark.label}" if mark else "holds the page its owner maps",
         changed=changed,
     )
-
-
-def _unchanged_rows(proc: Proc, has_exclusive_bit: bool) -> tuple[PteRow, ...]:
-    return _rows(proc, proc, has_exclusive_bit)
-
-
-_UNCHANGED: Recalled[Proc, bool, tuple[PteRow, ...]] = Recalled(limit=2048)
 
 
 def _rows(
@@ -156,12 +142,8 @@ def state_table(
         if focus is not None and proc.name not in focus.pages:
             continue
         before = prev.procs.get(proc.name) if prev else None
-        if focus is None and proc is before:
-            # The engine shares a process the step did not touch: its rows, none changed.
-            ptes.extend(_UNCHANGED.get(proc, has_exclusive_bit, _unchanged_rows))
-        else:
-            wanted = focus.pages[proc.name] if focus is not None else None
-            ptes.extend(_rows(proc, before if prev else proc, has_exclusive_bit, wanted))
+        wanted = focus.pages[proc.name] if focus is not None else None
+        ptes.extend(_rows(proc, before if prev else proc, has_exclusive_bit, wanted))
     frames = tuple(
         _frame_row(
             frame, prev is not None and prev.frames.get(frame.pfn) != frame, has_exclusive_bit

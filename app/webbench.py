@@ -1,21 +1,17 @@
 """Web figures for `cowlab bench` (DESIGN.md §7): measured here, judged by `app.bench`.
 
-- ``action_ms_p50`` / ``action_ms_p99``: one htmx action in-process, through the whole ASGI
-  app — decode the link, parse, replay, build the view, render the region — for every step of
-  every preset (``#stage``, what ← → and the timeline ask for) and an action button on every
-  preset (``#sim``). Every memo is emptied before each request, so each one pays for the whole
-  path: these are the figures of a server that has never seen the link.
-  ``action_warm_ms_p50`` is the same with the run memo kept (stepping through a scenario
-  already replayed), ``action30_ms_p50`` an action button on a 30-command scenario, cold.
-- ``throughput_ratio``: step requests per second on one uvicorn worker, every one a step the
-  worker has not rendered before (all presets × all policies × all steps, in an order that no
-  memo of rendered pages can serve), divided by the same worker — same application, same
-  middleware — serving a constant body of the same size, measured in the same run.
-  ``class_throughput_ratio`` is the same for a class stepping through one shared lesson, which
-  the page memo serves after the first student; ``file_throughput_ratio`` compares the step
-  renders with the same body served as a static file (`StaticFiles`, as ``/static`` is). The
-  load comes from a few lines of asyncio over keep-alive sockets rather than an HTTP library,
-  so the client costs far less than the server; worker and client are pinned to two cores.
+- ``cold_step_ms_p50`` / ``cold_step_ms_p99``: a step request (what ← → and the timeline send,
+  ``#stage``) for every step of every preset, in-process through the whole ASGI app — decode
+  the link, parse, replay, build the view, render — with every memo the app owns emptied before
+  each request: a server that has never seen the link. ``cold_step_cpu_ms_p50`` / ``_p99``
+  are the same requests' CPU time (on a shared machine the wall time's tail is mostly other
+  jobs' time slices). ``warm_step_ms_p50`` is the same walk with the run memo kept (stepping
+  through a scenario already replayed).
+- ``class_ratio``: a class on one link — one uvicorn worker answering the steps of one lesson,
+  each rendered once before — over the same worker serving a constant body of the same size.
+  The load comes from a few lines of asyncio over keep-alive sockets rather than an HTTP
+  library, so the client costs far less than the server; worker and client are pinned to two
+  cores.
 - ``first_load_kb``: ``/`` as a browser fetches it (gzip) plus every script, stylesheet, icon
   and image it loads; ``first_load_kb_max`` the same for the heaviest preset link.
 
@@ -25,15 +21,12 @@ Each figure is a median over repeated runs in one process; ``quick`` repeats les
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -41,25 +34,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import FastAPI
 from fastapi.responses import Response
-from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from app.links import make_link
 from app.main import create_app
-from app.memo import clear_all
-from app.runs import clear_caches
 from engine.commands import Mmap
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from engine.syntax import format_scenario, parse
 
 STATIC_PATH = "/__bench_static"
-STATIC_FILE_DIR = "/__bench_files"
-STATIC_FILE = STATIC_FILE_DIR + "/fragment.html"
 HX = {"HX-Request": "true", "HX-Request-Type": "partial", "HX-Target": "div#sim"}
 STAGE = {"HX-Request": "true", "HX-Request-Type": "partial", "HX-Target": "div#stage"}
 GZIP = {"Accept-Encoding": "gzip"}
@@ -96,40 +83,6 @@ def step_paths(policy: str) -> list[str]:
         for lesson in lessons()
         for k in range(lesson.steps + 1)
     ]
-
-
-def action_path(lesson: Lesson, policy: str) -> str:
-    return "/?" + urlencode({"v": "1", "s": lesson.text, "policy": policy, "add": lesson.action})
-
-
-def _thirty_commands() -> list[str]:
-    from app.bench import THIRTY_COMMANDS  # the engine figures' scenario: one lesson's worth
-
-    return [line.strip() for line in THIRTY_COMMANDS.strip().splitlines()]
-
-
-def action_paths() -> list[str]:
-    """Distinct actions on the 30-command scenario: its first 29 commands plus one more."""
-    commands = _thirty_commands()
-    base = ";".join(commands[:-1])
-    extra = [
-        "P read a",
-        "P write b x",
-        "C read b",
-        "P fork D",
-        "dev read",
-        "C write a y",
-        "P munmap c",
-        "P vmsplice b as p2",
-        "C exit",
-        "P pin a ro as p3",
-    ]
-    paths = []
-    for k, command in enumerate(extra * 6):
-        # A different value each time keeps every action a new scenario.
-        add = f"{command}{k}" if command.endswith(("x", "y")) else command
-        paths.append("/?" + urlencode({"v": "1", "s": base, "policy": "6.2", "add": add}))
-    return paths
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -186,44 +139,52 @@ async def call(
     return status, b"".join(body)
 
 
-# ---- in-process actions
+# ---- in-process steps
 
 
-async def _timed(app: Any, requests: list[tuple[str, dict[str, str]]], cold: bool) -> list[float]:
+def empty_memos(app: Any) -> None:
+    """Forget everything ``app`` remembers of earlier requests: every memo it owns."""
+    for memo in app.state.memos:
+        memo.clear()
+
+
+async def _timed(
+    app: Any, requests: list[tuple[str, dict[str, str]]], cold: bool
+) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of each request. The CPU time of this process is beside the wall
+    time because on a shared machine the wall time's tail is other jobs' time slices."""
     samples = []
     for path, headers in requests:
-        clear_all()  # the page memo would answer a repeated request without any work
         if cold:
-            clear_caches()
-        start = time.perf_counter()
+            empty_memos(app)
+        else:
+            app.state.pages.clear()  # it would answer a repeated request without any work
+        start, cpu = time.perf_counter(), time.process_time()
         status, _ = await call(app, path, headers)
-        samples.append(time.perf_counter() - start)
+        samples.append((time.perf_counter() - start, time.process_time() - cpu))
         if status != 200:
             raise RuntimeError(f"{path}: status {status}")
     return samples
 
 
-def measure_actions(quick: bool) -> dict[str, float]:
+def measure_cold_steps(quick: bool) -> dict[str, float]:
+    """A step request (what ← → send) for every step of every preset, each truly cold."""
     app = create_app()
     policies = ["6.2"] if quick else list(POLICIES)
-    requests: list[tuple[str, dict[str, str]]] = []
-    for policy in policies:
-        requests += [(path, STAGE) for path in step_paths(policy)]
-        requests += [(action_path(lesson, policy), HX) for lesson in lessons()]
+    requests = [(path, STAGE) for policy in policies for path in step_paths(policy)]
     rounds = 1 if quick else 3
     asyncio.run(_timed(app, requests[:50], cold=True))  # imports, template compilation
     cold = [s for _ in range(rounds) for s in asyncio.run(_timed(app, requests, cold=True))]
+    # The same walk with the run memo kept: what the run memo saves a step.
     warm = [s for _ in range(rounds) for s in asyncio.run(_timed(app, requests, cold=False))]
-    thirty = [(path, HX) for path in action_paths()]
-    big = [s for _ in range(rounds) for s in asyncio.run(_timed(app, thirty, cold=True))]
+    wall, cpu = [w for w, _ in cold], [c for _, c in cold]
     return {
-        "action_ms_p50": round(statistics.median(cold) * 1000, 3),
-        "action_ms_p99": round(percentile(cold, 0.99) * 1000, 3),
-        "action_requests": len(cold),
-        "action_warm_ms_p50": round(statistics.median(warm) * 1000, 3),
-        "action_warm_ms_p99": round(percentile(warm, 0.99) * 1000, 3),
-        "action30_ms_p50": round(statistics.median(big) * 1000, 3),
-        "action30_ms_p99": round(percentile(big, 0.99) * 1000, 3),
+        "cold_step_ms_p50": round(statistics.median(wall) * 1000, 3),
+        "cold_step_ms_p99": round(percentile(wall, 0.99) * 1000, 3),
+        "cold_step_cpu_ms_p50": round(statistics.median(cpu) * 1000, 3),
+        "cold_step_cpu_ms_p99": round(percentile(cpu, 0.99) * 1000, 3),
+        "cold_step_requests": len(cold),
+        "warm_step_ms_p50": round(statistics.median(w for w, _ in warm) * 1000, 3),
     }
 
 
@@ -294,11 +255,6 @@ def bench_app() -> Any:
         return Response(body, media_type="text/html; charset=utf-8")
 
     inner.add_api_route(STATIC_PATH, static, methods=["GET"], include_in_schema=False)
-    folder = tempfile.mkdtemp(prefix="cowlab-bench-")
-    atexit.register(shutil.rmtree, folder, True)
-    with open(os.path.join(folder, "fragment.html"), "wb") as f:
-        f.write(body)
-    inner.mount(STATIC_FILE_DIR, StaticFiles(directory=folder), name="bench-static")
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await inner(scope, receive, send)
@@ -407,43 +363,34 @@ def bench_server(static_bytes: int) -> Iterator[int]:
             server.wait(timeout=5)
 
 
-def throughput(quick: bool) -> dict[str, float]:
-    # Short phases, alternated and repeated: each round compares step renders with the
-    # constant body measured right after, so a change in the machine's load (it is shared)
-    # moves both, and the median of the rounds' ratios is what is reported.
+def class_paths() -> list[str]:
+    """A class on one link: every step of one lesson, under the era its story happens in."""
+    lesson = next(x for x in lessons() if x.steps >= 8)
+    return [make_link("/", lesson.text, policy="5.7", step=k) for k in range(lesson.steps + 1)]
+
+
+def measure_class(quick: bool) -> dict[str, float]:
+    """``class_ratio``: one worker answering the steps of one lesson, every one already rendered
+    once (a class of students stepping through the teacher's link), over the same worker —
+    same application, same middleware — answering a constant body of the same size.
+
+    Short phases, alternated and repeated: each round compares the class with the constant
+    body measured right after it, so a change in the machine's load (it is shared) moves both,
+    and the median of the rounds' ratios is reported.
+    """
     seconds = 0.6 if quick else 1.0
     rounds = 7 if quick else 15
     concurrency = 8
-    # Every step of every preset under every policy: 2,000-odd pages, more than the page memo
-    # keeps, walked in order, so each request is rendered (the run memo keeps the traces).
-    steps = [p for policy in POLICIES for p in step_paths(policy)]
-    one_lesson = step_paths("5.7")[:8]  # a class on one shared link
-    size = _fragment_size(steps[:: max(1, len(steps) // 200)])
+    steps = class_paths()
+    size = _fragment_size(steps)
     with bench_server(size) as port:
-        # Warm-up: imports, templates, and every trace in the run memo: each step is asked for
-        # once, so what is measured is stepping through scenarios the worker has replayed.
-        chunks = [steps[i::concurrency] for i in range(concurrency)]
-        asyncio.run(_hammer(port, chunks, STAGE, None))
-        ratios, class_ratios, renders, file_ratios = [], [], [], []
+        asyncio.run(_hammer(port, [steps], STAGE, None))  # the teacher: every step once
+        ratios = []
         for _ in range(rounds):
-            rps, mean = asyncio.run(_hammer(port, _connections(steps, concurrency), STAGE, seconds))
+            shared, _ = asyncio.run(_hammer(port, _connections(steps, concurrency), STAGE, seconds))
             static, _ = asyncio.run(_hammer(port, [[STATIC_PATH]] * concurrency, {}, seconds))
-            # The figures beside the budget: half as long.
-            static_file, _ = asyncio.run(
-                _hammer(port, [[STATIC_FILE]] * concurrency, {}, seconds / 2)
-            )
-            file_ratios.append(rps / static_file)
-            shared, _ = asyncio.run(_hammer(port, [one_lesson] * concurrency, STAGE, seconds / 2))
-            ratios.append(rps / static)
-            class_ratios.append(shared / static)
-            renders.append(rps)
-    return {
-        "throughput_ratio": round(statistics.median(ratios), 3),
-        "step_renders_per_s": round(statistics.median(renders)),
-        "step_bytes": mean,
-        "class_throughput_ratio": round(statistics.median(class_ratios), 3),
-        "file_throughput_ratio": round(statistics.median(file_ratios), 3),
-    }
+            ratios.append(shared / static)
+    return {"class_ratio": round(statistics.median(ratios), 3), "class_step_bytes": size}
 
 
 def _fragment_size(paths: list[str]) -> int:
@@ -462,7 +409,7 @@ def _fragment_size(paths: list[str]) -> int:
 
 def measure_web(quick: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    figures.update(measure_actions(quick))
-    figures.update(throughput(quick))
+    figures.update(measure_cold_steps(quick))
+    figures.update(measure_class(quick))
     figures.update(measure_first_load())
     return figures

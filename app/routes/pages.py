@@ -11,15 +11,13 @@ the event loop is cheaper than a hop to the thread pool.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Any, ParamSpec
-from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
 
 from app.compare import build_comparison
 from app.errors import ErrorView, limit_error, link_error, policy_error, scenario_error
@@ -27,41 +25,20 @@ from app.htmx import HtmxDetails, htmx_details
 from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.probe.web import probe_button
-from app.render import draw_stage, render_fragment, render_page
+from app.render import render_fragment, render_page
 from app.runs import Run, run
 from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from app.svg import draw
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, ScenarioLimitError
 
-
-class LinkRoute(APIRoute):
-    """A documented route whose endpoint takes the request alone and reads its own query.
-
-    FastAPI's request handler solves an endpoint's dependencies and validates its parameters
-    on every request; an endpoint that reads its query itself (`link_query`) needs none of it,
-    and on the routes every step and every action button hits, that machinery cost more than
-    a tenth of the request. This handler calls the endpoint directly; the OpenAPI schema still
-    documents the route and its parameters (`documented`).
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint = self.endpoint
-
-        async def handle(request: Request) -> Response:
-            response: Response = await endpoint(request)
-            return response
-
-        return handle
-
-
 router = APIRouter()
-# `/`, `/embed` and `/export.svg`: the share links.
-link_router = APIRouter(route_class=LinkRoute)
 
 # What each link parameter means: the OpenAPI schema documents them (and schemathesis fuzzes
 # them), and the link decoder validates them itself, answering a bad link with an HTML page that
 # says what is wrong rather than FastAPI's JSON 422, so they are plain strings to FastAPI.
+# Every page route takes them as FastAPI parameters (DESIGN.md §7's cold_step budget allows the
+# parameter solving; see docs/benchmarks.md).
 PARAMETERS = {
     "s": "The scenario: commands joined by `;`, or `z:` + base64url(deflate).",
     "policy": "Policy era id (`latest` is the newest).",
@@ -77,40 +54,24 @@ StepQ = Annotated[str | None, Query(description=PARAMETERS["step"])]
 VQ = Annotated[str | None, Query(description=PARAMETERS["v"])]
 ViewQ = Annotated[str | None, Query(description=PARAMETERS["view"])]
 PoliciesQ = Annotated[str | None, Query(description=PARAMETERS["policies"])]
+AddQ = Annotated[str | None, Query(description=PARAMETERS["add"])]
 PQ = Annotated[list[str] | None, Query(description="Policy ids (checkbox form of `policies`).")]
-LINK_NAMES = ("s", "policy", "step", "v", "view")
 
 
-def documented(*names: str) -> dict[str, Any]:
-    """The OpenAPI ``parameters`` of a route that reads its query itself (`link_query`).
-
-    The hot routes (every step and action is a request to ``/``) skip FastAPI's per-request
-    parameter solving, which cost a quarter of a step's time for seven optional strings.
-    """
-    return {
-        "parameters": [
-            {
-                "name": name,
-                "in": "query",
-                "required": False,
-                "description": PARAMETERS[name],
-                "schema": {"type": "string"},
-            }
-            for name in names
-        ]
-    }
+def _query(**values: str | None) -> dict[str, str]:
+    return {key: value for key, value in values.items() if value is not None}
 
 
-def link_query(request: Request, names: tuple[str, ...] = LINK_NAMES) -> dict[str, str]:
-    """The link parameters present in the request (the last one wins when repeated, as with
-    FastAPI's own string parameters).
+async def link_query(
+    s: S = None, policy: PolicyQ = None, step: StepQ = None, v: VQ = None, view: ViewQ = None
+) -> dict[str, str]:
+    """The parameters of a share link that are present (as `app.links.parse_params` reads
+    them): the query of `/`, `/embed` and `/export.svg`. ``async``: FastAPI would run a
+    plain function on the thread pool, a hop that costs more than the function."""
+    return _query(s=s, policy=policy, step=step, v=v, view=view)
 
-    Parsed as Starlette parses ``request.query_params``, without building its multi-dict:
-    every step is a request, and building that took longer than the parse itself.
-    """
-    raw = request.scope["query_string"].decode("latin-1")
-    query = dict(parse_qsl(raw, keep_blank_values=True))
-    return {name: query[name] for name in names if name in query}
+
+LinkQuery = Annotated[dict[str, str], Depends(link_query)]
 
 
 VARY = "HX-Request, HX-Request-Type, HX-Target, HX-History-Restore-Request"
@@ -146,10 +107,6 @@ async def _answer(
 
 def latest_id() -> str:
     return get_policy("latest").id
-
-
-def _query(**values: str | None) -> dict[str, str]:
-    return {key: value for key, value in values.items() if value is not None}
 
 
 def _context(request: Request, page: str, view: View, text: str, policy: str) -> dict[str, Any]:
@@ -222,9 +179,9 @@ def _error_response(
 
 
 def _replay(
-    params: LinkParams, policy: str
+    request: Request, params: LinkParams, policy: str
 ) -> Run:  # raises UnknownPolicy, ScenarioError, ScenarioLimitError
-    return run(params.text, policy)
+    return run(params.text, policy, request.app.state.runs)
 
 
 def _step(params: LinkParams, r: Run) -> int:
@@ -286,23 +243,20 @@ def _open_run(
         )
     policy_param = params.policy or latest_id()
     try:
-        r = _replay(params, policy_param)
+        r = _replay(request, params, policy_param)
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(request, hx, exc, params, template, page, policy_param, path)
     return params, policy_param, r, _step(params, r)
 
 
-@link_router.get(
+@router.get(
     "/",
     response_class=HTMLResponse,
     responses=LINK_ERRORS,
     summary="The simulator page",
     description="The scenario at one step under one policy; htmx requests get a fragment.",
-    openapi_extra=documented(*LINK_NAMES, "add"),
 )
-async def index(request: Request) -> Response:
-    query = link_query(request, (*LINK_NAMES, "add"))
-    add = query.pop("add", None)
+async def index(request: Request, query: LinkQuery, add: AddQ = None) -> Response:
     return await _answer(query.get("s"), _index, request, htmx_details(request), query, add)
 
 
@@ -317,7 +271,6 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
         stage = build_stage(r, k, Linker("/", r, policy_param, params.view))
         fragment = {
             "stage": stage,
-            "parts": draw_stage(stage),
             "error": None,
             "policy_param": policy_param,
             "view": params.view,
@@ -335,7 +288,6 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
     ctx.update(
         sim=sim,
         stage=sim.stage,
-        parts=draw_stage(sim.stage),
         share_url=_absolute(request, sim.stage.share),
         probe=probe_button(request, r.editor_text),
     )
@@ -348,16 +300,14 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
     return _html(body, push=sim.stage.share)
 
 
-@link_router.get(
+@router.get(
     "/embed",
     response_class=HTMLResponse,
     responses=LINK_ERRORS,
     summary="Read-only diagram for slides and course pages",
     description="Minimal chrome, step buttons only; this is the one page that may be framed.",
-    openapi_extra=documented(*LINK_NAMES),
 )
-async def embed(request: Request) -> Response:
-    query = link_query(request)
+async def embed(request: Request, query: LinkQuery) -> Response:
     return await _answer(query.get("s"), _embed, request, htmx_details(request), query)
 
 
@@ -380,15 +330,13 @@ def _embed(request: Request, hx: HtmxDetails, query: dict[str, str]) -> Response
     return _html(render_page("embed.html", ctx))
 
 
-@link_router.get(
+@router.get(
     "/export.svg",
     response_class=Response,
     summary="The picture of one step, as an SVG download",
     responses={200: {"content": {"image/svg+xml": {}}}, **LINK_ERRORS},
-    openapi_extra=documented(*LINK_NAMES),
 )
-async def export_svg(request: Request) -> Response:
-    query = link_query(request)
+async def export_svg(request: Request, query: LinkQuery) -> Response:
     return await _answer(query.get("s"), _export_svg, request, query)
 
 
@@ -465,7 +413,7 @@ def _compare(
     chosen = _chosen_policies(params, p)
     ids = chosen or tuple(POLICIES)
     try:
-        runs = tuple(_replay(params, pid) for pid in ids)
+        runs = tuple(_replay(request, params, pid) for pid in ids)
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(
             request, hx, exc, params, "compare.html", "compare", latest_id(), "/compare"
@@ -501,7 +449,7 @@ async def presets(request: Request) -> Response:
 
 
 def _presets(request: Request) -> Response:
-    columns, rows = build_grid()
+    columns, rows = build_grid(request.app.state.runs)
     ctx = _context(request, "presets", "normal", "", latest_id())
     ctx.update(columns=columns, rows=rows)
     return _html(render_page("presets.html", ctx))

@@ -9,8 +9,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from app.runs import parse_cached
 from engine.policies import POLICIES
+from engine.syntax import parse
 from tests.app.conftest import html, hx
 
 BROKEN = "P mmap a\nP write a\nP frok C\nC write a"
@@ -44,7 +44,7 @@ def test_syntax_error_offers_the_scenario_up_to_the_bad_line(client: TestClient)
     link = doc.css_first(".ways a").attributes["href"] or ""
     q = dict(parse_qsl(urlsplit(link).query))
     assert q["policy"] == "5.7"
-    assert len(parse_cached(q["s"]).commands) == 2
+    assert len(parse(q["s"]).commands) == 2
     assert client.get(link).status_code == 200
 
 

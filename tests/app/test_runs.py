@@ -17,46 +17,51 @@ CVE = format_scenario(parse(PRESETS["cve-2020-29374"].text), "\n")  # no comment
 
 
 @pytest.fixture
+def memo() -> runs.RunMemo:
+    return runs.RunMemo()
+
+
+@pytest.fixture
 def replays(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every full replay the memo asks the engine for (the policy id of each), from empty."""
+    """Every full replay asked of the engine (the policy id of each)."""
     calls: list[str] = []
 
     def counting(scenario: object, policy: str) -> object:
         calls.append(policy)
         return replay(scenario, policy)  # type: ignore[arg-type]
 
-    runs.clear_caches()
     monkeypatch.setattr(runs, "replay", counting)
-    yield calls
-    runs.clear_caches()
+    return calls
 
 
 def test_the_same_commands_spelled_another_way_are_not_replayed_again(
-    replays: list[str],
+    replays: list[str], memo: runs.RunMemo
 ) -> None:
     oneline = ";".join(CVE.splitlines())
     spaced = " ;  ".join(CVE.splitlines()) + "  # shared in class"
-    first = runs.run(CVE, "latest")
+    first = runs.run(CVE, "latest", memo)
     for text, policy in ((oneline, "6.2"), (spaced, "latest"), (CVE, "6.2")):
-        again = runs.run(text, policy)
+        again = runs.run(text, policy, memo)
         assert [s.state for s in again.trace.steps] == [s.state for s in first.trace.steps]
     assert first.policy.id == "6.2"
     assert replays == ["6.2"]
 
 
-def test_a_run_found_under_other_lines_reports_its_own_lines(replays: list[str]) -> None:
+def test_a_run_found_under_other_lines_reports_its_own_lines(
+    replays: list[str], memo: runs.RunMemo
+) -> None:
     oneline = ";".join(line for line in CVE.splitlines() if line)
-    runs.run(oneline, "5.7")
-    again = runs.run(CVE, "5.7")
+    runs.run(oneline, "5.7", memo)
+    again = runs.run(CVE, "5.7", memo)
     assert replays == ["5.7"]
     assert trace_to_json(again.trace) == trace_to_json(replay(parse(CVE), "5.7"))
     assert [s.line for s in again.trace.steps[1:]] == list(range(1, 8))
 
 
-def test_an_action_replays_only_the_command_it_adds(replays: list[str]) -> None:
+def test_an_action_replays_only_the_command_it_adds(replays: list[str], memo: runs.RunMemo) -> None:
     base = ";".join(line for line in CVE.splitlines() if line)
-    runs.run(base, "5.7")
-    added = runs.run(base + ";P read data", "5.7")
+    runs.run(base, "5.7", memo)
+    added = runs.run(base + ";P read data", "5.7", memo)
     assert replays == ["5.7"]
     fresh = replay(parse(base + ";P read data"), "5.7")
     assert trace_to_json(added.trace) == trace_to_json(fresh)
@@ -64,10 +69,12 @@ def test_an_action_replays_only_the_command_it_adds(replays: list[str]) -> None:
     assert added.layout == runs._prepare(parse(base + ";P read data"), fresh)[0].layout
 
 
-def test_comparing_and_stepping_replay_each_policy_once(replays: list[str]) -> None:
+def test_comparing_and_stepping_replay_each_policy_once(
+    replays: list[str], memo: runs.RunMemo
+) -> None:
     for _step in range(5):
         for policy in POLICIES:
-            runs.run(CVE, policy)
+            runs.run(CVE, policy, memo)
     assert sorted(replays) == sorted(POLICIES)
 
 
@@ -97,13 +104,19 @@ def test_a_runs_weight_grows_with_what_its_trace_holds() -> None:
     assert big > 16 * 64
 
 
-def test_concurrent_requests_get_the_same_runs() -> None:
-    runs.clear_caches()
+def test_concurrent_requests_get_the_same_runs(memo: runs.RunMemo) -> None:
     texts = [p.text for p in list(PRESETS.values())[:8]]
     with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(lambda i: runs.run(texts[i % 8], "5.9"), range(64)))
+        got = list(pool.map(lambda i: runs.run(texts[i % 8], "5.9", memo), range(64)))
     for i, r in enumerate(got):
-        assert r.trace.steps == runs.run(texts[i % 8], "5.9").trace.steps
+        assert r.trace.steps == runs.run(texts[i % 8], "5.9", memo).trace.steps
+
+
+def test_without_a_memo_every_run_is_replayed(replays: list[str]) -> None:
+    first = runs.run(CVE, "5.7")
+    again = runs.run(CVE, "5.7")
+    assert replays == ["5.7", "5.7"]
+    assert trace_to_json(again.trace) == trace_to_json(first.trace)
 
 
 def test_an_event_source_names_each_part_once() -> None:
