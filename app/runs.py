@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from app.diagram import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
 from engine.policies import POLICIES, Policy, get_policy
-from engine.syntax import format_command, parse
+from engine.syntax import ScenarioError, canonical_text, parse
 from engine.trace import Trace, extend, replay
 
 CACHE_SIZE = 64  # parsed texts
@@ -48,8 +48,8 @@ class EventView:
 class Run:
     """A replayed scenario, with what every view of it needs computed once.
 
-    ``texts[k]`` is step k's command text ("" for step 0); ``link_text`` and ``editor_text`` are
-    the canonical scenario joined by `;` and by newlines; ``names`` holds every process,
+    ``texts[k]`` is step k's command text ("" for step 0); ``link_text`` is the canonical text
+    (`canonical_text`) and ``editor_text`` the same one command or `#` line a line; ``names`` holds every process,
     reference and file name the trace uses and ``pages`` each process's page names, in order.
     """
 
@@ -80,10 +80,12 @@ class Run:
 
     @property
     def link_text(self) -> str:
-        return self.derive("link_text", lambda: ";".join(self.texts[1:]))
+        return self.derive("link_text", lambda: canonical_text(self.scenario))
 
     @property
     def editor_text(self) -> str:
+        if self.scenario.remarks:
+            return self.link_text  # already one command or `#` line a line
         return "\n".join(self.texts[1:])
 
     @property
@@ -97,14 +99,27 @@ class Run:
 
 @lru_cache(maxsize=CACHE_SIZE)
 def _parsed(text: str) -> tuple[Scenario, str]:
-    """The scenario and its canonical text (commands joined by `;`), memoised per text."""
+    """The scenario and its canonical text (`engine.syntax.canonical_text`: commands joined by
+    `;`, or by newlines with comments and annotations kept), memoised per text."""
     scenario = parse(text)
-    return scenario, ";".join(format_command(command) for command in scenario.commands)
+    return scenario, canonical_text(scenario)
 
 
 def parse_cached(text: str) -> Scenario:
     """`engine.syntax.parse`, memoised; raises `ScenarioError` / `ScenarioLimitError`."""
     return _parsed(text)[0]
+
+
+def lesson_policy(text: str) -> str | None:
+    """The `#policy` of a lesson's text: the era its link opens in when it names none
+    (DESIGN.md §8). None for a text without one, or one that does not parse (the page then
+    reports the syntax error under the default era)."""
+    if "#policy" not in text:
+        return None
+    try:
+        return parse_cached(text).annotations.policy
+    except ScenarioError:
+        return None
 
 
 # (canonical text, policy id): the canonical printer is one-to-one on commands (parse(print(x))
@@ -174,9 +189,12 @@ def run(text: str, policy_id: str) -> Run:
     key = (canonical, policy.id)
     found = RUNS.get(key)
     if found is None:
-        # Commands never hold `;`: the canonical text without its last command.
+        # Commands never hold `;`: the canonical text without its last command. A text with
+        # `#` lines is joined by newlines and its comments may hold `;`: it is replayed whole.
         shorter = canonical.rpartition(";")[0]
-        prefix = RUNS.get((shorter, policy.id)) if scenario.commands else None
+        prefix = (
+            RUNS.get((shorter, policy.id)) if scenario.commands and not scenario.remarks else None
+        )
         if prefix is not None:
             trace = extend(prefix.trace, scenario.commands[-1:])
         else:

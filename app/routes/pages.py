@@ -28,7 +28,7 @@ from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.probe.web import probe_button
 from app.render import draw_stage, render_fragment, render_page
-from app.runs import Run, run
+from app.runs import Run, lesson_policy, run
 from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from app.svg import draw
 from engine.policies import POLICIES, UnknownPolicy, get_policy
@@ -271,7 +271,8 @@ def _open_run(
     try:
         params = parse_params(query)
         if add:
-            text = f"{params.text};{add}" if params.text.strip() else add
+            # A newline, not `;`: the text may end in a comment, which would swallow the command.
+            text = f"{params.text}\n{add}" if params.text.strip() else add
             params = replace(params, text=text, step=None)
     except LinkError as exc:
         plain_view: View = "present" if query.get("view") == "present" else "normal"
@@ -284,7 +285,7 @@ def _open_run(
             plain_view,
             query.get("policy") or latest_id(),
         )
-    policy_param = params.policy or latest_id()
+    policy_param = params.policy or lesson_policy(params.text) or latest_id()
     try:
         r = _replay(params, policy_param)
     except (UnknownPolicy, ScenarioError) as exc:

@@ -1,0 +1,178 @@
+"""What a lesson's annotations ask, answered by the engine (DESIGN.md §8).
+
+- A `#?` question before a read offers the same choices under every era, so switching era gives
+  nothing away: every value written to that page or reference before the read (under any era),
+  the zero page's `0`, and `SIGSEGV` where the read faults under some era. The answer is what
+  the read observes in the trace of the era being viewed.
+- A `#goal` holds when every term holds, each evaluated under the policies it names, whatever
+  era the learner is looking at.
+
+Pure functions of a scenario and its traces; callers that already hold traces pass them in so
+no era is replayed twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.annotations import GoalTerm, Question
+from engine.commands import FileDecl, ForceWrite, Mmap, Read, RefRead, RefWrite, Scenario, Write
+from engine.machine import written_value
+from engine.policies import POLICIES, get_policy
+from engine.state import ZERO_VALUE
+from engine.syntax import reference_names
+from engine.trace import Trace, replay
+
+__all__ = [
+    "SIGSEGV",
+    "Asked",
+    "GoalResult",
+    "TermResult",
+    "answer",
+    "ask",
+    "evaluate_goal",
+    "goal_to_json",
+    "observation",
+    "read_steps",
+]
+
+# What a learner picks for a read the kernel refuses (the process gets SIGSEGV, a reference
+# read fails): the read observes no value.
+SIGSEGV = "SIGSEGV"
+
+Traces = Mapping[str, Trace]
+
+
+def observation(trace: Trace, step: int) -> str:
+    """What the read of ``step`` shows under ``trace``'s era: a value's text, or `SIGSEGV`."""
+    observed = trace.steps[step].observed
+    return SIGSEGV if observed is None else observed.text
+
+
+def answer(trace: Trace, question: Question) -> str:
+    """The right answer to ``question`` under the era of ``trace``."""
+    return observation(trace, question.step)
+
+
+def read_steps(scenario: Scenario) -> tuple[int, ...]:
+    """The steps whose command is a read (`P read a` or `R read`)."""
+    return tuple(
+        i for i, cmd in enumerate(scenario.commands, start=1) if isinstance(cmd, Read | RefRead)
+    )
+
+
+def _traces(scenario: Scenario, policies: Iterable[str], given: Traces | None) -> dict[str, Trace]:
+    """A trace per resolved policy id, taken from ``given`` where it has one."""
+    out: dict[str, Trace] = {}
+    for policy_id in policies:
+        resolved = get_policy(policy_id).id
+        if resolved in out:
+            continue
+        found = given.get(resolved) if given is not None else None
+        out[resolved] = found if found is not None else replay(scenario, resolved)
+    return out
+
+
+def _written_before(scenario: Scenario, step: int) -> list[str]:
+    """Every value written, before ``step``, to the page the read of ``step`` reads.
+
+    The page is named the same in every process (a fork child inherits its parent's names),
+    so a write by any process to a page of that name counts: that is the value a missed COW
+    would show. A reference reads the page it was taken on; a device write through any
+    reference to that page counts too, and so does the contents of a file mapped there.
+    """
+    commands = scenario.commands
+    ref_names = reference_names(commands)
+    ref_pages = {name: getattr(cmd, "page", "") for cmd, name in zip(commands, ref_names, strict=True) if name}
+    target = commands[step - 1]
+    page = target.page if isinstance(target, Read) else ref_pages.get(target.ref, "")
+    files = {cmd.file for cmd in commands[: step - 1] if isinstance(cmd, Mmap) and page in cmd.pages}
+    values: list[str] = []
+    for i, cmd in enumerate(commands[: step - 1], start=1):
+        if isinstance(cmd, Write | ForceWrite) and cmd.page == page:
+            values.append(written_value(cmd, i).text)
+        elif isinstance(cmd, RefWrite) and ref_pages.get(cmd.ref) == page:
+            values.append(cmd.value)
+        elif isinstance(cmd, FileDecl) and cmd.name in files:
+            values.append(cmd.value)
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A question with its choices (the same under every era) and the answer under each era."""
+
+    question: Question
+    choices: tuple[str, ...]
+    answers: Mapping[str, str]  # resolved policy id -> the right choice
+
+
+def ask(scenario: Scenario, traces: Traces | None = None) -> tuple[Asked, ...]:
+    """Every `#?` question of ``scenario`` with its choices and its answer under every era.
+
+    ``traces`` (by resolved policy id) saves replays; missing eras are replayed.
+    """
+    questions = scenario.annotations.questions
+    if not questions:
+        return ()
+    by_era = _traces(scenario, POLICIES, traces)
+    asked = []
+    for question in questions:
+        seen = {policy_id: observation(t, question.step) for policy_id, t in by_era.items()}
+        # Observed values are written values too, but listing them as well guarantees that the
+        # right answer is always among the choices.
+        values = [ZERO_VALUE.text, *_written_before(scenario, question.step)]
+        values += [v for v in seen.values() if v != SIGSEGV]
+        if SIGSEGV in seen.values():
+            values.append(SIGSEGV)
+        asked.append(Asked(question, tuple(dict.fromkeys(values)), seen))
+    return tuple(asked)
+
+
+# ---------------------------------------------------------------------------------------------
+# Goals
+
+
+@dataclass(frozen=True, slots=True)
+class TermResult:
+    term: str
+    met: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GoalResult:
+    met: bool
+    terms: tuple[TermResult, ...]
+
+
+def _term_holds(term: GoalTerm, traces: Mapping[str, Trace]) -> bool:
+    first = traces[get_policy(term.policies[0]).id]
+    if term.kind == "verdict":
+        return term.verdict in first.verdict_kinds()
+    if term.kind == "no-verdict":
+        return term.verdict not in first.verdict_kinds()
+    if term.kind == "ok":
+        return not first.verdicts
+    second = traces[get_policy(term.policies[1]).id]
+    return any(
+        observation(first, step) != observation(second, step)
+        for step in read_steps(first.scenario)
+    )
+
+
+def evaluate_goal(scenario: Scenario, traces: Traces | None = None) -> GoalResult | None:
+    """The result of the scenario's `#goal` (None without one): each term under the policies
+    it names, whatever era is being viewed. ``traces`` by resolved policy id saves replays."""
+    goal = scenario.annotations.goal
+    if goal is None:
+        return None
+    named = _traces(scenario, (p for term in goal for p in term.policies), traces)
+    results = tuple(TermResult(term.text, _term_holds(term, named)) for term in goal)
+    return GoalResult(all(r.met for r in results), results)
+
+
+def goal_to_json(result: GoalResult) -> dict[str, Any]:
+    """``{"met": …, "terms": [{"term": "leak@5.7", "met": …}, …]}`` (DESIGN.md §8)."""
+    return {"met": result.met, "terms": [{"term": r.term, "met": r.met} for r in result.terms]}
