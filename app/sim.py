@@ -27,6 +27,7 @@ from app.runs import EventView, Run
 from app.tables import StateTable, state_table
 from engine.policies import POLICIES, Policy
 from engine.trace import Trace
+from engine.syntax import canonical_prefix
 
 TIMELINE_ALL = 80  # up to this many steps the timeline lists them all
 TIMELINE_AROUND = 30  # beyond, this many on each side of the current step
@@ -64,7 +65,10 @@ class Linker:
         return at_step(f"{self._bare}&policy={policy_id}", k, self.view)
 
     def prefix(self, upto: int) -> str:
-        """The link text of the scenario's first ``upto`` commands (what an action extends)."""
+        """The link text of the scenario's first ``upto`` commands (what an action extends),
+        with the comments and annotations that belong to them (a lesson keeps its goal)."""
+        if self._run.scenario.remarks:
+            return canonical_prefix(self._run.scenario, upto)
         return ";".join(self.texts[1 : upto + 1])
 
     def elsewhere(self, path: str, k: int | None, view: View | None = None) -> str:

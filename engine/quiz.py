@@ -77,12 +77,16 @@ def quiz(seed: int, length: int = QUIZ_LENGTH) -> tuple[QuizQuestion, ...]:
     sources = list(quiz_sources())
     rng.shuffle(sources)
     questions: list[QuizQuestion] = []
+    asked: set[str] = set()
     for name, text in sources:
         if len(questions) == length:
             break
         scenario = Scenario(parse(text).commands)
-        if not read_steps(scenario):
+        commands = ";".join(format_command(cmd) for cmd in scenario.commands)
+        # A lesson may retell a preset: the same commands are one question.
+        if not read_steps(scenario) or commands in asked:
             continue
+        asked.add(commands)
         seen = {policy_id: _observations(scenario, policy_id) for policy_id in POLICIES}
         if len(set(seen.values())) < 2:
             continue
@@ -92,7 +96,7 @@ def quiz(seed: int, length: int = QUIZ_LENGTH) -> tuple[QuizQuestion, ...]:
             QuizQuestion(
                 number=len(questions) + 1,
                 source=name,
-                text=";".join(format_command(cmd) for cmd in scenario.commands),
+                text=commands,
                 observations=shown,
                 answer=tuple(p for p in POLICIES if seen[p] == shown),
             )

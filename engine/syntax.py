@@ -87,6 +87,7 @@ __all__ = [
     "ScenarioError",
     "ScenarioLimitError",
     "auto_ref_name",
+    "canonical_prefix",
     "canonical_text",
     "format_command",
     "format_scenario",
@@ -958,7 +959,7 @@ def format_scenario(scenario: Scenario, sep: str = "\n") -> str:
     trailing: dict[int, str] = {}
     lines_after: dict[int, list[str]] = {}
     for remark in scenario.remarks:
-        if not remark.text.startswith("#") or set(remark.text) & set("\r\n"):
+        if not remark.text.startswith("#") or "\n" in remark.text or remark.text[-1] in " \t\r":
             raise ValueError(f"remark {remark.text!r} is not one `#` line")
         if remark.trailing:
             trailing[remark.at] = remark.text
@@ -979,3 +980,22 @@ def canonical_text(scenario: Scenario) -> str:
     joined by newlines instead, comments and annotations kept.
     """
     return format_scenario(scenario, "\n" if scenario.remarks else ";")
+
+
+def canonical_prefix(scenario: Scenario, upto: int) -> str:
+    """The canonical text of the first ``upto`` commands, with the `#` lines that belong to
+    them: what a link to "this scenario so far" carries, so a lesson's title, policy and goal
+    survive when a learner extends it from a step.
+
+    Kept: every remark before command ``upto`` and its trailing comment; a line right after it
+    is kept unless it is a note or a question, which belong to the command that followed.
+    """
+    def belongs(remark: Remark) -> bool:
+        if remark.at != upto:
+            return remark.at < upto
+        # Annotations are printed with one space after their word (see _LessonParser).
+        return remark.trailing or remark.text.split(" ", 1)[0] not in ("#:", "#?")
+
+    kept = tuple(r for r in scenario.remarks if belongs(r))
+    prefix = Scenario(scenario.commands[:upto], remarks=kept)
+    return format_scenario(prefix, "\n" if kept else ";")

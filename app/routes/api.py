@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.runs import run
+from engine.lesson import evaluate_goal, goal_to_json
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.policies import POLICIES, UnknownPolicy
 from engine.syntax import ScenarioError, ScenarioLimitError
@@ -39,6 +40,16 @@ class SimulateRequest(BaseModel):
     )
 
 
+class GoalTermOut(BaseModel):
+    term: str = Field(examples=["leak@5.7"])
+    met: bool
+
+
+class GoalOut(BaseModel):
+    met: bool
+    terms: list[GoalTermOut]
+
+
 class TraceOut(BaseModel):
     """The trace of DESIGN.md §4 (`steps[].state` and `events` as the engine reports them)."""
 
@@ -47,6 +58,11 @@ class TraceOut(BaseModel):
     policy: str
     steps: list[dict[str, Any]]
     verdicts: list[dict[str, Any]]
+    goal: GoalOut | None = Field(
+        default=None,
+        description="Only for a scenario with a `#goal` line: every term, each evaluated under "
+        "the policies it names whatever `policy` says, and whether all hold (DESIGN.md §8).",
+    )
 
 
 class Problem(BaseModel):
@@ -104,4 +120,8 @@ async def simulate(body: SimulateRequest) -> JSONResponse:
                 found=str(exc.found),
             ),
         )
-    return JSONResponse(trace_to_json(r.trace))
+    document = trace_to_json(r.trace)
+    goal = evaluate_goal(r.scenario, {r.trace.policy.id: r.trace})
+    if goal is not None:
+        document["goal"] = goal_to_json(goal)  # DESIGN.md §8, beside `steps`
+    return JSONResponse(document)
