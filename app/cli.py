@@ -8,10 +8,11 @@ A scenario with a `#goal` line also gets the goal's result, evaluated under the 
 terms name whatever ``--policy`` says: after the narration, and as ``"goal"`` beside ``steps``
 (or ``runs``) in JSON (DESIGN.md §8).
 
-Exit status: 0 after a run (whether or not a goal is met); 2 for anything wrong with the input — a syntax or limit error, an
-unknown policy or preset, a file that cannot be read — with one message on stderr that says
-where and what was expected, never a traceback. A scenario the kernel would punish is not an
-input error: the run succeeds and its trace says what the kernel did.
+Exit status: 0 after a run (whether or not a goal is met); 2 for anything wrong with the input
+— a syntax or limit error, an unknown policy or preset, a file that cannot be read — with one
+message on stderr that says where and what was expected, never a traceback. A scenario the
+kernel would punish is not an input error: the run succeeds and its trace says what the kernel
+did.
 
 Adding a subcommand is one function: a module listed in `SUBCOMMAND_MODULES` defines
 ``register(subparsers)``, which adds its parser and sets ``func`` (``Namespace -> int``, the

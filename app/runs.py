@@ -49,8 +49,9 @@ class Run:
     """A replayed scenario, with what every view of it needs computed once.
 
     ``texts[k]`` is step k's command text ("" for step 0); ``link_text`` is the canonical text
-    (`canonical_text`) and ``editor_text`` the same one command or `#` line a line; ``names`` holds every process,
-    reference and file name the trace uses and ``pages`` each process's page names, in order.
+    (`canonical_text`) and ``editor_text`` the same, one command or `#` line a line; ``names``
+    holds every process, reference and file name the trace uses and ``pages`` each process's
+    page names, in order.
     """
 
     scenario: Scenario

@@ -26,8 +26,8 @@ from app.links import View, at_step, encode_scenario, link_prefix
 from app.runs import EventView, Run
 from app.tables import StateTable, state_table
 from engine.policies import POLICIES, Policy
-from engine.trace import Trace
 from engine.syntax import canonical_prefix
+from engine.trace import Trace
 
 TIMELINE_ALL = 80  # up to this many steps the timeline lists them all
 TIMELINE_AROUND = 30  # beyond, this many on each side of the current step

@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.annotations import GoalTerm, Question
-from engine.commands import FileDecl, ForceWrite, Mmap, Read, RefRead, RefWrite, Scenario, Write
+from engine.commands import (
+    FileDecl,
+    ForceWrite,
+    Mmap,
+    Read,
+    RefRead,
+    RefWrite,
+    Scenario,
+    TakeRef,
+    Write,
+)
 from engine.machine import written_value
 from engine.policies import POLICIES, get_policy
 from engine.state import ZERO_VALUE
@@ -83,19 +93,32 @@ def _written_before(scenario: Scenario, step: int) -> list[str]:
     would show. A reference reads the page it was taken on; a device write through any
     reference to that page counts too, and so does the contents of a file mapped there.
     """
-    commands = scenario.commands
+    commands = scenario.commands[: step - 1]
     ref_names = reference_names(commands)
-    ref_pages = {name: getattr(cmd, "page", "") for cmd, name in zip(commands, ref_names, strict=True) if name}
-    target = commands[step - 1]
-    page = target.page if isinstance(target, Read) else ref_pages.get(target.ref, "")
-    files = {cmd.file for cmd in commands[: step - 1] if isinstance(cmd, Mmap) and page in cmd.pages}
+    # A reference name may be taken again: the latest take before the read is the one read.
+    ref_pages = {
+        name: cmd.page
+        for cmd, name in zip(commands, ref_names, strict=True)
+        if isinstance(cmd, TakeRef) and name is not None
+    }
+    target = scenario.commands[step - 1]
+    if isinstance(target, Read):
+        page = target.page
+    elif isinstance(target, RefRead):
+        page = ref_pages.get(target.ref, "")
+    else:
+        raise ValueError(f"step {step} is not a read")
+    files = {cmd.file for cmd in commands if isinstance(cmd, Mmap) and page in cmd.pages}
     values: list[str] = []
-    for i, cmd in enumerate(commands[: step - 1], start=1):
+    for i, cmd in enumerate(commands, start=1):
         if isinstance(cmd, Write | ForceWrite) and cmd.page == page:
             values.append(written_value(cmd, i).text)
-        elif isinstance(cmd, RefWrite) and ref_pages.get(cmd.ref) == page:
-            values.append(cmd.value)
-        elif isinstance(cmd, FileDecl) and cmd.name in files:
+        elif (
+            isinstance(cmd, RefWrite)
+            and ref_pages.get(cmd.ref) == page
+            or isinstance(cmd, FileDecl)
+            and cmd.name in files
+        ):
             values.append(cmd.value)
     return values
 
@@ -157,8 +180,7 @@ def _term_holds(term: GoalTerm, traces: Mapping[str, Trace]) -> bool:
         return not first.verdicts
     second = traces[get_policy(term.policies[1]).id]
     return any(
-        observation(first, step) != observation(second, step)
-        for step in read_steps(first.scenario)
+        observation(first, step) != observation(second, step) for step in read_steps(first.scenario)
     )
 
 

@@ -990,6 +990,7 @@ def canonical_prefix(scenario: Scenario, upto: int) -> str:
     Kept: every remark before command ``upto`` and its trailing comment; a line right after it
     is kept unless it is a note or a question, which belong to the command that followed.
     """
+
     def belongs(remark: Remark) -> bool:
         if remark.at != upto:
             return remark.at < upto

@@ -99,7 +99,8 @@ def test_a_lesson_link_without_policy_opens_in_the_lessons_policy(client: TestCl
 
 def test_an_action_after_a_trailing_comment_adds_a_command(client: TestClient) -> None:
     r = client.get(
-        "/", params={"s": "P mmap a  # the page", "add": "P write a v", "policy": "5.9"},
+        "/",
+        params={"s": "P mmap a  # the page", "add": "P write a v", "policy": "5.9"},
         headers=hx("sim"),
     )
     assert query(r.headers["HX-Push-Url"])["s"] == "P mmap a  # the page\nP write a v"

@@ -34,7 +34,11 @@ def test_every_annotation_form_is_parsed_into_the_lesson_data() -> None:
     assert s.annotations == Annotations(
         title="COW, from scratch",
         policy="5.7",
-        notes=((0, "the empty machine\na second line"), (2, "shown with the write"), (4, "after the last command")),
+        notes=(
+            (0, "the empty machine\na second line"),
+            (2, "shown with the write"),
+            (4, "after the last command"),
+        ),
         questions=(Question(4, "What does the child read?"),),
         goal=(
             GoalTerm("leak@5.7", "verdict", ("5.7",), "leak"),
@@ -55,7 +59,11 @@ def test_without_annotations_the_lesson_data_is_empty_and_swap_is_file() -> None
     assert s.annotations == Annotations()
     assert not s.annotations.is_lesson
     assert s.annotations.swap == "file"
-    assert [r.text for r in s.remarks] == ["# just a comment", "#titled is a plain comment", "#:x too"]
+    assert [r.text for r in s.remarks] == [
+        "# just a comment",
+        "#titled is a plain comment",
+        "#:x too",
+    ]
 
 
 def test_an_annotation_runs_to_the_end_of_its_line_semicolon_included() -> None:
@@ -122,9 +130,21 @@ ERRORS = [
     ("#swap disk", 1, 7, "`zram` or `file` after `#swap`", "disk"),
     ("#swap zram\n#swap file", 2, 1, "at most one `#swap` line", "#swap"),
     ("#?", 1, 3, "a question", "end of line"),
-    ("P mmap a\n#? Q\n  P write a", 3, 3, "a read (`P read a` or `R read`) after the `#?` question of line 2", "P write a"),
+    (
+        "P mmap a\n#? Q\n  P write a",
+        3,
+        3,
+        "a read (`P read a` or `R read`) after the `#?` question of line 2",
+        "P write a",
+    ),
     ("P mmap a\n#? Q\n#? R\nP read a", 3, 1, "a read (`P read a` or `R read`)", "#?"),
-    ("P mmap a\n#? Q", 2, 1, "a read (`P read a` or `R read`) after this `#?` question", "end of text"),
+    (
+        "P mmap a\n#? Q",
+        2,
+        1,
+        "a read (`P read a` or `R read`) after this `#?` question",
+        "end of text",
+    ),
 ]
 
 

@@ -33,9 +33,7 @@ def test_choices_are_the_values_written_to_the_page_and_zero_the_same_for_every_
     assert asked.choices == ("0", "old", "secret")
     # CVE-2020-29374: the parent's write reuses the page the pipe holds up to 5.7 (mapcount 1);
     # 5.8 breaks COW at vmsplice time (17839856fd58), 5.9 never reuses a referenced page.
-    assert asked.answers == {
-        p: ("secret" if p in ("4.8", "5.7") else "old") for p in POLICIES
-    }
+    assert asked.answers == {p: ("secret" if p in ("4.8", "5.7") else "old") for p in POLICIES}
 
 
 def test_a_write_without_a_value_offers_the_name_the_engine_gives_it() -> None:
@@ -132,7 +130,12 @@ def test_a_quiz_is_ten_questions_each_answered_by_every_era_with_those_observati
         scenario = parse(q.text)
         seen = {
             p: tuple(
-                (o.step, "SIGSEGV" if (v := replay(scenario, p).steps[o.step].observed) is None else v.text)
+                (
+                    o.step,
+                    "SIGSEGV"
+                    if (v := replay(scenario, p).steps[o.step].observed) is None
+                    else v.text,
+                )
                 for o in q.observations
             )
             for p in POLICIES
