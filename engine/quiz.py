@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from engine.commands import Scenario
 from engine.lesson import observation, read_steps
+from engine.lessons import LESSONS
 from engine.policies import POLICIES
+from engine.presets import PRESETS
 from engine.syntax import format_command, parse
 from engine.trace import replay
 
@@ -51,9 +53,6 @@ class QuizQuestion:
 
 def quiz_sources() -> tuple[tuple[str, str], ...]:
     """(name, scenario text) of every scenario a quiz may draw from, in a fixed order."""
-    from engine.lessons import LESSONS
-    from engine.presets import PRESETS
-
     return tuple((p.name, p.text) for p in PRESETS.values()) + tuple(
         (f"lesson {lesson.name}", lesson.text) for lesson in LESSONS.values()
     )

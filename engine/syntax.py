@@ -7,8 +7,14 @@ or ``sep="; "``).
 
 Lexical rules. Commands are separated by newlines or `;`; a trailing ``\\r`` (CRLF text) is
 ignored; `#` starts a comment to the end of the line (it also hides any `;` after it); empty
-commands are skipped. Tokens are separated by spaces and tabs only: any other character is part
-of a token and will not match the name or value pattern. Columns are 1-based positions of the
+commands are skipped. A line whose first non-blank word is `#title`, `#policy`, `#:`, `#?`,
+`#goal` or `#swap` (followed by a blank or the end of the line) is an annotation of DESIGN.md
+§8, parsed by `_LessonParser` into `Scenario.annotations`; a malformed one is a `ScenarioError`
+like any other. Every `#` part is kept (`Scenario.remarks`) so `canonical_text` keeps comments
+and annotations in links: joined by newlines when there is any, by `;` otherwise.
+
+Tokens are separated by spaces and tabs only: any other character is part of a token and will
+not match the name or value pattern. Columns are 1-based positions of the
 offending token in the original line, counted in characters.
 
 Which verbs a name takes. The first token names a process or a reference (or is the keyword

@@ -63,8 +63,10 @@ link_router = APIRouter(route_class=LinkRoute)
 # them), and the link decoder validates them itself, answering a bad link with an HTML page that
 # says what is wrong rather than FastAPI's JSON 422, so they are plain strings to FastAPI.
 PARAMETERS = {
-    "s": "The scenario: commands joined by `;`, or `z:` + base64url(deflate).",
-    "policy": "Policy era id (`latest` is the newest).",
+    "s": "The scenario: commands joined by `;` (by newlines when it has `#` lines), "
+    "or `z:` + base64url(deflate).",
+    "policy": "Policy era id (`latest` is the newest); default: the scenario's `#policy`, "
+    "else `latest`.",
     "step": "Step to show, 0 = empty machine.",
     "v": "Link format version; `1`.",
     "view": "`present` for presentation mode.",
