@@ -7,11 +7,14 @@ or ``sep="; "``).
 
 Lexical rules. Commands are separated by newlines or `;`; a trailing ``\\r`` (CRLF text) is
 ignored; `#` starts a comment to the end of the line (it also hides any `;` after it); empty
-commands are skipped. A line whose first non-blank word is `#title`, `#policy`, `#:`, `#?`,
-`#goal` or `#swap` (followed by a blank or the end of the line) is an annotation of DESIGN.md
-§8, parsed by `_LessonParser` into `Scenario.annotations`; a malformed one is a `ScenarioError`
-like any other. Every `#` part is kept (`Scenario.remarks`) so `canonical_text` keeps comments
-and annotations in links: joined by newlines when there is any, by `;` otherwise.
+commands are skipped.
+
+A line whose first non-blank word is `#title`, `#policy`, `#:`, `#?`, `#goal` or `#swap`
+(followed by a blank or the end of the line) is an annotation of DESIGN.md §8; empty commands
+before it (`;` alone) do not count, they are skipped like blanks. `_LessonParser` turns the
+annotations into `Scenario.annotations`, and a malformed one is a `ScenarioError` like any
+other. Every `#` part is kept (`Scenario.remarks`) so that `canonical_text` keeps comments and
+annotations in links: joined by newlines when there is any, by `;` otherwise.
 
 Tokens are separated by spaces and tabs only: any other character is part of a token and will
 not match the name or value pattern. Columns are 1-based positions of the
@@ -395,7 +398,8 @@ class _LessonParser:
     def hash_line(self, line: int, column: int, text: str) -> None:
         """A line that holds only a `#` part: an annotation, or else a plain comment."""
         self.remarks.append(Remark(self.steps, text))
-        word, _, rest = text.replace("\t", " ", 1).partition(" ")
+        word, *after = re.split(r"[ \t]", text, maxsplit=1)
+        rest = after[0] if after else ""
         if word not in ANNOTATION_WORDS:
             return
         rest = rest.strip(" \t")

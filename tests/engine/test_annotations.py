@@ -81,6 +81,12 @@ def test_an_annotation_word_must_start_its_line() -> None:
     assert s.remarks[-1] == Remark(1, "#title U; P read a", trailing=True)
 
 
+def test_empty_commands_before_an_annotation_are_skipped_like_blanks() -> None:
+    s = parse("P mmap a\n ; ;#: a note\nP read a")
+    assert s.annotations.note(2) == "a note"
+    assert parse(canonical_text(s)) == s
+
+
 def test_an_annotation_word_may_be_followed_by_a_tab_or_end_of_line() -> None:
     s = parse("#title\tTabbed\n#:\nP mmap a\n#?\tWhich?\nP read a")
     assert s.annotations.title == "Tabbed"
@@ -193,6 +199,14 @@ def test_canonical_spelling_of_an_annotation_has_one_space_after_its_word() -> N
     assert parse(canonical_text(s)) == s
 
 
+def test_a_tab_inside_an_annotations_text_is_kept_as_it_is() -> None:
+    # Found by fuzzing: only the blank right after the word separates it from the text.
+    s = parse("#title\t#\t#")
+    assert s.annotations.title == "#\t#"
+    assert canonical_text(s) == "#title #\t#"
+    assert parse(canonical_text(s)) == s
+
+
 def test_a_scenario_with_remarks_is_printed_only_joined_by_newlines() -> None:
     with pytest.raises(ValueError, match="joined by newlines"):
         format_scenario(parse("P mmap a # c"), "; ")
@@ -232,3 +246,24 @@ def test_fuzz_annotated_text_parses_to_a_scenario_its_canonical_text_gives_back(
     again = parse(canonical_text(scenario))
     assert again == scenario
     assert canonical_text(again) == canonical_text(scenario)
+
+
+PIECES = st.sampled_from(
+    ["#", "#:", "#?", "#title", "#goal", "#policy", "#swap", " ", "\t", ";", "\n", "\r", "P", "C"]
+    + ["mmap", "read", "write", "fork", "a", "5.7", "leak@5.7", "zram", "x", "pipe", "vmsplice"]
+)
+
+
+@FUZZ
+@given(st.lists(PIECES, max_size=40))
+def test_fuzz_any_text_either_fails_to_parse_or_survives_its_canonical_text(
+    pieces: list[str],
+) -> None:
+    text = "".join(pieces)
+    try:
+        scenario = parse(text)
+    except ScenarioError:
+        return
+    canonical = canonical_text(scenario)
+    assert parse(canonical) == scenario
+    assert canonical_text(parse(canonical)) == canonical
