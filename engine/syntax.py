@@ -1,9 +1,10 @@
-"""The scenario language (DESIGN.md §2): parser, canonical printer and reference naming.
+"""The scenario language (DESIGN.md §2, §8): parser, canonical printer and reference naming.
 
 The text form is to cowlab what FEN is to chess: short, readable, pasted into links and mails.
 `parse` turns text into a `Scenario`; `format_scenario` prints the canonical text, and
-``parse(format_scenario(s)) == s`` for every scenario `parse` can produce (with ``sep="\\n"``
-or ``sep="; "``).
+``parse(format_scenario(s)) == s`` for every scenario `parse` can produce (with ``sep="\\n"``,
+or ``sep="; "`` for a scenario without comments or annotations); `canonical_text` picks the
+separator links use.
 
 Lexical rules. Commands are separated by newlines or `;`; a trailing ``\\r`` (CRLF text) is
 ignored; `#` starts a comment to the end of the line (it also hides any `;` after it); empty
