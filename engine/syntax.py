@@ -56,7 +56,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from engine import limits
 from engine.annotations import (
@@ -264,8 +264,7 @@ class _Token:
 _TOKEN_RE = re.compile(r"[^ \t;]+|;")
 
 
-@dataclass(frozen=True, slots=True)
-class _Line:
+class _Line(NamedTuple):
     """One source line: its commands (tokens and end column each), and its `#` part."""
 
     number: int
@@ -346,7 +345,9 @@ def parse(text: str) -> Scenario:
             if len(commands) == limits.MAX_COMMANDS:
                 raise _limit(line.number, tokens[0].column, "commands", limits.MAX_COMMANDS)
             cmd = _CommandParser(names, line.number, tokens, end).command()
-            lesson.command(cmd, line.number, tokens[0].column)
+            lesson.steps += 1
+            if lesson.pending_notes or lesson.pending_question is not None:
+                lesson.command(cmd, line.number, tokens[0].column)
             names.note(cmd)
             commands.append(cmd)
             lines.append(line.number)
@@ -380,7 +381,9 @@ class _LessonParser:
         self.seen: dict[str, int] = {}  # once-only word -> the line it was on
 
     def command(self, cmd: Command, line: int, column: int) -> None:
-        self.steps += 1
+        """Give the waiting notes and question to ``cmd``, the command of step ``steps``
+        (`parse` counts the step and calls this only when something waits: most commands
+        of most scenarios have nothing waiting)."""
         if self.pending_notes:
             self.notes.setdefault(self.steps, []).extend(self.pending_notes)
             self.pending_notes = []
