@@ -377,7 +377,7 @@ class _LessonParser:
         self.notes: dict[int, list[str]] = {}
         self.pending_notes: list[str] = []
         self.questions: list[Question] = []
-        self.pending_question: tuple[str, int] | None = None  # (text, line)
+        self.pending_question: tuple[str, int, int] | None = None  # (text, line, column)
         self.seen: dict[str, int] = {}  # once-only word -> the line it was on
 
     def command(self, cmd: Command, line: int, column: int) -> None:
@@ -388,7 +388,7 @@ class _LessonParser:
             self.notes.setdefault(self.steps, []).extend(self.pending_notes)
             self.pending_notes = []
         if self.pending_question is not None:
-            text, q_line = self.pending_question
+            text, q_line, _ = self.pending_question
             if not isinstance(cmd, Read | RefRead):
                 raise ScenarioError(
                     line,
@@ -450,7 +450,11 @@ class _LessonParser:
                 f"{self.pending_question[1]}",
                 "#?",
             )
-        self.pending_question = (self.required(text, line, text_column, "a question"), line)
+        self.pending_question = (
+            self.required(text, line, text_column, "a question"),
+            line,
+            column,
+        )
 
     @staticmethod
     def required(text: str, line: int, column: int, expected: str) -> str:
@@ -460,10 +464,10 @@ class _LessonParser:
 
     def finish(self) -> Annotations:
         if self.pending_question is not None:
-            text, line = self.pending_question
+            text, line, column = self.pending_question
             raise ScenarioError(
                 line,
-                1,
+                column,
                 "a read (`P read a` or `R read`) after this `#?` question",
                 "end of text",
                 f"line {line}: expected a read (`P read a` or `R read`) after this `#?` "

@@ -145,9 +145,9 @@ ERRORS = [
     ),
     ("P mmap a\n#? Q\n#? R\nP read a", 3, 1, "a read (`P read a` or `R read`)", "#?"),
     (
-        "P mmap a\n#? Q",
+        "P mmap a\n  #? Q",
         2,
-        1,
+        3,
         "a read (`P read a` or `R read`) after this `#?` question",
         "end of text",
     ),
