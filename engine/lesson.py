@@ -113,12 +113,10 @@ def _written_before(scenario: Scenario, step: int) -> list[str]:
     for i, cmd in enumerate(commands, start=1):
         if isinstance(cmd, Write | ForceWrite) and cmd.page == page:
             values.append(written_value(cmd, i).text)
-        elif (
-            isinstance(cmd, RefWrite)
-            and ref_pages.get(cmd.ref) == page
-            or isinstance(cmd, FileDecl)
-            and cmd.name in files
-        ):
+        elif isinstance(cmd, RefWrite):
+            if ref_pages.get(cmd.ref) == page:
+                values.append(cmd.value)
+        elif isinstance(cmd, FileDecl) and cmd.name in files:
             values.append(cmd.value)
     return values
 
