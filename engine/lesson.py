@@ -8,7 +8,9 @@
   era the learner is looking at.
 
 Pure functions of a scenario and its traces; callers that already hold traces pass them in so
-no era is replayed twice.
+no era is replayed twice. Both may replay the scenario under up to every era, which multiplies
+the cost of a request (DESIGN.md §7): a server passes ``max_replayed`` and gets `TooCostly`
+rather than a request that replays a scenario at the limits nine times.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ from engine.syntax import reference_names
 from engine.trace import Trace, replay
 
 __all__ = [
+    "MAX_REPLAYED_COMMANDS",
     "SIGSEGV",
     "Asked",
     "GoalResult",
     "TermResult",
+    "TooCostly",
     "answer",
     "ask",
     "evaluate_goal",
@@ -53,6 +57,15 @@ __all__ = [
 SIGSEGV = "SIGSEGV"
 
 Traces = Mapping[str, Trace]
+
+# What a request may spend on a goal or on questions beyond the trace it replays anyway:
+# commands replayed under eras it does not have yet, at most one more replay of a scenario at
+# the 1,000-command limit. A challenge of up to 111 commands may name every era.
+MAX_REPLAYED_COMMANDS = 1_000
+
+
+class TooCostly(ValueError):
+    """Answering would replay more commands than the caller allows (``max_replayed``)."""
 
 
 def observation(trace: Trace, step: int) -> str:
@@ -73,16 +86,21 @@ def read_steps(scenario: Scenario) -> tuple[int, ...]:
     )
 
 
-def _traces(scenario: Scenario, policies: Iterable[str], given: Traces | None) -> dict[str, Trace]:
+def _traces(
+    scenario: Scenario, policies: Iterable[str], given: Traces | None, max_replayed: int | None
+) -> dict[str, Trace]:
     """A trace per resolved policy id, taken from ``given`` where it has one."""
-    out: dict[str, Trace] = {}
-    for policy_id in policies:
-        resolved = get_policy(policy_id).id
-        if resolved in out:
-            continue
-        found = given.get(resolved) if given is not None else None
-        out[resolved] = found if found is not None else replay(scenario, resolved)
-    return out
+    wanted = dict.fromkeys(get_policy(p).id for p in policies)
+    given = given or {}
+    missing = [p for p in wanted if p not in given]
+    cost = len(missing) * len(scenario.commands)
+    if max_replayed is not None and cost > max_replayed:
+        raise TooCostly(
+            f"this needs {len(scenario.commands)} commands replayed under {len(missing)} more "
+            f"eras ({cost:,} commands); a request may replay at most {max_replayed:,}: name "
+            "fewer eras, shorten the scenario, or run it with `cowlab run`"
+        )
+    return {p: given[p] if p in given else replay(scenario, p) for p in wanted}
 
 
 def _written_before(scenario: Scenario, step: int) -> list[str]:
@@ -130,15 +148,18 @@ class Asked:
     answers: Mapping[str, str]  # resolved policy id -> the right choice
 
 
-def ask(scenario: Scenario, traces: Traces | None = None) -> tuple[Asked, ...]:
+def ask(
+    scenario: Scenario, traces: Traces | None = None, *, max_replayed: int | None = None
+) -> tuple[Asked, ...]:
     """Every `#?` question of ``scenario`` with its choices and its answer under every era.
 
-    ``traces`` (by resolved policy id) saves replays; missing eras are replayed.
+    ``traces`` (by resolved policy id) saves replays; missing eras are replayed, unless that
+    would replay more than ``max_replayed`` commands (`TooCostly`).
     """
     questions = scenario.annotations.questions
     if not questions:
         return ()
-    by_era = _traces(scenario, POLICIES, traces)
+    by_era = _traces(scenario, POLICIES, traces, max_replayed)
     asked = []
     for question in questions:
         seen = {policy_id: observation(t, question.step) for policy_id, t in by_era.items()}
@@ -182,13 +203,16 @@ def _term_holds(term: GoalTerm, traces: Mapping[str, Trace]) -> bool:
     )
 
 
-def evaluate_goal(scenario: Scenario, traces: Traces | None = None) -> GoalResult | None:
+def evaluate_goal(
+    scenario: Scenario, traces: Traces | None = None, *, max_replayed: int | None = None
+) -> GoalResult | None:
     """The result of the scenario's `#goal` (None without one): each term under the policies
-    it names, whatever era is being viewed. ``traces`` by resolved policy id saves replays."""
+    it names, whatever era is being viewed. ``traces`` by resolved policy id saves replays;
+    `TooCostly` if the missing ones would replay more than ``max_replayed`` commands."""
     goal = scenario.annotations.goal
     if goal is None:
         return None
-    named = _traces(scenario, (p for term in goal for p in term.policies), traces)
+    named = _traces(scenario, (p for term in goal for p in term.policies), traces, max_replayed)
     results = tuple(TermResult(term.text, _term_holds(term, named)) for term in goal)
     return GoalResult(all(r.met for r in results), results)
 

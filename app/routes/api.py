@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.runs import run
-from engine.lesson import evaluate_goal, goal_to_json
+from engine.lesson import MAX_REPLAYED_COMMANDS, TooCostly, evaluate_goal, goal_to_json
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.policies import POLICIES, UnknownPolicy
 from engine.syntax import ScenarioError, ScenarioLimitError
@@ -91,7 +91,8 @@ def _problem(status: int, problem: Problem) -> JSONResponse:
         "Returns the trace: every step's command, state, events and observed value, and the "
         "verdicts. 400 for a syntax error (with line, column, expected, found) or an unknown "
         "policy; 413 for a scenario over the limits (commands, processes, pages, references, "
-        "bytes) or a body over 1 MiB; 422 for a malformed request body."
+        "bytes), a `#goal` whose eras would replay more than 1,000 commands beyond the one "
+        "asked for, or a body over 1 MiB; 422 for a malformed request body."
     ),
     response_model=TraceOut,
     responses={
@@ -121,7 +122,12 @@ async def simulate(body: SimulateRequest) -> JSONResponse:
             ),
         )
     document = trace_to_json(r.trace)
-    goal = evaluate_goal(r.scenario, {r.trace.policy.id: r.trace})
+    try:
+        goal = evaluate_goal(
+            r.scenario, {r.trace.policy.id: r.trace}, max_replayed=MAX_REPLAYED_COMMANDS
+        )
+    except TooCostly as exc:
+        return _problem(413, Problem(error="limit", message=f"#goal: {exc}"))
     if goal is not None:
         document["goal"] = goal_to_json(goal)  # DESIGN.md §8, beside `steps`
     return JSONResponse(document)

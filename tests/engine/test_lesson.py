@@ -165,3 +165,27 @@ def test_the_quiz_is_the_same_in_another_process(hashseed: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == repr(quiz(11))
+
+
+def test_a_goal_that_would_replay_too_much_is_refused_before_any_replay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import engine.lesson
+
+    text = "#goal ok@5.7 ok@5.9 ok@6.2\nP mmap a\n" + "P write a v\n" * 400
+    scenario = parse(text)
+    replays: list[str] = []
+    monkeypatch.setattr(engine.lesson, "replay", lambda s, p: replays.append(p))
+    given = {"6.2": replay(scenario, "6.2")}
+    # Two eras are missing: 802 commands > 800.
+    with pytest.raises(engine.lesson.TooCostly, match="802 commands"):
+        evaluate_goal(scenario, given, max_replayed=800)
+    with pytest.raises(engine.lesson.TooCostly):
+        ask(parse(text + "#? q\nP read a"), max_replayed=800)
+    assert replays == []
+
+
+def test_a_goal_within_the_bound_is_evaluated() -> None:
+    scenario = parse("#goal ok@5.7 ok@5.9\nP mmap a\nP write a v")
+    result = evaluate_goal(scenario, {"5.9": replay(scenario, "5.9")}, max_replayed=2)
+    assert result is not None and result.met
