@@ -255,7 +255,7 @@ _CHALLENGES = (
     ),
     _challenge(
         "odirect-lost",
-        "Lose an O_DIRECT read without any fork",
+        "A reference left behind, without any fork",
         """No fork allowed: make a writable get_user_pages reference (O_DIRECT, FOLL_GET) lose
         its process's write under 5.9, but not under 5.19.""",
         "stale@5.9 !stale@5.19",
