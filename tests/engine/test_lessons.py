@@ -346,3 +346,77 @@ def test_a_preset_opens_in_an_era_where_its_story_shows(name: str, kind: str) ->
 def test_a_challenge_read_can_fault_so_sigsegv_is_offered() -> None:
     (asked,) = ask(parse(CHALLENGES["refused"].solution.replace("P read a", "#? q\nP read a")))
     assert SIGSEGV in asked.choices
+
+
+# (lesson, command, nth, process, page) -> (mapcount, refcount) the note of that step states:
+# in every era where the step's decision is the same (counting is the same everywhere). In the
+# 5.8 eras vmsplice broke COW first (17839856fd58), as the note says: the child's copy is
+# pinned by the pipe and the parent's page is mapped by the parent alone.
+COUNTERS = [
+    ("cow-from-scratch", "P fork C", 1, "C", "a", 2, 2, ERAS, "fork duplicates the PTE"),
+    ("page-count", "P fork C", 1, "C", "data", 2, 2, ERAS, "note: mapcount 2"),
+    (
+        "page-count",
+        "C vmsplice data as pipe",
+        1,
+        "P",
+        "data",
+        2,
+        3,
+        tuple(e for e in ERAS if e not in FIVE_EIGHT),
+        "note: page_count 3",
+    ),
+    ("page-count", "C vmsplice data as pipe", 1, "P", "data", 1, 1, FIVE_EIGHT, "note: in 5.8"),
+    (
+        "page-count",
+        "C munmap data",
+        1,
+        "P",
+        "data",
+        1,
+        2,
+        tuple(e for e in ERAS if e not in FIVE_EIGHT),
+        "note: mapcount 1, page_count 2",
+    ),
+    ("page-count", "C munmap data", 1, "P", "data", 1, 1, FIVE_EIGHT, "note: in 5.8"),
+    ("august-2020", "A fork B", 1, "B", "mem", 2, 2, ERAS, "note: mapcount 2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "command", "nth", "proc", "page", "mapcount", "refcount", "eras", "why"), COUNTERS
+)
+def test_the_counters_a_note_states_are_the_engines(
+    name: str,
+    command: str,
+    nth: int,
+    proc: str,
+    page: str,
+    mapcount: int,
+    refcount: int,
+    eras: tuple[str, ...],
+    why: str,
+) -> None:
+    text = LESSONS[name].text
+    step = step_of(text, command, nth)
+    for era, t in traces(text).items():
+        if era not in eras:
+            continue
+        state = t.steps[step].state
+        pte = state.procs[proc].ptes[page]
+        assert pte.pfn is not None, (era, why)
+        frame = state.frames[pte.pfn]
+        assert (frame.mapcount, frame.refcount) == (mapcount, refcount), (era, why)
+
+
+def test_the_swap_entry_fork_duplicates_has_swapcount_two() -> None:
+    # page-count, part 3: "fork() duplicates the swap entry: swapcount 2".
+    text = LESSONS["page-count"].text
+    step = step_of(text, "S fork E")
+    for era, t in traces(text).items():
+        state = t.steps[step].state
+        slots = {state.procs[p].ptes["mem"].swap_slot for p in ("S", "E")}
+        assert len(slots) == 1 and None not in slots, era
+        (slot,) = slots
+        assert slot is not None
+        assert state.swap[slot].swapcount == 2, era
