@@ -420,3 +420,23 @@ def test_the_swap_entry_fork_duplicates_has_swapcount_two() -> None:
         (slot,) = slots
         assert slot is not None
         assert state.swap[slot].swapcount == 2, era
+
+
+def test_cow_from_scratch_copies_on_the_parents_write_and_reuses_on_the_childs() -> None:
+    # The notes: the parent's write copies the shared page; the child's later write finds the
+    # old page mapped by it alone, with no other reference, and reuses it — in every era.
+    text = LESSONS["cow-from-scratch"].text
+    parent_write = step_of(text, "P write a parent-v2")
+    child_write = step_of(text, "C write a child-v2")
+    for era, t in traces(text).items():
+
+        def pfn(step: int, proc: str, t: Trace = t) -> int | None:
+            return t.steps[step].state.procs[proc].ptes["a"].pfn
+
+        assert pfn(parent_write, "P") != pfn(parent_write - 1, "P"), era
+        assert pfn(parent_write, "C") == pfn(parent_write - 1, "C"), era
+        assert pfn(child_write, "C") == pfn(child_write - 1, "C"), era
+        # and the zero page: the first read maps a frame, the first write another one.
+        read, write = step_of(text, "P read a"), step_of(text, "P write a v1")
+        assert t.steps[read].state.frames[pfn(read, "P")].kind == "zero", era  # type: ignore[index]
+        assert pfn(write, "P") != pfn(read, "P"), era
