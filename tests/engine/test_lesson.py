@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.lesson import SIGSEGV, GoalResult, TermResult, ask, evaluate_goal, goal_to_json
+from engine.lesson import (
+    SIGSEGV,
+    GoalResult,
+    TermResult,
+    answer,
+    ask,
+    evaluate_goal,
+    goal_to_json,
+)
 from engine.policies import POLICIES
 from engine.quiz import QUIZ_LENGTH, quiz
 from engine.syntax import parse
@@ -34,6 +42,13 @@ def test_choices_are_the_values_written_to_the_page_and_zero_the_same_for_every_
     # CVE-2020-29374: the parent's write reuses the page the pipe holds up to 5.7 (mapcount 1);
     # 5.8 breaks COW at vmsplice time (17839856fd58), 5.9 never reuses a referenced page.
     assert asked.answers == {p: ("secret" if p in ("4.8", "5.7") else "old") for p in POLICIES}
+
+
+def test_the_answer_is_what_the_read_observes_under_the_era_viewed() -> None:
+    scenario = parse(CVE)
+    (question,) = scenario.annotations.questions
+    assert answer(replay(scenario, "5.7"), question) == "secret"
+    assert answer(replay(scenario, "5.9"), question) == "old"
 
 
 def test_a_write_without_a_value_offers_the_name_the_engine_gives_it() -> None:
