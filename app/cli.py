@@ -4,10 +4,15 @@
     cowlab run --preset NAME [--policy ID|all] [--json]
     cowlab presets [--json]
 
-Exit status: 0 after a run; 2 for anything wrong with the input — a syntax or limit error, an
-unknown policy or preset, a file that cannot be read — with one message on stderr that says
-where and what was expected, never a traceback. A scenario the kernel would punish is not an
-input error: the run succeeds and its trace says what the kernel did.
+A scenario with a `#goal` line also gets the goal's result, evaluated under the policies its
+terms name whatever ``--policy`` says: after the narration, and as ``"goal"`` beside ``steps``
+(or ``runs``) in JSON (DESIGN.md §8).
+
+Exit status: 0 after a run (whether or not a goal is met); 2 for anything wrong with the input
+— a syntax or limit error, an unknown policy or preset, a file that cannot be read — with one
+message on stderr that says where and what was expected, never a traceback. A scenario the
+kernel would punish is not an input error: the run succeeds and its trace says what the kernel
+did.
 
 Adding a subcommand is one function: a module listed in `SUBCOMMAND_MODULES` defines
 ``register(subparsers)``, which adds its parser and sets ``func`` (``Namespace -> int``, the
@@ -30,6 +35,7 @@ from typing import Any, TextIO
 
 from app import narrate
 from engine import limits
+from engine.lesson import GoalResult, evaluate_goal, goal_to_json
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.presets import PRESETS
 from engine.syntax import ScenarioError, parse
@@ -112,12 +118,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ScenarioError as err:
         raise InputError(describe_scenario_error(source, text, err)) from None
     traces = [replay(scenario, policy_id) for policy_id in policy_ids]
+    # A `#goal` is evaluated under the policies its terms name, whatever --policy says
+    # (DESIGN.md §8); the traces already replayed are reused.
+    goal = evaluate_goal(scenario, {t.policy.id: t for t in traces})
     if args.json:
         document: Any = (
             {"runs": [trace_to_json(t) for t in traces]}
             if args.policy == "all"
             else trace_to_json(traces[0])
         )
+        if goal is not None:
+            document["goal"] = goal_to_json(goal)
         write_json(document)
         return EXIT_OK
     out = sys.stdout
@@ -128,7 +139,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.policy == "all":
         out.write("\n" + "=" * 72 + "\n\nsummary: what each read observed, by policy\n\n")
         out.write(narrate.summary(traces))
+    if goal is not None:
+        out.write("\n" + goal_text(goal))
     return EXIT_OK
+
+
+def goal_text(goal: GoalResult) -> str:
+    """``goal: met`` (or ``not met``), then one line per term."""
+    lines = [f"goal: {'met' if goal.met else 'not met'}"]
+    lines += [f"  {'yes' if t.met else 'no ':3}  {t.term}" for t in goal.terms]
+    return "\n".join(lines) + "\n"
 
 
 def policies_for(policy: str) -> list[str]:

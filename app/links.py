@@ -1,7 +1,9 @@
 """Share links (DESIGN.md §5): the scenario, policy and step live in the URL, nowhere else.
 
 ``s`` holds the scenario. Short scenarios travel readable — commands joined by ``;``, spaces as
-``+`` — so a person can read and edit a link by hand; long ones travel as ``z:`` followed by
+``+``; a scenario with comments or annotations keeps them, one line each, ``%0A`` between
+lines (DESIGN.md §8; the caller hands over `engine.syntax.canonical_text`) — so a person can
+read and edit a link by hand; long ones travel as ``z:`` followed by
 base64url(raw deflate(text)). Every link carries ``v=1``; a later format must keep this decoder.
 
 Decoding is bounded before any work is done: ``s`` may be at most 16 KB as sent, and

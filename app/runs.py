@@ -23,7 +23,7 @@ from typing import TypeVar
 from app.diagram import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
 from engine.policies import POLICIES, Policy, get_policy
-from engine.syntax import format_command, parse
+from engine.syntax import ScenarioError, canonical_text, parse
 from engine.trace import Trace, extend, replay
 
 RUNS_MAX_ENTRIES = 512
@@ -46,9 +46,10 @@ class EventView:
 class Run:
     """A replayed scenario, with what every view of it needs computed once.
 
-    ``texts[k]`` is step k's command text ("" for step 0); ``link_text`` and ``editor_text`` are
-    the canonical scenario joined by `;` and by newlines; ``names`` holds every process,
-    reference and file name the trace uses and ``pages`` each process's page names, in order.
+    ``texts[k]`` is step k's command text ("" for step 0); ``link_text`` is the canonical text
+    (`canonical_text`) and ``editor_text`` the same, one command or `#` line a line; ``names``
+    holds every process, reference and file name the trace uses and ``pages`` each process's
+    page names, in order.
     """
 
     scenario: Scenario
@@ -66,10 +67,12 @@ class Run:
 
     @property
     def link_text(self) -> str:
-        return ";".join(self.texts[1:])
+        return canonical_text(self.scenario)
 
     @property
     def editor_text(self) -> str:
+        if self.scenario.remarks:
+            return self.link_text  # already one command or `#` line a line
         return "\n".join(self.texts[1:])
 
     @property
@@ -82,9 +85,22 @@ class Run:
 
 
 def _parsed(text: str) -> tuple[Scenario, str]:
-    """The scenario and its canonical text (commands joined by `;`)."""
+    """The scenario and its canonical text (`engine.syntax.canonical_text`: commands joined by
+    `;`, or by newlines with comments and annotations kept)."""
     scenario = parse(text)
-    return scenario, ";".join(format_command(command) for command in scenario.commands)
+    return scenario, canonical_text(scenario)
+
+
+def lesson_policy(text: str) -> str | None:
+    """The `#policy` of a lesson's text: the era its link opens in when it names none
+    (DESIGN.md §8). None for a text without one, or one that does not parse (the page then
+    reports the syntax error under the default era)."""
+    if "#policy" not in text:
+        return None
+    try:
+        return parse(text).annotations.policy
+    except ScenarioError:
+        return None
 
 
 # (canonical text, policy id): the canonical printer is one-to-one on commands (parse(print(x))
@@ -157,9 +173,12 @@ def run(text: str, policy_id: str, memo: RunMemo | None = None) -> Run:
     key = (canonical, policy.id)
     found = memo.get(key)
     if found is None:
-        # Commands never hold `;`: the canonical text without its last command.
+        # Commands never hold `;`: the canonical text without its last command. A text with
+        # `#` lines is joined by newlines and its comments may hold `;`: it is replayed whole.
         shorter = canonical.rpartition(";")[0]
-        prefix = memo.get((shorter, policy.id)) if scenario.commands else None
+        prefix = (
+            memo.get((shorter, policy.id)) if scenario.commands and not scenario.remarks else None
+        )
         if prefix is not None:
             trace = extend(prefix.trace, scenario.commands[-1:])
         else:

@@ -27,6 +27,7 @@ from app.links import View, at_step, encode_scenario, link_prefix
 from app.runs import EventView, Run
 from app.tables import StateTable, state_table
 from engine.policies import POLICIES, Policy
+from engine.syntax import canonical_prefix
 from engine.trace import Trace
 from engine.verdicts import Verdict
 
@@ -41,12 +42,13 @@ class Linker:
     dozens of links is that encoding plus its path, policy and step.
     """
 
-    __slots__ = ("_bare", "_prefix", "_query", "path", "policy", "texts", "view")
+    __slots__ = ("_bare", "_prefix", "_query", "_run", "path", "policy", "texts", "view")
 
     def __init__(self, path: str, run: Run, policy: str, view: View) -> None:
         self.path = path
         self.policy = policy
         self.view = view
+        self._run = run
         self.texts = run.texts
         self._query = link_prefix("", run.link_text)  # "?v=1&s=…"
         self._bare = path + self._query
@@ -64,7 +66,10 @@ class Linker:
         return at_step(f"{self._bare}&policy={policy_id}", k, self.view)
 
     def prefix(self, upto: int) -> str:
-        """The link text of the scenario's first ``upto`` commands (what an action extends)."""
+        """The link text of the scenario's first ``upto`` commands (what an action extends),
+        with the comments and annotations that belong to them (a lesson keeps its goal)."""
+        if self._run.scenario.remarks:
+            return canonical_prefix(self._run.scenario, upto)
         return ";".join(self.texts[1 : upto + 1])
 
     def elsewhere(self, path: str, k: int | None, view: View | None = None) -> str:

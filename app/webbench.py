@@ -44,7 +44,7 @@ from app.main import create_app
 from engine.commands import Mmap
 from engine.policies import POLICIES
 from engine.presets import PRESETS
-from engine.syntax import format_scenario, parse
+from engine.syntax import canonical_text, parse
 
 STATIC_PATH = "/__bench_static"
 HX = {"HX-Request": "true", "HX-Request-Type": "partial", "HX-Target": "div#sim"}
@@ -57,7 +57,7 @@ class Lesson:
     """One preset, ready to be stepped through (by the bench and by scripts/loadtest.py): its
     canonical text, as links carry it, and an action to press."""
 
-    text: str  # canonical, `;`-separated
+    text: str  # canonical: `;`-separated, or by newlines when it holds `#` lines
     steps: int
     action: str  # a command a student might add at the end
 
@@ -69,7 +69,7 @@ def lessons() -> list[Lesson]:
         mmap = next(c for c in scenario.commands if isinstance(c, Mmap))
         out.append(
             Lesson(
-                format_scenario(scenario, ";"),
+                canonical_text(scenario),
                 len(scenario.commands),
                 f"{mmap.proc} read {mmap.pages[0]}",
             )

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.runs import run
+from engine.lesson import MAX_REPLAYED_COMMANDS, TooCostly, evaluate_goal, goal_to_json
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.policies import POLICIES, UnknownPolicy
 from engine.syntax import ScenarioError, ScenarioLimitError
@@ -39,6 +40,16 @@ class SimulateRequest(BaseModel):
     )
 
 
+class GoalTermOut(BaseModel):
+    term: str = Field(examples=["leak@5.7"])
+    met: bool
+
+
+class GoalOut(BaseModel):
+    met: bool
+    terms: list[GoalTermOut]
+
+
 class TraceOut(BaseModel):
     """The trace of DESIGN.md §4 (`steps[].state` and `events` as the engine reports them)."""
 
@@ -47,6 +58,11 @@ class TraceOut(BaseModel):
     policy: str
     steps: list[dict[str, Any]]
     verdicts: list[dict[str, Any]]
+    goal: GoalOut | None = Field(
+        default=None,
+        description="Only for a scenario with a `#goal` line: every term, each evaluated under "
+        "the policies it names whatever `policy` says, and whether all hold (DESIGN.md §8).",
+    )
 
 
 class Problem(BaseModel):
@@ -75,7 +91,8 @@ def _problem(status: int, problem: Problem) -> JSONResponse:
         "Returns the trace: every step's command, state, events and observed value, and the "
         "verdicts. 400 for a syntax error (with line, column, expected, found) or an unknown "
         "policy; 413 for a scenario over the limits (commands, processes, pages, references, "
-        "bytes) or a body over 1 MiB; 422 for a malformed request body."
+        "bytes), a `#goal` whose eras would replay more than 1,000 commands beyond the one "
+        "asked for, or a body over 1 MiB; 422 for a malformed request body."
     ),
     response_model=TraceOut,
     responses={
@@ -104,4 +121,13 @@ async def simulate(body: SimulateRequest) -> JSONResponse:
                 found=str(exc.found),
             ),
         )
-    return JSONResponse(trace_to_json(r.trace))
+    document = trace_to_json(r.trace)
+    try:
+        goal = evaluate_goal(
+            r.scenario, {r.trace.policy.id: r.trace}, max_replayed=MAX_REPLAYED_COMMANDS
+        )
+    except TooCostly as exc:
+        return _problem(413, Problem(error="limit", message=f"#goal: {exc}"))
+    if goal is not None:
+        document["goal"] = goal_to_json(goal)  # DESIGN.md §8, beside `steps`
+    return JSONResponse(document)

@@ -26,7 +26,7 @@ from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.probe.web import probe_button
 from app.render import render_fragment, render_page
-from app.runs import Run, run
+from app.runs import Run, lesson_policy, run
 from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from app.svg import draw
 from engine.policies import POLICIES, UnknownPolicy, get_policy
@@ -40,8 +40,10 @@ router = APIRouter()
 # Every page route takes them as FastAPI parameters (DESIGN.md §7's cold_step budget allows the
 # parameter solving; see docs/benchmarks.md).
 PARAMETERS = {
-    "s": "The scenario: commands joined by `;`, or `z:` + base64url(deflate).",
-    "policy": "Policy era id (`latest` is the newest).",
+    "s": "The scenario: commands joined by `;` (by newlines when it has `#` lines), "
+    "or `z:` + base64url(deflate).",
+    "policy": "Policy era id (`latest` is the newest); default: the scenario's `#policy`, "
+    "else `latest`.",
     "step": "Step to show, 0 = empty machine.",
     "v": "Link format version; `1`.",
     "view": "`present` for presentation mode.",
@@ -228,7 +230,8 @@ def _open_run(
     try:
         params = parse_params(query)
         if add:
-            text = f"{params.text};{add}" if params.text.strip() else add
+            # A newline, not `;`: the text may end in a comment, which would swallow the command.
+            text = f"{params.text}\n{add}" if params.text.strip() else add
             params = replace(params, text=text, step=None)
     except LinkError as exc:
         plain_view: View = "present" if query.get("view") == "present" else "normal"
@@ -241,7 +244,7 @@ def _open_run(
             plain_view,
             query.get("policy") or latest_id(),
         )
-    policy_param = params.policy or latest_id()
+    policy_param = params.policy or lesson_policy(params.text) or latest_id()
     try:
         r = _replay(request, params, policy_param)
     except (UnknownPolicy, ScenarioError) as exc:

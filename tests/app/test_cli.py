@@ -400,3 +400,60 @@ def test_every_subcommand_of_the_readme_is_there(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     for name in ("run", "presets", "serve", "bench", "probe"):
         assert name in out
+
+
+# ---------------------------------------------------------------------------------------------
+# run: a #goal (DESIGN.md §8)
+
+GOAL = CVE + "#goal leak@5.7 !leak@5.9 ok@5.7\n"
+
+
+def test_run_prints_a_goals_result_under_the_policies_its_terms_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "goal.cow"
+    path.write_text(GOAL)
+    # --policy 6.2 replays 6.2, but the terms are evaluated under 5.7 and 5.9.
+    status, out, _ = run(capsys, "run", str(path), "--policy", "6.2")
+    assert status == cli.EXIT_OK
+    assert out.endswith("goal: not met\n  yes  leak@5.7\n  yes  !leak@5.9\n  no   ok@5.7\n")
+
+
+@pytest.mark.parametrize("policy", ["5.9", "all"])
+def test_run_json_puts_the_goal_beside_steps_or_runs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, policy: str
+) -> None:
+    path = tmp_path / "goal.cow"
+    path.write_text(GOAL)
+    status, out, _ = run(capsys, "run", str(path), "--policy", policy, "--json")
+    assert status == cli.EXIT_OK  # a goal not met is not an error
+    document = json.loads(out)
+    assert ("runs" if policy == "all" else "steps") in document
+    assert document["goal"] == {
+        "met": False,
+        "terms": [
+            {"term": "leak@5.7", "met": True},
+            {"term": "!leak@5.9", "met": True},
+            {"term": "ok@5.7", "met": False},
+        ],
+    }
+
+
+def test_run_without_a_goal_prints_no_goal(
+    capsys: pytest.CaptureFixture[str], cve_file: Path
+) -> None:
+    _, out, _ = run(capsys, "run", str(cve_file), "--json")
+    assert "goal" not in json.loads(out)
+    _, out, _ = run(capsys, "run", str(cve_file))
+    assert "goal:" not in out
+
+
+def test_run_reports_a_malformed_annotation_as_a_syntax_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.cow"
+    path.write_text("P mmap a\n#goal lick@5.7\n")
+    status, out, err = run(capsys, "run", str(path))
+    assert status == cli.EXIT_INPUT and out == ""
+    assert "line 2, column 7: expected a verdict kind" in err
+    assert err.rstrip().endswith("#goal lick@5.7\n          ^")

@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 from app.links import make_link
 from engine.policies import POLICIES
 from engine.presets import PRESETS
+from engine.syntax import parse
 from tests.app.conftest import HTMX, html, hx, preset_link, preset_text
 
 
@@ -76,11 +77,33 @@ def test_full_page_whenever_htmx_does_not_ask_for_a_fragment(
 
 
 def test_pushed_link_is_canonical_even_for_a_hand_typed_one(client: TestClient) -> None:
-    # Several spaces, newlines and a comment: the pushed link is the canonical `;` form.
-    r = client.get(
-        "/", params={"s": "P  mmap a\n# note\nP fork C", "policy": "5.9"}, headers=hx("sim")
-    )
+    # Several spaces and newlines: the pushed link is the canonical `;` form.
+    r = client.get("/", params={"s": "P  mmap a\n\nP fork C ", "policy": "5.9"}, headers=hx("sim"))
     assert r.headers["HX-Push-Url"] == "/?v=1&s=P+mmap+a;P+fork+C&policy=5.9&step=2"
+
+
+def test_a_comment_stays_in_the_pushed_link_joined_by_newlines(client: TestClient) -> None:
+    # DESIGN.md §8: comments travel in links, and a text with a `#` line is joined by newlines.
+    r = client.get(
+        "/", params={"s": "P  mmap a\n  # note\nP fork C", "policy": "5.9"}, headers=hx("sim")
+    )
+    assert r.headers["HX-Push-Url"] == "/?v=1&s=P+mmap+a%0A%23+note%0AP+fork+C&policy=5.9&step=2"
+
+
+def test_a_lesson_link_without_policy_opens_in_the_lessons_policy(client: TestClient) -> None:
+    r = client.get("/", params={"s": "#policy 5.7\nP mmap a"}, headers=hx("sim"))
+    assert query(r.headers["HX-Push-Url"])["policy"] == "5.7"
+    r = client.get("/", params={"s": "#policy 5.7\nP mmap a", "policy": "5.9"}, headers=hx("sim"))
+    assert query(r.headers["HX-Push-Url"])["policy"] == "5.9"
+
+
+def test_an_action_after_a_trailing_comment_adds_a_command(client: TestClient) -> None:
+    r = client.get(
+        "/",
+        params={"s": "P mmap a  # the page", "add": "P write a v", "policy": "5.9"},
+        headers=hx("sim"),
+    )
+    assert query(r.headers["HX-Push-Url"])["s"] == "P mmap a  # the page\nP write a v"
 
 
 def test_missing_policy_means_latest_and_missing_step_means_the_end(client: TestClient) -> None:
@@ -112,15 +135,33 @@ def test_action_buttons_send_one_command_to_append_to_the_scenario_so_far(
     form = doc.css_first(".actions form")
     assert form.attributes["action"] == "/" and form.attributes["hx-get"] == "/"
     hidden, buttons = action_form(doc)
-    assert hidden["s"] == ";".join(query(link)["s"].split(";")[:3])
+    # The preset's first three commands, with its title, policy and their comments.
+    assert hidden["s"] == "\n".join(query(link)["s"].split("\n")[:5])
+    assert hidden["s"].startswith("#title Basic COW after fork() ... with base page\n#policy 6.2\n")
+    assert parse(hidden["s"]).commands == parse(query(link)["s"]).commands[:3]
     assert hidden["policy"] == "5.7"
     assert len(buttons) > 20
     for label, command in buttons:
         assert command.endswith(label)
     r = client.get("/", params={**hidden, "add": "C write mem"}, headers=hx("sim"))
     pushed = r.headers["HX-Push-Url"]
-    assert query(pushed)["s"].split(";") == [*hidden["s"].split(";"), "C write mem"]
+    assert query(pushed)["s"].split("\n") == [*hidden["s"].split("\n"), "C write mem"]
     assert query(pushed)["step"] == "4"
+
+
+def test_action_buttons_of_a_plain_scenario_send_its_commands_joined_by_semicolons(
+    client: TestClient,
+) -> None:
+    doc = html(client.get("/?v=1&s=P+mmap+a;P+write+a+v;P+fork+C&policy=5.7&step=2").text)
+    hidden, _ = action_form(doc)
+    assert hidden["s"] == "P mmap a;P write a v"
+
+
+def test_an_action_in_a_challenge_keeps_its_goal(client: TestClient) -> None:
+    text = "#goal leak@5.7\nP mmap a\n#? q\nP read a\n#: later\nP write a v"
+    doc = html(client.get("/", params={"v": "1", "s": text, "step": "2"}).text)
+    hidden, _ = action_form(doc)
+    assert hidden["s"] == "#goal leak@5.7\nP mmap a\n#? q\nP read a"
 
 
 def test_without_javascript_an_action_redirects_to_the_share_link(client: TestClient) -> None:

@@ -10,10 +10,11 @@ import pytest
 from app import runs
 from engine.policies import POLICIES
 from engine.presets import PRESETS
-from engine.syntax import format_scenario, parse
+from engine.syntax import format_command, parse
 from engine.trace import replay, trace_to_json
 
-CVE = format_scenario(parse(PRESETS["cve-2020-29374"].text), "\n")  # no comments
+# The commands alone: no comments, no annotations.
+CVE = "\n".join(format_command(c) for c in parse(PRESETS["cve-2020-29374"].text).commands)
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_the_same_commands_spelled_another_way_are_not_replayed_again(
     replays: list[str], memo: runs.RunMemo
 ) -> None:
     oneline = ";".join(CVE.splitlines())
-    spaced = " ;  ".join(CVE.splitlines()) + "  # shared in class"
+    spaced = " ;  ".join(CVE.splitlines()) + "  "
     first = runs.run(CVE, "latest", memo)
     for text, policy in ((oneline, "6.2"), (spaced, "latest"), (CVE, "6.2")):
         again = runs.run(text, policy, memo)
@@ -131,3 +132,31 @@ def test_an_event_source_names_each_part_once() -> None:
                 assert len(parts) == len(set(parts)), event.source
                 seen_unmap |= event.source == "zap_pte_range"
     assert seen_unmap
+
+
+def test_a_comment_is_part_of_the_memo_key_and_stays_in_the_link(replays: list[str]) -> None:
+    commented = CVE + "  # shared in class"
+    plain = runs.run(CVE, "6.2")
+    kept = runs.run(commented, "6.2")
+    assert replays == ["6.2", "6.2"]
+    assert plain.link_text == ";".join(CVE.splitlines())
+    assert kept.link_text == CVE + "  # shared in class"
+    assert kept.editor_text == kept.link_text
+
+
+def test_a_text_with_comments_is_replayed_whole_not_extended_from_a_prefix(
+    replays: list[str],
+) -> None:
+    # The canonical text of a commented scenario is joined by newlines and its comments may
+    # hold `;`: cutting at the last `;` finds the key of another scenario, here one with the
+    # same two commands, and "extending" it by the last command would replay a third.
+    runs.run("P mmap a\nP write a v\n# a", "6.2")
+    r = runs.run("P mmap a\nP write a v\n# a; b", "6.2")
+    assert len(r.trace.steps) == 3
+    assert replays == ["6.2", "6.2"]
+
+
+def test_a_lesson_link_without_policy_opens_in_its_policy() -> None:
+    assert runs.lesson_policy("#policy 5.7\nP mmap a") == "5.7"
+    assert runs.lesson_policy("P mmap a") is None
+    assert runs.lesson_policy("#policy 5.7\nP bogus a") is None
