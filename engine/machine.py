@@ -930,13 +930,11 @@ class _Machine:
         )
 
     def do_Mmap(self, cmd: c.Mmap) -> None:
+        # Every check comes before the first change: a refused mmap must leave no trace, or a
+        # process would start that the refusal said was never created (issue 9).
         proc = self.procs.get(cmd.proc)
-        if proc is None:
-            if cmd.proc in self.refs or cmd.proc in self.files:
-                raise self.refuse("error", f"{cmd.proc} names a reference or file, not a process")
-            proc = Proc(cmd.proc, None, {}, {})
-            self.put_proc(proc)
-            self.emit("info", f"process {cmd.proc} starts", proc=cmd.proc)
+        if proc is None and (cmd.proc in self.refs or cmd.proc in self.files):
+            raise self.refuse("error", f"{cmd.proc} names a reference or file, not a process")
         if cmd.file is not None and cmd.file not in self.files:
             raise self.refuse(
                 "efault",
@@ -944,13 +942,17 @@ class _Machine:
                 proc=cmd.proc,
             )
         for page in cmd.pages:
-            if page in proc.vmas:
+            if proc is not None and page in proc.vmas:
                 raise self.refuse(
                     "error",
                     f"{cmd.proc} already maps {page}; munmap it first",
                     proc=cmd.proc,
                     page=page,
                 )
+        if proc is None:
+            proc = Proc(cmd.proc, None, {}, {})
+            self.put_proc(proc)
+            self.emit("info", f"process {cmd.proc} starts", proc=cmd.proc)
         for page in cmd.pages:
             vma = Vma(
                 page=page,
@@ -1338,8 +1340,16 @@ class _Machine:
                 pfn=frame.pfn,
             )
             return
-        slot = SwapSlot(self.next_slot, frame.value, swapcount=1, cache_pfn=frame.pfn)
-        self.next_slot += 1
+        slot = self.slot_of(frame)
+        if slot is None:
+            # shrink_folio_list → add_to_swap: a folio not yet in the swap cache gets a slot.
+            slot = SwapSlot(self.next_slot, frame.value, swapcount=1, cache_pfn=frame.pfn)
+            self.next_slot += 1
+        else:
+            # A folio already in the swap cache keeps its slot: shrink_folio_list skips
+            # add_to_swap, try_to_unmap_one installs the existing entry and swap_duplicate()s
+            # its count, and pageout writes the (possibly dirtied) page back to that slot.
+            slot = slot._replace(value=frame.value, swapcount=slot.swapcount + 1)
         self.put_slot(slot)
         exclusive = self.policy.has_exclusive_bit and frame.anon_exclusive
         self.set_pte(
