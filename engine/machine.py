@@ -152,7 +152,10 @@ class _Machine:
         self.put_proc(proc._replace(vmas={**proc.vmas, vma.page: vma}))
 
     def alloc(self, value: Value, **counters: int | bool) -> Frame:
-        exclusive = bool(counters.pop("exclusive", False)) and self.policy.has_exclusive_bit
+        exclusive = (
+            bool(counters.pop("exclusive", False))
+            and self.policy.exclusive_bit().outcome == "allow"
+        )
         frame = Frame(
             pfn=self.next_pfn,
             kind="anon",
@@ -450,20 +453,11 @@ class _Machine:
             )
             return
         if frame.kind != "anon":
-            what = "the shared zero page" if frame.kind == "zero" else "a page-cache page"
             self.cow_copy(
                 proc_name,
                 page,
                 frame,
-                Decision(
-                    "copy",
-                    "private mapping of a non-anon page",
-                    "do_wp_page → wp_page_copy",
-                    "",
-                    f"the private mapping shows {what}, which must never be written, so the "
-                    "writer gets its own anonymous copy",
-                    {"frame_kind": frame.kind},
-                ),
+                self.policy.private_non_anon_copy(frame),
                 writable=vma.write and not keep_ro,
                 carry_uffd=keep_ro,
             )
@@ -521,20 +515,20 @@ class _Machine:
         return pte.pfn is not None and self.frames[pte.pfn].kind != "anon"
 
     def before_reuse_test(self, frame: Frame) -> Frame:
-        """5.18+ (53a05ad9f21d): a swap-cache page whose slot nobody uses leaves the swap cache
-        before the refcount test, so that reference does not force a copy."""
-        if not (self.policy.drops_unused_swapcache and frame.swapcache):
+        """Ask whether the swap cache lets go of the page before the reuse test."""
+        if not frame.swapcache:
             return frame
         slot = self.slot_of(frame)
-        if slot is None or slot.swapcount != 0:
+        if slot is None:
+            return frame
+        decision = self.policy.free_swapcache_before_reuse(frame, slot.swapcount)
+        if decision.outcome != "allow":
             return frame
         self.drop_swapcache(frame, slot)
         self.emit(
             "swap",
             f"frame #{frame.pfn} leaves the swap cache first: no swap entry needs it any more",
-            rule="free unused swap cache before the refcount test",
-            kernel="do_wp_page → folio_free_swap",
-            commit="53a05ad9f21d",
+            decision,
             pfn=frame.pfn,
         )
         return self.frames[frame.pfn]
@@ -543,13 +537,13 @@ class _Machine:
         self, proc_name: str, page: str, frame: Frame, decision: Decision, *, writable: bool
     ) -> None:
         pte = self.procs[proc_name].ptes[page]
-        if frame.swapcache and not self.policy.drops_unused_swapcache:
-            # reuse_swap_page() deletes a page it lets the writer keep from the swap cache.
+        if frame.swapcache and self.policy.reuse_frees_swapcache(frame).outcome == "allow":
             slot = self.slot_of(frame)
             if slot is not None:
                 self.drop_swapcache(frame, slot)
                 frame = self.frames[frame.pfn]
-        self.put_frame(frame._replace(anon_exclusive=self.policy.has_exclusive_bit))
+        exclusive = self.policy.exclusive_bit().outcome == "allow"
+        self.put_frame(frame._replace(anon_exclusive=exclusive))
         # wp_page_reuse: pte_mkdirty, which on x86 also sets the soft-dirty bit.
         self.set_pte(proc_name, page, pte._replace(writable=writable, dirty=True, softdirty=True))
         self.emit(
@@ -608,7 +602,7 @@ class _Machine:
     def unshare_fault(
         self, proc_name: str, page: str, decision: Decision, *, flag: str = "FAULT_FLAG_UNSHARE"
     ) -> None:
-        """do_wp_page with FAULT_FLAG_UNSHARE (c89357e27f20): make the page exclusive, keep the
+        """do_wp_page with FAULT_FLAG_UNSHARE: make the page exclusive, keep the
         PTE read-only and clean, never notify uffd-wp; copy if it cannot be reused.
 
         Peter Xu's FAULT_FLAG_BREAK_COW (Aug 2020) asked for exactly this for every read GUP on
@@ -631,19 +625,18 @@ class _Machine:
             frame = self.before_reuse_test(frame)
             reuse = self.policy.wp_reuse(frame, self.swapcount(frame))
             if reuse.outcome == "reuse":
-                self.put_frame(frame._replace(anon_exclusive=self.policy.has_exclusive_bit))
+                exclusive = self.policy.exclusive_bit().outcome == "allow"
+                self.put_frame(frame._replace(anon_exclusive=exclusive))
                 self.emit(
                     "unshare",
                     f"{flag}: {proc_name} holds the only reference to frame #{frame.pfn}, so "
                     + (
                         "it is marked exclusive without a copy"
-                        if self.policy.has_exclusive_bit
+                        if exclusive
                         else "nothing needs copying"
                     )
                     + "; the PTE stays read-only",
-                    reuse,
-                    kernel=f"do_wp_page ({flag})",
-                    commit=decision.commit if flag != "FAULT_FLAG_UNSHARE" else "c89357e27f20",
+                    self.policy.unshare_reused(flag, decision, reuse),
                     proc=proc_name,
                     page=page,
                     pfn=frame.pfn,
@@ -661,7 +654,7 @@ class _Machine:
                 "map",
                 f"{proc.name} writes {page} for the first time: a fresh zeroed page "
                 f"#{frame.pfn} is mapped writable"
-                + (" and exclusive" if self.policy.has_exclusive_bit else ""),
+                + (" and exclusive" if frame.anon_exclusive else ""),
                 rule="first write allocates",
                 kernel="do_anonymous_page",
                 proc=proc.name,
@@ -716,7 +709,8 @@ class _Machine:
             frame = self.alloc(slot.value, swapcache=True)
             slot = slot._replace(cache_pfn=frame.pfn)
             source = f"it is read from swap slot {slot.slot} into new frame #{frame.pfn}"
-        exclusive = self.policy.swapin_exclusive(pte, frame, fresh)
+        marker = self.policy.swapin_exclusive(pte, frame, fresh)
+        exclusive = marker.outcome == "allow"
         frame = frame._replace(
             mapcount=frame.mapcount + 1,
             anon_exclusive=frame.anon_exclusive or exclusive,
@@ -732,19 +726,14 @@ class _Machine:
             + (" and exclusive (the swap PTE remembered it)" if exclusive else ""),
             rule="swap-in",
             kernel="do_swap_page",
-            commit="1493a1913e34" if exclusive else "",
+            commit=marker.commit,
             proc=proc_name,
             page=page,
             pfn=frame.pfn,
         )
         if not write:
             return
-        if (
-            self.policy.drops_unused_swapcache
-            and slot.swapcount == 0
-            and (frame.refcount == 2 and frame.swapcache)
-        ):
-            # should_try_to_free_swap(): a write fault with no other user frees the swap cache.
+        if self.policy.swapin_write_frees_swapcache(frame, slot.swapcount).outcome == "allow":
             self.drop_swapcache(frame, slot)
             frame = self.frames[frame.pfn]
         decision = self.policy.swapin_write_reuse(frame, self.swapcount(frame))
@@ -829,11 +818,11 @@ class _Machine:
             if pte is None or pte.pfn is None:
                 if write:
                     # do_cow_fault / do_anonymous_page do not report VM_FAULT_WRITE, so this
-                    # fault sets neither FOLL_COW nor (pre-4.9) drops FOLL_WRITE.
+                    # fault sets neither FOLL_COW nor (in the Dirty COW era) drops FOLL_WRITE.
                     self.write_fault(
                         proc_name, page, why=f"{kind}(FOLL_WRITE)", can_retry=not req.force
                     )
-                elif forced is not None and self.policy.read_gup_cow_fault_is_write():
+                elif forced is not None and forced.outcome == "fault":
                     self.emit(
                         "info",
                         f"{proc_name}'s {kind}: {forced.why}",
@@ -866,25 +855,17 @@ class _Machine:
                 )
                 if not vma.write:
                     cow_done = True
-                    if self.policy.force_write_drops_foll_write():
-                        self.emit(
-                            "info",
-                            "the COW fault is done, so get_user_pages drops FOLL_WRITE and "
-                            "retries as a read — it will follow whatever the PTE maps next",
-                            rule="drop FOLL_WRITE after COW",
-                            kernel="faultin_page",
-                            commit="f33ea7f404e5",
-                            proc=proc_name,
-                            page=page,
-                        )
+                    drop = self.policy.after_force_cow()
+                    if drop.outcome == "allow":
+                        self.emit("info", drop.why, drop, proc=proc_name, page=page)
                         write = False
                 if race and not raced:
                     raced = True
                     self.zap(proc_name, page, "the racing thread's MADV_DONTNEED")
                 continue
             if forced is not None and not pte.writable and not cow_done:
-                if self.policy.read_gup_cow_fault_is_write():
-                    # 5.8 as merged: the read GUP takes a real write fault (uffd-wp notified).
+                if forced.outcome == "fault":
+                    # The read GUP takes a real write fault (uffd-wp notified).
                     self.emit(
                         "info",
                         f"{proc_name}'s {kind}: {forced.why}",
@@ -1058,14 +1039,12 @@ class _Machine:
             self.put_slot(slot._replace(swapcount=slot.swapcount + 1))
             if pte.swap_exclusive:
                 self.set_pte(parent, page, pte._replace(swap_exclusive=False))
+            copied = self.policy.fork_swap_entry(pte)
             self.emit(
                 "fork",
                 f"{page} is swapped out: the swap entry is duplicated (swap count "
-                f"{slot.swapcount + 1})"
-                + ("; the parent's exclusive marker is cleared" if pte.swap_exclusive else ""),
-                rule="copy swap entry",
-                kernel="copy_nonpresent_pte",
-                commit="1493a1913e34" if pte.swap_exclusive else "",
+                f"{slot.swapcount + 1})" + (f"; {copied.why}" if copied.why else ""),
+                copied,
                 proc=child,
                 page=page,
             )
@@ -1235,13 +1214,7 @@ class _Machine:
             return
         frame = self.frames[pte.pfn]
         if vma.shared:
-            decision = Decision(
-                "allow",
-                "shared mapping",
-                "change_pte_range",
-                "",
-                "a shared mapping has no COW to protect",
-            )
+            decision = self.policy.mprotect_shared()
         else:
             decision = self.policy.mprotect_makes_writable(pte, frame, vma)
         if decision.outcome == "allow":
@@ -1269,18 +1242,12 @@ class _Machine:
             if pte is None or pte.pfn is None:
                 continue
             frame = self.frames[pte.pfn]
-            if (
-                self.policy.protects_pinned_from_writeprotect
-                and vma.is_cow_mapping
-                and frame.maybe_dma_pinned
-            ):
+            skip = self.policy.clear_refs_skip(frame, vma)
+            if skip is not None:
                 self.emit(
                     "protect",
-                    f"clear_refs leaves pinned {page} alone: write-protecting it would make "
-                    "its owner copy away from the pin",
-                    rule="skip maybe-pinned pages (5.11: mm: don't play games with pinned "
-                    "pages in clear_page_refs)",
-                    kernel="clear_soft_dirty",
+                    f"clear_refs leaves pinned {page} alone: {skip.why}",
+                    skip,
                     proc=cmd.proc,
                     page=page,
                     pfn=frame.pfn,
@@ -1351,7 +1318,8 @@ class _Machine:
             # its count, and pageout writes the (possibly dirtied) page back to that slot.
             slot = slot._replace(value=frame.value, swapcount=slot.swapcount + 1)
         self.put_slot(slot)
-        exclusive = self.policy.has_exclusive_bit and frame.anon_exclusive
+        marker = self.policy.swapout_exclusive(frame)
+        exclusive = marker.outcome == "allow"
         self.set_pte(
             cmd.proc,
             cmd.page,
@@ -1373,7 +1341,7 @@ class _Machine:
             + (f"; {held} other reference(s) keep the page in the swap cache" if held else ""),
             rule="swap-out",
             kernel="madvise_pageout → shrink_folio_list",
-            commit="1493a1913e34" if exclusive else "",
+            commit=marker.commit,
             proc=cmd.proc,
             page=cmd.page,
             pfn=frame.pfn,
@@ -1387,27 +1355,14 @@ class _Machine:
         vma = self.need_vma(proc, cmd.page, fault=False)
         pte = proc.ptes.get(cmd.page)
         if cmd.on and not vma.uffd_wp:
-            if not vma.maywrite:
+            refused = self.policy.uffd_wp_register(vma)
+            if refused is not None:
                 raise self.refuse(
-                    "efault",
-                    f"{cmd.page} maps a file opened read-only (no VM_MAYWRITE): UFFDIO_REGISTER "
-                    "fails with -EPERM (29ec90660d68, CVE-2018-18397)",
-                    kernel="userfaultfd_register",
-                    proc=cmd.proc,
-                    page=cmd.page,
-                )
-            if vma.file is not None and not self.policy.uffd_wp_file:
-                raise self.refuse(
-                    "efault",
-                    f"{cmd.page} is file-backed: before 5.19 userfaultfd write-protection works "
-                    "on anonymous memory only, UFFDIO_REGISTER fails with -EINVAL",
-                    kernel="userfaultfd_register → vma_can_userfault",
-                    proc=cmd.proc,
-                    page=cmd.page,
+                    "efault", refused.why, kernel=refused.kernel, proc=cmd.proc, page=cmd.page
                 )
         if cmd.on:
             vma = vma._replace(uffd_wp=True)
-        # On file-backed memory an empty PTE slot gets a uffd-wp marker (5.19+), so the page
+        # On file-backed memory an empty PTE slot gets a uffd-wp marker, so the page
         # is protected before it exists; anonymous memory has no marker by default.
         marker = cmd.on and pte is None and vma.file is not None
         self.set_vma(cmd.proc, vma._replace(uffd_wp_marker=marker))
@@ -1469,7 +1424,11 @@ class _Machine:
             self.put_frame(
                 frame._replace(pins=frame.pins + 1) if pin else frame._replace(gets=frame.gets + 1)
             )
-        if pin and self.policy.tracks_has_pinned and not self.procs[cmd.proc].has_pinned:
+        if (
+            pin
+            and not self.procs[cmd.proc].has_pinned
+            and self.policy.pin_marks_mm().outcome == "allow"
+        ):
             self.put_proc(self.procs[cmd.proc]._replace(has_pinned=True))
         self.put_ref(ref)
         holder = {
@@ -1484,14 +1443,14 @@ class _Machine:
             f"{name} ({holder}) now holds frame #{frame.pfn} of {cmd.proc}'s {cmd.page} with "
             f"{'|'.join(ref.foll)}"
             + (f"; refcount {count}" if frame.pfn != ZERO_PFN else " (the zero page)"),
-            rule="take reference",
+            rule=(took := self.policy.gup_reference(pin)).rule,
+            commit=took.commit,
             kernel={
                 "vmsplice": "vmsplice_to_pipe → iov_iter_get_pages",
                 "get": "get_user_pages" + ("_fast" if cmd.fast else ""),
                 "pin": "pin_user_pages" + ("_fast" if cmd.fast else ""),
                 "iouring": "io_sqe_buffer_register → pin_user_pages",
             }[cmd.kind],
-            commit="3faa52c03f44" if pin else "",
             proc=cmd.proc,
             page=cmd.page,
             ref=name,
