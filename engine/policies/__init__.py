@@ -11,7 +11,7 @@ its eras itself, so adding an era that only changes decisions is one new module 
    previous open-ended era needs no edit: the era with the latest ``since`` wins.
 2. `POLICIES` lists it in version order, `get_policy` and every page offer it, and
    `policy_for_kernel` (the probe's "which era is this kernel") maps its versions to it;
-   ``tests/engine/test_policies.py::test_a_new_era_is_one_module`` does exactly this with a
+   ``tests/engine/test_policy_package.py::test_a_new_era_is_one_module`` does exactly this with a
    throwaway module.
 """
 
