@@ -58,8 +58,8 @@ class Faults(MachineCore):
     ) -> None:
         """handle_mm_fault with FAULT_FLAG_WRITE: allocate, COW, reuse or swap in.
 
-        ``notify_uffd`` is False for Peter Xu's FAULT_FLAG_BREAK_COW (a COW break for a read);
-        ``keep_ro`` keeps a uffd-wp protected copy write-protected (same proposal, v3).
+        ``notify_uffd`` is False for a COW break that is not a write (a policy's
+        FAULT_FLAG_BREAK_COW); ``keep_ro`` then keeps a uffd-wp protected copy write-protected.
         ``can_retry`` is False for a GUP without a ``locked`` pointer (/proc/PID/mem): such a
         fault lacks FAULT_FLAG_ALLOW_RETRY, so handle_userfault() cannot wait for the monitor
         and returns VM_FAULT_SIGBUS instead of delivering the fault.
@@ -248,13 +248,10 @@ class Faults(MachineCore):
     def unshare_fault(
         self, proc_name: str, page: str, decision: Decision, *, flag: str = "FAULT_FLAG_UNSHARE"
     ) -> None:
-        """do_wp_page with FAULT_FLAG_UNSHARE: make the page exclusive, keep the
-        PTE read-only and clean, never notify uffd-wp; copy if it cannot be reused.
-
-        Peter Xu's FAULT_FLAG_BREAK_COW (Aug 2020) asked for exactly this for every read GUP on
-        a COW mapping: "the page is not marked writable; dirty/soft-dirty not set for a pure
-        read" (semantics §3 prose; its table's "else writable" contradicts it, and the prose
-        follows the patch's intent, so we follow the prose).
+        """do_wp_page with FAULT_FLAG_UNSHARE: make the page exclusive, keep the PTE read-only
+        and clean, never notify uffd-wp; copy if it cannot be reused. A policy whose read GUP
+        breaks COW without a write (``gup_breaks_cow`` answering "unshare") comes here too,
+        with its own ``flag``; why that keeps the PTE read-only is in that policy's docstring.
         """
         pte = self.procs[proc_name].ptes[page]
         assert pte.pfn is not None

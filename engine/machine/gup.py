@@ -26,7 +26,8 @@ class Gup(Faults):
         """__get_user_pages: fault until follow_page_pte accepts the PTE, then return the page.
 
         The caller takes the reference. ``race`` lets a second thread MADV_DONTNEED the page
-        right after the first COW fault — the interleaving Dirty COW wins with.
+        right after the first COW fault — the interleaving that lets a GUP which dropped
+        FOLL_WRITE (``after_force_cow``) follow the page-cache page instead of the copy.
         """
         proc = self.need_proc(proc_name)
         vma = self.need_vma(proc, page, fault=False)
@@ -58,7 +59,7 @@ class Gup(Faults):
             if pte is None or pte.pfn is None:
                 if write:
                     # do_cow_fault / do_anonymous_page do not report VM_FAULT_WRITE, so this
-                    # fault sets neither FOLL_COW nor (in the Dirty COW era) drops FOLL_WRITE.
+                    # fault sets neither FOLL_COW nor lets GUP drop FOLL_WRITE.
                     self.write_fault(
                         proc_name, page, why=f"{kind}(FOLL_WRITE)", can_retry=not req.force
                     )

@@ -12,6 +12,10 @@ from engine.state import Vma
 class BreakCowProposal(EnforcedCow58):
     """Peter Xu, Aug 2020 (never merged): FAULT_FLAG_BREAK_COW breaks COW for a read GUP
     without calling it a write: no userfault, uffd-wp bit kept, the copy stays write-protected.
+
+    The machine runs it as an unsharing fault: "the page is not marked writable; dirty/soft-dirty
+    not set for a pure read" (semantics §3 prose; its table's "else writable" contradicts it, and
+    the prose follows the patch's intent, so we follow the prose).
     """
 
     id = "5.8-break-cow"

@@ -38,6 +38,13 @@ def test_the_machine_holds_no_era_fact(pattern: re.Pattern[str]) -> None:
     assert not found, "era facts belong in engine/policies:\n" + "\n".join(found)
 
 
+def test_the_machine_names_no_era() -> None:
+    words = {p.label for p in POLICIES.values()} | {"Dirty COW", "Peter Xu", "Linus", "proposal"}
+    for path in machine_sources():
+        text = path.read_text()
+        assert not [w for w in words if w in text], path.name
+
+
 def test_the_grep_would_see_an_era_fact() -> None:
     assert COMMIT_ID.search('commit="1493a1913e34"')
     assert ERA.search("# 5.18+ (before the test)")

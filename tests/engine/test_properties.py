@@ -193,7 +193,7 @@ two_procs = st.sampled_from(PROCS[:2])
 class SwapKernel(RuleBasedStateMachine):
     """Swap-heavy scenarios: paging out, faulting back and forking around the swap cache, the
     paths where a page can be in the swap cache and mapped at once. Without the fix for issue
-    14's crash (a second swap slot for a swap-cache page) this finds it in seconds."""
+    14's crash (a second swap slot for a swap-cache page) this finds it."""
 
     def __init__(self) -> None:
         super().__init__()
