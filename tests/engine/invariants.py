@@ -68,7 +68,12 @@ def check_state(state: State, policy: Policy) -> None:
         assert slot.swapcount == swap_users[slot_id], f"slot {slot_id} swapcount is wrong"
         assert slot.swapcount > 0 or slot.cache_pfn is not None, f"slot {slot_id} leaked"
         if slot.cache_pfn is not None:
+            assert slot.cache_pfn in state.frames, f"slot {slot_id} caches freed #{slot.cache_pfn}"
             assert state.frames[slot.cache_pfn].swapcache
+    # one swap slot per swap-cache page: a page paged out again keeps its entry
+    assert len(cached) == sum(s.cache_pfn is not None for s in state.swap.values()), "two slots"
+    for file in state.files.values():
+        assert file.cache_pfn is None or file.cache_pfn in state.frames, f"{file.name} cache"
 
     # a writable PTE never maps a page someone else maps (private mappings; a shared file
     # mapping shares its page on purpose)
