@@ -52,17 +52,31 @@ class Value(NamedTuple):
 ZERO_VALUE = Value("0", "zero", "zero", 0)
 
 
-class Frame(NamedTuple):
-    """A physical folio: a small page (order 0, what every scenario uses today) or a large folio
-    of ``1 << order`` subpages, with the kernel's counters (kernel-cow-semantics.md §1.2–1.3).
+class Folio(NamedTuple):
+    """What a large folio keeps beyond a small page's counters (kernel-cow-semantics.md §1.2–1.3).
 
-    A small page's one subpage is described by ``mapcount`` and ``anon_exclusive``. A large
-    folio also keeps, per subpage, its PTE mapcount (``subpage_mapcounts``, whose sum is
-    ``mapcount``) and PageAnonExclusive bit (``subpage_exclusive``), plus ``entire_mapcount``
-    for PMD mappings of the whole folio. Pins differ by size: a FOLL_PIN adds
-    GUP_PIN_COUNTING_BIAS (1024) to a small page's refcount, so "maybe pinned" is a guess from
-    the refcount; a large folio counts pins exactly in ``_pincount`` and adds 1 to the refcount
-    per pin (3faa52c03f44, 5.7). The swap cache and the page cache hold one reference per subpage.
+    ``subpage_mapcounts`` are the PTE mappings of each subpage (they add up to the frame's
+    ``mapcount``), ``subpage_exclusive`` each subpage's PageAnonExclusive bit, and
+    ``entire_mapcount`` the PMD mappings of the whole folio (folio->_entire_mapcount).
+    """
+
+    order: int  # 1 << order subpages
+    subpage_mapcounts: tuple[int, ...]
+    subpage_exclusive: tuple[bool, ...]
+    entire_mapcount: int = 0
+
+
+class Frame(NamedTuple):
+    """A physical folio: a small page (``folio`` None, what every scenario uses today) or a large
+    folio of ``1 << folio.order`` subpages.
+
+    A small page's one subpage is described by ``mapcount`` and ``anon_exclusive``; a large
+    folio adds per-subpage mapcounts and exclusive bits and its PMD mappings in `Folio`, kept in
+    one optional field so that the small pages every replay builds stay as cheap as before. Pins
+    differ by size: a FOLL_PIN adds GUP_PIN_COUNTING_BIAS (1024) to a small page's refcount, so
+    "maybe pinned" is a guess from the refcount; a large folio counts pins exactly in
+    ``_pincount`` and adds 1 to the refcount per pin (3faa52c03f44, 5.7). The swap cache and the
+    page cache hold one reference per subpage.
     """
 
     pfn: int
@@ -74,20 +88,25 @@ class Frame(NamedTuple):
     swapcache: bool = False
     file: str | None = None  # page-cache page of this file (the page cache holds one reference)
     anon_exclusive: bool = False  # PG_anon_exclusive (5.19+, 6c287605fd56); always False before
-    order: int = 0  # folio order: 1 << order subpages
-    entire_mapcount: int = 0  # PMD mappings of the whole folio (folio->_entire_mapcount)
-    subpage_mapcounts: tuple[int, ...] = ()  # per-subpage PTE mapcounts; () for a small page
-    subpage_exclusive: tuple[bool, ...] = ()  # per-subpage PageAnonExclusive; () for a small page
+    folio: Folio | None = None  # None for a small page
+
+    @property
+    def order(self) -> int:
+        return 0 if self.folio is None else self.folio.order
 
     @property
     def nr_pages(self) -> int:
         return 1 << self.order
 
     @property
+    def entire_mapcount(self) -> int:
+        return 0 if self.folio is None else self.folio.entire_mapcount
+
+    @property
     def refcount(self) -> int:
         if self.kind == "zero":
             return 0
-        if self.order == 0:
+        if self.folio is None:
             return (
                 self.mapcount
                 + self.gets
@@ -97,17 +116,17 @@ class Frame(NamedTuple):
             )
         return (
             self.mapcount
-            + self.entire_mapcount
+            + self.folio.entire_mapcount
             + self.gets
             + self.pins
-            + self.nr_pages * (int(self.swapcache) + int(self.file is not None))
+            + (1 << self.folio.order) * (int(self.swapcache) + int(self.file is not None))
         )
 
     @property
     def maybe_dma_pinned(self) -> bool:
         """folio_maybe_dma_pinned(): the exact pincount of a large folio, or refcount ≥
         GUP_PIN_COUNTING_BIAS on a small page (false positives allowed)."""
-        if self.order:
+        if self.folio is not None:
             return self.pins > 0
         return self.refcount >= GUP_PIN_COUNTING_BIAS
 
@@ -118,16 +137,16 @@ class Frame(NamedTuple):
 
     def subpage_mapcount(self, index: int) -> int:
         """page_mapcount() of one subpage: its PTE mappings plus the folio's PMD mappings."""
-        if self.order == 0:
+        if self.folio is None:
             assert index == 0, f"a small page has one subpage, not {index + 1}"
             return self.mapcount
-        return self.subpage_mapcounts[index] + self.entire_mapcount
+        return self.folio.subpage_mapcounts[index] + self.folio.entire_mapcount
 
     def subpage_anon_exclusive(self, index: int) -> bool:
-        if self.order == 0:
+        if self.folio is None:
             assert index == 0, f"a small page has one subpage, not {index + 1}"
             return self.anon_exclusive
-        return self.subpage_exclusive[index]
+        return self.folio.subpage_exclusive[index]
 
 
 class Pte(NamedTuple):

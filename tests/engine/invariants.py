@@ -20,7 +20,9 @@ def check_state(state: State, policy: Policy) -> None:
                 assert pte.pfn in state.frames, f"{proc.name}/{page} maps freed frame {pte.pfn}"
                 mapped[pte.pfn] += 1
             else:
-                assert pte.swap_slot in state.swap, f"{proc.name}/{page}: dangling swap entry"
+                assert pte.swap_slot is not None and pte.swap_slot in state.swap, (
+                    f"{proc.name}/{page}: dangling swap entry"
+                )
                 swap_users[pte.swap_slot] += 1
     pins: Counter[int] = Counter()
     gets: Counter[int] = Counter()
@@ -42,22 +44,27 @@ def check_state(state: State, policy: Policy) -> None:
         assert frame.swapcache == (pfn in cached), f"#{pfn} swap cache flag is wrong"
         assert (frame.file is not None) == (pfn in files), f"#{pfn} page-cache flag is wrong"
         # per subpage: a small page is its one subpage; a large folio's subpages add up
-        if frame.order == 0:
-            assert frame.subpage_mapcounts == () and frame.subpage_exclusive == (), f"#{pfn}"
-            assert frame.entire_mapcount == 0, f"#{pfn} small page with a PMD mapping"
-        else:
-            assert len(frame.subpage_mapcounts) == frame.nr_pages, f"#{pfn} subpage mapcounts"
-            assert len(frame.subpage_exclusive) == frame.nr_pages, f"#{pfn} subpage bits"
-            assert sum(frame.subpage_mapcounts) == frame.mapcount, f"#{pfn} subpages != mapcount"
+        if frame.folio is not None:
+            folio = frame.folio
+            assert folio.order > 0, f"#{pfn} a folio of one page is a small page"
+            assert len(folio.subpage_mapcounts) == frame.nr_pages, f"#{pfn} subpage mapcounts"
+            assert len(folio.subpage_exclusive) == frame.nr_pages, f"#{pfn} subpage bits"
+            assert sum(folio.subpage_mapcounts) == frame.mapcount, f"#{pfn} subpages != mapcount"
         # per folio: the refcount is the references that exist, counted from the outside —
         # page tables, GUP references, swap cache, page cache — with the pin bias of a small
         # page and the exact pincount of a large folio
-        pin_weight = GUP_PIN_COUNTING_BIAS if frame.order == 0 else 1
+        pin_weight = GUP_PIN_COUNTING_BIAS if frame.folio is None else 1
         held_by_caches = frame.nr_pages * (int(pfn in cached) + int(pfn in files))
-        references = mapped[pfn] + gets[pfn] + pins[pfn] * pin_weight + held_by_caches
+        references = (
+            mapped[pfn]
+            + frame.entire_mapcount
+            + gets[pfn]
+            + pins[pfn] * pin_weight
+            + held_by_caches
+        )
         assert frame.refcount == references, f"#{pfn} refcount {frame.refcount} != {references}"
         assert frame.maybe_dma_pinned == (
-            references >= GUP_PIN_COUNTING_BIAS if frame.order == 0 else pins[pfn] > 0
+            references >= GUP_PIN_COUNTING_BIAS if frame.folio is None else pins[pfn] > 0
         ), f"#{pfn} maybe_dma_pinned is wrong"
         # a frame is freed exactly when nothing holds it
         assert frame.refcount > 0, f"#{pfn} has no references but was not freed"

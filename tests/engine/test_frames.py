@@ -5,7 +5,7 @@ engine's output."""
 
 from __future__ import annotations
 
-from engine.state import GUP_PIN_COUNTING_BIAS, ZERO_VALUE, Frame
+from engine.state import GUP_PIN_COUNTING_BIAS, ZERO_VALUE, Folio, Frame
 from engine.trace import replay, state_to_json
 
 
@@ -21,7 +21,9 @@ def large(
     pins: int = 0,
     entire_mapcount: int = 0,
     swapcache: bool = False,
+    exclusive: tuple[bool, ...] | None = None,
 ) -> Frame:
+    bits = (False,) * len(mapcounts) if exclusive is None else exclusive
     return Frame(
         1,
         "anon",
@@ -30,10 +32,7 @@ def large(
         gets=gets,
         pins=pins,
         swapcache=swapcache,
-        order=order,
-        entire_mapcount=entire_mapcount,
-        subpage_mapcounts=mapcounts,
-        subpage_exclusive=(False,) * len(mapcounts),
+        folio=Folio(order, mapcounts, bits, entire_mapcount),
     )
 
 
@@ -62,11 +61,11 @@ def test_a_pmd_mapping_counts_once_per_folio_and_for_every_subpage() -> None:
 
 
 def test_subpages_keep_their_own_mapcount_and_exclusive_bit() -> None:
-    folio = large(1, (2, 0))._replace(subpage_exclusive=(False, True))
+    folio = large(1, (2, 0), exclusive=(False, True))
     assert (folio.subpage_mapcount(0), folio.subpage_mapcount(1)) == (2, 0)
     assert (folio.subpage_anon_exclusive(0), folio.subpage_anon_exclusive(1)) == (False, True)
     page = small(mapcount=1, exclusive=True)
-    assert page.nr_pages == 1
+    assert page.nr_pages == 1 and page.folio is None
     assert page.subpage_mapcount(0) == 1 and page.subpage_anon_exclusive(0)
 
 

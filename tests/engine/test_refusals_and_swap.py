@@ -53,7 +53,7 @@ def test_the_refusal_is_the_first_and_only_thing_a_validation_refusal_does() -> 
     """Every refusal raised before the command's first change leaves the state untouched."""
     policy = get_policy("latest")
     state = apply(empty_state(), c.Mmap("P", ("a",)), policy, 1).state
-    refused = [
+    refused: list[c.Command] = [
         c.Mmap("R", ("a",), file="nope"),
         c.Mmap("P", ("a",)),
         c.Fork("P", "P"),
