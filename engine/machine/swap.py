@@ -54,6 +54,7 @@ class Swap(MachineCore):
             )
             return
         slot = self.slot_of(frame)
+        reused = slot is not None
         if slot is None:
             # shrink_folio_list → add_to_swap: a folio not yet in the swap cache gets a slot.
             slot = SwapSlot(self.next_slot, frame.value, swapcount=1, cache_pfn=frame.pfn)
@@ -83,6 +84,12 @@ class Swap(MachineCore):
             "swap",
             f"{cmd.proc} pages out {cmd.page}: frame #{frame.pfn} is written to swap slot "
             f"{slot.slot} and the PTE becomes a swap entry"
+            + (
+                f" (the page was still in the swap cache, so it keeps its slot, now used by "
+                f"{slot.swapcount} swap entries)"
+                if reused
+                else ""
+            )
             + (" that remembers the page was exclusive" if exclusive else "")
             + (f"; {held} other reference(s) keep the page in the swap cache" if held else ""),
             rule="swap-out",

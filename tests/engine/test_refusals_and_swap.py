@@ -83,6 +83,8 @@ def test_paging_out_a_swap_cache_page_again_reuses_its_entry(policy_id: str) -> 
     assert slot.swapcount == 2
     assert after_second_swapout.procs["P"].ptes["a"].swap_slot == slot.slot
     assert after_second_swapout.procs["C"].ptes["a"].swap_slot == slot.slot
+    (swapped,) = [e for e in trace.steps[6].events if e.kind == "swap"]
+    assert "keeps its slot" in swapped.text
     assert [s.observed.text for s in trace.steps if s.observed is not None] == ["v1"] * 3
 
 
