@@ -49,12 +49,14 @@ def discover(package: str = __name__) -> dict[str, Policy]:
     for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
         if info.name == "base":
             continue
-        policy = importlib.import_module(f"{package}.{info.name}").POLICY
-        assert isinstance(policy, Policy), f"{package}.{info.name}.POLICY is not a Policy"
+        policy = getattr(importlib.import_module(f"{package}.{info.name}"), "POLICY", None)
+        if not isinstance(policy, Policy):
+            raise TypeError(f"{package}.{info.name} must define POLICY, a Policy instance")
         found.append(policy)
     found.sort(key=lambda p: (p.since, not p.merged, p.id))
     ids = [p.id for p in found]
-    assert len(set(ids)) == len(ids), f"two era modules share an id: {ids}"
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"two era modules share an id: {ids}")
     return {p.id: p for p in found}
 
 

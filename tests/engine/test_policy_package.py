@@ -155,3 +155,15 @@ def test_a_new_era_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert "reuse" in [e.kind for e in replay(ALONE_AGAIN, "6.2").steps[-1].events]
     finally:
         sys.modules.pop("engine.policies.e6_9", None)
+
+
+def test_an_era_module_without_a_policy_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "e9_9.py").write_text('"""An era module that forgot its POLICY."""\n')
+    monkeypatch.setattr(engine.policies, "__path__", [*engine.policies.__path__, str(tmp_path)])
+    try:
+        with pytest.raises(TypeError, match="e9_9 must define POLICY"):
+            discover()
+    finally:
+        sys.modules.pop("engine.policies.e9_9", None)
