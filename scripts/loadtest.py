@@ -351,7 +351,7 @@ async def student(
                 start = time.perf_counter()
                 try:
                     status, size = await asyncio.wait_for(connection.get(path, headers), 30)
-                except (TimeoutError, OSError, ValueError, IndexError) as exc:
+                except (TimeoutError, OSError, EOFError, ValueError, IndexError) as exc:
                     tally.errors[f"{kind}: {type(exc).__name__}"] += 1
                     await connection.close()
                     continue
