@@ -70,6 +70,9 @@ def check_upstream(upstream: str) -> None:
     host, sep, port = upstream.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"upstream {upstream!r}: expected HOST:PORT or unix:PATH")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if ":" in host and not bracketed:
+        raise ConfigError(f"upstream {upstream!r}: an IPv6 address goes in brackets, [::1]:PORT")
     host = host.removeprefix("[").removesuffix("]")
     if host == "localhost":
         return

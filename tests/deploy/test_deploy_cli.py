@@ -37,7 +37,8 @@ def test_nginx_accepts_the_default_configuration(nginx_binary: str, tmp_path: Pa
 
 
 @pytest.mark.parametrize(
-    "upstream", ["0.0.0.0:8000", "10.0.0.5:8000", "example.org:80", "127.0.0.1", "unix:"]
+    "upstream",
+    ["0.0.0.0:8000", "10.0.0.5:8000", "example.org:80", "127.0.0.1", "unix:", "::1:8000"],
 )
 def test_a_worker_reachable_without_the_proxy_is_refused(
     upstream: str, capsys: pytest.CaptureFixture[str]
@@ -51,3 +52,8 @@ def test_a_worker_reachable_without_the_proxy_is_refused(
 @pytest.mark.parametrize("upstream", ["127.0.0.1:8000", "[::1]:8000", "localhost:9000"])
 def test_loopback_workers_are_accepted(upstream: str) -> None:
     assert f"server {upstream} " in render(NginxSettings(upstreams=(upstream,)))
+
+
+def test_an_event_stream_read_timeout_near_the_heartbeat_is_refused() -> None:
+    with pytest.raises(ConfigError, match="heartbeat"):
+        NginxSettings(sse_read_timeout_s=20)
