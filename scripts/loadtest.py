@@ -32,7 +32,8 @@ The deployment of docs/deploy.md adds:
 - ``--kill-worker-at S``: SIGKILL one worker S seconds into the run (uvicorn's supervisor
   starts another; nginx passes a GET whose worker died to the next);
 - ``--slow-sockets N``: after the run, N connections that send half a request and wait
-  (slowloris) while the clients run again for ``--slow-phase`` seconds: its own figures.
+  (slowloris) while the clients run again for ``--slow-phase`` seconds: its own figures, next
+  to those of the same clients for as long just before, without the sockets.
 
 ``--deploy`` is all of these: 60 s, two workers, ``--mix --proxy``, a worker killed at 30 s,
 then 1,100 slow sockets for 15 s.
@@ -520,6 +521,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.slow_sockets:
                 # A killed worker's replacement must be serving before the next phase starts.
                 wait_until_serving(server, base, args.workers)
+                # The same clients for as long just before: on a shared machine only a phase
+                # measured side by side says what the sockets cost.
+                baseline = asyncio.run(
+                    load(
+                        client_port,
+                        args.clients,
+                        args.slow_phase,
+                        args.seed + 2,
+                        server.pid,
+                        args.think,
+                        mix=args.mix,
+                    )
+                )
                 with slow_sockets(client_port, args.slow_sockets) as opened:
                     phase = asyncio.run(
                         load(
@@ -538,6 +552,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         **{k: v for k, v in phase.items() if k != "memory_samples"},
                         "memory": memory(server.pid),
                         "nginx_mb": tree_rss_mb(nginx_pid),
+                        "without_sockets": {
+                            k: baseline[k]
+                            for k in ("requests", "errors", "requests_per_s", "p50_ms", "p99_ms")
+                        },
                     }
     finally:
         stop_server(server)
@@ -601,6 +619,10 @@ def render_text(r: dict[str, Any]) -> str:
             f"  errors     {slow['errors']}"
             + (f"  {slow['error_kinds']}" if slow["errors"] else ""),
             f"  per worker {slow['memory']['workers_mb']}; nginx {slow['nginx_mb']} MB",
+            "  the same clients just before, without the sockets: "
+            + "{requests_per_s} /s, p50 {p50_ms} ms, p99 {p99_ms} ms, {errors} errors".format(
+                **slow["without_sockets"]
+            ),
         ]
     return "\n".join(lines)
 
@@ -672,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
     # The hard limit: whatever hangs, the run ends (and `finally` stops the server).
-    slow = args.slow_phase + START_ALLOWANCE_S if args.slow_sockets else 0
+    slow = 2 * args.slow_phase + START_ALLOWANCE_S if args.slow_sockets else 0
     limit = int(args.duration + min(5.0, args.duration / 4) + START_ALLOWANCE_S + 30 + slow)
 
     def out_of_time(signum: int, frame: object) -> None:

@@ -30,4 +30,5 @@ def test_a_short_deploy_run_survives_a_killed_worker_and_slow_sockets(nginx_bina
     slow = report["slow_sockets"]
     assert slow["sockets"] == 1100
     assert slow["errors"] == 0 and slow["requests"] > 10
+    assert slow["without_sockets"]["errors"] == 0 and slow["without_sockets"]["requests"] > 10
     assert report["nginx_mb"] > 1
