@@ -53,12 +53,14 @@ import json
 import os
 import random
 import resource
+import selectors
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -454,22 +456,64 @@ HALF_BODY = (
 )
 
 
+@dataclass
+class SlowSockets:
+    """What the slowloris side did: sockets held at once, and how many the server let go (each
+    replaced at once by a new one, as a patient attacker would)."""
+
+    held: int = 0
+    let_go: int = 0
+
+
+def _half_request(port: int, n: int) -> socket.socket:
+    s = socket.create_connection((LOOPBACK, port), timeout=5)
+    s.sendall(HALF_BODY if n % 2 else HALF_HEADER)
+    s.setblocking(False)
+    return s
+
+
 @contextlib.contextmanager
-def slow_sockets(port: int, count: int) -> Iterator[int]:
-    """``count`` connections that each send half a request and wait; yields how many opened."""
-    opened: list[socket.socket] = []
+def slow_sockets(port: int, count: int) -> Iterator[SlowSockets]:
+    """``count`` connections that each send half a request and wait, kept at ``count`` for the
+    whole block: one the server closes (or answers) is replaced by a thread of its own."""
+    tally = SlowSockets()
+    waiting = selectors.DefaultSelector()
+    stop = threading.Event()
     try:
         for n in range(count):
             try:
-                s = socket.create_connection((LOOPBACK, port), timeout=5)
-                s.sendall(HALF_BODY if n % 2 else HALF_HEADER)
+                waiting.register(_half_request(port, n), selectors.EVENT_READ, n)
             except OSError:
                 break
-            opened.append(s)
-        yield len(opened)
+        tally.held = len(waiting.get_map())
+
+        def replace_let_go() -> None:
+            while not stop.is_set():
+                for key, _ in waiting.select(timeout=0.2):
+                    waiting.unregister(key.fileobj)
+                    key.fileobj.close()  # type: ignore[union-attr]
+                    tally.let_go += 1
+                    with contextlib.suppress(OSError):
+                        waiting.register(
+                            _half_request(port, key.data), selectors.EVENT_READ, key.data
+                        )
+
+        keeper = threading.Thread(target=replace_let_go, daemon=True)
+        keeper.start()
+        try:
+            yield tally
+        finally:
+            stop.set()
+            keeper.join(timeout=10)
     finally:
-        for s in opened:
-            s.close()
+        for key in list(waiting.get_map().values()):
+            _close(key.fileobj)
+        waiting.close()
+
+
+def _close(fileobj: object) -> None:
+    if isinstance(fileobj, socket.socket):
+        fileobj.close()
 
 
 @contextlib.contextmanager
@@ -534,7 +578,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         mix=args.mix,
                     )
                 )
-                with slow_sockets(client_port, args.slow_sockets) as opened:
+                with slow_sockets(client_port, args.slow_sockets) as slowloris:
                     phase = asyncio.run(
                         load(
                             client_port,
@@ -547,7 +591,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         )
                     )
                     slow = {
-                        "sockets": opened,
+                        "sockets": slowloris.held,
+                        "let_go_and_replaced": slowloris.let_go,
                         "seconds": args.slow_phase,
                         **{k: v for k, v in phase.items() if k != "memory_samples"},
                         "memory": memory(server.pid),
@@ -612,7 +657,8 @@ def render_text(r: dict[str, Any]) -> str:
         slow = r["slow_sockets"]
         lines += [
             f"then {slow['sockets']} slow sockets held open for {slow['seconds']:g} s while the"
-            " clients ran again:",
+            f" clients ran again ({slow['let_go_and_replaced']} let go by the server, each"
+            " replaced at once):",
             f"  requests   {slow['requests']}  ({slow['requests_per_s']} /s)",
             f"  latency    p50 {slow['p50_ms']} ms   p99 {slow['p99_ms']} ms   max"
             f" {slow['max_ms']} ms",
