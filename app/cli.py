@@ -17,7 +17,7 @@ did.
 Adding a subcommand is one function: a module listed in `SUBCOMMAND_MODULES` defines
 ``register(subparsers)``, which adds its parser and sets ``func`` (``Namespace -> int``, the
 exit status) with ``set_defaults``, as in the argparse documentation, so the parts of cowlab
-that add commands (`serve`, `bench`, `probe`) live next to their own code.
+that add commands (`serve`, `bench`, `probe`, `deploy`) live next to their own code.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ EXIT_INPUT = 2  # the status argparse itself uses for a bad command line
 EXIT_BROKEN_PIPE = 1
 
 # Modules that add their own subcommand (see the module docstring).
-SUBCOMMAND_MODULES = ("app.serve_cli", "app.bench", "app.probe.cli")
+SUBCOMMAND_MODULES = ("app.serve_cli", "app.bench", "app.probe.cli", "app.deploy.cli")
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = argparse._SubParsersAction  # argparse has no public name for this type
