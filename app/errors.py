@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.links import LinkError, View, make_link
+from app.runs import Stopped
 from engine.policies import POLICIES, UnknownPolicy
 from engine.syntax import ScenarioError, ScenarioLimitError, parse
 
@@ -83,6 +84,20 @@ def limit_error(exc: ScenarioLimitError, text: str) -> ErrorView:
         title="This scenario is larger than cowlab runs",
         message=str(exc),
         text=text,
+    )
+
+
+def stopped_error(exc: Stopped) -> ErrorView:
+    return ErrorView(
+        status=503,
+        title="This scenario takes longer than cowlab spends on one request",
+        message=(
+            f"cowlab stopped replaying it after {exc.seconds:g} s, the time it gives one "
+            "request. A shorter scenario (fewer commands, processes or pages) replays faster; "
+            "the server may also be busy, so trying again later can work."
+        ),
+        text="",
+        where=(("limit", "time"),),
     )
 
 

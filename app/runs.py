@@ -15,17 +15,22 @@ key, is the same in every worker, and can be dropped at any time.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from app.diagram import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
+from engine.machine import apply
 from engine.policies import POLICIES, Policy, get_policy
-from engine.syntax import format_command, parse
-from engine.trace import Trace, extend, replay
+from engine.state import empty_state
+from engine.syntax import format_command, parse, reference_names
+from engine.trace import Step, Trace, extend
+from engine.verdicts import derive_verdicts
 
 CACHE_SIZE = 64  # parsed texts
 RUNS_MAX_ENTRIES = 512
@@ -35,6 +40,52 @@ RUNS_MAX_ENTRIES = 512
 RUNS_MAX_WEIGHT = 768_000
 
 T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """A request's work was stopped between two commands: its deadline passed (``gone``
+    False) or its client disconnected (``gone`` True)."""
+
+    def __init__(self, gone: bool, seconds: float) -> None:
+        super().__init__(
+            "the client disconnected"
+            if gone
+            else f"this request needs more than the {seconds:g} s cowlab gives one request"
+        )
+        self.gone = gone
+        self.seconds = seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What a request may still spend: a deadline (`time.monotonic`) and a flag its client's
+    disconnect sets. The engine stays free of clocks; the app replays command by command and
+    checks this between commands (`check`)."""
+
+    seconds: float
+    deadline: float
+    gone: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def starting_now(cls, seconds: float) -> Budget:
+        return cls(seconds, time.monotonic() + seconds)
+
+    def check(self) -> None:
+        if self.gone.is_set():
+            raise Stopped(True, self.seconds)
+        if time.monotonic() > self.deadline:
+            raise Stopped(False, self.seconds)
+
+
+# The budget of the request this thread works for (set by `app.heavy`); None: no limit (the
+# CLI, tests, small requests on the event loop, which are bounded by what they are).
+BUDGET: ContextVar[Budget | None] = ContextVar("BUDGET", default=None)
+
+
+def check_budget() -> None:
+    budget = BUDGET.get()
+    if budget is not None:
+        budget.check()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +231,7 @@ def run(text: str, policy_id: str) -> Run:
         if prefix is not None:
             trace = extend(prefix.trace, scenario.commands[-1:])
         else:
-            trace = replay(scenario, policy.id)
+            trace = _replay(scenario, policy)
         found, weight = _prepare(scenario, _with_lines(trace, scenario))
         RUNS.put(key, found, weight)
     elif found.scenario.lines != scenario.lines:
@@ -188,6 +239,26 @@ def run(text: str, policy_id: str) -> Run:
         # JSON trace names each step's source line, so it carries this text's lines.
         found = _prepare(scenario, _with_lines(found.trace, scenario), found)[0]
     return found
+
+
+def _replay(scenario: Scenario, policy: Policy) -> Trace:
+    """`engine.trace.replay`, checking the request's budget between commands (a test holds the
+    two equal): a scenario at the limits takes a second or more, and a request whose client
+    has gone or whose deadline has passed stops there."""
+    check = check_budget
+    state = empty_state()
+    steps = [Step(0, None, None, state, ())]
+    lines = scenario.lines or (None,) * len(scenario.commands)
+    names = reference_names(scenario.commands)
+    for index, (command, line, ref_name) in enumerate(
+        zip(scenario.commands, lines, names, strict=True), 1
+    ):
+        check()
+        result = apply(state, command, policy, index, ref_name)
+        state = result.state
+        steps.append(Step(index, command, line, state, result.events, result.observed))
+    check()
+    return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
 
 
 def _with_lines(trace: Trace, scenario: Scenario) -> Trace:

@@ -13,22 +13,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from functools import partial
 from typing import Annotated, Any, ParamSpec
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
 from app.compare import build_comparison
-from app.errors import ErrorView, limit_error, link_error, policy_error, scenario_error
+from app.errors import (
+    ErrorView,
+    limit_error,
+    link_error,
+    policy_error,
+    scenario_error,
+    stopped_error,
+)
+from app.heavy import is_heavy, offload, scenario_chars
 from app.htmx import HtmxDetails, htmx_details
 from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.probe.web import probe_button
-from app.render import draw_stage, render_fragment, render_page
-from app.runs import Run, run
+from app.render import draw_stage, render_error_page, render_fragment, render_page
+from app.runs import Run, Stopped, run
 from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from app.svg import draw
 from engine.policies import POLICIES, UnknownPolicy, get_policy
@@ -128,20 +136,21 @@ LINK_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-# A link this long carries a scenario whose replay takes long enough (up to a second for the
-# largest allowed) to stall every other request on the event loop: it runs in the thread
-# pool instead. Typical links stay on the loop, where they cost less (no thread hop).
-OFFLOAD_CHARS = 2048
-
 P = ParamSpec("P")
 
 
 async def _answer(
-    weight: str | None, build: Callable[P, Response], *args: P.args, **kwargs: P.kwargs
+    request: Request, chars: int, build: Callable[P, Response], *args: P.args, **kwargs: P.kwargs
 ) -> Response:
-    if weight is not None and len(weight) > OFFLOAD_CHARS:
-        return await run_in_threadpool(build, *args, **kwargs)
-    return build(*args, **kwargs)
+    """``build(...)``: on the event loop for a small scenario (cheaper than a thread hop), in
+    a worker thread under a deadline for a large one (`app.heavy`); ``chars`` is the size of
+    the decompressed scenario (times the columns, for /compare)."""
+    if not is_heavy(chars):
+        return build(*args, **kwargs)
+    try:
+        return await offload(request.receive, partial(build, *args, **kwargs))
+    except Stopped as exc:
+        return HTMLResponse(render_error_page(request, stopped_error(exc)), status_code=503)
 
 
 def latest_id() -> str:
@@ -303,7 +312,8 @@ def _open_run(
 async def index(request: Request) -> Response:
     query = link_query(request, (*LINK_NAMES, "add"))
     add = query.pop("add", None)
-    return await _answer(query.get("s"), _index, request, htmx_details(request), query, add)
+    chars = scenario_chars(query.get("s")) + len(add or "")
+    return await _answer(request, chars, _index, request, htmx_details(request), query, add)
 
 
 def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | None) -> Response:
@@ -358,7 +368,8 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
 )
 async def embed(request: Request) -> Response:
     query = link_query(request)
-    return await _answer(query.get("s"), _embed, request, htmx_details(request), query)
+    chars = scenario_chars(query.get("s"))
+    return await _answer(request, chars, _embed, request, htmx_details(request), query)
 
 
 def _embed(request: Request, hx: HtmxDetails, query: dict[str, str]) -> Response:
@@ -389,7 +400,7 @@ def _embed(request: Request, hx: HtmxDetails, query: dict[str, str]) -> Response
 )
 async def export_svg(request: Request) -> Response:
     query = link_query(request)
-    return await _answer(query.get("s"), _export_svg, request, query)
+    return await _answer(request, scenario_chars(query.get("s")), _export_svg, request, query)
 
 
 def _export_svg(request: Request, query: dict[str, str]) -> Response:
@@ -433,8 +444,11 @@ async def compare(
 ) -> Response:
     hx = htmx_details(request)
     # Every era replays the scenario: offload sooner than a single-era page.
-    weight = (s or "") * (len(policies.split(",")) if policies else len(POLICIES))
-    return await _answer(weight, _compare, request, hx, s, policies, p, step, v, view, policy)
+    columns = len(p) if p else len(policies.split(",")) if policies else len(POLICIES)
+    chars = scenario_chars(s) * columns
+    return await _answer(
+        request, chars, _compare, request, hx, s, policies, p, step, v, view, policy
+    )
 
 
 def _compare(
