@@ -146,8 +146,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         except (ValueError, OutputTooLarge) as err:
             raise InputError(str(err)) from None
         sys.stdout.flush()
-        sys.stdout.buffer.write(answer + b"\n")
-        sys.stdout.buffer.flush()
+        out = sys.stdout.buffer
+        # In pipe-sized pieces: a reader that leaves (`| head`) is noticed at the next piece.
+        for start in range(0, len(answer), 65536):
+            out.write(answer[start : start + 65536])
+            out.flush()
+        out.write(b"\n")
+        out.flush()
         return EXIT_OK
     out = sys.stdout
     for i, trace in enumerate(traces):

@@ -87,6 +87,22 @@ def limit_error(exc: ScenarioLimitError, text: str) -> ErrorView:
     )
 
 
+def compare_limit_error(weight: int, limit: int, text: str, policy: str) -> ErrorView:
+    return ErrorView(
+        status=413,
+        title="This scenario is too large to compare across eras",
+        message=(
+            f"Comparing replays a scenario under every era, so it takes scenarios whose trace "
+            f"holds at most {limit:,} page-table, frame and reference entries (the compare "
+            f"limit); this one holds {weight:,}. Open it under one era, or compare a shorter "
+            "scenario (fewer commands, processes or pages)."
+        ),
+        text=text,
+        where=(("limit", "compare"),),
+        links=((f"Open it under {policy}", make_link("/", text, policy=policy)),),
+    )
+
+
 def stopped_error(exc: Stopped) -> ErrorView:
     return ErrorView(
         status=503,

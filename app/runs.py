@@ -17,14 +17,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from app.diagram import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
+from engine.events import Event
 from engine.machine import apply
 from engine.policies import POLICIES, Policy, get_policy
 from engine.state import empty_state
@@ -95,6 +96,45 @@ class EventView:
     source: str  # "rule · kernel function · commit", empty when the event has none
 
 
+def _event_view(e: Event) -> EventView:
+    # A rule named after its kernel function is said once.
+    return EventView(
+        e.kind,
+        e.text,
+        " · ".join(dict.fromkeys(part for part in (e.rule, e.kernel, e.commit) if part)),
+    )
+
+
+class EventViews(Sequence[tuple[EventView, ...]]):
+    """Each step's events as the views show them, made when a view first asks for a step.
+
+    A trace at the limits holds ~200,000 events (a fork or an exit tells one per page); making
+    them all up front took longer than the replay, for a page that shows a few steps' events.
+    A step's tuple, once made, is the same object whenever it is asked for again.
+    """
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self._steps = steps
+        self._made: dict[int, tuple[EventView, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    @overload
+    def __getitem__(self, k: int) -> tuple[EventView, ...]: ...
+    @overload
+    def __getitem__(self, k: slice) -> Sequence[tuple[EventView, ...]]: ...
+    def __getitem__(
+        self, k: int | slice
+    ) -> tuple[EventView, ...] | Sequence[tuple[EventView, ...]]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        made = self._made.get(k)
+        if made is None:
+            made = self._made[k] = tuple(_event_view(e) for e in self._steps[k].events)
+        return made
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
     """A replayed scenario, with what every view of it needs computed once.
@@ -108,13 +148,16 @@ class Run:
     trace: Trace
     layout: Layout
     texts: tuple[str, ...]
-    events: tuple[tuple[EventView, ...], ...]
+    events: EventViews = field(compare=False)
     names: frozenset[str]
     pages: Mapping[str, tuple[str, ...]]
     # What the views derive from the run alone (its encoded link, its timeline entries), kept
     # with it: every step of the run needs them, and they live exactly as long as the run does
     # in the memo. Not part of a run's value.
     derived: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The distinct page-table, frame and reference entries and steps its trace holds (see
+    # `RUNS_MAX_WEIGHT`): a measure of the memory it holds and of the work its replay did.
+    weight: int = field(default=0, compare=False)
 
     def derive(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, once per run and ``key`` (two threads may both compute it once)."""
@@ -231,7 +274,7 @@ def run(text: str, policy_id: str) -> Run:
         if prefix is not None:
             trace = extend(prefix.trace, scenario.commands[-1:])
         else:
-            trace = _replay(scenario, policy)
+            trace = replay(scenario, policy.id)
         found, weight = _prepare(scenario, _with_lines(trace, scenario))
         RUNS.put(key, found, weight)
     elif found.scenario.lines != scenario.lines:
@@ -241,11 +284,12 @@ def run(text: str, policy_id: str) -> Run:
     return found
 
 
-def _replay(scenario: Scenario, policy: Policy) -> Trace:
+def replay(scenario: Scenario, policy_id: str) -> Trace:
     """`engine.trace.replay`, checking the request's budget between commands (a test holds the
     two equal): a scenario at the limits takes a second or more, and a request whose client
     has gone or whose deadline has passed stops there."""
     check = check_budget
+    policy = get_policy(policy_id)
     state = empty_state()
     steps = [Step(0, None, None, state, ())]
     lines = scenario.lines or (None,) * len(scenario.commands)
@@ -292,6 +336,7 @@ def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple
             like.names,
             like.pages,
             like.derived,
+            like.weight,
         )
         return same, 0
     states = [step.state for step in trace.steps]
@@ -318,22 +363,10 @@ def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple
         trace=trace,
         layout=compute_layout(states),
         texts=tuple(step.text for step in trace.steps),
-        events=tuple(
-            tuple(
-                EventView(
-                    e.kind,
-                    e.text,
-                    # A rule named after its kernel function is said once.
-                    " · ".join(
-                        dict.fromkeys(part for part in (e.rule, e.kernel, e.commit) if part)
-                    ),
-                )
-                for e in step.events
-            )
-            for step in trace.steps
-        ),
+        events=EventViews(trace.steps),
         names=frozenset(names),
         pages={proc: tuple(known) for proc, known in pages.items()},
+        weight=weight,
     )
     return run, weight
 

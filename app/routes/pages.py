@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from app.compare import build_comparison
 from app.errors import (
     ErrorView,
+    compare_limit_error,
     limit_error,
     link_error,
     policy_error,
@@ -420,6 +421,13 @@ def _export_svg(request: Request, query: dict[str, str]) -> Response:
     )
 
 
+# /compare replays the scenario under every chosen era (nine by default): it takes scenarios
+# whose run weighs at most this (`app.runs.Run.weight`: page-table, frame and reference entries
+# the trace holds, about the work of its replay) — a tenth of a scenario at every limit of
+# DESIGN.md §7 (~500,000), so nine columns cost about what one era of the largest does.
+COMPARE_MAX_WEIGHT = 50_000
+
+
 def _chosen_policies(params: LinkParams, checkboxes: list[str] | None) -> tuple[str, ...] | None:
     if checkboxes:
         return tuple(dict.fromkeys(checkboxes))
@@ -479,7 +487,13 @@ def _compare(
     chosen = _chosen_policies(params, p)
     ids = chosen or tuple(POLICIES)
     try:
-        runs = tuple(_replay(params, pid) for pid in ids)
+        first = _replay(params, ids[0])
+        if first.weight > COMPARE_MAX_WEIGHT and len(ids) > 1:
+            error = compare_limit_error(first.weight, COMPARE_MAX_WEIGHT, params.text, ids[0])
+            return _error_response(
+                request, hx, error, "compare.html", "compare", params.view, latest_id()
+            )
+        runs = (first, *(_replay(params, pid) for pid in ids[1:]))
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(
             request, hx, exc, params, "compare.html", "compare", latest_id(), "/compare"
