@@ -12,6 +12,7 @@ from starlette.types import Scope
 
 from app.errors import ErrorView, not_found, server_error
 from app.guard import RequestLimits
+from app.heavy import share_the_gil
 from app.memo import ResponseMemo
 from app.paths import STATIC_DIR
 from app.probe import web as probe_web
@@ -117,6 +118,7 @@ def create_app() -> FastAPI:
     # Oversized requests are refused before anything reads them (but with security headers).
     app.add_middleware(RequestLimits)
     app.add_middleware(SecurityHeaders)
+    share_the_gil()  # the worker's loop stays responsive while a heavy request runs
     return app
 
 
