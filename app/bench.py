@@ -33,6 +33,8 @@ BUDGETS = {
     "action_ms_p99": 20.0,
     "throughput_ratio": 0.5,  # a lower bound
     "first_load_kb": 100.0,
+    "worst_request_s": 2.0,
+    "worst_body_mb": 50.0,
 }
 LOWER_BOUNDS = {"throughput_ratio"}
 

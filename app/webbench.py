@@ -18,6 +18,12 @@
   so the client costs far less than the server; worker and client are pinned to two cores.
 - ``first_load_kb``: ``/`` as a browser fetches it (gzip) plus every script, stylesheet, icon
   and image it loads; ``first_load_kb_max`` the same for the heaviest preset link.
+- ``worst_request_s`` / ``worst_body_mb``: the slowest and the largest answer of a real worker
+  to every route (``/``, a step, ``/embed``, ``/export.svg``, ``/compare``, the API with its
+  default states and with ``changes``) on the worst scenario within each documented limit
+  (`worst_cases`), each in ``worst_requests: [{route, limit, status, s, body_mb, tiny_…}]``;
+  ``worst_tiny_s`` the slowest tiny page asked for meanwhile, ``worst_rss_mb`` the worker's
+  memory afterwards.
 
 Each figure is a median over repeated runs in one process; ``quick`` repeats less.
 """
@@ -380,6 +386,20 @@ def _connections(paths: list[str], n: int) -> list[list[str]]:
 def bench_server(static_bytes: int) -> Iterator[int]:
     """A uvicorn worker running `bench_app` on a free loopback port (yielded), pinned to its
     own core when there are two, stopped (and unpinned) on leaving."""
+    with bench_worker(static_bytes) as (port, _):
+        yield port
+
+
+def rss_mb(pid: int) -> float:
+    """The resident memory of process ``pid`` (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return round(kb / 1024, 1)
+
+
+@contextmanager
+def bench_worker(static_bytes: int) -> Iterator[tuple[int, int]]:
+    """`bench_server`, yielding the worker's port and process id."""
     port = _free_port()
     env = {**os.environ, "COWLAB_BENCH_STATIC_BYTES": str(static_bytes)}
     command = [sys.executable, "-m", "uvicorn", "--factory", "app.webbench:bench_app"]
@@ -403,7 +423,7 @@ def bench_server(static_bytes: int) -> Iterator[int]:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("the benchmark server did not start") from None
                 time.sleep(0.05)
-        yield port
+        yield port, server.pid
     finally:
         os.sched_setaffinity(0, own)
         # SIGINT, not SIGTERM: uvicorn re-raises the signal it stopped on, and only SIGINT
@@ -663,11 +683,15 @@ def measure_worst(port: int, cases: list[WorstCase] | None = None) -> list[dict[
 
 
 def worst_figures(quick: bool) -> dict[str, Any]:
-    with bench_server(100) as port:
+    """The worst requests, and the worker's memory after them: ``worst_rss_mb`` once it has
+    served every route at every limit (its memos full of the largest runs and pages)."""
+    with bench_worker(100) as (port, pid):
         rows = measure_worst(port)
+        rss = rss_mb(pid)
     return {
         "worst_request_s": max(row["s"] for row in rows),
         "worst_body_mb": max(row["body_mb"] for row in rows),
         "worst_tiny_s": max(row["tiny_max_s"] for row in rows),
+        "worst_rss_mb": rss,
         "worst_requests": rows,
     }

@@ -5,8 +5,9 @@ targets plus the other regions that change with it (as htmx 4 ``<hx-partial>``s)
 the canonical share link (``HX-Push-Url``) so the address bar always holds what is on screen.
 History restores (Back/Forward) arrive as htmx requests of type ``full`` and get the whole page.
 
-Routes are ``async def``: they do no I/O, and a render takes milliseconds, so running them on
-the event loop is cheaper than a hop to the thread pool.
+Routes are ``async def``: they do no I/O, and a render of a lesson takes milliseconds, so
+running it on the event loop is cheaper than a hop to the thread pool. A large scenario (by its
+decompressed size) is built in a worker thread under a deadline instead (`app.heavy`).
 """
 
 from __future__ import annotations
