@@ -13,6 +13,8 @@ Which requests are heavy is decided on the *decompressed* scenario (`scenario_ch
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -92,6 +94,7 @@ async def offload(receive: Receive, work: Callable[[], T]) -> T:
             return work()
         finally:
             BUDGET.reset(token)
+            _trim()  # here, off the loop: it walks the heap
 
     outcome: T | Stopped
     async with anyio.create_task_group() as group:
@@ -106,3 +109,18 @@ async def offload(receive: Receive, work: Callable[[], T]) -> T:
     if isinstance(outcome, Stopped):
         raise outcome
     return outcome
+
+
+def _libc_trim() -> Callable[[], object]:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to give back this way
+        return lambda: None
+    return lambda: trim(0)
+
+
+# A heavy request allocates and frees hundreds of megabytes (a replay's states, an answer's
+# JSON); glibc keeps freed heap pages unless asked to give them back. (Measured: a worker
+# after one round of worst requests held 487 MB without this, 306 MB with it.)
+_trim = _libc_trim()
