@@ -32,8 +32,9 @@ T = TypeVar("T")
 # of 512 characters can map and fork a thousand page-table entries (a few milliseconds), and
 # past that the thread hop (~0.1 ms) is worth its cost.
 OFFLOAD_CHARS = 512
-# A worst request at the limits takes 1–2 s on a loaded 2-core machine (docs/benchmarks.md);
-# past this a request is answered 503 rather than holding a thread.
+# The worst request within the limits (1,000 forks and exits of a 256-page process) takes
+# 2–3 s on a quiet 2-core machine and several times that when other jobs share it
+# (docs/benchmarks.md); past this a request is answered 503 rather than holding a thread.
 HEAVY_SECONDS = 8.0
 # Heavy requests running at once per worker; the others wait for a slot (within their deadline).
 HEAVY_JOBS = 2
