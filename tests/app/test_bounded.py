@@ -283,3 +283,15 @@ def test_compare_refuses_a_scenario_over_its_limit_with_413(client: TestClient) 
     assert f"{COMPARE_MAX_WEIGHT:,}" in r.text and "compare limit" in r.text
     # One era is not a comparison: the same scenario under one era is served.
     assert client.get(make_link("/compare", text) + "&policies=6.2").status_code == 200
+
+
+def test_the_openapi_schema_says_which_states_an_answer_holds(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    states = schema["SimulateRequest"]["properties"]["states"]
+    assert states["default"] == "last"
+    for word in ("`last`", "`none`", "`changes`", "413"):
+        assert word in states["description"]
+    step = schema["StepOut"]["properties"]
+    assert {"index", "command", "observed", "events", "events_omitted", "state", "changes"} <= set(
+        step
+    )
