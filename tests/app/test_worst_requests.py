@@ -4,13 +4,23 @@ route and the API, answers a body of at most 50 MB while tiny requests are still
 
 from __future__ import annotations
 
+import os
+import socket
 import statistics
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from app.webbench import WORST_ROUTES, bench_server, measure_worst, worst_cases
+from app.webbench import (
+    WORST_ROUTES,
+    bench_server,
+    bench_worker,
+    measure_worst,
+    worst_cases,
+    worst_request,
+)
 
 BODY_LIMIT_MB = 50
 TINY_S = 0.5
@@ -56,3 +66,27 @@ def test_the_api_gives_states_of_the_largest_scenario_within_its_bound(
     api = {r["limit"]: r for r in rows if r["route"] == "api"}
     # With the default states ("last"), no scenario within the limits is refused for size.
     assert all(r["status"] in (200, 503) for r in api.values()), api
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_worker_stops_working_for_a_client_that_left() -> None:
+    """The heaviest replay (1,000 forks and exits of a 256-page process, seconds of CPU) is
+    asked for and the client hangs up 0.3 s later: the worker spends almost no more CPU."""
+    case = next(case for case in worst_cases() if case.limit == "commands")
+    method, target, headers, body = worst_request(case, "api")
+    with bench_worker(100) as (port, pid):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            request = f"{method} {target} HTTP/1.1\r\nHost: x\r\n{head}"
+            sock.sendall(f"{request}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            time.sleep(0.3)
+        time.sleep(0.3)  # the disconnect reaches the worker; the replay stops at a command
+        before = _cpu_s(pid)
+        time.sleep(2)
+        spent = _cpu_s(pid) - before
+    assert spent < 0.3, f"the worker spent {spent:.2f} s of CPU after its client left"
