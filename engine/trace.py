@@ -122,10 +122,13 @@ def extend(trace: Trace, commands: Sequence[Command]) -> Trace:
 
 StatesChoice = Literal["none", "last", "changes"] | tuple[int, ...]
 DEFAULT_STATES: StatesChoice = "last"
-MAX_STATE_STEPS = 8  # full states of at most this many chosen steps (≤ 8 × 5 MB at the limits)
-# A fork or an exit tells one event per page (257 for a 256-page process, ~500 bytes each): a
-# step lists its first `MAX_STEP_EVENTS` and counts the rest in ``events_omitted``.
-MAX_STEP_EVENTS = 32
+# Full states of at most this many chosen steps (a full state is under 6 MB at the limits: the
+# cap on the whole answer, not this count, is what refuses the largest of them).
+MAX_STATE_STEPS = 8
+# A fork or an exit tells one event per page (257 for a 256-page process; an event's JSON is
+# under 1.5 KB): a step lists its first `MAX_STEP_EVENTS` and counts the rest in
+# ``events_omitted``, so 1,000 steps' events stay under 24 MB.
+MAX_STEP_EVENTS = 16
 MAX_JSON_BYTES = 48 * 1024 * 1024  # under the 50 MB worst-request budget of DESIGN.md §7
 
 

@@ -38,11 +38,12 @@ STATES_DOC = (
     "Which steps carry their machine state: `last` (default) the last step's full `state`; "
     "`none` no state; `changes` every step's `changes` from the step before (step 1's from "
     f"the empty machine; applied in order they rebuild every state); or a list of at most "
-    f"{MAX_STATE_STEPS} step numbers whose full `state` is given. The answer's size is bounded: "
-    f"with `none`, `last` or a few steps it stays under about 30 MB for any scenario within "
-    f"the limits (1,000 commands, 64 processes, 256 pages each, 64 references); an answer "
-    f"over {MAX_JSON_BYTES:,} bytes (`changes` of a long scenario of big forks and exits) is "
-    "refused with 413 naming that limit."
+    f"{MAX_STATE_STEPS} step numbers whose full `state` is given. The answer's size is bounded "
+    "by the limits (1,000 commands, 64 processes, 256 pages each, 64 references): under 24 MB "
+    "with `none` (events are capped per step), under 30 MB with `last` (a full state is under "
+    f"6 MB); an answer over {MAX_JSON_BYTES:,} bytes (more full states of the largest "
+    "scenarios, or `changes` of a long scenario of big forks and exits) is refused with 413 "
+    "naming that limit."
 )
 
 
