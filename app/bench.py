@@ -35,6 +35,8 @@ BUDGETS = {
     "cold_step_ms_p99": 10.0,
     "class_ratio": 2.0,  # a lower bound
     "first_load_kb": 100.0,
+    "worst_request_s": 2.0,
+    "worst_body_mb": 50.0,
 }
 LOWER_BOUNDS = {"class_ratio"}
 

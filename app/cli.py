@@ -31,7 +31,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 from app import narrate
 from engine import limits
@@ -39,7 +39,14 @@ from engine.lesson import GoalResult, evaluate_goal, goal_to_json
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.presets import PRESETS
 from engine.syntax import ScenarioError, parse
-from engine.trace import replay, trace_to_json
+from engine.trace import (
+    DEFAULT_STATES,
+    OutputTooLarge,
+    StatesChoice,
+    check_states,
+    replay,
+    traces_json_bytes,
+)
 
 EXIT_OK = 0
 EXIT_INPUT = 2  # the status argparse itself uses for a bad command line
@@ -90,7 +97,26 @@ def register_run(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         help=f"a policy id or `all` (default: latest); one of: {policies}",
     )
     run.add_argument("--json", action="store_true", help="print the JSON of DESIGN.md §4")
+    run.add_argument(
+        "--states",
+        type=states_choice,
+        default=DEFAULT_STATES,
+        metavar="WHICH",
+        help="with --json, which states to print: last (default), none, changes, or step "
+        "numbers such as 3,7 (as the API's `states`)",
+    )
     run.set_defaults(func=cmd_run)
+
+
+def states_choice(text: str) -> StatesChoice:
+    if text in ("none", "last", "changes"):
+        return text  # type: ignore[return-value]  # narrowed by the test above
+    try:
+        return tuple(int(k) for k in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: none, last, changes or comma-separated step numbers"
+        ) from None
 
 
 def register_presets(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -122,14 +148,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     # (DESIGN.md §8); the traces already replayed are reused.
     goal = evaluate_goal(scenario, {t.policy.id: t for t in traces})
     if args.json:
-        document: Any = (
-            {"runs": [trace_to_json(t) for t in traces]}
-            if args.policy == "all"
-            else trace_to_json(traces[0])
-        )
-        if goal is not None:
-            document["goal"] = goal_to_json(goal)
-        write_json(document)
+        # The API's serialiser and size limit: the same request gives the same bytes.
+        try:
+            check_states(args.states, len(scenario.commands))
+            answer = traces_json_bytes(
+                traces,
+                args.states,
+                many=args.policy == "all",
+                goal=None if goal is None else goal_to_json(goal),
+            )
+        except (ValueError, OutputTooLarge) as err:
+            raise InputError(str(err)) from None
+        sys.stdout.flush()
+        out = sys.stdout.buffer
+        # In pipe-sized pieces: a reader that leaves (`| head`) is noticed at the next piece.
+        for start in range(0, len(answer), 65536):
+            out.write(answer[start : start + 65536])
+            out.flush()
+        out.write(b"\n")
+        out.flush()
         return EXIT_OK
     out = sys.stdout
     for i, trace in enumerate(traces):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.links import LinkError, View, make_link
+from app.runs import Stopped
 from engine.policies import POLICIES, UnknownPolicy
 from engine.syntax import ScenarioError, ScenarioLimitError, parse
 
@@ -83,6 +84,36 @@ def limit_error(exc: ScenarioLimitError, text: str) -> ErrorView:
         title="This scenario is larger than cowlab runs",
         message=str(exc),
         text=text,
+    )
+
+
+def compare_limit_error(weight: int, limit: int, text: str, policy: str) -> ErrorView:
+    return ErrorView(
+        status=413,
+        title="This scenario is too large to compare across eras",
+        message=(
+            f"Comparing replays a scenario under every era, so it takes scenarios whose trace "
+            f"holds at most {limit:,} page-table, frame and reference entries (the compare "
+            f"limit); this one holds {weight:,}. Open it under one era, or compare a shorter "
+            "scenario (fewer commands, processes or pages)."
+        ),
+        text=text,
+        where=(("limit", "compare"),),
+        links=((f"Open it under {policy}", make_link("/", text, policy=policy)),),
+    )
+
+
+def stopped_error(exc: Stopped) -> ErrorView:
+    return ErrorView(
+        status=503,
+        title="This scenario takes longer than cowlab spends on one request",
+        message=(
+            f"cowlab stopped replaying it after {exc.seconds:g} s, the time it gives one "
+            "request. A shorter scenario (fewer commands, processes or pages) replays faster; "
+            "the server may also be busy, so trying again later can work."
+        ),
+        text="",
+        where=(("limit", "time"),),
     )
 
 

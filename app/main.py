@@ -8,10 +8,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Match, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import ErrorView, not_found, server_error
 from app.guard import RequestLimits
+from app.heavy import share_the_gil
 from app.memo import PageMemo, ResponseMemo
 from app.paths import STATIC_DIR
 from app.probe import web as probe_web
@@ -35,6 +36,74 @@ class CachedStatic(StaticFiles):
                 "public, max-age=31536000, immutable" if immutable else "public, max-age=300"
             )
         return response
+
+
+# Pages may be kept briefly by browsers and proxies: a link's page is a pure function of the
+# link, but `latest` moves to a new era and a deploy changes the markup.
+PAGE_CACHE = b"public, max-age=60"
+NO_STORE = b"no-store"
+
+
+def _never_stored(path: str) -> bool:
+    """The API's answers and the probe's: computed per request (the probe runs processes)."""
+    return path.startswith("/api/") or path == "/probe" or path.startswith("/probe/")
+
+
+class CachePolicy:
+    """ASGI middleware: a ``Cache-Control`` on every answer that has none.
+
+    Errors are never stored (the next request may succeed), nor the API's or the probe's
+    answers; pages are cached for `PAGE_CACHE`; static files set their own (`CachedStatic`),
+    unless they are errors.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        never = _never_stored(scope["path"])
+
+        async def send_with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if not (name.lower() == b"cache-control" and message["status"] >= 400)
+                ]
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    stored = not never and message["status"] < 400
+                    headers.append((b"cache-control", PAGE_CACHE if stored else NO_STORE))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)
+
+
+class HeadAsGet:
+    """ASGI middleware: ``HEAD`` answered as ``GET`` without the body (RFC 9110 §9.3.2).
+
+    FastAPI routes serve only the methods they name, so a HEAD of any page was a 405; every
+    GET here is safe to run for a HEAD, and the headers (``Content-Length`` included) are the
+    GET's.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
 def _error_page(request: Request, error: ErrorView) -> HTMLResponse:
@@ -114,7 +183,7 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
         else:
             response = _error_page(request, server_error())
         extra = EMBED_HEADERS if frameable(request.url.path) else DENY_HEADERS
-        for name, value in extra:
+        for name, value in (*extra, (b"cache-control", NO_STORE)):
             response.headers[name.decode()] = value.decode()
         return response
 
@@ -125,7 +194,10 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
     app.add_middleware(ResponseMemo, memo=app.state.pages)
     # Oversized requests are refused before anything reads them (but with security headers).
     app.add_middleware(RequestLimits)
+    app.add_middleware(CachePolicy)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(HeadAsGet)
+    share_the_gil()  # the worker's loop stays responsive while a heavy request runs
     return app
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.probe.gate import PROXY_HEADERS
+
 MAX_ENTRIES = 512
 MAX_BYTES = 48 * 1024 * 1024  # a bound on memory whatever the size of the scenarios
 PAGES = frozenset({"/", "/compare", "/embed", "/presets", "/export.svg"})
@@ -32,6 +34,10 @@ KEY_HEADERS = (
     b"hx-target",
     b"hx-history-restore-request",
 )
+
+# Whether a proxy relayed the request changes the page (the kernel probe's button is offered only
+# to direct visitors, `app.probe.gate`), so it is part of the key.
+RELAY_HEADERS = tuple(name.encode() for name in PROXY_HEADERS)
 
 Key = tuple[object, ...]
 
@@ -53,6 +59,7 @@ def request_key(scope: Scope) -> Key | None:
         scope["path"],
         scope["query_string"],
         gzip,
+        any(name in headers for name in RELAY_HEADERS),
         *(headers.get(name, b"") for name in KEY_HEADERS),
     )
 

@@ -15,16 +15,22 @@ key, is the same in every worker, and can be dropped at any time.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TypeVar, overload
 
 from app.diagram import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
+from engine.events import Event
+from engine.machine import apply
 from engine.policies import POLICIES, Policy, get_policy
-from engine.syntax import ScenarioError, canonical_text, parse
-from engine.trace import Trace, extend, replay
+from engine.state import empty_state
+from engine.syntax import ScenarioError, canonical_text, parse, reference_names
+from engine.trace import Step, Trace, extend
+from engine.verdicts import derive_verdicts
 
 RUNS_MAX_ENTRIES = 512
 # A run's weight counts the distinct page tables, frame tables and steps its trace holds (the
@@ -35,11 +41,96 @@ RUNS_MAX_WEIGHT = 768_000
 T = TypeVar("T")
 
 
+class Stopped(Exception):
+    """A request's work was stopped between two commands: its deadline passed (``gone``
+    False) or its client disconnected (``gone`` True)."""
+
+    def __init__(self, gone: bool, seconds: float) -> None:
+        super().__init__(
+            "the client disconnected"
+            if gone
+            else f"this request needs more than the {seconds:g} s cowlab gives one request"
+        )
+        self.gone = gone
+        self.seconds = seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What a request may still spend: a deadline (`time.monotonic`) and a flag its client's
+    disconnect sets. The engine stays free of clocks; the app replays command by command and
+    checks this between commands (`check`)."""
+
+    seconds: float
+    deadline: float
+    gone: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def starting_now(cls, seconds: float) -> Budget:
+        return cls(seconds, time.monotonic() + seconds)
+
+    def check(self) -> None:
+        if self.gone.is_set():
+            raise Stopped(True, self.seconds)
+        if time.monotonic() > self.deadline:
+            raise Stopped(False, self.seconds)
+
+
+# The budget of the request this thread works for (set by `app.heavy`); None: no limit (the
+# CLI, tests, small requests on the event loop, which are bounded by what they are).
+BUDGET: ContextVar[Budget | None] = ContextVar("BUDGET", default=None)
+
+
+def check_budget() -> None:
+    budget = BUDGET.get()
+    if budget is not None:
+        budget.check()
+
+
 @dataclass(frozen=True, slots=True)
 class EventView:
     kind: str
     text: str
     source: str  # "rule · kernel function · commit", empty when the event has none
+
+
+def _event_view(e: Event) -> EventView:
+    # A rule named after its kernel function is said once.
+    return EventView(
+        e.kind,
+        e.text,
+        " · ".join(dict.fromkeys(part for part in (e.rule, e.kernel, e.commit) if part)),
+    )
+
+
+class EventViews(Sequence[tuple[EventView, ...]]):
+    """Each step's events as the views show them, made when a view first asks for a step.
+
+    A trace at the limits holds ~200,000 events (a fork or an exit tells one per page); making
+    them all up front took longer than the replay, for a page that shows a few steps' events.
+    A step's tuple, once made, is the same object whenever it is asked for again.
+    """
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self._steps = steps
+        self._made: dict[int, tuple[EventView, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    @overload
+    def __getitem__(self, k: int) -> tuple[EventView, ...]: ...
+    @overload
+    def __getitem__(self, k: slice) -> Sequence[tuple[EventView, ...]]: ...
+    def __getitem__(
+        self, k: int | slice
+    ) -> tuple[EventView, ...] | Sequence[tuple[EventView, ...]]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        made = self._made.get(k)
+        if made is None:
+            made = self._made[k] = tuple(_event_view(e) for e in self._steps[k].events)
+        return made
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +147,12 @@ class Run:
     trace: Trace
     layout: Layout
     texts: tuple[str, ...]
-    events: tuple[tuple[EventView, ...], ...]
+    events: EventViews = field(compare=False)
     names: frozenset[str]
     pages: Mapping[str, tuple[str, ...]]
+    # The distinct page-table, frame and reference entries and steps its trace holds (see
+    # `RUNS_MAX_WEIGHT`): a measure of the memory it holds and of the work its replay did.
+    weight: int = field(default=0, compare=False)
 
     @property
     def fits(self) -> bool:
@@ -192,6 +286,27 @@ def run(text: str, policy_id: str, memo: RunMemo | None = None) -> Run:
     return found
 
 
+def replay(scenario: Scenario, policy_id: str) -> Trace:
+    """`engine.trace.replay`, checking the request's budget between commands (a test holds the
+    two equal): a scenario at the limits takes a second or more, and a request whose client
+    has gone or whose deadline has passed stops there."""
+    check = check_budget
+    policy = get_policy(policy_id)
+    state = empty_state()
+    steps = [Step(0, None, None, state, ())]
+    lines = scenario.lines or (None,) * len(scenario.commands)
+    names = reference_names(scenario.commands)
+    for index, (command, line, ref_name) in enumerate(
+        zip(scenario.commands, lines, names, strict=True), 1
+    ):
+        check()
+        result = apply(state, command, policy, index, ref_name)
+        state = result.state
+        steps.append(Step(index, command, line, state, result.events, result.observed))
+    check()
+    return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
+
+
 def _with_lines(trace: Trace, scenario: Scenario) -> Trace:
     """``trace`` with ``scenario``'s source lines (an extended trace has none for new steps)."""
     lines = scenario.lines or (None,) * len(scenario.commands)
@@ -222,6 +337,7 @@ def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple
             like.events,
             like.names,
             like.pages,
+            like.weight,
         )
         return same, 0
     states = [step.state for step in trace.steps]
@@ -248,22 +364,10 @@ def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple
         trace=trace,
         layout=compute_layout(states),
         texts=tuple(step.text for step in trace.steps),
-        events=tuple(
-            tuple(
-                EventView(
-                    e.kind,
-                    e.text,
-                    # A rule named after its kernel function is said once.
-                    " · ".join(
-                        dict.fromkeys(part for part in (e.rule, e.kernel, e.commit) if part)
-                    ),
-                )
-                for e in step.events
-            )
-            for step in trace.steps
-        ),
+        events=EventViews(trace.steps),
         names=frozenset(names),
         pages={proc: tuple(known) for proc, known in pages.items()},
+        weight=weight,
     )
     return run, weight
 

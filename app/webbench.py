@@ -14,6 +14,12 @@
   cores.
 - ``first_load_kb``: ``/`` as a browser fetches it (gzip) plus every script, stylesheet, icon
   and image it loads; ``first_load_kb_max`` the same for the heaviest preset link.
+- ``worst_request_s`` / ``worst_body_mb``: the slowest and the largest answer of a real worker
+  to every route (``/``, a step, ``/embed``, ``/export.svg``, ``/compare``, the API with its
+  default states and with ``changes``) on the worst scenario within each documented limit
+  (`worst_cases`), each in ``worst_requests: [{route, limit, status, s, body_mb, tiny_…}]``;
+  ``worst_tiny_s`` the slowest tiny page asked for meanwhile, ``worst_rss_mb`` the worker's
+  memory afterwards.
 
 Each figure is a median over repeated runs in one process; ``quick`` repeats less.
 """
@@ -21,6 +27,7 @@ Each figure is a median over repeated runs in one process; ``quick`` repeats les
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -34,17 +41,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.links import make_link
+from app.links import encode_scenario, make_link
 from app.main import create_app
 from engine.commands import Mmap
+from engine.limits import (
+    MAX_COMMANDS,
+    MAX_DECOMPRESSED_BYTES,
+    MAX_LINK_SCENARIO_BYTES,
+    MAX_PAGES_PER_PROC,
+    MAX_PROCS,
+    MAX_REFS,
+)
 from engine.policies import POLICIES
 from engine.presets import PRESETS
-from engine.syntax import canonical_text, parse
+from engine.syntax import canonical_text, format_scenario, parse
 
 STATIC_PATH = "/__bench_static"
 HX = {"HX-Request": "true", "HX-Request-Type": "partial", "HX-Target": "div#sim"}
@@ -327,6 +343,20 @@ def _connections(paths: list[str], n: int) -> list[list[str]]:
 def bench_server(static_bytes: int) -> Iterator[int]:
     """A uvicorn worker running `bench_app` on a free loopback port (yielded), pinned to its
     own core when there are two, stopped (and unpinned) on leaving."""
+    with bench_worker(static_bytes) as (port, _):
+        yield port
+
+
+def rss_mb(pid: int) -> float:
+    """The resident memory of process ``pid`` (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return round(kb / 1024, 1)
+
+
+@contextmanager
+def bench_worker(static_bytes: int) -> Iterator[tuple[int, int]]:
+    """`bench_server`, yielding the worker's port and process id."""
     port = _free_port()
     env = {**os.environ, "COWLAB_BENCH_STATIC_BYTES": str(static_bytes)}
     command = [sys.executable, "-m", "uvicorn", "--factory", "app.webbench:bench_app"]
@@ -350,7 +380,7 @@ def bench_server(static_bytes: int) -> Iterator[int]:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("the benchmark server did not start") from None
                 time.sleep(0.05)
-        yield port
+        yield port, server.pid
     finally:
         os.sched_setaffinity(0, own)
         # SIGINT, not SIGTERM: uvicorn re-raises the signal it stopped on, and only SIGINT
@@ -412,4 +442,204 @@ def measure_web(quick: bool) -> dict[str, Any]:
     figures.update(measure_cold_steps(quick))
     figures.update(measure_class(quick))
     figures.update(measure_first_load())
+    figures.update(worst_figures(quick))
     return figures
+
+
+# ---- worst requests: the heaviest scenario within each documented limit, on a real worker
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    """A scenario at one documented limit (DESIGN.md §7) and how a link carries it."""
+
+    limit: str
+    text: str  # `;`-separated
+    compressed: bool  # the link carries it as `z:` (a plain `s` holds at most 16 KB)
+
+
+def _names(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}{i}" for i in range(count)]
+
+
+def _fork_exit(start: list[str], child: str, commands: int = MAX_COMMANDS) -> list[str]:
+    """``start``, then p0 forks ``child`` and ``child`` exits, up to ``commands`` commands."""
+    out = list(start)
+    while len(out) < commands:
+        out += [f"p0 fork {child}", f"{child} exit"]
+    return out[:commands]
+
+
+def worst_cases() -> list[WorstCase]:
+    """The worst scenario within each limit (commands, processes, pages per process,
+    references, 16 KB of ``s``, 64 KB decompressed, /compare's own limit).
+
+    "Worst" is what costs most per command: a fork or an exit of a full 256-page process
+    touches every page, and each tells one event per page.
+    """
+    from app.bench import scale_scenario
+    from app.routes.pages import COMPARE_MAX_WEIGHT
+    from app.runs import run
+
+    pages = _names("g", MAX_PAGES_PER_PROC)
+    full = [f"p0 mmap {' '.join(pages)}"] + [f"p0 write {page} v" for page in pages]
+    fork_exit = _fork_exit(full, "c")
+    # 64 processes of 256 pages, then writes round-robin (every COW path).
+    processes = format_scenario(scale_scenario(MAX_COMMANDS, MAX_PROCS, MAX_PAGES_PER_PROC), ";")
+    # Every reference pins a page of p0; then every fork copies the pinned pages at once.
+    refs = full + [f"p0 pin g{i} rw as r{i}" for i in range(MAX_REFS)]
+    refs += [f"p0 fork q{i}" for i in range(1, MAX_PROCS)]
+    i = 0
+    while len(refs) < MAX_COMMANDS:
+        refs.append(f"q{1 + i % (MAX_PROCS - 1)} write g{i % MAX_PAGES_PER_PROC} w")
+        i += 1
+    # The longest plain `s`: 1,000 commands of fork/exit rounds, the child's name as long as
+    # 16 KB allows (the bytes add no work; the commands do).
+    child = "c" * 20
+    while len(";".join(_fork_exit(full, child))) > MAX_LINK_SCENARIO_BYTES:
+        child = child[:-1]
+    plain = _fork_exit(full, child)
+    # 64 KB of text: processes each mapping 256 pages of their own (as many as leave room for
+    # writes), then writes round-robin.
+    short = " ".join(f"a{j}" for j in range(MAX_PAGES_PER_PROC))
+    wide: list[str] = []
+    while len(wide) < MAX_PROCS and len(";".join(wide)) < MAX_DECOMPRESSED_BYTES - 8192:
+        wide.append(f"p{len(wide)} mmap {short}")
+    mapped = len(wide)
+    i = 0
+    while len(wide) < MAX_COMMANDS and len(";".join(wide)) < MAX_DECOMPRESSED_BYTES - 64:
+        wide.append(f"p{i % mapped} write a{(i * 7) % MAX_PAGES_PER_PROC} w")
+        i += 1
+
+    # The largest scenario /compare takes: a process of 64 written pages forked and exited
+    # round after round up to its weight limit (each round weighs about the same).
+    small = full[:1] + full[1:65]
+    small[0] = f"p0 mmap {' '.join(pages[:64])}"
+
+    def weight(rounds: int) -> int:
+        return run(";".join(_fork_exit(small, "c", 65 + 2 * rounds)), "latest").weight
+
+    one = weight(1)
+    rounds = 1 + (COMPARE_MAX_WEIGHT - one) // (weight(2) - one)
+    while rounds > 1 and weight(rounds) > COMPARE_MAX_WEIGHT:
+        rounds -= 1
+    compare = _fork_exit(small, "c", 65 + 2 * rounds)
+    return [
+        WorstCase("commands", ";".join(fork_exit), compressed=False),
+        WorstCase("processes", processes, compressed=True),
+        WorstCase("references", ";".join(refs), compressed=True),
+        WorstCase("s", ";".join(plain), compressed=False),
+        WorstCase("decompressed", ";".join(wide), compressed=True),
+        WorstCase("compare", ";".join(compare), compressed=False),
+    ]
+
+
+def worst_link(case: WorstCase, path: str, **params: str) -> str:
+    s = encode_scenario(case.text) if case.compressed else case.text
+    return f"{path}?" + urlencode({"v": "1", "s": s, **params})
+
+
+WORST_ROUTES = ("/", "/ step", "/embed", "/export.svg", "/compare", "api", "api changes")
+
+
+def worst_request(case: WorstCase, route: str) -> tuple[str, str, dict[str, str], bytes]:
+    """(method, target, headers, body) of ``route`` on ``case``'s scenario."""
+    middle = str(case.text.count(";") // 2)
+    if route == "api" or route == "api changes":
+        states = "changes" if route == "api changes" else "last"
+        body = json.dumps({"scenario": case.text, "states": states}).encode()
+        return "POST", "/api/v1/simulate", {"Content-Type": "application/json"}, body
+    if route == "/ step":
+        return "GET", worst_link(case, "/", policy="latest", step=middle), STAGE, b""
+    if route == "/compare":
+        return "GET", worst_link(case, "/compare", step=middle), {}, b""
+    return "GET", worst_link(case, route, policy="latest", step=middle), {}, b""
+
+
+async def _exchange(
+    port: int, method: str, target: str, headers: dict[str, str], body: bytes
+) -> tuple[int, int]:
+    """(status, body bytes) of one request on its own connection (no gzip: the body as big
+    as it gets)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    writer.write(
+        f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{head}"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    received = 0
+    while received < length:
+        chunk = await reader.read(min(1 << 20, length - received))
+        if not chunk:
+            break
+        received += len(chunk)
+    writer.close()
+    return status, received
+
+
+async def _worst_one(port: int, case: WorstCase, route: str) -> dict[str, Any]:
+    """One worst request, while a tiny page (a new one each time, so it is rendered) is asked
+    for every 50 ms on other connections: the slowest tiny answer is the worker's liveness."""
+    method, target, headers, body = worst_request(case, route)
+    done = asyncio.Event()
+    tiny: list[float] = []
+
+    async def ping() -> None:
+        k = 0
+        while not done.is_set():
+            k += 1
+            start = time.perf_counter()
+            path = f"/?v=1&s=P+mmap+a%3BP+write+a+t{k}&policy=6.2"
+            status, _ = await _exchange(port, "GET", path, {}, b"")
+            tiny.append(time.perf_counter() - start)
+            if status != 200:
+                raise RuntimeError(f"tiny request: status {status}")
+            await asyncio.sleep(0.05)
+
+    pinger = asyncio.create_task(ping())
+    start = time.perf_counter()
+    status, size = await _exchange(port, method, target, headers, body)
+    seconds = time.perf_counter() - start
+    done.set()
+    await pinger
+    return {
+        "route": route,
+        "limit": case.limit,
+        "status": status,
+        "s": round(seconds, 3),
+        "body_mb": round(size / 1e6, 3),
+        "tiny_n": len(tiny),
+        "tiny_p50_s": round(statistics.median(tiny), 3),
+        "tiny_max_s": round(max(tiny), 3),
+    }
+
+
+def measure_worst(port: int, cases: list[WorstCase] | None = None) -> list[dict[str, Any]]:
+    """Every route on the worst scenario at every limit, against the worker on ``port``."""
+    rows = []
+    for case in cases if cases is not None else worst_cases():
+        for route in WORST_ROUTES:
+            rows.append(asyncio.run(_worst_one(port, case, route)))
+    return rows
+
+
+def worst_figures(quick: bool) -> dict[str, Any]:
+    """The worst requests, and the worker's memory after them: ``worst_rss_mb`` once it has
+    served every route at every limit (its memos full of the largest runs and pages)."""
+    with bench_worker(100) as (port, pid):
+        rows = measure_worst(port)
+        rss = rss_mb(pid)
+    return {
+        "worst_request_s": max(row["s"] for row in rows),
+        "worst_body_mb": max(row["body_mb"] for row in rows),
+        "worst_tiny_s": max(row["tiny_max_s"] for row in rows),
+        "worst_rss_mb": rss,
+        "worst_requests": rows,
+    }

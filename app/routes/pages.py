@@ -5,28 +5,38 @@ targets plus the other regions that change with it (as htmx 4 ``<hx-partial>``s)
 the canonical share link (``HX-Push-Url``) so the address bar always holds what is on screen.
 History restores (Back/Forward) arrive as htmx requests of type ``full`` and get the whole page.
 
-Routes are ``async def``: they do no I/O, and a render takes milliseconds, so running them on
-the event loop is cheaper than a hop to the thread pool.
+Routes are ``async def``: they do no I/O, and a render of a lesson takes milliseconds, so
+running it on the event loop is cheaper than a hop to the thread pool. A large scenario (by its
+decompressed size) is built in a worker thread under a deadline instead (`app.heavy`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Annotated, Any, ParamSpec
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.compare import build_comparison
-from app.errors import ErrorView, limit_error, link_error, policy_error, scenario_error
+from app.errors import (
+    ErrorView,
+    compare_limit_error,
+    limit_error,
+    link_error,
+    policy_error,
+    scenario_error,
+    stopped_error,
+)
+from app.heavy import is_heavy, offload, scenario_chars
 from app.htmx import HtmxDetails, htmx_details
 from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.probe.web import probe_button
-from app.render import render_fragment, render_page
-from app.runs import Run, lesson_policy, run
+from app.render import render_error_page, render_fragment, render_page
+from app.runs import Run, Stopped, lesson_policy, run
 from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from app.svg import draw
 from engine.policies import POLICIES, UnknownPolicy, get_policy
@@ -91,20 +101,21 @@ LINK_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-# A link this long carries a scenario whose replay takes long enough (up to a second for the
-# largest allowed) to stall every other request on the event loop: it runs in the thread
-# pool instead. Typical links stay on the loop, where they cost less (no thread hop).
-OFFLOAD_CHARS = 2048
-
 P = ParamSpec("P")
 
 
 async def _answer(
-    weight: str | None, build: Callable[P, Response], *args: P.args, **kwargs: P.kwargs
+    request: Request, chars: int, build: Callable[P, Response], *args: P.args, **kwargs: P.kwargs
 ) -> Response:
-    if weight is not None and len(weight) > OFFLOAD_CHARS:
-        return await run_in_threadpool(build, *args, **kwargs)
-    return build(*args, **kwargs)
+    """``build(...)``: on the event loop for a small scenario (cheaper than a thread hop), in
+    a worker thread under a deadline for a large one (`app.heavy`); ``chars`` is the size of
+    the decompressed scenario (times the columns, for /compare)."""
+    if not is_heavy(chars):
+        return build(*args, **kwargs)
+    try:
+        return await offload(request.receive, partial(build, *args, **kwargs))
+    except Stopped as exc:
+        return HTMLResponse(render_error_page(request, stopped_error(exc)), status_code=503)
 
 
 def latest_id() -> str:
@@ -260,7 +271,8 @@ def _open_run(
     description="The scenario at one step under one policy; htmx requests get a fragment.",
 )
 async def index(request: Request, query: LinkQuery, add: AddQ = None) -> Response:
-    return await _answer(query.get("s"), _index, request, htmx_details(request), query, add)
+    chars = scenario_chars(query.get("s")) + len(add or "")
+    return await _answer(request, chars, _index, request, htmx_details(request), query, add)
 
 
 def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | None) -> Response:
@@ -311,7 +323,8 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
     description="Minimal chrome, step buttons only; this is the one page that may be framed.",
 )
 async def embed(request: Request, query: LinkQuery) -> Response:
-    return await _answer(query.get("s"), _embed, request, htmx_details(request), query)
+    chars = scenario_chars(query.get("s"))
+    return await _answer(request, chars, _embed, request, htmx_details(request), query)
 
 
 def _embed(request: Request, hx: HtmxDetails, query: dict[str, str]) -> Response:
@@ -340,7 +353,7 @@ def _embed(request: Request, hx: HtmxDetails, query: dict[str, str]) -> Response
     responses={200: {"content": {"image/svg+xml": {}}}, **LINK_ERRORS},
 )
 async def export_svg(request: Request, query: LinkQuery) -> Response:
-    return await _answer(query.get("s"), _export_svg, request, query)
+    return await _answer(request, scenario_chars(query.get("s")), _export_svg, request, query)
 
 
 def _export_svg(request: Request, query: dict[str, str]) -> Response:
@@ -358,6 +371,13 @@ def _export_svg(request: Request, query: dict[str, str]) -> Response:
         media_type="image/svg+xml",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+# /compare replays the scenario under every chosen era (nine by default): it takes scenarios
+# whose run weighs at most this (`app.runs.Run.weight`: page-table, frame and reference entries
+# the trace holds, about the work of its replay) — a tenth of a scenario at every limit of
+# DESIGN.md §7 (~500,000), so nine columns cost about what one era of the largest does.
+COMPARE_MAX_WEIGHT = 50_000
 
 
 def _chosen_policies(params: LinkParams, checkboxes: list[str] | None) -> tuple[str, ...] | None:
@@ -384,8 +404,11 @@ async def compare(
 ) -> Response:
     hx = htmx_details(request)
     # Every era replays the scenario: offload sooner than a single-era page.
-    weight = (s or "") * (len(policies.split(",")) if policies else len(POLICIES))
-    return await _answer(weight, _compare, request, hx, s, policies, p, step, v, view, policy)
+    columns = len(p) if p else len(policies.split(",")) if policies else len(POLICIES)
+    chars = scenario_chars(s) * columns
+    return await _answer(
+        request, chars, _compare, request, hx, s, policies, p, step, v, view, policy
+    )
 
 
 def _compare(
@@ -416,7 +439,15 @@ def _compare(
     chosen = _chosen_policies(params, p)
     ids = chosen or tuple(POLICIES)
     try:
-        runs = tuple(_replay(request, params, pid) for pid in ids)
+        # The last column first: the newest era, whose run the page the user came from has
+        # most likely left in the memo, so a scenario over the limit costs no replay.
+        newest = _replay(request, params, ids[-1])
+        if newest.weight > COMPARE_MAX_WEIGHT and len(ids) > 1:
+            error = compare_limit_error(newest.weight, COMPARE_MAX_WEIGHT, params.text, ids[-1])
+            return _error_response(
+                request, hx, error, "compare.html", "compare", params.view, latest_id()
+            )
+        runs = (*(_replay(request, params, pid) for pid in ids[:-1]), newest)
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(
             request, hx, exc, params, "compare.html", "compare", latest_id(), "/compare"

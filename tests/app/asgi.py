@@ -41,12 +41,16 @@ def send(
     """One request; ``chunks`` is the body as the server receives it, message by message."""
     pending = list(chunks or [b""])
     read = 0
+    answered = asyncio.Event()
 
     async def receive() -> dict[str, Any]:
         nonlocal read
-        read += 1
         if not pending:
+            # As a client does: connected until the answer is complete (a heavy request
+            # listens for a disconnect meanwhile, and stops on one).
+            await answered.wait()
             return {"type": "http.disconnect"}
+        read += 1
         chunk = pending.pop(0)
         return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
 
@@ -61,6 +65,8 @@ def send(
             out_headers.update((k.decode(), v.decode()) for k, v in message["headers"])
         elif message["type"] == "http.response.body":
             body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                answered.set()
 
     scope = {
         "type": "http",

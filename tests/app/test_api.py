@@ -10,14 +10,14 @@ from starlette.testclient import TestClient
 from app.main import app
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.presets import PRESETS
-from engine.trace import replay, trace_to_json
+from engine.trace import answer_to_json, replay
 
 
 def test_simulate_answers_the_engines_json(client: TestClient) -> None:
     text = PRESETS["cve-2020-29374"].text
     r = client.post("/api/v1/simulate", json={"scenario": text, "policy": "5.7"})
     assert r.status_code == 200
-    assert r.json() == trace_to_json(replay(text, "5.7"))
+    assert r.json() == answer_to_json(replay(text, "5.7"))
     assert r.json()["verdicts"][0]["kind"] == "leak"
 
 

@@ -190,6 +190,18 @@ def test_a_request_through_a_proxy_never_probes_and_the_page_says_why(
     assert runs == []
 
 
+def test_a_page_seen_directly_is_not_served_from_the_memo_to_a_proxied_visitor(
+    server: TestClient,
+) -> None:
+    """The page memo keys pages by whether the request was relayed: the button a direct
+    visitor got must not reach a visitor behind a proxy (the click would only be refused)."""
+    link = preset_link("cow-basic", "5.9")
+    direct = LexborHTMLParser(server.get(link).text)
+    assert direct.css_first(".probe-box form") is not None
+    relayed = LexborHTMLParser(server.get(link, headers={"X-Forwarded-For": "1.2.3.4"}).text)
+    assert relayed.css_first(".probe-box form") is None
+
+
 # ------------------------------------------------------------------------ legitimate use
 def test_the_button_of_a_page_runs_the_probe_from_the_same_origin(
     server: TestClient, runs: list[str]
