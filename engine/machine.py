@@ -931,18 +931,20 @@ class _Machine:
 
     def do_Mmap(self, cmd: c.Mmap) -> None:
         proc = self.procs.get(cmd.proc)
-        if proc is None:
-            if cmd.proc in self.refs or cmd.proc in self.files:
-                raise self.refuse("error", f"{cmd.proc} names a reference or file, not a process")
-            proc = Proc(cmd.proc, None, {}, {})
-            self.put_proc(proc)
-            self.emit("info", f"process {cmd.proc} starts", proc=cmd.proc)
+        if proc is None and (cmd.proc in self.refs or cmd.proc in self.files):
+            raise self.refuse("error", f"{cmd.proc} names a reference or file, not a process")
+        # Refused before the process starts: a refused command changes nothing, and the
+        # verdicts' model of what each process should see skips refused steps.
         if cmd.file is not None and cmd.file not in self.files:
             raise self.refuse(
                 "efault",
                 f"there is no file {cmd.file} (declare it with `file {cmd.file} VALUE`)",
                 proc=cmd.proc,
             )
+        if proc is None:
+            proc = Proc(cmd.proc, None, {}, {})
+            self.put_proc(proc)
+            self.emit("info", f"process {cmd.proc} starts", proc=cmd.proc)
         for page in cmd.pages:
             if page in proc.vmas:
                 raise self.refuse(
@@ -1338,8 +1340,16 @@ class _Machine:
                 pfn=frame.pfn,
             )
             return
-        slot = SwapSlot(self.next_slot, frame.value, swapcount=1, cache_pfn=frame.pfn)
-        self.next_slot += 1
+        # A page still in the swap cache keeps its swap entry: shrink_folio_list calls
+        # add_to_swap only for a folio not yet in the swap cache, and try_to_unmap_one installs
+        # the existing entry and takes another swap count on it (swap_duplicate). The page is
+        # written back to that slot, so the slot now holds its current value.
+        cached = self.slot_of(frame)
+        if cached is not None:
+            slot = cached._replace(value=frame.value, swapcount=cached.swapcount + 1)
+        else:
+            slot = SwapSlot(self.next_slot, frame.value, swapcount=1, cache_pfn=frame.pfn)
+            self.next_slot += 1
         self.put_slot(slot)
         exclusive = self.policy.has_exclusive_bit and frame.anon_exclusive
         self.set_pte(
