@@ -31,8 +31,8 @@ T = TypeVar("T")
 
 # Colliding pools: a name drawn for one kind may already be another kind; the builder then
 # picks a name of the right kind or a fresh one, as a user would have to.
-PROCESS_NAMES = ("P", "C", "D", "pin", "pipe", "F")
-REFERENCE_NAMES = ("R", "pin", "pipe", "pipe2", "gup", "io", "P", "F")
+PROCESS_NAMES = ("P", "C", "D", "pin", "pipe", "F", "Proc-16_chars_ab")
+REFERENCE_NAMES = ("R", "pin", "pipe", "pipe2", "gup", "io", "P", "F", "ref-16-chars_abc")
 FILE_NAMES = ("F", "G", "pipe", "P")
 # Page names are their own namespace: words that are process, reference, option or verb names
 # elsewhere are fine pages (never `ro`, `shared` or the keyword `file`).
@@ -63,7 +63,7 @@ PROCESS_VERBS = (
     "forcewrite",
 )
 SEPARATORS = ("\n", ";", "; ", " ; ", "\n\n", ";\n", "\r\n", "\t;\t")
-COMMENTS = ("# a comment", "#", "# ; P exit", "#: note ; with a semicolon")
+COMMENTS = ("# a comment", "#", "# ; P exit", "#: note ; with a semicolon", "# naïve ☃ <b>&amp;")
 
 
 class Chooser:
@@ -387,3 +387,35 @@ def fuzz_examples(default: int) -> int:
     """``max_examples`` for a fuzz test: ``default`` in the suite, ``FUZZ_EXAMPLES`` for a long
     local run (e.g. ``FUZZ_EXAMPLES=2000 pytest tests/engine/test_fuzz_engine.py``)."""
     return int(os.environ.get("FUZZ_EXAMPLES", default))
+
+
+# Words a mutation puts in place of a token: every verb and option (right words, wrong place),
+# the reserved `file`, names just past the limits, and a value that is not a name.
+MUTATION_WORDS = (
+    *PROCESS_VERBS,
+    *("release", "as", "ro", "rw", "on", "off", "shared", "longterm", "fast", "race"),
+    *("wrong-side-ok", "file", "file=", "file=F", "A2345678901234567", "9lives", "1" * 33, ";"),
+)
+
+
+@st.composite
+def mutated_scenarios(draw: st.DrawFn) -> str:
+    """A valid scenario, one command per line, with one token dropped, doubled, swapped with
+    its neighbour or replaced by another word of the language. The result may still be valid
+    (a dropped optional word), so a test compares with what `engine.syntax.parse` says."""
+    commands = draw(scenario_commands(max_commands=12).filter(bool))
+    line_index = draw(st.integers(0, len(commands) - 1))
+    tokens = commands[line_index].split(" ")
+    i = draw(st.integers(0, len(tokens) - 1))
+    how = draw(st.sampled_from(("drop", "double", "swap", "replace")))
+    if how == "drop":
+        del tokens[i]
+    elif how == "double":
+        tokens.insert(i, tokens[i])
+    elif how == "swap" and i + 1 < len(tokens):
+        tokens[i], tokens[i + 1] = tokens[i + 1], tokens[i]
+    else:
+        tokens[i] = draw(st.sampled_from(MUTATION_WORDS))
+    broken = [*commands]
+    broken[line_index] = " ".join(tokens)
+    return "\n".join(broken)

@@ -20,8 +20,14 @@ from hypothesis import strategies as st
 
 from app import cli
 from engine.policies import POLICIES
-from engine.syntax import parse
-from tests.strategies import Broken, fuzz_examples, invalid_scenarios, scenarios
+from engine.syntax import ScenarioError, parse
+from tests.strategies import (
+    Broken,
+    fuzz_examples,
+    invalid_scenarios,
+    mutated_scenarios,
+    scenarios,
+)
 
 FUZZ = settings(
     max_examples=fuzz_examples(40),
@@ -83,8 +89,24 @@ def test_broken_text_exits_2_naming_the_line_and_column(
     assert "Traceback" not in err
 
 
+@FUZZ
+@given(text=mutated_scenarios())
+def test_mutated_text_runs_or_exits_2_where_the_parser_says(workdir: Path, text: str) -> None:
+    path = workdir / "mutated.cow"
+    path.write_text(text, encoding="utf-8", newline="")
+    status, out, err = cowlab(path, "--json")
+    try:
+        scenario = parse(text)
+    except ScenarioError as error:
+        assert (status, out) == (2, "")
+        assert err.startswith(f"cowlab: {path}: line {error.line}, column {error.column}: ")
+    else:
+        assert (status, err) == (0, "")
+        assert len(json.loads(out)["steps"]) == len(scenario.commands)
+
+
 @settings(max_examples=fuzz_examples(4), deadline=None, suppress_health_check=list(HealthCheck))
-@given(text=st.one_of(scenarios(max_commands=8), invalid_scenarios().map(lambda b: b.text)))
+@given(text=st.one_of(scenarios(max_commands=8), mutated_scenarios()))
 def test_the_installed_command_never_prints_a_traceback(workdir: Path, text: str) -> None:
     try:
         parse(text)

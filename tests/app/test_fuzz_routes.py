@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, parse
 from tests.app.conftest import HTMX, html, hx
-from tests.strategies import fuzz_examples, invalid_scenarios, scenarios
+from tests.strategies import fuzz_examples, invalid_scenarios, mutated_scenarios, scenarios
 
 FUZZ = settings(
     max_examples=fuzz_examples(50),
@@ -49,6 +49,8 @@ PAGE_REQUESTS = (
     ("/compare", None),
     ("/compare", "cmp-stage"),
     ("/compare", "compare"),
+    ("/", "timeline"),  # a target no route builds a fragment for
+    ("/compare", "bogus"),
 )
 policy_values = st.sampled_from(
     (*POLICIES, "latest", "", "bogus", "5.8 ", "LATEST", "5.7,5.8", "z:", "%00", "5.8-break")
@@ -62,6 +64,7 @@ text_values = st.one_of(
     scenarios(),
     scenarios(),
     invalid_scenarios().map(lambda broken: broken.text),
+    mutated_scenarios(),
     st.sampled_from(KNOWN_CRASHES),
 )
 
@@ -146,10 +149,12 @@ def check_answer(r: Response, path: str, partial: bool) -> None:
     policy=policy_values,
     policies=st.one_of(st.none(), st.lists(policy_values, max_size=3).map(",".join)),
     add=st.one_of(st.none(), scenarios(max_commands=1), st.just("P frobnicate a")),
+    view=st.sampled_from((None, "present", "normal", "bogus")),
+    checkboxes=st.lists(policy_values, max_size=3),
 )
 @example(
     text=KNOWN_CRASHES[0], compressed=False, request=("/", None), step=None, policy="",
-    policies=None, add=None,
+    policies=None, add=None, view=None, checkboxes=[],
 )  # fmt: skip
 def test_page_routes_never_fail_and_answer_what_was_asked(
     client: TestClient,
@@ -160,14 +165,21 @@ def test_page_routes_never_fail_and_answer_what_was_asked(
     policy: str,
     policies: str | None,
     add: str | None,
+    view: str | None,
+    checkboxes: list[str],
 ) -> None:
     path, target = request
     params: dict[str, Any] = {"v": "1", "s": z_form(text) if compressed else text}
     if step is not None:
         params["step"] = step
     params["policy"] = policy
-    if path == "/compare" and policies is not None:
-        params["policies"] = policies
+    if view is not None:
+        params["view"] = view
+    if path == "/compare":
+        if policies is not None:
+            params["policies"] = policies
+        if checkboxes:
+            params["p"] = checkboxes  # the compare form's policy checkboxes
     full_text = text
     if path == "/" and add:
         params["add"] = add
@@ -178,8 +190,12 @@ def test_page_routes_never_fail_and_answer_what_was_asked(
 
     error = syntax_error(full_text)
     if path == "/compare":
-        chosen = [p.strip() for p in (policies or "").split(",") if p.strip()]
-        policy_ok = all(policy_known(p) for p in chosen)
+        # The checkboxes, when ticked, win over `policies=` (whose empty items are skipped).
+        if checkboxes:
+            policy_ok = all(p and policy_known(p) for p in checkboxes)
+        else:
+            chosen = [p.strip() for p in (policies or "").split(",") if p.strip()]
+            policy_ok = all(policy_known(p) for p in chosen)
     else:
         policy_ok = policy_known(policy)
     if error is None and policy_ok and step_readable(step):
