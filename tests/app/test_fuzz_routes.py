@@ -20,10 +20,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from app.sim import TIMELINE_ALL
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, parse
 from tests.app.conftest import HTMX, html, hx
-from tests.strategies import fuzz_examples, invalid_scenarios, mutated_scenarios, scenarios
+from tests.strategies import (
+    fuzz_examples,
+    invalid_scenarios,
+    large_scenario,
+    mutated_scenarios,
+    scenarios,
+)
 
 FUZZ = settings(
     max_examples=fuzz_examples(50),
@@ -207,6 +214,26 @@ def test_page_routes_never_fail_and_answer_what_was_asked(
         # The error page says where the text went wrong.
         assert r.status_code == 400
         assert f"line {error.line}, column {error.column}" in r.text
+
+
+@settings(max_examples=fuzz_examples(6), deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    commands=st.integers(TIMELINE_ALL + 1, 2 * TIMELINE_ALL),
+    request=st.sampled_from(PAGE_REQUESTS),
+    step=step_values,
+)
+def test_page_routes_draw_scenarios_past_what_one_picture_holds(
+    client: TestClient, seed: int, commands: int, request: tuple[str, str | None], step: str | None
+) -> None:
+    # Dozens of processes mapping 256 pages each and a timeline longer than it lists whole:
+    # the views draw a window of the timeline and the focus of each step.
+    text = large_scenario(seed, commands)
+    path, target = request
+    params = {"v": "1", "s": z_form(text), **({"step": step} if step is not None else {})}
+    r = client.get(path, params=params, headers=headers_for(target), follow_redirects=False)
+    check_answer(r, path, target not in (None, "full"))
+    assert r.status_code == (200 if step_readable(step) else 400)
 
 
 @FUZZ
