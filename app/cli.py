@@ -168,8 +168,10 @@ _READ_CAP = limits.MAX_DECOMPRESSED_BYTES + 4
 
 def decode(source: str, data: bytes) -> str:
     # An incremental decoder keeps back a character cut in half by the read cap instead of
-    # calling it invalid; `parse` then sees more than the limit and says so.
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    # calling it invalid; `parse` then sees more than the limit and says so. `utf-8-sig` drops
+    # the byte-order mark Windows editors put first, which would otherwise be a syntax error
+    # at line 1, column 1 that no one can see.
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
     try:
         return decoder.decode(data, final=len(data) < _READ_CAP)
     except UnicodeDecodeError as err:

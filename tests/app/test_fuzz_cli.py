@@ -126,3 +126,18 @@ def test_the_installed_command_never_prints_a_traceback(workdir: Path, text: str
         assert len(json.loads(done.stdout)["runs"]) == len(POLICIES)
     else:
         assert done.stderr.startswith(b"cowlab: <stdin>: line ")
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_a_byte_order_mark_before_the_first_command_is_not_a_syntax_error(
+    workdir: Path, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = b"\xef\xbb\xbfP mmap a\nP read a\n"
+    path = workdir / "bom.cow"
+    path.write_bytes(data)
+    if source == "stdin":
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        path = Path("-")
+    status, out, err = cowlab(path, "--json")
+    assert (status, err) == (0, "")
+    assert [step["command"] for step in json.loads(out)["steps"]] == ["P mmap a", "P read a"]
