@@ -62,6 +62,14 @@ PROCESS_VERBS = (
     "iouring",
     "forcewrite",
 )
+# A verb mix where swap-out and swap-in (a read or write of a swapped page) meet fork, exit and
+# references: the paths where the swap cache, swap counts and exclusive bits interact.
+SWAP_HEAVY = (
+    *("swapout",) * 6,
+    *("read", "write", "fork") * 3,
+    *("exit", "munmap", "dontneed", "vmsplice", "pin", "get", "iouring", "forcewrite"),
+    *("mprotect", "uffd-wp", "clear-softdirty", "mmap"),
+)
 SEPARATORS = ("\n", ";", "; ", " ; ", "\n\n", ";\n", "\r\n", "\t;\t")
 COMMENTS = ("# a comment", "#", "# ; P exit", "#: note ; with a semicolon", "# naïve ☃ <b>&amp;")
 
@@ -101,6 +109,7 @@ class _Builder:
     choose: Chooser
     pages_pool: Sequence[str] = PAGE_NAMES
     process_pool: Sequence[str] = PROCESS_NAMES
+    verbs: Sequence[str] = PROCESS_VERBS
     kinds: dict[str, str] = field(default_factory=dict)
     pages: dict[str, set[str]] = field(default_factory=dict)
     takes: int = 0
@@ -156,7 +165,7 @@ class _Builder:
         proc = self.process()
         if proc is None:
             return None
-        verb = self.choose.pick(PROCESS_VERBS)
+        verb = self.choose.pick(self.verbs)
         words = self.process_command(proc, verb)
         if words is None:
             return None
@@ -289,11 +298,14 @@ def _build(c: Chooser, n: int, builder: _Builder) -> list[str]:
 
 
 @st.composite
-def scenario_commands(draw: st.DrawFn, max_commands: int = 30) -> list[str]:
-    """The commands of a valid scenario, one canonical-looking text per command."""
+def scenario_commands(
+    draw: st.DrawFn, max_commands: int = 30, verbs: Sequence[str] = PROCESS_VERBS
+) -> list[str]:
+    """The commands of a valid scenario, one canonical-looking text per command; ``verbs`` is
+    the mix process commands are drawn from (a verb repeated is drawn more often)."""
     c = _draw_chooser(draw)
     n = draw(st.integers(0, max_commands))
-    builder = _Builder(c)
+    builder = _Builder(c, verbs=verbs)
     # Most scenarios start by mapping something, as users do; some start anywhere.
     start = []
     if draw(st.integers(0, 9)) < 8:
@@ -307,18 +319,18 @@ def scenario_commands(draw: st.DrawFn, max_commands: int = 30) -> list[str]:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn, max_commands: int = 30) -> str:
+def scenarios(draw: st.DrawFn, max_commands: int = 30, verbs: Sequence[str] = PROCESS_VERBS) -> str:
     """Valid scenario text over the whole language (see the module docstring)."""
-    commands = draw(scenario_commands(max_commands))
+    commands = draw(scenario_commands(max_commands, verbs))
     return _join(_draw_chooser(draw), commands)
 
 
-def random_scenario(seed: int, max_commands: int = 30) -> str:
-    """What `scenarios()` draws, from a seed: for surveys of the strategy's reach, and for a
-    look at typical texts (``[random_scenario(i) for i in range(5)]``)."""
+def random_scenario(seed: int, max_commands: int = 30, verbs: Sequence[str] = PROCESS_VERBS) -> str:
+    """What `scenarios()` draws, from a seed: for surveys of the strategy's reach, long local
+    hunts, and a look at typical texts (``[random_scenario(i) for i in range(5)]``)."""
     rng = random.Random(seed)
     c = _random_chooser(rng)
-    return _join(c, _build(c, rng.randint(0, max_commands), _Builder(c)))
+    return _join(c, _build(c, rng.randint(0, max_commands), _Builder(c, verbs=verbs)))
 
 
 def large_scenario(seed: int, commands: int = limits.MAX_COMMANDS) -> str:

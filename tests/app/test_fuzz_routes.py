@@ -25,6 +25,7 @@ from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, parse
 from tests.app.conftest import HTMX, html, hx
 from tests.strategies import (
+    SWAP_HEAVY,
     fuzz_examples,
     invalid_scenarios,
     large_scenario,
@@ -75,7 +76,8 @@ policy_values = mostly(st.sampled_from((*POLICIES, "latest")), st.sampled_from(O
 ODD_STEPS = ("", "-1", "abc", "9999999", "99999999", " 3", "1e3", "٣", "0x1", "1.0")
 step_values = mostly(st.one_of(st.none(), st.integers(0, 40).map(str)), st.sampled_from(ODD_STEPS))
 text_values = mostly(
-    scenarios(),
+    # Swap-heavy scenarios too: a swap-in crash was once a 500 on every route (issue 14).
+    st.one_of(scenarios(), scenarios(verbs=SWAP_HEAVY)),
     st.one_of(
         invalid_scenarios().map(lambda broken: broken.text),
         mutated_scenarios(),

@@ -9,12 +9,13 @@ regression tests in test_crash_regressions.py.
 from __future__ import annotations
 
 from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from engine.policies import POLICIES
 from engine.syntax import parse
 from engine.trace import replay
 from tests.engine.invariants import check_state
-from tests.strategies import fuzz_examples, large_scenarios, scenarios
+from tests.strategies import SWAP_HEAVY, fuzz_examples, large_scenarios, scenarios
 
 
 @settings(
@@ -22,7 +23,7 @@ from tests.strategies import fuzz_examples, large_scenarios, scenarios
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-@given(text=scenarios())
+@given(text=st.one_of(scenarios(), scenarios(verbs=SWAP_HEAVY)))
 @example(text="P mmap b file=F; P fork D")
 @example(text="P mmap a; P write a v1; P swapout a; P fork C; P read a; P swapout a; C read a")
 def test_every_valid_scenario_replays_under_every_policy_keeping_the_laws(text: str) -> None:
