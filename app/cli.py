@@ -133,6 +133,20 @@ def register_presets(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 # run
 
 
+def write_in_pieces(answer: bytes) -> None:
+    """``answer`` on standard output in pipe-sized pieces, so a reader that leaves (`| head`)
+    is noticed at the next piece; as text where standard output has no byte stream (a caller
+    that captured it in a `StringIO`)."""
+    sys.stdout.flush()
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:
+        sys.stdout.write(answer.decode())
+        return
+    for start in range(0, len(answer), 65536):
+        binary.write(answer[start : start + 65536])
+        binary.flush()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.preset is not None:
         source, text = f"preset {args.preset}", preset_text(args.preset)
@@ -159,14 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         except (ValueError, OutputTooLarge) as err:
             raise InputError(str(err)) from None
-        sys.stdout.flush()
-        out = sys.stdout.buffer
-        # In pipe-sized pieces: a reader that leaves (`| head`) is noticed at the next piece.
-        for start in range(0, len(answer), 65536):
-            out.write(answer[start : start + 65536])
-            out.flush()
-        out.write(b"\n")
-        out.flush()
+        write_in_pieces(answer + b"\n")
         return EXIT_OK
     out = sys.stdout
     for i, trace in enumerate(traces):
@@ -225,8 +232,10 @@ _READ_CAP = limits.MAX_DECOMPRESSED_BYTES + 4
 
 def decode(source: str, data: bytes) -> str:
     # An incremental decoder keeps back a character cut in half by the read cap instead of
-    # calling it invalid; `parse` then sees more than the limit and says so.
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    # calling it invalid; `parse` then sees more than the limit and says so. `utf-8-sig` drops
+    # the byte-order mark Windows editors put first, which would otherwise be a syntax error
+    # at line 1, column 1 that no one can see.
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
     try:
         return decoder.decode(data, final=len(data) < _READ_CAP)
     except UnicodeDecodeError as err:
