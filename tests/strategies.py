@@ -431,3 +431,54 @@ def mutated_scenarios(draw: st.DrawFn) -> str:
     broken = [*commands]
     broken[line_index] = " ".join(tokens)
     return "\n".join(broken)
+
+
+# ---- lessons (DESIGN.md §8): annotation lines around the commands of a valid scenario
+GOAL_KINDS = ("leak", "stale", "userfault", "file-corrupted", "segv", "needless-copy")
+NOTES = (
+    "now press ] to see 5.9",
+    "the pipe still holds frame #1; what will it read?",
+    "ü <b>&amp;",
+)
+
+
+def _goal_term(c: Chooser, eras: Sequence[str]) -> str:
+    form = c.pick(("kind", "not", "ok", "differ"))
+    if form == "differ":
+        return f"differ@{c.pick(eras)},{c.pick(eras)}"
+    if form == "ok":
+        return f"ok@{c.pick(eras)}"
+    return f"{'!' if form == 'not' else ''}{c.pick(GOAL_KINDS)}@{c.pick(eras)}"
+
+
+@st.composite
+def lessons(draw: st.DrawFn, max_commands: int = 20) -> str:
+    """Valid lesson text: the commands of `scenario_commands`, one a line, with `#title`,
+    `#policy`, `#swap` and `#goal` before the first command, `#:` notes anywhere, `#?` questions
+    before reads, and plain comments. Whoever adds an annotation adds it here."""
+    from engine.policies import POLICIES
+
+    eras = (*POLICIES, "latest")
+    c = _draw_chooser(draw)
+    commands = draw(scenario_commands(max_commands))
+    lines: list[str] = []
+    if c.coin(0.5):
+        lines.append(f"#title {c.pick(NOTES)}")
+    if c.coin(0.5):
+        lines.append(f"#policy {c.pick(eras)}")
+    if c.coin(0.3):
+        lines.append(f"#swap {c.pick(('zram', 'file'))}")
+    if c.coin(0.4):
+        terms = [_goal_term(c, tuple(POLICIES)) for _ in range(1 + int(c.coin(0.5)))]
+        lines.append("#goal " + " ".join(terms))
+    for command in commands:
+        if c.coin(0.2):
+            lines.append(f"#: {c.pick(NOTES)}")
+        if command.split()[1:2] == ["read"] and c.coin(0.6):
+            lines.append("#? what does it read?")
+        if c.coin(0.1):
+            lines.append(f"  {c.pick(COMMENTS)}")
+        lines.append(command)
+    if c.coin(0.2):
+        lines.append(f"#: {c.pick(NOTES)}")
+    return "\n".join(lines)

@@ -25,6 +25,7 @@ from tests.strategies import (
     Broken,
     fuzz_examples,
     invalid_scenarios,
+    lessons,
     mutated_scenarios,
     scenarios,
 )
@@ -49,7 +50,7 @@ def cowlab(path: Path, *argv: str) -> tuple[int, str, str]:
 
 
 @FUZZ
-@given(text=scenarios())
+@given(text=st.one_of(scenarios(), lessons()))
 @example(text="P mmap b file=F; P fork D")
 @example(text="P mmap a; P write a v1; P swapout a; P fork C; P read a; P swapout a; C read a")
 def test_valid_text_runs_under_every_policy_as_json_and_as_text(workdir: Path, text: str) -> None:
@@ -64,6 +65,8 @@ def test_valid_text_runs_under_every_policy_as_json_and_as_text(workdir: Path, t
     # JSON steps start at 1: step 0, the empty machine, has no command.
     indexes = list(range(1, commands + 1))
     assert all([step["index"] for step in run["steps"]] == indexes for run in runs)
+    # A `#goal` is evaluated whatever --policy says (DESIGN.md §8).
+    assert ("goal" in json.loads(out)) == (parse(text).annotations.goal is not None)
 
     status, out, err = cowlab(path, "--policy", "all")
     assert (status, err) == (0, "")

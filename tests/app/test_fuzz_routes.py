@@ -29,6 +29,7 @@ from tests.strategies import (
     fuzz_examples,
     invalid_scenarios,
     large_scenario,
+    lessons,
     mutated_scenarios,
     scenarios,
 )
@@ -77,7 +78,7 @@ ODD_STEPS = ("", "-1", "abc", "9999999", "99999999", " 3", "1e3", "٣", "0x1", "
 step_values = mostly(st.one_of(st.none(), st.integers(0, 40).map(str)), st.sampled_from(ODD_STEPS))
 text_values = mostly(
     # Swap-heavy scenarios too: a swap-in crash was once a 500 on every route (issue 14).
-    st.one_of(scenarios(), scenarios(verbs=SWAP_HEAVY)),
+    st.one_of(scenarios(), scenarios(verbs=SWAP_HEAVY), lessons()),
     st.one_of(
         invalid_scenarios().map(lambda broken: broken.text),
         mutated_scenarios(),
@@ -201,7 +202,8 @@ def test_page_routes_never_fail_and_answer_what_was_asked(
     full_text = text
     if path == "/" and add:
         params["add"] = add
-        full_text = f"{text};{add}" if text.strip() else add
+        # Appended on a line of its own: a `#` comment at the end of the text would swallow it.
+        full_text = f"{text}\n{add}" if text.strip() else add
     r = client.get(path, params=params, headers=headers_for(target), follow_redirects=False)
     partial = target not in (None, "full")
     # `pytest --hypothesis-show-statistics` shows how often each answer came up.

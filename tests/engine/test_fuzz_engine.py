@@ -11,11 +11,12 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from engine.lesson import ask, evaluate_goal
 from engine.policies import POLICIES
 from engine.syntax import parse
 from engine.trace import replay
 from tests.engine.invariants import check_state
-from tests.strategies import SWAP_HEAVY, fuzz_examples, large_scenarios, scenarios
+from tests.strategies import SWAP_HEAVY, fuzz_examples, large_scenarios, lessons, scenarios
 
 
 @settings(
@@ -45,3 +46,27 @@ def test_scenarios_at_the_limits_replay_under_every_policy(text: str) -> None:
         # broken for good, and the small scenarios above check every step.
         for step in trace.steps[::97] + trace.steps[-1:]:
             check_state(step.state, policy)
+
+
+@settings(
+    max_examples=fuzz_examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(text=lessons())
+def test_every_valid_lesson_asks_its_questions_and_checks_its_goal_under_every_era(
+    text: str,
+) -> None:
+    """DESIGN.md §8 over random lessons: every `#?` gets the same choices under every era, the
+    right answer among them; a `#goal` is evaluated under the eras it names."""
+    scenario = parse(text)
+    traces = {policy.id: replay(scenario, policy) for policy in POLICIES.values()}
+    for asked in ask(scenario, traces):
+        assert len(asked.choices) >= 1
+        assert set(asked.answers) == set(POLICIES)
+        assert set(asked.answers.values()) <= set(asked.choices)
+    result = evaluate_goal(scenario, traces)
+    goal = scenario.annotations.goal
+    assert (result is None) == (goal is None)
+    if result is not None:
+        assert result.met == all(term.met for term in result.terms)
