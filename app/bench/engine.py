@@ -6,7 +6,7 @@ Engine figures:
 - ``growth``: replay time for growing command counts and page counts, to show it grows
   linearly.
 
-Web figures are added by `app.webbench` when it is importable (it needs the web app).
+Web figures are added by `app.bench.web` when it is importable (it needs the web app).
 Each figure is a median over repeated runs in one process; ``--quick`` repeats less.
 """
 
@@ -133,7 +133,7 @@ def measure(quick: bool) -> dict[str, Any]:
     }
     figures.update(measure_engine(quick))
     try:
-        from app import webbench
+        from app.bench import web as webbench
     except ImportError:  # the web app is optional for the engine figures
         webbench = None  # type: ignore[assignment]
     if webbench is not None:

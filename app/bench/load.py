@@ -71,14 +71,15 @@ from urllib.parse import urlencode
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from app.bench.web import Lesson, lessons
+from app.deploy import run as nginx_run
+from app.deploy.nginx import NginxSettings
+from app.views.links import make_link
+from engine.policies import POLICIES
 
-from app.deploy import run as nginx_run  # noqa: E402  (the script runs from a checkout)
-from app.deploy.nginx import NginxSettings  # noqa: E402
-from app.links import make_link  # noqa: E402
-from app.webbench import Lesson, lessons  # noqa: E402
-from engine.policies import POLICIES  # noqa: E402
+# The directory that holds this `app` package (a checkout, or site-packages): the server
+# started here imports the same cowlab as the load test.
+ROOT = Path(__file__).resolve().parents[2]
 
 LOOPBACK = "127.0.0.1"
 # What a browser sends: gzip for every request, htmx headers for the swaps.
@@ -176,7 +177,7 @@ def free_port() -> int:
 
 
 def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "app.cli", "serve", "--host", LOOPBACK]
+    command = [sys.executable, "-m", "app.cli.main", "serve", "--host", LOOPBACK]
     command += ["--port", str(port), "--workers", str(workers)]
     # A session of its own: the server and its workers can be stopped as one group, by the id
     # of the process started here, without touching anything else on the machine.

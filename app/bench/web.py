@@ -1,4 +1,4 @@
-"""Web figures for `cowlab bench` (DESIGN.md §7): measured here, judged by `app.bench`.
+"""Web figures for `cowlab bench` (DESIGN.md §7): measured here, judged by `app.bench.engine`.
 
 - ``cold_step_ms_p50`` / ``cold_step_ms_p99``: a step request (what ← → and the timeline send,
   ``#stage``) for every step of every preset, in-process through the whole ASGI app — decode
@@ -39,8 +39,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.links import make_link
-from app.main import create_app
+from app.http.main import create_app
+from app.views.links import make_link
 from engine.commands import Mmap
 from engine.policies import POLICIES
 from engine.presets import PRESETS
@@ -246,7 +246,7 @@ def measure_first_load() -> dict[str, float]:
 
 
 def bench_app() -> Any:
-    """`uvicorn --factory app.webbench:bench_app`: cowlab, plus a route that answers a constant
+    """`uvicorn --factory app.bench.web:bench_app`: cowlab, plus a route that answers a constant
     body of ``COWLAB_BENCH_STATIC_BYTES`` through the same application and middleware."""
     inner: FastAPI = create_app()
     body = b"x" * int(os.environ.get("COWLAB_BENCH_STATIC_BYTES", "30000"))
@@ -329,7 +329,7 @@ def bench_server(static_bytes: int) -> Iterator[int]:
     own core when there are two, stopped (and unpinned) on leaving."""
     port = _free_port()
     env = {**os.environ, "COWLAB_BENCH_STATIC_BYTES": str(static_bytes)}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "app.webbench:bench_app"]
+    command = [sys.executable, "-m", "uvicorn", "--factory", "app.bench.web:bench_app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     command += ["--log-level", "warning", "--no-access-log"]
     server = subprocess.Popen(command, env=env)

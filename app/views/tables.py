@@ -1,7 +1,7 @@
 """The state of a step as text tables: the screen-reader twin of the diagram.
 
 Every fact the picture shows (and marks) is here in words, from the same helpers in
-`app.diagram`, so the two cannot disagree.
+`app.picture.scene`, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from app.diagram import (
+from app.picture.scene import (
     Focus,
     RefMark,
     frame_counters,

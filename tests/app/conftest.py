@@ -8,9 +8,9 @@ import pytest
 from selectolax.lexbor import LexborHTMLParser
 from starlette.testclient import TestClient
 
-from app.links import make_link
-from app.main import app
-from app.runs import run
+from app.http.main import app
+from app.views.links import make_link
+from app.views.runs import run
 from engine.presets import PRESETS
 
 HTMX = {"HX-Request": "true", "HX-Request-Type": "partial"}

@@ -7,7 +7,7 @@ import schemathesis
 from schemathesis.checks import positive_data_acceptance
 from starlette.testclient import TestClient
 
-from app.main import app
+from app.http.main import app
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.presets import PRESETS
 from engine.trace import replay, trace_to_json

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.diagram import (
+from app.picture.scene import (
     Group,
     Rect,
     RefMark,
@@ -17,9 +17,9 @@ from app.diagram import (
     build_scene,
     compute_layout,
 )
-from app.runs import Run, run
-from app.sim import proc_notes, ref_marks
-from app.svg import draw
+from app.picture.svg import draw
+from app.views.runs import Run, run
+from app.views.sim import proc_notes, ref_marks
 from engine.commands import RefKind
 from engine.policies import POLICIES
 from engine.presets import PRESETS

@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "loadtest.py"
+LOAD = [sys.executable, "-m", "app.bench.load"]
 
 
 def test_a_short_load_test_has_no_errors_and_reports_memory_and_stops_its_server() -> None:
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--duration", "2.5", "--clients", "4", "--json"],
+        [*LOAD, "--duration", "2.5", "--clients", "4", "--json"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -6,9 +6,9 @@ import asyncio
 
 from starlette.testclient import TestClient
 
-from app.main import create_app
-from app.memo import request_key
-from app.webbench import HX, call
+from app.bench.web import HX, call
+from app.http.main import create_app
+from app.http.memo import request_key
 from tests.app.conftest import hx, preset_link
 
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from app.links import make_link
+from app.views.links import make_link
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from engine.syntax import parse
@@ -296,7 +296,7 @@ def test_htmx_partial_of_a_link_with_no_target_header_is_the_sim_region(
 
 
 def test_probe_button_appears_only_when_the_server_allows_probing() -> None:
-    from app.main import create_app
+    from app.http.main import create_app
     from app.probe.gate import ProbeSettings
 
     link = preset_link("cow-basic", "5.7")
@@ -322,7 +322,7 @@ def test_a_timeline_step_request_shows_that_step(client: TestClient) -> None:
 def test_a_very_large_scenario_draws_what_the_step_touched_and_stays_small(
     client: TestClient,
 ) -> None:
-    from app.bench import scale_scenario
+    from app.bench.engine import scale_scenario
     from engine.syntax import format_scenario
 
     text = format_scenario(scale_scenario(1000, 64, 256), ";")

@@ -274,7 +274,7 @@ def test_cli_json_names_kernel_policy_and_results(
 
 
 def test_cli_refuses_an_unknown_preset_as_input_error() -> None:
-    from app.cli import InputError
+    from app.cli.main import InputError
 
     args = _cli(["probe", "--preset", "no-such-preset"])
     with pytest.raises(InputError, match="unknown preset"):

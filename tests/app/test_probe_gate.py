@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from selectolax.lexbor import LexborHTMLParser
 
-from app.main import create_app
+from app.http.main import create_app
 from app.probe import compare, gate, web
 from app.probe.capabilities import kernel_release
 from app.probe.executor import KernelRun

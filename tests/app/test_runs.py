@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app import runs
+from app.views import runs
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from engine.syntax import format_command, parse

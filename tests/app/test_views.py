@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from app.compare import step_signature
-from app.links import make_link
-from app.runs import run
+from app.views.compare import step_signature
+from app.views.links import make_link
+from app.views.runs import run
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from tests.app.conftest import html, hx, preset_link, preset_text

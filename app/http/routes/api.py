@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.runs import run
+from app.views.runs import run
 from engine.lesson import MAX_REPLAYED_COMMANDS, TooCostly, evaluate_goal, goal_to_json
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.policies import POLICIES, UnknownPolicy
@@ -66,7 +66,7 @@ class TraceOut(BaseModel):
 
 
 class Problem(BaseModel):
-    # "request": the body could not be read at all (not JSON); see app.main's error handler.
+    # "request": the body could not be read at all (not JSON); see app.http.main's error handler.
     error: Literal["syntax", "limit", "unknown-policy", "request"]
     message: str
     line: int | None = None

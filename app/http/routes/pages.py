@@ -19,16 +19,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.compare import build_comparison
-from app.errors import ErrorView, limit_error, link_error, policy_error, scenario_error
-from app.htmx import HtmxDetails, htmx_details
-from app.links import LinkError, LinkParams, View, make_link, parse_params
-from app.presets_view import build_grid
+from app.http.htmx import HtmxDetails, htmx_details
+from app.http.render import render_fragment, render_page
+from app.picture.svg import draw
 from app.probe.web import probe_button
-from app.render import render_fragment, render_page
-from app.runs import Run, lesson_policy, run
-from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
-from app.svg import draw
+from app.views.compare import build_comparison
+from app.views.errors import ErrorView, limit_error, link_error, policy_error, scenario_error
+from app.views.links import LinkError, LinkParams, View, make_link, parse_params
+from app.views.presets import build_grid
+from app.views.runs import Run, lesson_policy, run
+from app.views.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, ScenarioLimitError
 
@@ -67,7 +67,7 @@ def _query(**values: str | None) -> dict[str, str]:
 async def link_query(
     s: S = None, policy: PolicyQ = None, step: StepQ = None, v: VQ = None, view: ViewQ = None
 ) -> dict[str, str]:
-    """The parameters of a share link that are present (as `app.links.parse_params` reads
+    """The parameters of a share link that are present (as `app.views.links.parse_params` reads
     them): the query of `/`, `/embed` and `/export.svg`. ``async``: FastAPI would run a
     plain function on the thread pool, a hop that costs more than the function."""
     return _query(s=s, policy=policy, step=step, v=v, view=view)
