@@ -8,7 +8,7 @@ the step (a template makes several calls per attribute); here each element is on
 Strings that can hold what a user typed — titles, texts, class lists, keys — are escaped;
 numbers are printed with ``:g`` (six significant digits, ``16`` rather than ``16.0``: the
 picture is far smaller than a million pixels), and colours and dash patterns are constants of
-`app.picture.scene`, which never hold a user's text.
+`app.picture.shapes`, which never hold a user's text.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from app.picture.scene import Group, Path, Poly, Rect, Scene, Text
+from app.picture.shapes import Group, Path, Poly, Rect, Scene, Text
 
 
 def _rect(rect: Rect) -> str:

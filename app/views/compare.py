@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
 
-from app.picture.scene import Scene
+from app.picture.shapes import Scene
 from app.views.links import View, at_step, encode_scenario, link_prefix
 from app.views.runs import Run
 from app.views.sim import Era, StepNav, VerdictView, picture, verdict_views

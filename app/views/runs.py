@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from app.picture.scene import Layout, compute_layout, layout_fits
+from app.picture.layout import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
 from engine.policies import POLICIES, Policy, get_policy
 from engine.syntax import ScenarioError, canonical_text, parse
