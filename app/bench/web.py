@@ -54,7 +54,7 @@ GZIP = {"Accept-Encoding": "gzip"}
 
 @dataclass(frozen=True)
 class Lesson:
-    """One preset, ready to be stepped through (by the bench and by scripts/loadtest.py): its
+    """One preset, ready to be stepped through (by the bench and by the load test): its
     canonical text, as links carry it, and an action to press."""
 
     text: str  # canonical: `;`-separated, or by newlines when it holds `#` lines

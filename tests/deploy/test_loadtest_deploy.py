@@ -1,4 +1,4 @@
-"""A short run of the deployment load test (`scripts/loadtest.py --deploy`, shortened): nginx
+"""A short run of the deployment load test (`cowlab bench --load --deploy`, shortened): nginx
 in front, a worker killed mid-run and replaced, then 1,100 slow sockets that fail no request."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-LOAD = [sys.executable, "-m", "app.bench.load"]
+LOAD = [sys.executable, "-m", "app.cli.main", "bench", "--load"]
 
 
 def test_a_short_deploy_run_survives_a_killed_worker_and_slow_sockets(nginx_binary: str) -> None:
