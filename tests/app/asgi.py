@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Scope
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def send(
     pending = list(chunks or [b""])
     read = 0
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal read
         read += 1
         if not pending:
@@ -54,7 +54,7 @@ def send(
     out_headers: dict[str, str] = {}
     body: list[bytes] = []
 
-    async def capture(message: dict[str, Any]) -> None:
+    async def capture(message: Message) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
@@ -62,7 +62,7 @@ def send(
         elif message["type"] == "http.response.body":
             body.append(message.get("body", b""))
 
-    scope = {
+    scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -77,5 +77,9 @@ def send(
         "client": ("127.0.0.1", 1),
         "server": ("testserver", 80),
     }
-    asyncio.run(app(scope, receive, capture))  # type: ignore[arg-type]
+
+    async def exchange() -> None:  # asyncio.run takes a coroutine; an ASGI app is any awaitable
+        await app(scope, receive, capture)
+
+    asyncio.run(exchange())
     return Answer(status, out_headers, b"".join(body), read)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 from schemathesis.checks import positive_data_acceptance
@@ -68,7 +70,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
 @schema.parametrize()
-def test_every_route_honours_its_schema(case: schemathesis.Case) -> None:
+def test_every_route_honours_its_schema(case: schemathesis.Case[Any]) -> None:
     """Fuzzed queries and bodies: never a 5xx, and every response matches the schema.
 
     A schema-valid request may still be refused: the scenario language (and a link's `step`)

@@ -389,7 +389,7 @@ def test_a_module_with_register_adds_a_subcommand(
         extra.add_argument("--n", type=int, default=1)
         extra.set_defaults(func=lambda args: print("extra", args.n) or 0)
 
-    module.register = register  # type: ignore[attr-defined]
+    vars(module)["register"] = register
     monkeypatch.setitem(sys.modules, "cowlab_test_extra", module)
     monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cowlab_test_extra",))
     assert run(capsys, "extra", "--n", "3") == (0, "extra 3\n", "")
