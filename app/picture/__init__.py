@@ -6,6 +6,6 @@
 - `scene` — one step's picture: the layout filled with the step's state, changes marked;
 - `svg` — a scene as SVG markup.
 
-Imports flow down that list (`svg` reads only `shapes`). May import the engine's state and
-events only: nothing of the web, the views or the CLI.
+A module imports only those above it in this list. May import the engine's state and
+events only: nothing of the web, the views or the CLI (tests/app/test_layering.py checks).
 """

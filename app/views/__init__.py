@@ -7,5 +7,6 @@
 - `actions` — the next-command buttons; `tables` — a step's state in words.
 
 May import `app.picture` and the engine; never `app.http` (no request, no response, no
-template here), so every view can be built and tested without a server.
+template here), so every view can be built and tested without a server
+(tests/app/test_layering.py checks).
 """
