@@ -175,7 +175,7 @@ def free_port() -> int:
 
 
 def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "app.cli.main", "serve", "--host", LOOPBACK]
+    command = [sys.executable, "-m", "app.cli", "serve", "--host", LOOPBACK]
     command += ["--port", str(port), "--workers", str(workers)]
     # A session of its own: the server and its workers can be stopped as one group, by the id
     # of the process started here, without touching anything else on the machine.

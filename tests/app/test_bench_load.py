@@ -12,7 +12,7 @@ import pytest
 
 from app.cli.main import main
 
-LOAD = [sys.executable, "-m", "app.cli.main", "bench", "--load"]
+LOAD = [sys.executable, "-m", "app.cli", "bench", "--load"]
 
 
 def test_a_short_load_test_has_no_errors_and_reports_memory_and_stops_its_server() -> None:

@@ -281,7 +281,7 @@ def test_bad_command_lines_exit_2_through_argparse(capsys: pytest.CaptureFixture
 
 def test_console_entry_point_has_no_traceback_on_bad_input() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli.main", "run", "-"],
+        [sys.executable, "-m", "app.cli", "run", "-"],
         input="P get a rx\n",
         capture_output=True,
         text=True,
@@ -297,7 +297,7 @@ def test_console_entry_point_has_no_traceback_on_bad_input() -> None:
 def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
     # JSON of all policies is far larger than a pipe buffer, so the writer meets EPIPE.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli.main", "run", "-", "--policy", "all", "--json"],
+        [sys.executable, "-m", "app.cli", "run", "-", "--policy", "all", "--json"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -95,7 +95,7 @@ def started(command: list[str], port: int, nofile: int | None = None) -> Iterato
 def worker_port() -> Iterator[int]:
     """A real `cowlab serve` worker on loopback, under the usual descriptor limit."""
     port = run.free_port()
-    command = [sys.executable, "-m", "app.cli.main", "serve", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--no-probe"]
     with started(command, port, nofile=USUAL_NOFILE):
         yield port

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-LOAD = [sys.executable, "-m", "app.cli.main", "bench", "--load"]
+LOAD = [sys.executable, "-m", "app.cli", "bench", "--load"]
 
 
 def test_a_short_deploy_run_survives_a_killed_worker_and_slow_sockets(nginx_binary: str) -> None:

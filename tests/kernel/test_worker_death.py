@@ -95,7 +95,7 @@ def serve() -> Iterator[tuple[int, str]]:
     (the supervisor's pid, base URL)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    serve = [sys.executable, "-m", "app.cli.main", "serve", "--port", str(port), "--workers", "2"]
+    serve = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"]
     server = subprocess.Popen(
         [sys.executable, "-c", NO_INIT, *serve],
         cwd=ROOT,
