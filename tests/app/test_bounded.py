@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from app import heavy
-from app.bench import scale_scenario
-from app.heavy import offload, scenario_chars
-from app.links import encode_scenario, make_link
-from app.runs import Budget, Stopped, check_budget, replay, run
+from app.bench.engine import scale_scenario
+from app.http import heavy
+from app.http.heavy import offload, scenario_chars
+from app.views.links import encode_scenario, make_link
+from app.views.runs import Budget, Stopped, check_budget, replay, run
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from engine.syntax import format_scenario, parse
@@ -208,7 +208,7 @@ def test_a_replay_stops_at_its_deadline_between_commands() -> None:
         calls += 1
         budget.check()
 
-    import app.runs as runs
+    import app.views.runs as runs
 
     original = runs.check_budget
     runs.check_budget = counting
@@ -280,7 +280,7 @@ def test_a_small_z_link_that_expands_is_offloaded(
 
 
 def test_compare_refuses_a_scenario_over_its_limit_with_413(client: TestClient) -> None:
-    from app.routes.pages import COMPARE_MAX_WEIGHT
+    from app.http.routes.pages import COMPARE_MAX_WEIGHT
 
     text = format_scenario(scale_scenario(400, 32, 64), ";")
     assert run(text, "6.2").weight > COMPARE_MAX_WEIGHT

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app import cli
+from app.cli import main as cli
 from engine.policies import POLICIES
 from engine.syntax import ScenarioError, parse
 from tests.strategies import (

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from app.sim import TIMELINE_ALL
+from app.views.sim import TIMELINE_ALL
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, parse
 from tests.app.conftest import HTMX, html, hx
@@ -88,7 +88,7 @@ text_values = mostly(
 
 
 def z_form(text: str) -> str:
-    """The compressed link form of DESIGN.md §5, built here independently of app.links."""
+    """The compressed link form of DESIGN.md §5, built here independently of app.views.links."""
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
     raw = deflate.compress(text.encode("utf-8")) + deflate.flush()
     return "z:" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")

@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.render import render_page
-from app.routes.api import EXAMPLE
+from app.http.render import render_page
+from app.http.routes.api import EXAMPLE
 
 router = APIRouter()
 

@@ -3,7 +3,7 @@
 A scenario at the limits of DESIGN.md §7 takes a second or more to replay and lay out; on the
 event loop that would stall every other request of the worker. Such a request runs in a worker
 thread instead — at most `HEAVY_JOBS` at a time, so heavy requests cannot take every thread
-and every core — under a `Budget`: `app.runs` replays command by command and the JSON
+and every core — under a `Budget`: `app.views.runs` replays command by command and the JSON
 serialiser encodes step by step, checking between them whether the deadline has passed or the
 client has disconnected, and stop there (`Stopped`), so a request nobody waits for stops.
 
@@ -23,8 +23,8 @@ import anyio
 import anyio.to_thread
 from starlette.types import Receive
 
-from app.links import LinkError, decode_scenario
-from app.runs import BUDGET, Budget, Stopped
+from app.views.links import LinkError, decode_scenario
+from app.views.runs import BUDGET, Budget, Stopped
 
 T = TypeVar("T")
 
@@ -75,8 +75,8 @@ def is_heavy(chars: int) -> bool:
 
 
 async def offload(receive: Receive, work: Callable[[], T]) -> T:
-    """``work()`` in a worker thread under a budget of `HEAVY_SECONDS`; raises `app.runs.Stopped`
-    when the deadline passes or the client (read from ``receive``) disconnects first.
+    """``work()`` in a worker thread under a budget of `HEAVY_SECONDS`; raises
+    `app.views.runs.Stopped` when the deadline passes or the client (read from ``receive``) disconnects first.
 
     The request's body must have been read already: what ``receive`` gives next is the
     disconnect.

@@ -1,7 +1,7 @@
 """The state of a step as text tables: the screen-reader twin of the diagram.
 
 Every fact the picture shows (and marks) is here in words, from the same helpers in
-`app.diagram`, so the two cannot disagree.
+`app.picture.labels`, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from app.diagram import (
-    Focus,
-    RefMark,
+from app.picture.labels import (
     frame_counters,
     frame_extras,
     frame_heading,
@@ -20,6 +18,8 @@ from app.diagram import (
     ref_detail,
     vma_flags,
 )
+from app.picture.layout import Focus
+from app.picture.scene import RefMark
 from engine.state import Frame, Proc, Pte, Ref, State, Vma
 
 

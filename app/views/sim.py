@@ -13,19 +13,13 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import quote_plus
 
-from app.actions import ActionGroup, fresh_names, suggest_actions
-from app.diagram import (
-    Focus,
-    RefMark,
-    Scene,
-    SceneOptions,
-    build_scene,
-    compute_layout,
-    focus_of,
-)
-from app.links import View, at_step, encode_scenario, link_prefix
-from app.runs import EventView, Run
-from app.tables import StateTable, state_table
+from app.picture.layout import Focus, compute_layout, focus_of
+from app.picture.scene import RefMark, SceneOptions, build_scene
+from app.picture.shapes import Scene
+from app.views.actions import ActionGroup, fresh_names, suggest_actions
+from app.views.links import View, at_step, encode_scenario, link_prefix
+from app.views.runs import EventView, Run
+from app.views.tables import StateTable, state_table
 from engine.policies import POLICIES, Policy
 from engine.syntax import canonical_prefix
 from engine.trace import Trace

@@ -20,7 +20,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import islice
 
-from app.diagram import Focus
+from app.picture.layout import Focus
 from engine.commands import (
     ClearSoftdirty,
     Command,

@@ -1,4 +1,4 @@
-"""Web figures for `cowlab bench` (DESIGN.md §7): measured here, judged by `app.bench`.
+"""Web figures for `cowlab bench` (DESIGN.md §7): measured here, judged by `app.bench.engine`.
 
 - ``cold_step_ms_p50`` / ``cold_step_ms_p99``: a step request (what ← → and the timeline send,
   ``#stage``) for every step of every preset, in-process through the whole ASGI app — decode
@@ -47,8 +47,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.links import encode_scenario, make_link
-from app.main import create_app
+from app.http.main import create_app
+from app.views.links import encode_scenario, make_link
 from engine.commands import Mmap
 from engine.limits import (
     MAX_COMMANDS,
@@ -70,7 +70,7 @@ GZIP = {"Accept-Encoding": "gzip"}
 
 @dataclass(frozen=True)
 class Lesson:
-    """One preset, ready to be stepped through (by the bench and by scripts/loadtest.py): its
+    """One preset, ready to be stepped through (by the bench and by the load test): its
     canonical text, as links carry it, and an action to press."""
 
     text: str  # canonical: `;`-separated, or by newlines when it holds `#` lines
@@ -262,7 +262,7 @@ def measure_first_load() -> dict[str, float]:
 
 
 def bench_app() -> Any:
-    """`uvicorn --factory app.webbench:bench_app`: cowlab, plus a route that answers a constant
+    """`uvicorn --factory app.bench.web:bench_app`: cowlab, plus a route that answers a constant
     body of ``COWLAB_BENCH_STATIC_BYTES`` through the same application and middleware."""
     inner: FastAPI = create_app()
     body = b"x" * int(os.environ.get("COWLAB_BENCH_STATIC_BYTES", "30000"))
@@ -359,7 +359,7 @@ def bench_worker(static_bytes: int) -> Iterator[tuple[int, int]]:
     """`bench_server`, yielding the worker's port and process id."""
     port = _free_port()
     env = {**os.environ, "COWLAB_BENCH_STATIC_BYTES": str(static_bytes)}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "app.webbench:bench_app"]
+    command = [sys.executable, "-m", "uvicorn", "--factory", "app.bench.web:bench_app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     command += ["--log-level", "warning", "--no-access-log"]
     server = subprocess.Popen(command, env=env)
@@ -477,9 +477,9 @@ def worst_cases() -> list[WorstCase]:
     "Worst" is what costs most per command: a fork or an exit of a full 256-page process
     touches every page, and each tells one event per page.
     """
-    from app.bench import scale_scenario
-    from app.routes.pages import COMPARE_MAX_WEIGHT
-    from app.runs import run
+    from app.bench.engine import scale_scenario
+    from app.http.routes.pages import COMPARE_MAX_WEIGHT
+    from app.views.runs import run
 
     pages = _names("g", MAX_PAGES_PER_PROC)
     full = [f"p0 mmap {' '.join(pages)}"] + [f"p0 write {page} v" for page in pages]

@@ -33,7 +33,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from app import narrate
+from app.cli import narrate
 from engine import limits
 from engine.lesson import GoalResult, evaluate_goal, goal_to_json
 from engine.policies import POLICIES, UnknownPolicy, get_policy
@@ -53,7 +53,7 @@ EXIT_INPUT = 2  # the status argparse itself uses for a bad command line
 EXIT_BROKEN_PIPE = 1
 
 # Modules that add their own subcommand (see the module docstring).
-SUBCOMMAND_MODULES = ("app.serve_cli", "app.bench", "app.probe.cli", "app.deploy.cli")
+SUBCOMMAND_MODULES = ("app.cli.serve", "app.bench.command", "app.probe.cli", "app.deploy.cli")
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = argparse._SubParsersAction  # argparse has no public name for this type

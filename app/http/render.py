@@ -14,9 +14,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from jinja2_fragments import render_block
 from starlette.requests import Request
 
-from app.errors import ErrorView
 from app.paths import HTMX_FILE, TEMPLATES_DIR
-from app.svg import draw
+from app.picture.svg import draw
+from app.views.errors import ErrorView
 
 # StrictUndefined: a template that reads a name the route did not provide fails in tests
 # instead of silently drawing nothing.

@@ -28,8 +28,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ErrorView
-from app.render import render_error_page
+from app.http.render import render_error_page
+from app.views.errors import ErrorView
 from engine.limits import MAX_DECOMPRESSED_BYTES, MAX_LINK_SCENARIO_BYTES
 
 MAX_QUERY_BYTES = 3 * MAX_LINK_SCENARIO_BYTES + 4096

@@ -10,17 +10,17 @@ from starlette.routing import Match, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ErrorView, not_found, server_error
-from app.guard import RequestLimits
-from app.heavy import share_the_gil
-from app.memo import PageMemo, ResponseMemo
+from app.http.guard import RequestLimits
+from app.http.heavy import share_the_gil
+from app.http.memo import PageMemo, ResponseMemo
+from app.http.render import render_error_page
+from app.http.routes import api, docs, pages
+from app.http.security import DENY_HEADERS, EMBED_HEADERS, SecurityHeaders, frameable
 from app.paths import STATIC_DIR
 from app.probe import web as probe_web
 from app.probe.gate import ProbeSettings
-from app.render import render_error_page
-from app.routes import api, docs, pages
-from app.runs import RunMemo
-from app.security import DENY_HEADERS, EMBED_HEADERS, SecurityHeaders, frameable
+from app.views.errors import ErrorView, not_found, server_error
+from app.views.runs import RunMemo
 
 VERSION = "0.1.0"
 
@@ -134,8 +134,8 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    # The app's only memos (DESIGN.md §7: each earns its place with a figure, see app.memo
-    # and app.runs); `app.state.memos` lists them so a benchmark can start truly cold.
+    # The app's only memos (DESIGN.md §7: each earns its place with a figure, see app.http.memo
+    # and app.views.runs); `app.state.memos` lists them so a benchmark can start truly cold.
     app.state.runs = RunMemo()
     app.state.pages = PageMemo()
     app.state.memos = (app.state.runs, app.state.pages)

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.heavy import is_heavy, offload
-from app.runs import Stopped, check_budget, run
+from app.http.heavy import is_heavy, offload
+from app.views.runs import Stopped, check_budget, run
 from engine.lesson import MAX_REPLAYED_COMMANDS, TooCostly, evaluate_goal, goal_to_json
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.policies import POLICIES, UnknownPolicy
@@ -122,7 +122,7 @@ class TraceOut(BaseModel):
 
 
 class Problem(BaseModel):
-    # "request": the body could not be read at all (not JSON); see app.main's error handler.
+    # "request": the body could not be read at all (not JSON); see app.http.main's error handler.
     # "states": `states` names steps the trace lacks; "time": the deadline passed.
     error: Literal["syntax", "limit", "unknown-policy", "request", "states", "time"]
     message: str

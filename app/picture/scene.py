@@ -1,386 +1,58 @@
 """The diagram of one step, as geometry: Python decides every position, templates only draw.
 
-Three columns, left to right: processes with their page tables, physical frames (then swap
-slots), and references (then files). Arrows go from a page-table entry to the frame it maps and
-from a reference to the frame it holds.
-
-The layout is computed once from *every* state of the trace (`compute_layout`): each process,
-page, frame, swap slot, reference and file that ever exists gets a fixed place, so pressing →
-never moves anything — things appear, change and disappear in place. A step's picture
-(`build_scene`) then fills those places with the step's state and marks what changed since the
-previous step (a yellow wash *and* a "Δ" badge, never colour alone). A stale or leaking reference
-is dashed and labelled in words. Colours are the Okabe–Ito palette, which stays distinguishable
-under the common colour-vision deficiencies.
-
-The output is a tree of plain frozen dataclasses (`Scene` → `Group` → items) styled by SVG
-presentation attributes rather than CSS, so the same markup is correct inline under a strict CSP
-and as a stand-alone ``.svg`` download.
+`build_scene` fills the places of a `Layout` (`app.picture.layout`) with the step's state and
+marks what changed since the previous step (a yellow wash *and* a "Δ" badge, never colour
+alone). A stale or leaking reference is dashed and labelled in words. Arrows go from a
+page-table entry to the frame it maps and from a reference to the frame it holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal
 
-from engine.events import Event
-from engine.state import ZERO_PFN, File, Frame, Proc, Pte, Ref, State, SwapSlot, Vma
-
-T = TypeVar("T")
-
-# Okabe & Ito (2008), "Color Universal Design": safe for protanopia, deuteranopia, tritanopia.
-BLACK = "#000000"
-ORANGE = "#E69F00"
-SKY = "#56B4E9"
-GREEN = "#009E73"
-YELLOW = "#F0E442"
-BLUE = "#0072B2"
-VERMILLION = "#D55E00"
-PURPLE = "#CC79A7"
-GREY = "#767676"  # 4.5:1 on white: still readable text for "ghost" items
-VERM_TEXT = "#9E3F00"  # vermillion darkened to 7:1 for text; the pure hue is for strokes
-PROC_COLORS = (BLUE, ORANGE, GREEN, PURPLE, SKY, VERMILLION)
-
-FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
-MARGIN = 16.0
-TITLE_H = 34.0  # column headings
-PROC_X = MARGIN
-PROC_W = 380.0
-PROC_HEAD_H = 44.0
-ROW_H = 54.0
-PROC_GAP = 22.0
-ARROW_GAP = 150.0  # horizontal room for arrows between columns
-FRAME_W = 300.0
-FRAME_H = 112.0
-FRAME_GAP = 18.0
-FRAME_COL_GAP = 40.0
-SWAP_H = 70.0
-REF_W = 320.0
-REF_H = 112.0
-REF_GAP = 18.0
-FILE_H = 70.0
-MIN_FRAMES_PER_COLUMN = 5
-VALUE_CHARS = 16  # longer values are cut with "…"; the full value is in the tooltip and table
-
-
-# ---------------------------------------------------------------------------------------------
-# Drawing primitives
-
-
-@dataclass(frozen=True, slots=True)
-class Rect:
-    x: float
-    y: float
-    w: float
-    h: float
-    fill: str = "#FFFFFF"
-    stroke: str = BLACK
-    stroke_width: float = 2.0
-    dash: str = ""
-    rx: float = 6.0
-    opacity: float = 1.0
-    kind: Literal["rect"] = "rect"
-
-
-@dataclass(frozen=True, slots=True)
-class Text:
-    x: float
-    y: float
-    text: str
-    size: float = 16.0
-    weight: str = "normal"
-    anchor: Literal["start", "middle", "end"] = "start"
-    fill: str = BLACK
-    kind: Literal["text"] = "text"
-
-
-@dataclass(frozen=True, slots=True)
-class Path:
-    d: str
-    stroke: str = BLACK
-    width: float = 3.0
-    dash: str = ""
-    kind: Literal["path"] = "path"
-
-
-@dataclass(frozen=True, slots=True)
-class Poly:
-    points: str
-    fill: str = BLACK
-    kind: Literal["poly"] = "poly"
-
-
-Item = Rect | Text | Path | Poly
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    """One thing in the picture (a frame, a page-table row, an arrow …) with its tooltip.
-
-    ``cls`` is a space-separated class list that names what it is and its condition
-    (``ref stale``, ``frame changed``); tests and CSS select on it, colour never carries it alone.
-    """
-
-    cls: str
-    title: str
-    items: tuple[Item, ...]
-    key: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Scene:
-    width: float
-    height: float
-    title: str
-    desc: str
-    groups: tuple[Group, ...]
-    font: str = FONT
-
-
-# ---------------------------------------------------------------------------------------------
-# Layout: fixed places for everything the trace ever shows
-
-
-@dataclass(frozen=True, slots=True)
-class ProcPlace:
-    name: str
-    color: str
-    x: float
-    y: float
-    h: float
-    rows: Mapping[str, float]  # page name -> top y of its row
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    procs: Mapping[str, ProcPlace]
-    frames: Mapping[int, tuple[float, float]]  # pfn -> top-left
-    swap: Mapping[int, tuple[float, float]]
-    refs: Mapping[str, tuple[float, float]]
-    files: Mapping[str, tuple[float, float]]
-    frame_x: float
-    ref_x: float
-    width: float
-    height: float
-
-
-def _ordered_union(groups: Iterable[Iterable[str]]) -> list[str]:
-    """Names in order of first appearance (dict keeps insertion order)."""
-    seen: dict[str, None] = {}
-    for group in groups:
-        seen.update(dict.fromkeys(group))  # a key already present keeps its place
-    return list(seen)
-
-
-def _distinct(objects: Iterable[T]) -> list[T]:
-    """Each object once, in order of first appearance, compared by identity.
-
-    Consecutive states share every process, page table and frame table a step did not change,
-    so a 1,000-step trace of 64 processes holds a few hundred distinct processes, not 64,000:
-    walking each once keeps the layout linear in the scenario instead of steps × pages. (The
-    states are all alive while this runs, so no two distinct objects share an ``id``.)
-    """
-    seen: set[int] = set()
-    out = []
-    for obj in objects:
-        if id(obj) not in seen:
-            seen.add(id(obj))
-            out.append(obj)
-    return out
-
-
-# Beyond this, a picture of everything stops being readable (and costs megabytes): the picture
-# then shows what the step touched, and says so.
-MAX_DRAWN_ROWS = 40  # page-table rows, all processes together
-MAX_DRAWN_FRAMES = 40
-MAX_DRAWN_REFS = 16
-MAX_FOCUS_PROCS = 6
-MAX_FOCUS_PAGES = 8  # per process
-
-
-@dataclass(frozen=True, slots=True)
-class Focus:
-    """The part of a large state one step is about: its processes, pages, frames, references."""
-
-    pages: Mapping[str, frozenset[str]]  # process -> its pages to draw
-    pfns: frozenset[int]
-    refs: frozenset[str]
-    slots: frozenset[int]
-    files: frozenset[str]
-    note: str  # what is left out, in words
-
-
-def layout_fits(layout: Layout) -> bool:
-    rows = sum(len(place.rows) for place in layout.procs.values())
-    return (
-        rows <= MAX_DRAWN_ROWS
-        and len(layout.frames) <= MAX_DRAWN_FRAMES
-        and len(layout.refs) <= MAX_DRAWN_REFS
-    )
-
-
-def focus_of(
-    state: State, prev: State | None, events: Sequence[Event], subjects: Sequence[str]
-) -> Focus:
-    """What to draw of a large state: the processes and references the step names.
-
-    ``subjects`` are the names the command itself names (its process, a fork's child, a
-    reference); the events add what the kernel touched on the way (the other process of a
-    COW, the frame copied from). Every frame a drawn page or reference maps is drawn, so each
-    arrow has both of its ends.
-    """
-    procs: dict[str, set[str]] = {}
-    refs: set[str] = set()
-    pfns: set[int] = {ZERO_PFN}
-
-    def add_proc(name: str | None, page: str | None = None) -> None:
-        if name is None or (name not in state.procs and (prev is None or name not in prev.procs)):
-            return
-        if name not in procs and len(procs) >= MAX_FOCUS_PROCS:
-            return
-        pages = procs.setdefault(name, set())
-        if page is not None and len(pages) < MAX_FOCUS_PAGES:
-            pages.add(page)
-
-    for name in subjects:
-        if name in state.refs or (prev is not None and name in prev.refs):
-            refs.add(name)
-        else:
-            add_proc(name)
-    for event in events:
-        add_proc(event.proc, event.page)
-        if event.ref is not None:
-            refs.add(event.ref)
-        pfns.update(pfn for pfn in (event.pfn, event.new_pfn) if pfn is not None)
-    for name in sorted(refs):
-        ref = state.refs.get(name) or (prev.refs.get(name) if prev else None)
-        if ref is not None:
-            add_proc(ref.owner, ref.page)
-            pfns.add(ref.pfn)
-    slots: set[int] = set()
-    files: set[str] = set()
-    for name, pages in procs.items():
-        if not pages:  # a process-wide command (fork, exit): show its first pages
-            proc = state.procs.get(name) or (prev.procs.get(name) if prev else None)
-            pages.update(list(proc.vmas)[:MAX_FOCUS_PAGES] if proc else ())
-        for st in (state, prev):
-            proc = st.procs.get(name) if st else None
-            if proc is None:
-                continue
-            for page in pages:
-                pte = proc.ptes.get(page)
-                vma = proc.vmas.get(page)
-                if pte is not None and pte.pfn is not None:
-                    pfns.add(pte.pfn)
-                if pte is not None and pte.swap_slot is not None:
-                    slots.add(pte.swap_slot)
-                if vma is not None and vma.file is not None:
-                    files.add(vma.file)
-    drawn_rows = sum(len(p) for p in procs.values())
-    total_rows = sum(len(p.ptes) for p in state.procs.values())
-    note = (
-        f"Large scenario: the picture shows what this step touched — {len(procs)} of "
-        f"{len(state.procs)} processes, {drawn_rows} of {total_rows} mapped pages, "
-        f"{len(pfns & set(state.frames))} of {len(state.frames)} frames."
-    )
-    return Focus(
-        pages={name: frozenset(pages) for name, pages in procs.items()},
-        pfns=frozenset(pfns),
-        refs=frozenset(refs),
-        slots=frozenset(slots),
-        files=frozenset(files),
-        note=note,
-    )
-
-
-def compute_layout(states: Sequence[State], focus: Focus | None = None) -> Layout:
-    """Places for every process, page, frame, slot, reference and file in ``states``.
-
-    With ``focus``, only what it names gets a place (`focus_of`: a large scenario's picture
-    shows what one step touched).
-    """
-    proc_names = _ordered_union(_distinct(s.procs for s in states))
-    pages: dict[str, list[str]] = {
-        name: _ordered_union(
-            _distinct(
-                table
-                for proc in _distinct(s.procs[name] for s in states if name in s.procs)
-                for table in (proc.vmas, proc.ptes)
-            )
-        )
-        for name in proc_names
-    }
-    pfns = sorted({pfn for frames in _distinct(s.frames for s in states) for pfn in frames})
-    slots = sorted({slot for swap in _distinct(s.swap for s in states) for slot in swap})
-    ref_names = _ordered_union(_distinct(s.refs for s in states))
-    file_names = _ordered_union(_distinct(s.files for s in states))
-    if focus is not None:
-        proc_names = [name for name in proc_names if name in focus.pages]
-        pages = {name: [p for p in pages[name] if p in focus.pages[name]] for name in proc_names}
-        pfns = [pfn for pfn in pfns if pfn in focus.pfns]
-        slots = [slot for slot in slots if slot in focus.slots]
-        ref_names = [name for name in ref_names if name in focus.refs]
-        file_names = [name for name in file_names if name in focus.files]
-
-    top = MARGIN + TITLE_H
-    procs: dict[str, ProcPlace] = {}
-    y = top
-    for i, name in enumerate(proc_names):
-        rows = {page: y + PROC_HEAD_H + j * ROW_H for j, page in enumerate(pages[name])}
-        h = PROC_HEAD_H + max(1, len(rows)) * ROW_H + 6
-        procs[name] = ProcPlace(name, PROC_COLORS[i % len(PROC_COLORS)], PROC_X, y, h, rows)
-        y += h + PROC_GAP
-    procs_bottom = y
-
-    # Frames fill columns top to bottom; a column is as tall as the process column (at least
-    # MIN_FRAMES_PER_COLUMN frames), so a scenario with many copies grows sideways and the
-    # picture keeps a projector-friendly shape instead of becoming a long strip.
-    frame_x = PROC_X + PROC_W + ARROW_GAP
-    pitch = FRAME_H + FRAME_GAP
-    per_column = max(MIN_FRAMES_PER_COLUMN, int((procs_bottom - top) // pitch))
-    frames: dict[int, tuple[float, float]] = {}
-    for i, pfn in enumerate(pfns):
-        column, row = divmod(i, per_column)
-        frames[pfn] = (frame_x + column * (FRAME_W + FRAME_COL_GAP), top + row * pitch)
-    columns = max(1, -(-len(pfns) // per_column))
-    frames_bottom = top + min(len(pfns), per_column) * pitch
-    swap: dict[int, tuple[float, float]] = {}
-    y = frames_bottom
-    for slot in slots:
-        swap[slot] = (frame_x, y)
-        y += SWAP_H + FRAME_GAP
-    frames_bottom = y
-    frames_right = frame_x + columns * FRAME_W + (columns - 1) * FRAME_COL_GAP
-
-    ref_x = frames_right + ARROW_GAP
-    refs: dict[str, tuple[float, float]] = {}
-    y = top
-    for name in ref_names:
-        refs[name] = (ref_x, y)
-        y += REF_H + REF_GAP
-    files: dict[str, tuple[float, float]] = {}
-    for name in file_names:
-        files[name] = (ref_x, y)
-        y += FILE_H + REF_GAP
-    refs_bottom = y
-
-    right = ref_x + REF_W if (refs or files) else frames_right
-    bottom = max(procs_bottom, frames_bottom, refs_bottom, top + pitch)
-    return Layout(
-        procs=procs,
-        frames=frames,
-        swap=swap,
-        refs=refs,
-        files=files,
-        frame_x=frame_x,
-        ref_x=ref_x,
-        width=right + MARGIN,
-        height=bottom + MARGIN,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# One step's picture
+from app.picture.labels import (
+    frame_counters,
+    frame_extras,
+    frame_heading,
+    pte_flags,
+    ref_detail,
+    ref_flags_short,
+    ref_heading,
+    short,
+    vma_note,
+)
+from app.picture.layout import (
+    FILE_H,
+    FRAME_H,
+    FRAME_W,
+    MARGIN,
+    PROC_HEAD_H,
+    PROC_W,
+    PROC_X,
+    REF_H,
+    REF_W,
+    ROW_H,
+    SWAP_H,
+    Layout,
+    ProcPlace,
+)
+from app.picture.shapes import (
+    BLACK,
+    GREY,
+    VERM_TEXT,
+    VERMILLION,
+    YELLOW,
+    Group,
+    Item,
+    Path,
+    Poly,
+    Rect,
+    Scene,
+    Text,
+)
+from engine.state import File, Frame, Proc, Pte, Ref, State, SwapSlot, Vma
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,10 +70,6 @@ class SceneOptions:
     # Verdicts about a process (a read that saw what it must not): shown in its header.
     proc_notes: Mapping[str, str] = field(default_factory=dict)
     title: str = "cowlab diagram"
-
-
-def short(value: str, limit: int = VALUE_CHARS) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _arrow(x1: float, y1: float, x2: float, y2: float) -> tuple[str, str]:
@@ -433,90 +101,6 @@ def _changed_badge(x: float, y: float) -> tuple[Item, ...]:
         Rect(x - 30, y + 4, 26, 24, fill=BLACK, stroke=BLACK, stroke_width=1, rx=4),
         Text(x - 17, y + 22, "Δ", size=17, weight="bold", anchor="middle", fill="#FFFFFF"),
     )
-
-
-def vma_flags(vma: Vma) -> list[str]:
-    """The VMA's flags in words, as both the picture and the table print them."""
-    flags: list[str] = []
-    if not vma.write:
-        flags.append("read-only VMA")
-    if vma.dontcopy:
-        flags.append("dontfork")
-    if vma.uffd_wp:
-        flags.append("uffd-wp armed")
-    if vma.softdirty_tracking:
-        flags.append("sd tracking")
-    return flags
-
-
-def _vma_note(vma: Vma | None) -> str:
-    if vma is None:
-        return "no VMA"
-    notes: list[str] = []
-    if vma.file is not None:
-        notes.append(f"file {vma.file}" + (" shared" if vma.shared else ""))
-    return " · ".join(notes + vma_flags(vma))
-
-
-def pte_flags(pte: Pte | None, vma: Vma | None, has_exclusive_bit: bool) -> list[str]:
-    """The PTE's flags in words, as both the picture and the table print them."""
-    if pte is None:
-        return ["not present"]
-    flags: list[str] = []
-    if pte.present:
-        flags.append("RW" if pte.writable else "RO")
-        if pte.dirty:
-            flags.append("dirty")
-    else:
-        flags.append(f"swap #{pte.swap_slot}")
-        if has_exclusive_bit and pte.swap_exclusive:
-            flags.append("exclusive")
-    # Soft-dirty is set on every new PTE; it only means something once clear_refs armed it.
-    if vma is not None and vma.softdirty_tracking:
-        flags.append("soft-dirty" if pte.softdirty else "sd clean")
-    if pte.uffd_wp:
-        flags.append("uffd-wp")
-    return flags
-
-
-def frame_heading(frame: Frame) -> str:
-    if frame.kind == "zero":
-        return "ZERO PAGE · pfn 0"
-    if frame.kind == "pagecache":
-        return f"page cache {frame.file or ''} · pfn {frame.pfn}".replace("  ", " ")
-    return f"anon · pfn {frame.pfn}"
-
-
-def frame_counters(frame: Frame) -> str:
-    if frame.kind == "zero":
-        return "shared by all, never freed"
-    return f"refcount {frame.refcount} · mapcount {frame.mapcount}"
-
-
-def frame_extras(frame: Frame, has_exclusive_bit: bool) -> list[str]:
-    extras: list[str] = []
-    if frame.pins:
-        extras.append(f"pins {frame.pins}")
-    if frame.gets:
-        extras.append(f"gets {frame.gets}")
-    if frame.swapcache:
-        extras.append("swapcache")
-    if has_exclusive_bit and frame.kind == "anon":
-        extras.append("exclusive ✓" if frame.anon_exclusive else "exclusive ✗")
-    return extras
-
-
-def ref_heading(ref: Ref) -> str:
-    return f"{ref.holder} {ref.name}"
-
-
-def ref_detail(ref: Ref) -> str:
-    return f"{'|'.join(ref.foll)} · {ref.owner}:{ref.page}"
-
-
-def ref_flags_short(ref: Ref) -> str:
-    """``FOLL_PIN|WRITE|LONGTERM``: the flags as a kernel reader writes them, fitting a box."""
-    return "FOLL_" + "|".join(flag.removeprefix("FOLL_") for flag in ref.foll)
 
 
 def _proc_groups(
@@ -700,7 +284,7 @@ def _pte_row(
             )
         )
     items.append(Text(x + 16, row_y + 25, page, size=21, weight="bold"))
-    note = _vma_note(vma)
+    note = vma_note(vma)
     if note:
         items.append(Text(x + 16 + 14 * len(page) + 12, row_y + 24, note, size=15, fill=GREY))
     items.append(Text(x + 16, row_y + 47, " · ".join(flags), size=17))

@@ -1,6 +1,6 @@
 """`cowlab serve`: the web visualizer under uvicorn.
 
-The CLI (`app.cli`) owns the argument parser; it calls `register(subparsers)` to add this
+The CLI (`app.cli.main`) owns the argument parser; it calls `register(subparsers)` to add this
 subcommand, so the web server's options live next to the web code.
 """
 
@@ -108,7 +108,7 @@ def serve(args: argparse.Namespace) -> int:
         # After a short delay, so the browser's first request finds the socket listening.
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     uvicorn.run(
-        "app.main:create_app",
+        "app.http.main:create_app",
         factory=True,
         host=args.host,
         port=args.port,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.links import LinkError, View, make_link
-from app.runs import Stopped
+from app.views.links import LinkError, View, make_link
+from app.views.runs import Stopped
 from engine.policies import POLICIES, UnknownPolicy
 from engine.syntax import ScenarioError, ScenarioLimitError, parse
 

@@ -7,7 +7,7 @@ History restores (Back/Forward) arrive as htmx requests of type ``full`` and get
 
 Routes are ``async def``: they do no I/O, and a render of a lesson takes milliseconds, so
 running it on the event loop is cheaper than a hop to the thread pool. A large scenario (by its
-decompressed size) is built in a worker thread under a deadline instead (`app.heavy`).
+decompressed size) is built in a worker thread under a deadline instead (`app.http.heavy`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ from typing import Annotated, Any, ParamSpec
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.compare import build_comparison
-from app.errors import (
+from app.http.heavy import is_heavy, offload, scenario_chars
+from app.http.htmx import HtmxDetails, htmx_details
+from app.http.render import render_error_page, render_fragment, render_page
+from app.picture.svg import draw
+from app.probe.web import probe_button
+from app.views.compare import build_comparison
+from app.views.errors import (
     ErrorView,
     compare_limit_error,
     limit_error,
@@ -30,15 +35,10 @@ from app.errors import (
     scenario_error,
     stopped_error,
 )
-from app.heavy import is_heavy, offload, scenario_chars
-from app.htmx import HtmxDetails, htmx_details
-from app.links import LinkError, LinkParams, View, make_link, parse_params
-from app.presets_view import build_grid
-from app.probe.web import probe_button
-from app.render import render_error_page, render_fragment, render_page
-from app.runs import Run, Stopped, lesson_policy, run
-from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
-from app.svg import draw
+from app.views.links import LinkError, LinkParams, View, make_link, parse_params
+from app.views.presets import build_grid
+from app.views.runs import Run, Stopped, lesson_policy, run
+from app.views.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, ScenarioLimitError
 
@@ -77,7 +77,7 @@ def _query(**values: str | None) -> dict[str, str]:
 async def link_query(
     s: S = None, policy: PolicyQ = None, step: StepQ = None, v: VQ = None, view: ViewQ = None
 ) -> dict[str, str]:
-    """The parameters of a share link that are present (as `app.links.parse_params` reads
+    """The parameters of a share link that are present (as `app.views.links.parse_params` reads
     them): the query of `/`, `/embed` and `/export.svg`. ``async``: FastAPI would run a
     plain function on the thread pool, a hop that costs more than the function."""
     return _query(s=s, policy=policy, step=step, v=v, view=view)
@@ -108,7 +108,7 @@ async def _answer(
     request: Request, chars: int, build: Callable[P, Response], *args: P.args, **kwargs: P.kwargs
 ) -> Response:
     """``build(...)``: on the event loop for a small scenario (cheaper than a thread hop), in
-    a worker thread under a deadline for a large one (`app.heavy`); ``chars`` is the size of
+    a worker thread under a deadline for a large one (`app.http.heavy`); ``chars`` is the size of
     the decompressed scenario (times the columns, for /compare)."""
     if not is_heavy(chars):
         return build(*args, **kwargs)
@@ -374,9 +374,9 @@ def _export_svg(request: Request, query: dict[str, str]) -> Response:
 
 
 # /compare replays the scenario under every chosen era (nine by default): it takes scenarios
-# whose run weighs at most this (`app.runs.Run.weight`: page-table, frame and reference entries
-# the trace holds, about the work of its replay) — a tenth of a scenario at every limit of
-# DESIGN.md §7 (~500,000), so nine columns cost about what one era of the largest does.
+# whose run weighs at most this (`app.views.runs.Run.weight`: page-table, frame and reference
+# entries the trace holds, about the work of its replay) — a tenth of a scenario at every limit
+# of DESIGN.md §7 (~500,000), so nine columns cost about what one era of the largest does.
 COMPARE_MAX_WEIGHT = 50_000
 
 

@@ -17,10 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
 
-from app.diagram import Scene
-from app.links import View, at_step, encode_scenario, link_prefix
-from app.runs import Run
-from app.sim import Era, StepNav, VerdictView, picture, verdict_views
+from app.picture.shapes import Scene
+from app.views.links import View, at_step, encode_scenario, link_prefix
+from app.views.runs import Run
+from app.views.sim import Era, StepNav, VerdictView, picture, verdict_views
 from engine.trace import Step
 
 Signature = tuple[object, ...]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from app.links import make_link
-from app.runs import RunMemo, run
-from app.sim import Era
+from app.views.links import make_link
+from app.views.runs import RunMemo, run
+from app.views.sim import Era
 from engine.policies import POLICIES, get_policy
 from engine.presets import PRESETS
 

@@ -1,11 +1,9 @@
-#!/usr/bin/env python3
 """Load test: many simulated students stepping through scenarios, against a real server.
 
-    .venv/bin/python scripts/loadtest.py [--duration 30] [--clients 32] [--workers 2]
-                                         [--think SECONDS] [--mix] [--proxy]
-                                         [--kill-worker-at SECONDS] [--slow-sockets N]
-                                         [--json]
-    .venv/bin/python scripts/loadtest.py --deploy      # the run of docs/deploy.md
+    cowlab bench --load [--duration 30] [--clients 32] [--workers 2] [--think SECONDS]
+                        [--mix] [--proxy] [--kill-worker-at SECONDS] [--slow-sockets N]
+                        [--json]
+    cowlab bench --load --deploy      # the run of docs/deploy.md
 
 Starts ``cowlab serve --workers N`` itself on a free 127.0.0.1 port, runs ``--clients``
 concurrent clients for ``--duration`` seconds, stops the server, and reports requests per
@@ -71,14 +69,15 @@ from urllib.parse import urlencode
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from app.bench.web import Lesson, lessons
+from app.deploy import run as nginx_run
+from app.deploy.nginx import NginxSettings
+from app.views.links import make_link
+from engine.policies import POLICIES
 
-from app.deploy import run as nginx_run  # noqa: E402  (the script runs from a checkout)
-from app.deploy.nginx import NginxSettings  # noqa: E402
-from app.links import make_link  # noqa: E402
-from app.webbench import Lesson, lessons  # noqa: E402
-from engine.policies import POLICIES  # noqa: E402
+# The directory that holds this `app` package (a checkout, or site-packages): the server
+# started here imports the same cowlab as the load test.
+ROOT = Path(__file__).resolve().parents[2]
 
 LOOPBACK = "127.0.0.1"
 # What a browser sends: gzip for every request, htmx headers for the swaps.
@@ -673,72 +672,36 @@ def render_text(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load (30)")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent clients (32)")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (2)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the sessions (1)")
-    parser.add_argument(
-        "--think",
-        type=float,
-        default=0.0,
-        help="mean pause of a client between requests, in seconds (0: as fast as answered)",
-    )
-    parser.add_argument(
-        "--max-growth-mb", type=float, default=32.0, help="memory growth still called flat (32)"
-    )
-    parser.add_argument(
-        "--mix",
-        action="store_true",
-        help="presets, random scenarios of each client's own and a whole class on one link",
-    )
-    parser.add_argument("--proxy", action="store_true", help="nginx in front of the workers")
-    parser.add_argument(
-        "--kill-worker-at", type=float, metavar="S", help="SIGKILL one worker S s into the run"
-    )
-    parser.add_argument(
-        "--slow-sockets", type=int, default=0, metavar="N", help="then hold N slow sockets open"
-    )
-    parser.add_argument(
-        "--slow-phase", type=float, default=15.0, metavar="S", help="for S seconds (15)"
-    )
-    parser.add_argument(
-        "--allowed-errors",
-        type=int,
-        default=0,
-        metavar="N",
-        help="errors still a success (0; --deploy: the requests a killed worker may hold)",
-    )
-    parser.add_argument(
-        "--deploy",
-        action="store_true",
-        help="the run of docs/deploy.md: --duration 60 --workers 2 --mix --proxy "
-        "--kill-worker-at 30 --slow-sockets 1100",
-    )
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = parser.parse_args(argv)
+def settle(args: argparse.Namespace) -> str | None:
+    """Fill in ``--deploy`` and check the options; the reason they cannot run, or None.
+
+    Raises this process's descriptor limit when slow sockets need more than the usual 1024.
+    """
     if args.deploy:
         args.duration, args.workers, args.mix, args.proxy = 60.0, 2, True, True
         args.kill_worker_at, args.slow_sockets = 30.0, 1100
         args.allowed_errors = max(args.allowed_errors, args.clients)
     if not (0 < args.duration <= 3600 and 0 < args.clients <= 1000 and 0 < args.workers <= 64):
-        parser.error("--duration must be in (0, 3600], --clients in 1..1000, --workers in 1..64")
+        return "--duration must be in (0, 3600], --clients in 1..1000, --workers in 1..64"
     if args.kill_worker_at is not None and not (
         0 < args.kill_worker_at < args.duration and args.workers > 1
     ):
-        parser.error("--kill-worker-at needs two workers or more and a time within --duration")
+        return "--kill-worker-at needs two workers or more and a time within --duration"
     if not (0 <= args.slow_sockets <= 5000 and 0 < args.slow_phase <= 600):
-        parser.error("--slow-sockets must be in 0..5000, --slow-phase in (0, 600]")
+        return "--slow-sockets must be in 0..5000, --slow-phase in (0, 600]"
     if args.slow_sockets:
         # The slow sockets are this process's own descriptors, beyond the usual 1024.
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         wanted = args.slow_sockets + args.clients + 256
         if hard != resource.RLIM_INFINITY and hard < wanted:
-            parser.error(f"--slow-sockets needs {wanted} descriptors; the hard limit is {hard}")
+            return f"--slow-sockets needs {wanted} descriptors; the hard limit is {hard}"
         if soft != resource.RLIM_INFINITY and soft < wanted:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return None
 
+
+def main(args: argparse.Namespace) -> int:
+    """Run the load test of settled ``args`` and print its report; the exit status."""
     # The hard limit: whatever hangs, the run ends (and `finally` stops the server).
     slow = 2 * args.slow_phase + START_ALLOWANCE_S if args.slow_sockets else 0
     limit = int(args.duration + min(5.0, args.duration / 4) + START_ALLOWANCE_S + 30 + slow)
@@ -760,7 +723,3 @@ def main(argv: list[str] | None = None) -> int:
     slow_errors = result.get("slow_sockets", {}).get("errors", 0)
     ok = result["errors"] <= args.allowed_errors and slow_errors == 0 and result["memory_flat"]
     return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

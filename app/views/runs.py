@@ -22,7 +22,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TypeVar, overload
 
-from app.diagram import Layout, compute_layout, layout_fits
+from app.picture.layout import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
 from engine.events import Event
 from engine.machine import apply
@@ -76,7 +76,7 @@ class Budget:
             raise Stopped(False, self.seconds)
 
 
-# The budget of the request this thread works for (set by `app.heavy`); None: no limit (the
+# The budget of the request this thread works for (set by `app.http.heavy`); None: no limit (the
 # CLI, tests, small requests on the event loop, which are bounded by what they are).
 BUDGET: ContextVar[Budget | None] = ContextVar("BUDGET", default=None)
 

@@ -1,14 +1,14 @@
-"""A scene (`app.diagram`) as SVG markup, drawn by plain Python as python-chess's ``chess.svg``
-draws its board.
+"""A scene (`app.picture.scene`) as SVG markup, drawn by plain Python as python-chess's
+``chess.svg`` draws its board.
 
 Every step request draws a picture of a few hundred elements, almost all of them numbers and
-colours that `app.diagram` computed. Drawn by a template loop, that cost more than the rest of
+colours that `app.picture.scene` computed. Drawn by a template loop, that cost more than the rest of
 the step (a template makes several calls per attribute); here each element is one f-string.
 
 Strings that can hold what a user typed — titles, texts, class lists, keys — are escaped;
 numbers are printed with ``:g`` (six significant digits, ``16`` rather than ``16.0``: the
 picture is far smaller than a million pixels), and colours and dash patterns are constants of
-`app.diagram`, which never hold a user's text.
+`app.picture.shapes`, which never hold a user's text.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from app.diagram import Group, Path, Poly, Rect, Scene, Text
+from app.picture.shapes import Group, Path, Poly, Rect, Scene, Text
 
 
 def _rect(rect: Rect) -> str:

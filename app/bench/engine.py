@@ -1,22 +1,17 @@
-"""`cowlab bench`: the budgets of DESIGN.md §7, measured, not asserted in unit tests.
+"""The engine's figures for `cowlab bench` (DESIGN.md §7), measured in this process:
 
-Engine figures:
 - ``replay_ms_p50``: median in-process replay of a 30-command scenario (budget ≤ 1 ms);
 - ``scale_replay_s``: 1,000 commands, 64 processes, 256 pages each (budget ≤ 1 s);
 - ``growth``: replay time for growing command counts and page counts, to show it grows
   linearly.
 
-Web figures are added by `app.webbench` when it is importable (it needs the web app).
-Each figure is a median over repeated runs in one process; ``--quick`` repeats less.
+Each figure is a median over repeated runs; ``quick`` repeats less. `app.bench.command` judges
+them against the budgets.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -25,20 +20,6 @@ from typing import Any
 from engine.commands import Scenario
 from engine.syntax import parse
 from engine.trace import replay
-
-# The budgets of DESIGN.md §7 that `cowlab bench` measures (the others need --browser, --live
-# or a policy lab, which do not exist yet).
-BUDGETS = {
-    "replay_ms_p50": 1.0,
-    "scale_replay_s": 1.0,
-    "cold_step_ms_p50": 3.0,
-    "cold_step_ms_p99": 10.0,
-    "class_ratio": 2.0,  # a lower bound
-    "first_load_kb": 100.0,
-    "worst_request_s": 2.0,
-    "worst_body_mb": 50.0,
-}
-LOWER_BOUNDS = {"class_ratio"}
 
 # Thirty commands that touch every mechanism a lesson uses: fork, COW, pins, pipes, swap,
 # mprotect, clear_refs and a file.
@@ -122,67 +103,3 @@ def measure_engine(quick: bool) -> dict[str, Any]:
         "scale_replay_s": round(scale_s, 3),
         "growth": growth,
     }
-
-
-def measure(quick: bool) -> dict[str, Any]:
-    figures: dict[str, Any] = {
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-        },
-        "quick": quick,
-    }
-    figures.update(measure_engine(quick))
-    try:
-        from app import webbench
-    except ImportError:  # the web app is optional for the engine figures
-        webbench = None  # type: ignore[assignment]
-    if webbench is not None:
-        figures.update(webbench.measure_web(quick))
-    figures["budgets"] = {
-        name: {
-            "budget": budget,
-            "measured": figures[name],
-            "met": figures[name] >= budget if name in LOWER_BOUNDS else figures[name] <= budget,
-        }
-        for name, budget in BUDGETS.items()
-        if name in figures
-    }
-    return figures
-
-
-def render_text(figures: dict[str, Any]) -> str:
-    out = [f"cowlab bench ({'quick' if figures['quick'] else 'full'}) on {figures['machine']}"]
-    for name, row in figures["budgets"].items():
-        bound = "≥" if name in LOWER_BOUNDS else "≤"
-        verdict = "ok" if row["met"] else "OVER BUDGET"
-        measured, budget = row["measured"], row["budget"]
-        out.append(f"  {name:<18} {measured:>10}   budget {bound} {budget:<6} {verdict}")
-    out.append("  replay time by size (64 processes):")
-    out.append("    commands  pages/proc  replay_s")
-    for row in figures["growth"]:
-        out.append(f"    {row['commands']:>8}  {row['pages']:>10}  {row['replay_s']:.3f}")
-    return "\n".join(out)
-
-
-def run(args: argparse.Namespace) -> int:
-    figures = measure(args.quick)
-    if args.json:
-        json.dump(figures, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print(render_text(figures))
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "bench",
-        help="measure the speed budgets of DESIGN.md §7",
-        description="Measure replay and web figures against the budgets; medians of "
-        "repeated runs in one process.",
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 45 s)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.set_defaults(func=run)
