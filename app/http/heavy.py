@@ -76,7 +76,8 @@ def is_heavy(chars: int) -> bool:
 
 async def offload(receive: Receive, work: Callable[[], T]) -> T:
     """``work()`` in a worker thread under a budget of `HEAVY_SECONDS`; raises
-    `app.views.runs.Stopped` when the deadline passes or the client (read from ``receive``) disconnects first.
+    `app.views.runs.Stopped` when the deadline passes or the client (read from ``receive``)
+    disconnects first.
 
     The request's body must have been read already: what ``receive`` gives next is the
     disconnect.
