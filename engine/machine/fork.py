@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from engine import commands as c
 from engine.machine.core import MachineCore
-from engine.state import ZERO_PFN, Proc, Pte, Vma
+from engine.policies import Decision
+from engine.state import ZERO_PFN, Frame, Proc, Pte, Vma
 
 
 class Fork(MachineCore):
@@ -80,6 +81,11 @@ class Fork(MachineCore):
             )
             return pte
         if vma.shared or frame.kind != "anon":
+            if not vma.shared:
+                decision = self.policy.fork_pagecache_pte(frame, self.procs[parent].has_pinned)
+                if decision.outcome == "copy":
+                    # copy_present_page: the parent's PTE and the page stay as they were.
+                    return self.fork_copy(child, page, vma, pte, frame, decision)
             self.put_frame(frame._replace(mapcount=frame.mapcount + 1))
             if vma.shared:
                 self.emit(
@@ -107,17 +113,7 @@ class Fork(MachineCore):
         parent_proc = self.procs[parent]
         decision = self.policy.fork_anon_pte(frame, parent_proc.has_pinned)
         if decision.outcome == "copy":
-            new = self.alloc(frame.value, mapcount=1, exclusive=True)
-            self.emit(
-                "fork",
-                f"{child} gets its own copy #{new.pfn} of {page}: {decision.why}",
-                decision,
-                proc=child,
-                page=page,
-                pfn=frame.pfn,
-                new_pfn=new.pfn,
-            )
-            return Pte(pfn=new.pfn, writable=vma.write, dirty=True, softdirty=pte.softdirty)
+            return self.fork_copy(child, page, vma, pte, frame, decision)
         self.put_frame(frame._replace(mapcount=frame.mapcount + 1, anon_exclusive=False))
         self.set_pte(parent, page, pte._replace(writable=False))
         self.emit(
@@ -129,3 +125,19 @@ class Fork(MachineCore):
             pfn=frame.pfn,
         )
         return pte._replace(writable=False)
+
+    def fork_copy(
+        self, child: str, page: str, vma: Vma, pte: Pte, frame: Frame, decision: Decision
+    ) -> Pte:
+        """copy_present_page: the child gets a new anonymous copy, mapped writable if it may."""
+        new = self.alloc(frame.value, mapcount=1, exclusive=True)
+        self.emit(
+            "fork",
+            f"{child} gets its own copy #{new.pfn} of {page}: {decision.why}",
+            decision,
+            proc=child,
+            page=page,
+            pfn=frame.pfn,
+            new_pfn=new.pfn,
+        )
+        return Pte(pfn=new.pfn, writable=vma.write, dirty=True, softdirty=pte.softdirty)

@@ -108,6 +108,66 @@ class Policy:
         """change_pte_range on a shared mapping: there is no COW to protect, map writable."""
         return _MPROTECT_SHARED
 
+    def mprotect_shared_uffd_wp(self, pte: Pte) -> Decision:
+        """mprotect(PROT_WRITE) of a shared mapping whose PTE is uffd-wp protected.
+
+        Before 51d3d5eb74ff ("mm/userfaultfd: enable writenotify while userfaultfd-wp is
+        enabled for a VMA", merged for 6.2) registering uffd-wp did not make the VMA want
+        writenotify, so a shared mapping without dirty tracking (shmem, memfd) has a writable
+        vm_page_prot and change_pte_range's pte_modify() maps the PTE writable: the uffd-wp bit
+        stays but no write faults any more. Only eras with file-backed uffd-wp reach this."""
+        return Decision(
+            "allow",
+            "uffd-wp does not enable writenotify",
+            "change_pte_range → pte_modify",
+            "",
+            "the shared mapping's page protection is writable and uffd-wp does not ask for "
+            "write notification, so the PTE becomes writable and the protection is lost",
+            {"uffd_wp": pte.uffd_wp},
+        )
+
+    def uffd_wp_swap_entry(self, on: bool) -> Decision:
+        """UFFDIO_WRITEPROTECT on a swapped-out page: change_pte_range sets or clears the uffd-wp
+        bit of the swap entry (f45ec5ff16a7, "userfaultfd: wp: support swap and page
+        migration", 5.7: uffd-wp was merged with it, so every kernel that has uffd-wp has the
+        swap bit; cowlab lets the ≤ 4.8 era arm uffd-wp as well and gives it the same rule)."""
+        return _UFFD_WP_SWAP_ON if on else _UFFD_WP_SWAP_OFF
+
+    def swapin_uffd_wp(self) -> Decision:
+        """do_swap_page on a swap entry with the uffd-wp bit: the new PTE gets pte_mkuffd_wp and
+        pte_wrprotect, so even a write fault that could reuse the page maps it read-only and the
+        write reaches the monitor (f45ec5ff16a7; later kernels test userfaultfd_pte_wp before
+        pte_mkwrite, the same outcome)."""
+        return _SWAPIN_UFFD_WP
+
+    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
+        """do_swap_page on a SWP_SYNCHRONOUS_IO device (zram) whose entry only this PTE uses
+        (__swap_count == 1) reads the page into a new page that never enters the swap cache and
+        frees the slot at once (0bcac06f27d7, "mm, swap: skip swapcache for swapin of
+        synchronous device", 4.15). A swap file or partition always goes through the cache."""
+        if device != "zram" or swapcount != 1:
+            return _NOTHING
+        return Decision(
+            "allow",
+            "SWP_SYNCHRONOUS_IO skips the swap cache",
+            "do_swap_page → swap_readpage (synchronous)",
+            "0bcac06f27d7",
+            "the swap device is synchronous (zram) and no other swap entry shares the slot, so "
+            "the page is read straight into a new page that skips the swap cache, and the slot "
+            "is freed",
+            {"swap_device": device, "swapcount": swapcount},
+        )
+
+    def swapin_skipped_cache_exclusive(self) -> Decision:
+        """Whether a page that skipped the swap cache is mapped exclusive: not before 5.19 (no
+        PG_anon_exclusive)."""
+        return _NO_EXCLUSIVE_BIT
+
+    def fork_pagecache_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_present_pte for a page-cache page in a private mapping: before 5.9 fork shares it
+        read-only whatever pins it has."""
+        return _FORK_PAGECACHE_SHARE
+
     def fork_swap_entry(self, pte: Pte) -> Decision:
         """copy_nonpresent_pte: duplicate the swap entry; a child never inherits the exclusive
         marker, and the parent's is cleared (1493a1913e34 where the marker exists)."""
@@ -342,6 +402,35 @@ _PIN_REFERENCE = Decision(
 )
 _MPROTECT_SHARED = Decision(
     "allow", "shared mapping", "change_pte_range", "", "a shared mapping has no COW to protect"
+)
+_UFFD_WP_SWAP_ON = Decision(
+    "allow",
+    "uffd-wp bit in the swap entry",
+    "change_pte_range → pte_swp_mkuffd_wp",
+    "f45ec5ff16a7",
+    "the page is swapped out, so the protection is kept in its swap entry",
+)
+_UFFD_WP_SWAP_OFF = Decision(
+    "allow",
+    "uffd-wp bit in the swap entry",
+    "change_pte_range → pte_swp_clear_uffd_wp",
+    "f45ec5ff16a7",
+    "the page is swapped out, so the protection is cleared from its swap entry",
+)
+_SWAPIN_UFFD_WP = Decision(
+    "allow",
+    "swap entry's uffd-wp bit carried over",
+    "do_swap_page → pte_mkuffd_wp, pte_wrprotect",
+    "f45ec5ff16a7",
+    "the swap entry carried the userfaultfd write-protection, so the page is mapped "
+    "write-protected and the write goes to the monitor first",
+)
+_FORK_PAGECACHE_SHARE = Decision(
+    "share",
+    "share R/O",
+    "copy_present_pte",
+    "",
+    "the page-cache page is shared read-only with the child",
 )
 _FORK_SWAP = Decision("share", "copy swap entry", "copy_nonpresent_pte", "", "")
 _FORK_SWAP_EXCLUSIVE = Decision(

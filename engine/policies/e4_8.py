@@ -26,6 +26,10 @@ class DirtyCow48(Classic57):
         "writer may only read: Dirty COW (CVE-2016-5195), exploited in the wild."
     )
 
+    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
+        """Before 4.15 (0bcac06f27d7) every swap-in goes through the swap cache, zram too."""
+        return Decision("none", "", "", "", "")
+
     def force_write_proof(self, pte: Pte, frame: Frame, vma: Vma, cow_done: bool) -> Decision:
         """f33ea7f404e5 (2005) – 19be0eaffa3a (2016): once faultin_page saw VM_FAULT_WRITE on a
         !VM_WRITE VMA it cleared FOLL_WRITE, so the retry follows whatever the PTE maps."""

@@ -45,6 +45,25 @@ class Exclusive519(PageCount518):
         """try_to_unmap_one (1493a1913e34): the swap PTE keeps the exclusive marker."""
         return _SWAP_EXCLUSIVE if frame.anon_exclusive else super().swapout_exclusive(frame)
 
+    def swapin_skipped_cache_exclusive(self) -> Decision:
+        """do_swap_page (1493a1913e34): a fresh page that skipped the swap cache cannot be
+        shared with anyone, so it is mapped exclusive, whatever the swap PTE said."""
+        return _SKIPPED_CACHE_EXCLUSIVE
+
+    def fork_pagecache_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_present_pte (fb3d824d1a46): only an anonymous page goes through
+        page_try_dup_anon_rmap and may be copied; a page-cache page gets page_dup_file_rmap and
+        is shared, pinned or not."""
+        return Decision(
+            "share",
+            "page-cache page: page_dup_file_rmap",
+            "copy_present_pte → page_dup_file_rmap",
+            "fb3d824d1a46",
+            "fork copies only anonymous pages early; the page-cache page is shared read-only "
+            "with the child, pinned or not",
+            counts(frame) | {"has_pinned": parent_has_pinned},
+        )
+
     def uffd_wp_register(self, vma: Vma) -> Decision | None:
         """Peter Xu's "userfaultfd-wp: Support shmem and hugetlbfs" (5.19): PTE markers make
         write-protection of file-backed memory possible; only VM_MAYWRITE is still needed."""
@@ -221,6 +240,13 @@ _EXCLUSIVE_BIT = Decision(
     "__page_set_anon_rmap",
     "6c287605fd56",
     "the page is marked exclusive to the process that maps it",
+)
+_SKIPPED_CACHE_EXCLUSIVE = Decision(
+    "allow",
+    "fresh page, never in the swap cache",
+    "do_swap_page",
+    "1493a1913e34",
+    "the page was read past the swap cache, so nobody else can hold it: it is exclusive",
 )
 _SWAP_EXCLUSIVE = Decision(
     "allow",

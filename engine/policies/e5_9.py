@@ -93,6 +93,29 @@ class PageCount59(Classic57):
             inputs,
         )
 
+    def fork_pagecache_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_present_page (70e806e4e645) has no anonymous check: any normal page of a COW
+        mapping that may be pinned in an mm that ever pinned is copied for the child, a
+        page-cache page too (the child gets an anonymous copy, writable if the VMA is).
+
+        Mainline kept it so through 5.18 (97a7e4733b9b only moved the test into
+        page_needs_cow_for_dma); fb3d824d1a46 (5.19) calls copy_present_page for anonymous
+        pages only, and the 5.15/5.10 stable branches got a PageAnon check instead. DESIGN §3
+        shows mainline at the end of each range (5.17 for this era, 5.18 for the next), so both
+        copy. Fork only walks the PTEs of a VMA with an anon_vma (vma_needs_copy), so the page
+        must sit in a private file mapping that already had an anonymous page."""
+        if not (parent_has_pinned and frame.maybe_dma_pinned):
+            return super().fork_pagecache_pte(frame, parent_has_pinned)
+        return Decision(
+            "copy",
+            "page_maybe_dma_pinned at fork, any page",
+            "copy_present_pte → copy_present_page",
+            "70e806e4e645",
+            "the parent may have pinned this page-cache page (refcount ≥ 1024) and the early "
+            "copy does not check for anonymous pages, so the child gets its own anonymous copy",
+            counts(frame) | {"has_pinned": parent_has_pinned},
+        )
+
     def swapout_blocked(self, frame: Frame) -> Decision | None:
         if not frame.maybe_dma_pinned:
             return None

@@ -17,7 +17,11 @@ class LongtermUnshare62(Exclusive519):
     kernels = "6.2 – today"
     since = (6, 2)
     until: ClassVar[KernelVersion | None] = None
-    commits: ClassVar[tuple[str, ...]] = Exclusive519.commits + ("8d6a0ac09a16", "84209e87c696")
+    commits: ClassVar[tuple[str, ...]] = Exclusive519.commits + (
+        "8d6a0ac09a16",
+        "84209e87c696",
+        "51d3d5eb74ff",
+    )
     story = (
         "'mm/gup: reliable R/O long-term pinning in COW mappings' (84209e87c696) extends "
         "FAULT_FLAG_UNSHARE to anything in a private mapping: a R/O FOLL_LONGTERM pin of the "
@@ -49,6 +53,24 @@ class LongtermUnshare62(Exclusive519):
             f"a long-term read-only pin of the {what} in a private mapping would miss the "
             "process's later writes, so GUP first replaces it with an exclusive anonymous copy",
             {"frame_kind": frame.kind, "foll_longterm": True, "cow_mapping": True},
+        )
+
+    def mprotect_shared_uffd_wp(self, pte: Pte) -> Decision:
+        """51d3d5eb74ff ("mm/userfaultfd: enable writenotify while userfaultfd-wp is enabled for
+        a VMA"): a uffd-wp VMA wants writenotify, so vm_page_prot is read-only and
+        can_change_pte_writable() refuses a uffd-wp PTE; the write still faults.
+
+        Merged for 6.2 and Cc stable (5.19+). The 5.19 era shows mainline 6.1, released
+        without it (DESIGN §3: stable backports are not modelled), so there mprotect drops the
+        protection; eras before 5.19 cannot write-protect a shared file mapping at all."""
+        return Decision(
+            "none",
+            "uffd-wp enables writenotify",
+            "vma_wants_writenotify → can_change_pte_writable",
+            "51d3d5eb74ff",
+            "the PTE is userfaultfd write-protected and uffd-wp makes the VMA want write "
+            "notification, so it stays read-only",
+            {"uffd_wp": pte.uffd_wp},
         )
 
     def mprotect_makes_writable(self, pte: Pte, frame: Frame, vma: Vma) -> Decision:
