@@ -207,7 +207,7 @@ def test_the_report_json_has_the_documented_shape() -> None:
         presets=["cow-basic"], runner=lambda s, t: _kernel_run(s, {4: "v1", 6: "v1"})
     )
     doc = report.to_json()
-    assert set(doc) == {"kernel", "policy", "results"}
+    assert set(doc) == {"kernel", "policy", "swap", "results"}
     results = doc["results"]
     assert isinstance(results, list)
     (result,) = results
