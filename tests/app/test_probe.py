@@ -507,3 +507,74 @@ def test_what_a_run_failed_to_clean_up_goes_to_the_log_not_to_the_result(
         run = isolate.run_isolated(parse("P mmap a"), timeout=5)
     assert run.skipped == executor.CLEANUP_FAILED and "alice" not in run.skipped
     assert "/home/alice/x" in caplog.text
+
+
+def test_a_second_pageout_of_a_file_page_is_compared_like_with_like() -> None:
+    """The kernel's first pageout unmaps the page-cache page (pagemap cannot tell it from a
+    dropped one, so the worker says nothing), and its second finds no PTE; the simulator keeps
+    the page mapped. Neither pageout is an observation on either side; the reads still are."""
+    scenario = parse("file F x\nP mmap a file=F\nP read a\nP swapout a\nP swapout a\nP read a")
+    run = _kernel_run(scenario, {3: "x", 5: "nothing to page out", 6: "x"})
+    result = compare.probe_scenario(
+        scenario, name="t", policy="6.2", runner=lambda s, t: run, swap="file"
+    )
+    assert result.agree is True, result
+    assert {o.step for o in result.kernel_observed} == {3, 6}
+
+
+def test_an_anonymous_page_of_a_file_mapping_still_reports_its_pageout() -> None:
+    scenario = parse("file F x\nP mmap a file=F\nP write a v1\nP swapout a\nP read a")
+    run = _kernel_run(scenario, {4: "swapped out", 5: "v1"})
+    result = compare.probe_scenario(
+        scenario, name="t", policy="6.2", runner=lambda s, t: run, swap="file"
+    )
+    assert result.agree is True
+    assert (4, "swapped out") in {(o.step, o.value) for o in result.kernel_observed}
+
+
+ZRAM_SCENARIO = (
+    "P mmap a\nP write a v1\nP fork C\nC exit\nP swapout a\nP vmsplice a as pipe\n"
+    "P write a v2\npipe read"
+)
+
+
+@pytest.mark.parametrize(("device", "pipe"), [("zram", "v2"), ("file", "v1")])
+def test_the_simulator_swaps_to_the_machines_device(device: str, pipe: str) -> None:
+    """A scenario without `#swap` runs in the simulator on the device the kernel will use:
+    on zram (6.2) the page read back is exclusive and the write reuses it under the pipe."""
+    scenario = parse(ZRAM_SCENARIO)
+    run = _kernel_run(scenario, {5: "swapped out", 8: pipe})
+    result = compare.probe_scenario(
+        scenario,
+        name="t",
+        policy="6.2",
+        runner=lambda s, t: run,
+        swap="zram" if device == "zram" else "file",
+    )
+    assert result.agree is True, result
+
+
+def test_a_scenario_naming_another_swap_device_is_skipped() -> None:
+    scenario = parse("#swap zram\n" + ZRAM_SCENARIO)
+
+    def runner(s: c.Scenario, t: float) -> KernelRun:
+        raise AssertionError("must not run")
+
+    result = compare.probe_scenario(scenario, name="t", policy="6.2", runner=runner, swap="file")
+    assert result.status == "skipped"
+    assert result.skipped is not None and "#swap zram" in result.skipped
+
+
+def test_swap_areas_say_which_device_is_used_first() -> None:
+    from app.probe.capabilities import swap_areas
+
+    text = (
+        "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+        "/swap\\040file\t\t\t\tfile\t\t2097148\t\t0\t\t-2\n"
+        "/dev/zram0                              partition\t8388604\t\t0\t\t100\n"
+    )
+    first, second = swap_areas(text)
+    assert (first.path, first.device) == ("/dev/zram0", "zram")
+    assert (second.path, second.device) == ("/swap file", "file")
+    assert "SWP_SYNCHRONOUS_IO" in first.describe()
+    assert swap_areas("Filename\tType\tSize\tUsed\tPriority\n") == ()
