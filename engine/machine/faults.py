@@ -381,7 +381,13 @@ class Faults(MachineCore):
         self.emit(
             "swap",
             f"{proc_name} faults on its swap entry for {page}: {source}; mapped read-only"
-            + (f" and exclusive ({marker.why})" if exclusive else ""),
+            + (
+                ""
+                if not exclusive
+                else f" and exclusive ({marker.why})"
+                if skipped
+                else " and exclusive (the swap PTE remembered it)"
+            ),
             skip if skipped else None,
             rule="swap-in",
             kernel="do_swap_page",
@@ -389,7 +395,6 @@ class Faults(MachineCore):
             proc=proc_name,
             page=page,
             pfn=frame.pfn,
-            inputs={"swap_device": self.swap_device},
         )
         if not write:
             return
