@@ -351,9 +351,14 @@ class Faults(MachineCore):
             source = f"frame #{frame.pfn} is still in the swap cache"
         elif skipped:
             frame = self.alloc(slot.value)
-            source = (
-                f"it is read from swap slot {slot.slot} into new frame #{frame.pfn}, past the "
-                f"swap cache ({skip.why})"
+            source = f"it is read from swap slot {slot.slot} into new frame #{frame.pfn}"
+            self.emit(
+                "swap",
+                f"#swap {self.swap_device}: {skip.why}",
+                skip,
+                proc=proc_name,
+                page=page,
+                new_pfn=frame.pfn,
             )
         else:
             frame = self.alloc(slot.value, swapcache=True)
@@ -388,10 +393,9 @@ class Faults(MachineCore):
                 if skipped
                 else " and exclusive (the swap PTE remembered it)"
             ),
-            skip if skipped else None,
             rule="swap-in",
             kernel="do_swap_page",
-            commit=marker.commit or (skip.commit if skipped else ""),
+            commit=marker.commit,
             proc=proc_name,
             page=page,
             pfn=frame.pfn,
@@ -412,7 +416,7 @@ class Faults(MachineCore):
                 assert kept is not None
                 self.emit(
                     "protect",
-                    f"{proc_name}'s PTE for {page} stays read-only: {kept.why}",
+                    f"yet {proc_name}'s PTE for {page} is mapped read-only after all: {kept.why}",
                     kept,
                     proc=proc_name,
                     page=page,

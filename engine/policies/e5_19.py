@@ -246,7 +246,7 @@ _SKIPPED_CACHE_EXCLUSIVE = Decision(
     "fresh page, never in the swap cache",
     "do_swap_page",
     "1493a1913e34",
-    "the page was read past the swap cache, so nobody else can hold it: it is exclusive",
+    "nobody else can hold a page that never entered the swap cache",
 )
 _SWAP_EXCLUSIVE = Decision(
     "allow",

@@ -173,9 +173,10 @@ def test_zram_spares_5_9_the_needless_copy_of_a_swap_cache_page(pid: str) -> Non
 
 def test_the_swap_in_names_the_device_and_the_commit() -> None:
     trace = replay("#swap zram\nP mmap a; P write a v1; P swapout a; P read a", "6.2")
-    (event,) = [e for e in trace.steps[4].events if e.kind == "swap"]
-    assert "past the swap cache" in event.text and "zram" in event.text
-    assert event.inputs["swap_device"] == "zram"
+    skip, swapin = [e for e in trace.steps[4].events if e.kind == "swap"]
+    assert "skips the swap cache" in skip.text and "zram" in skip.text
+    assert (skip.commit, skip.inputs["swap_device"]) == ("0bcac06f27d7", "zram")
+    assert "exclusive" in swapin.text and swapin.commit == "1493a1913e34"
 
 
 # --------------------------------------------------------- 4. fork early-copies pinned page cache
