@@ -5,6 +5,7 @@ cached). Tests that run scenarios on this machine's kernel are in tests/kernel/.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -89,6 +90,9 @@ def test_a_shorter_value_written_over_a_longer_one_hides_it() -> None:
         ("P mmap a\nP pin a ro longterm as d", "gup_test not available"),
         ("P mmap a\nP iouring a as io", "no io_uring"),
         ("P mmap a\nP swapout a", "no swap configured"),
+        ("file F x\nP mmap a file=F\nP swapout a", "no swap configured"),
+        ("file F x\nP mmap a file=F shared\nP munmap a\nP mmap a\nP swapout a", "no swap"),
+        ("file F x\nP mmap a file=F shared\nP fork C\nC exit\nC mmap a\nC swapout a", "no swap"),
         ("P mmap a\nP clear-softdirty", "no soft-dirty"),
         ("P mmap a\nP uffd-wp a on", "no uffd"),
         ("P mmap a\nP forcewrite a x", "no force"),
@@ -578,3 +582,15 @@ def test_swap_areas_say_which_device_is_used_first() -> None:
     assert (second.path, second.device) == ("/swap file", "file")
     assert "SWP_SYNCHRONOUS_IO" in first.describe()
     assert swap_areas("Filename\tType\tSize\tUsed\tPriority\n") == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "file F x\nP mmap a file=F shared\nP read a\nP swapout a",
+        "file F x\nP mmap a file=F shared\nP fork C\nC swapout a",
+    ],
+)
+def test_paging_out_a_shared_file_page_needs_no_swap(text: str) -> None:
+    """MADV_PAGEOUT unmaps a shared memfd page whether or not there is swap to write it to."""
+    assert static_skip(parse(text), dataclasses.replace(NOTHING, swap="no swap configured")) is None

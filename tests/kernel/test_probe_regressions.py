@@ -109,3 +109,11 @@ def test_a_released_io_uring_buffer_is_unpinned_before_the_next_command() -> Non
         result = probe(text)
         assert {o.step: o.value for o in result.kernel_observed} == {8: "v1"}
         assert result.agree, result
+
+
+def test_a_second_pageout_of_a_file_page_agrees() -> None:
+    """The first MADV_PAGEOUT unmaps the page-cache page, so the second finds no PTE; neither
+    is compared (the simulator keeps the page mapped), the reads around them are."""
+    result = probe("file F x\nP mmap a file=F shared\nP read a\nP swapout a\nP swapout a\nP read a")
+    assert {o.step: o.value for o in result.kernel_observed} == {3: "x", 6: "x"}
+    assert result.agree, result
