@@ -199,3 +199,17 @@ def test_fork_of_a_pinned_page_cache_page(pid: str) -> None:
     assert child_sees == (
         "x" if pid in (*PAGE_COUNT, "5.8", "5.8-break-cow", "5.8-wrong-side-ok") else "y"
     )
+
+
+def test_extending_a_zram_trace_keeps_swapping_to_zram() -> None:
+    """`extend` (the web app's one-more-command path) replays on the scenario's device too."""
+    from engine.syntax import parse
+    from engine.trace import extend
+
+    head = parse("#swap zram\nP mmap a; P write a v1; P swapout a")
+    tail = parse("P read a; P write a v2").commands
+    longer = extend(replay(head, "5.9"), tail)
+    assert longer.scenario.annotations.swap == "zram"
+    frame = longer.steps[4].state.frames[longer.steps[4].state.procs["P"].ptes["a"].pfn or 0]
+    assert not frame.swapcache
+    assert "copy" not in kinds(longer, 5)
