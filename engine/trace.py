@@ -14,6 +14,8 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from engine.commands import Command, Scenario
 from engine.events import Event
+from engine.frame_table import FrameTable
+from engine.gc_pause import collector_paused
 from engine.machine import apply
 from engine.policies import Policy, get_policy
 from engine.state import File, Frame, Proc, Pte, Ref, State, SwapSlot, Value, Vma, empty_state
@@ -78,17 +80,18 @@ def replay(scenario: Scenario | str, policy: Policy | str) -> Trace:
         scenario = parse(scenario)
     if isinstance(policy, str):
         policy = get_policy(policy)
-    state = empty_state()
-    steps = [Step(0, None, None, state, ())]
-    lines = scenario.lines or (None,) * len(scenario.commands)
-    names = reference_names(scenario.commands)
-    for index, (command, line, ref_name) in enumerate(
-        zip(scenario.commands, lines, names, strict=True), 1
-    ):
-        result = apply(state, command, policy, index, ref_name)
-        state = result.state
-        steps.append(Step(index, command, line, state, result.events, result.observed))
-    return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
+    with collector_paused():
+        state = empty_state()
+        steps = [Step(0, None, None, state, ())]
+        lines = scenario.lines or (None,) * len(scenario.commands)
+        names = reference_names(scenario.commands)
+        for index, (command, line, ref_name) in enumerate(
+            zip(scenario.commands, lines, names, strict=True), 1
+        ):
+            result = apply(state, command, policy, index, ref_name)
+            state = result.state
+            steps.append(Step(index, command, line, state, result.events, result.observed))
+        return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
 
 
 def extend(trace: Trace, commands: Sequence[Command]) -> Trace:
@@ -99,15 +102,16 @@ def extend(trace: Trace, commands: Sequence[Command]) -> Trace:
     """
     all_commands = trace.scenario.commands + tuple(commands)
     names = reference_names(all_commands)
-    steps = list(trace.steps)
-    state = steps[-1].state
-    for index in range(len(steps), len(all_commands) + 1):
-        command = all_commands[index - 1]
-        result = apply(state, command, trace.policy, index, names[index - 1])
-        state = result.state
-        steps.append(Step(index, command, None, state, result.events, result.observed))
-    scenario = Scenario(all_commands)
-    return Trace(trace.policy, scenario, tuple(steps), derive_verdicts(steps))
+    with collector_paused():
+        steps = list(trace.steps)
+        state = steps[-1].state
+        for index in range(len(steps), len(all_commands) + 1):
+            command = all_commands[index - 1]
+            result = apply(state, command, trace.policy, index, names[index - 1])
+            state = result.state
+            steps.append(Step(index, command, None, state, result.events, result.observed))
+        scenario = Scenario(all_commands)
+        return Trace(trace.policy, scenario, tuple(steps), derive_verdicts(steps))
 
 
 # ---- the JSON contract (DESIGN.md §4)
@@ -247,6 +251,9 @@ def _changed(before: Mapping[K, V], after: Mapping[K, V]) -> tuple[list[V], list
     """
     if before is after:
         return [], []
+    if isinstance(before, FrameTable) and isinstance(after, FrameTable):
+        # Only the buckets a step wrote differ (`engine.frame_table`).
+        return after.changed_since(before)  # type: ignore[return-value]
     changed = [v for k, v in after.items() if (old := before.get(k)) is not v and old != v]
     return changed, [k for k in before if k not in after]
 

@@ -13,8 +13,21 @@ from collections.abc import Mapping
 
 from engine import commands as c
 from engine.events import Event, EventKind
+from engine.frame_table import FrameTable, FrameTableBuilder
 from engine.policies import Decision, Policy
-from engine.state import ZERO_PFN, File, Frame, Proc, Pte, Ref, State, SwapSlot, Value, Vma
+from engine.state import (
+    ZERO_PFN,
+    File,
+    Frame,
+    Proc,
+    Pte,
+    Ref,
+    State,
+    SwapSlot,
+    Value,
+    Vma,
+    frame_dropped,
+)
 
 
 class Abort(Exception):
@@ -47,7 +60,7 @@ class MachineCore:
         self.next_pfn = state.next_pfn
         self.next_slot = state.next_slot
         self._procs: dict[str, Proc] | None = None
-        self._frames: dict[int, Frame] | None = None
+        self._frames: FrameTableBuilder | None = None
         self._refs: dict[str, Ref] | None = None
         self._swap: dict[int, SwapSlot] | None = None
         self._files: dict[str, File] | None = None
@@ -59,7 +72,7 @@ class MachineCore:
     def freeze(self) -> State:
         return State(
             procs=self.procs,
-            frames=self.frames,
+            frames=self.frames if self._frames is None else self._frames.freeze(),
             refs=self.refs,
             swap=self.swap,
             files=self.files,
@@ -72,9 +85,11 @@ class MachineCore:
             self.procs = self._procs = dict(self.procs)
         return self._procs
 
-    def own_frames(self) -> dict[int, Frame]:
+    def own_frames(self) -> FrameTableBuilder:
+        # Copies only the buckets this step writes (`engine.frame_table`): most steps touch
+        # a frame or two of thousands.
         if self._frames is None:
-            self.frames = self._frames = dict(self.frames)
+            self.frames = self._frames = FrameTableBuilder(FrameTable.of(self.frames))
         return self._frames
 
     def own_refs(self) -> dict[str, Ref]:
@@ -235,13 +250,7 @@ class MachineCore:
         """Drop references to a frame and free it once nothing holds it."""
         if pfn == ZERO_PFN:
             return  # the zero page is never refcounted per mapping (vm_normal_page is NULL)
-        frame = self.frames[pfn]
-        frame = frame._replace(
-            mapcount=frame.mapcount - mapcount,
-            gets=frame.gets - gets,
-            pins=frame.pins - pins,
-            anon_exclusive=frame.anon_exclusive and frame.mapcount - mapcount > 0,
-        )
+        frame = frame_dropped(self.frames[pfn], mapcount, gets, pins)
         self.put_frame(frame)
         self.maybe_free(frame)
 
@@ -278,24 +287,29 @@ class MachineCore:
         if pte.uffd_wp and vma.uffd_wp and vma.file is not None:
             # zap_install_uffd_wp_if_needed: the protection outlives the PTE as a marker.
             self.set_vma(proc_name, vma._replace(uffd_wp_marker=True))
-        if pte.pfn is not None:
-            frame = self.frames[pte.pfn]
-            left = frame.refcount - 1 if pte.pfn != ZERO_PFN else 0
-            self.emit(
-                "unmap",
-                f"{why}: {proc_name}'s PTE for {page} goes away"
-                + (
-                    ""
-                    if pte.pfn == ZERO_PFN or left == 0
-                    else f"; frame #{pte.pfn} survives with refcount {left}"
-                ),
-                rule="zap_pte_range",
-                kernel="zap_pte_range",
-                proc=proc_name,
-                page=page,
-                pfn=pte.pfn,
-            )
-            self.drop(pte.pfn, mapcount=1)
+        self.zap_entry(proc_name, page, pte, why)
+
+    def zap_entry(self, proc_name: str, page: str, pte: Pte, why: str) -> None:
+        """What zap_pte_range does with the entry it removed: drop the mapping of a present
+        page, or the swap entry's reference to its slot. Exit calls this for every PTE of a
+        process whose page table goes away whole, so it leaves the table itself to the caller."""
+        pfn = pte.pfn
+        if pfn is not None:
+            if pfn == ZERO_PFN:
+                text = f"{why}: {proc_name}'s PTE for {page} goes away"
+            else:
+                left = self.frames[pfn].refcount - 1
+                text = f"{why}: {proc_name}'s PTE for {page} goes away" + (
+                    f"; frame #{pfn} survives with refcount {left}" if left else ""
+                )
+            # The event built in place: exit runs this line once per page.
+            self.events.append(
+                Event(
+                    "unmap", text, "zap_pte_range", "zap_pte_range", "", proc_name, page, None,
+                    pfn, None, {},
+                )
+            )  # fmt: skip
+            self.drop(pfn, mapcount=1)
         elif pte.swap_slot is not None:
             slot = self.swap[pte.swap_slot]
             self.emit(
