@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeVar
 
+import orjson
+
 from engine.commands import Command, Scenario
 from engine.events import Event
 from engine.frame_table import FrameTable
@@ -389,7 +391,14 @@ def answer_to_json(trace: Trace, states: StatesChoice = DEFAULT_STATES) -> dict[
 
 
 def _dumps(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    # orjson writes the same bytes as json's compact, non-ASCII-escaping form (a test holds the
+    # two equal) three times faster: at the limits, the changes of 1,000 fork/exit steps are
+    # 48 MB before the answer is refused, 1.3 s of json against 0.4 s. Whatever orjson will
+    # not encode (a lone surrogate, an integer past 64 bits) goes to json, which decides.
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _trace_chunks(trace: Trace, states: StatesChoice, check: Callable[[], None]) -> Iterator[bytes]:
