@@ -19,7 +19,7 @@ from app import heavy
 from app.bench import scale_scenario
 from app.heavy import offload, scenario_chars
 from app.links import encode_scenario, make_link
-from app.runs import Budget, Stopped, check_budget, clear_caches, replay, run
+from app.runs import Budget, Stopped, check_budget, replay, run
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from engine.syntax import format_scenario, parse
@@ -250,7 +250,8 @@ def test_a_slow_request_is_answered_503_not_500(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(heavy, "HEAVY_SECONDS", 0.0)
-    clear_caches()
+    for memo in client.app.state.memos:  # type: ignore[attr-defined]
+        memo.clear()
     text = format_scenario(scale_scenario(200, 8, 64), "\n")
     r = client.post("/api/v1/simulate", json={"scenario": text})
     assert r.status_code == 503 and r.json()["detail"]["error"] == "time"
@@ -267,7 +268,8 @@ def test_a_small_z_link_that_expands_is_offloaded(
     s = encode_scenario(text)
     assert len(s) < heavy.OFFLOAD_CHARS < len(text) == scenario_chars(s)
     monkeypatch.setattr(heavy, "HEAVY_SECONDS", 0.0)
-    clear_caches()
+    for memo in client.app.state.memos:  # type: ignore[attr-defined]
+        memo.clear()
     # Only the offloaded path has a deadline: a 503 shows it left the event loop.
     r = client.get("/?" + f"v=1&policy=6.2&s={s}")
     assert r.status_code == 503
@@ -276,7 +278,7 @@ def test_a_small_z_link_that_expands_is_offloaded(
 def test_compare_refuses_a_scenario_over_its_limit_with_413(client: TestClient) -> None:
     from app.routes.pages import COMPARE_MAX_WEIGHT
 
-    text = format_scenario(scale_scenario(400, 32, 64), ";")
+    text = format_scenario(scale_scenario(600, 32, 64), ";")
     assert run(text, "6.2").weight > COMPARE_MAX_WEIGHT
     r = client.get(make_link("/compare", text))
     assert r.status_code == 413
