@@ -5,7 +5,10 @@ A step that touches one frame used to copy the whole frame table; at the limits 
 each forking copies of pinned pages) that is ~4,000 frames copied at each of 1,000 steps, three
 million entries for one run — larger than the run memo keeps, so every route replayed it again.
 Here the frames live in buckets of `BUCKET` consecutive pfns; a step copies the (short) tuple of
-buckets and only the buckets it writes, so its cost and its memory follow what it changes.
+buckets and only the buckets it writes, so its cost and its memory follow what it changes. A
+small table (at most `SMALL` frames, every lesson and preset) stays a plain dict, copied whole:
+`working_copy` and `frozen` choose, so a state's frames are a dict or a `FrameTable`, both a
+``Mapping[int, Frame]`` with the same contents in the same order.
 
 Iteration is in ascending pfn order, which is also the order a plain dict had: pfns are
 allocated in increasing order (``State.next_pfn``) and never reused. A `FrameTable` is never
@@ -28,6 +31,10 @@ T = TypeVar("T")
 
 SHIFT = 6
 BUCKET = 1 << SHIFT  # pfns per bucket
+# A table of at most this many frames stays a plain dict: copying a few hundred entries in C
+# costs less than the buckets' bookkeeping in Python (a 30-command replay measured 15% slower
+# with buckets from its first frame), and only a table this large makes a step's copy costly.
+SMALL = 4 * BUCKET
 _EMPTY: dict[int, Frame] = {}  # the bucket of a range with no frame; never written to
 
 
@@ -67,18 +74,22 @@ class FrameTable(Mapping[int, "Frame"]):
         return builder.freeze()
 
     def __getitem__(self, pfn: int) -> Frame:
-        if pfn < 0 or (pfn >> SHIFT) >= len(self.buckets):
-            raise KeyError(pfn)
-        return self.buckets[pfn >> SHIFT][pfn]
+        # One indexing; the checks only on a miss (a negative pfn indexes the last bucket,
+        # which does not hold it either).
+        try:
+            return self.buckets[pfn >> SHIFT][pfn]
+        except (IndexError, TypeError):
+            raise KeyError(pfn) from None
 
     @overload
     def get(self, pfn: int, /) -> Frame | None: ...
     @overload
     def get(self, pfn: int, /, default: Frame | T) -> Frame | T: ...
     def get(self, pfn: int, /, default: object = None) -> object:
-        if pfn < 0 or (pfn >> SHIFT) >= len(self.buckets):
+        try:
+            return self.buckets[pfn >> SHIFT].get(pfn, default)
+        except (IndexError, TypeError):
             return default
-        return self.buckets[pfn >> SHIFT].get(pfn, default)
 
     def __contains__(self, pfn: object) -> bool:
         if not isinstance(pfn, int) or pfn < 0 or (pfn >> SHIFT) >= len(self.buckets):
@@ -148,18 +159,22 @@ class FrameTableBuilder(MutableMapping[int, "Frame"]):
         return self.buckets[index]
 
     def __getitem__(self, pfn: int) -> Frame:
-        if pfn < 0 or (pfn >> SHIFT) >= len(self.buckets):
-            raise KeyError(pfn)
-        return self.buckets[pfn >> SHIFT][pfn]
+        # One indexing; the checks only on a miss (a negative pfn indexes the last bucket,
+        # which does not hold it either).
+        try:
+            return self.buckets[pfn >> SHIFT][pfn]
+        except (IndexError, TypeError):
+            raise KeyError(pfn) from None
 
     @overload
     def get(self, pfn: int, /) -> Frame | None: ...
     @overload
     def get(self, pfn: int, /, default: Frame | T) -> Frame | T: ...
     def get(self, pfn: int, /, default: object = None) -> object:
-        if pfn < 0 or (pfn >> SHIFT) >= len(self.buckets):
+        try:
+            return self.buckets[pfn >> SHIFT].get(pfn, default)
+        except (IndexError, TypeError):
             return default
-        return self.buckets[pfn >> SHIFT].get(pfn, default)
 
     def __contains__(self, pfn: object) -> bool:
         if not isinstance(pfn, int) or pfn < 0 or (pfn >> SHIFT) >= len(self.buckets):
@@ -173,7 +188,8 @@ class FrameTableBuilder(MutableMapping[int, "Frame"]):
     def __setitem__(self, pfn: int, frame: Frame) -> None:
         if pfn < 0:
             raise KeyError(pfn)
-        bucket = self._bucket(pfn)
+        index = pfn >> SHIFT
+        bucket = self.buckets[index] if index in self._owned else self._bucket(pfn)
         if pfn not in bucket:
             self._len += 1
         bucket[pfn] = frame
@@ -194,3 +210,25 @@ class FrameTableBuilder(MutableMapping[int, "Frame"]):
         while end and not buckets[end - 1]:
             end -= 1
         return FrameTable(tuple(buckets[:end]), self._len)
+
+
+def working_copy(
+    frames: Mapping[int, Frame], small: int = SMALL
+) -> dict[int, Frame] | FrameTableBuilder:
+    """A step's writable copy of ``frames``: a dict while the table is small, else buckets."""
+    if isinstance(frames, FrameTable):
+        return FrameTableBuilder(frames)
+    if len(frames) > small:
+        return FrameTableBuilder(FrameTable.of(frames))
+    return dict(frames)
+
+
+def frozen(
+    working: dict[int, Frame] | FrameTableBuilder, small: int = SMALL
+) -> Mapping[int, Frame]:
+    """The table a step leaves: a dict that outgrew ``small`` becomes buckets (once)."""
+    if isinstance(working, FrameTableBuilder):
+        return working.freeze()
+    if len(working) > small:
+        return FrameTable.of(working)
+    return working

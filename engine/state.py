@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
 from engine.commands import RefKind
-from engine.frame_table import FrameTable
 
 GUP_PIN_COUNTING_BIAS = 1024
 ZERO_PFN = 0
@@ -259,7 +258,7 @@ class State(NamedTuple):
 def empty_state() -> State:
     """Step 0: nothing but the shared zero page."""
     zero = Frame(pfn=ZERO_PFN, kind="zero", value=ZERO_VALUE)
-    return State(procs={}, frames=FrameTable.of({ZERO_PFN: zero}), refs={}, swap={}, files={})
+    return State(procs={}, frames={ZERO_PFN: zero}, refs={}, swap={}, files={})
 
 
 # The helpers below build a record positionally instead of with ``_replace``, which is generic

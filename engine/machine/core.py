@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from engine import commands as c
 from engine.events import Event, EventKind
-from engine.frame_table import FrameTable, FrameTableBuilder
+from engine.frame_table import FrameTableBuilder, frozen, working_copy
 from engine.policies import Decision, Policy
 from engine.state import (
     ZERO_PFN,
@@ -60,11 +60,12 @@ class MachineCore:
         self.next_pfn = state.next_pfn
         self.next_slot = state.next_slot
         self._procs: dict[str, Proc] | None = None
-        self._frames: FrameTableBuilder | None = None
+        self._frames: dict[int, Frame] | FrameTableBuilder | None = None
         self._refs: dict[str, Ref] | None = None
         self._swap: dict[int, SwapSlot] | None = None
         self._files: dict[str, File] | None = None
         self._own_ptes: dict[str, dict[str, Pte]] = {}
+        self._own_vmas: dict[str, dict[str, Vma]] = {}
         self.events: list[Event] = []
         self.observed: Value | None = None
 
@@ -72,7 +73,7 @@ class MachineCore:
     def freeze(self) -> State:
         return State(
             procs=self.procs,
-            frames=self.frames if self._frames is None else self._frames.freeze(),
+            frames=self.frames if self._frames is None else frozen(self._frames),
             refs=self.refs,
             swap=self.swap,
             files=self.files,
@@ -85,11 +86,11 @@ class MachineCore:
             self.procs = self._procs = dict(self.procs)
         return self._procs
 
-    def own_frames(self) -> FrameTableBuilder:
-        # Copies only the buckets this step writes (`engine.frame_table`): most steps touch
-        # a frame or two of thousands.
+    def own_frames(self) -> dict[int, Frame] | FrameTableBuilder:
+        # A large table copies only the buckets this step writes (`engine.frame_table`): most
+        # steps touch a frame or two of thousands.
         if self._frames is None:
-            self.frames = self._frames = FrameTableBuilder(FrameTable.of(self.frames))
+            self.frames = self._frames = working_copy(self.frames)
         return self._frames
 
     def own_refs(self) -> dict[str, Ref]:
@@ -113,6 +114,8 @@ class MachineCore:
     def put_proc(self, proc: Proc) -> None:
         if proc.ptes is not self._own_ptes.get(proc.name):
             self._own_ptes.pop(proc.name, None)
+        if proc.vmas is not self._own_vmas.get(proc.name):
+            self._own_vmas.pop(proc.name, None)
         self.own_procs()[proc.name] = proc
 
     def put_slot(self, slot: SwapSlot) -> None:
@@ -138,8 +141,17 @@ class MachineCore:
             ptes[page] = pte
 
     def set_vma(self, proc_name: str, vma: Vma) -> None:
-        proc = self.procs[proc_name]
-        self.put_proc(proc._replace(vmas={**proc.vmas, vma.page: vma}))
+        # Like `set_pte`: the VMAs copied in this step are edited in place, so an mmap of 256
+        # pages copies the table once, not once per page.
+        vmas = self._own_vmas.get(proc_name)
+        if vmas is None:
+            proc = self.procs[proc_name]
+            vmas = dict(proc.vmas)
+            vmas[vma.page] = vma
+            self._own_vmas[proc_name] = vmas
+            self.put_proc(proc._replace(vmas=vmas))
+        else:
+            vmas[vma.page] = vma
 
     def alloc(
         self, value: Value, *, mapcount: int = 0, swapcache: bool = False, exclusive: bool = False
