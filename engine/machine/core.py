@@ -307,13 +307,10 @@ class MachineCore:
         process whose page table goes away whole, so it leaves the table itself to the caller."""
         pfn = pte.pfn
         if pfn is not None:
-            if pfn == ZERO_PFN:
-                text = f"{why}: {proc_name}'s PTE for {page} goes away"
-            else:
-                left = self.frames[pfn].refcount - 1
-                text = f"{why}: {proc_name}'s PTE for {page} goes away" + (
-                    f"; frame #{pfn} survives with refcount {left}" if left else ""
-                )
+            frame = None if pfn == ZERO_PFN else self.frames[pfn]
+            text = f"{why}: {proc_name}'s PTE for {page} goes away"
+            if frame is not None and (left := frame.refcount - 1):
+                text += f"; frame #{pfn} survives with refcount {left}"
             # The event built in place: exit runs this line once per page.
             self.events.append(
                 Event(
@@ -321,7 +318,10 @@ class MachineCore:
                     pfn, None, {},
                 )
             )  # fmt: skip
-            self.drop(pfn, mapcount=1)
+            if frame is not None:  # `drop(pfn, mapcount=1)` on the frame read above
+                frame = frame_dropped(frame, 1, 0, 0)
+                self.own_frames()[pfn] = frame
+                self.maybe_free(frame)
         elif pte.swap_slot is not None:
             slot = self.swap[pte.swap_slot]
             self.emit(
