@@ -35,9 +35,12 @@ from engine.trace import Step, Trace, extend
 from engine.verdicts import derive_verdicts
 
 RUNS_MAX_ENTRIES = 512
-# A run's weight counts the distinct page tables, frame tables and steps its trace holds (the
-# engine shares what a step does not change); one unit is 80–130 bytes, so this is ~75–100 MB,
-# room for one scenario at every limit of DESIGN.md §7 or hundreds of lessons.
+# A run's weight counts the distinct page tables, frame-table buckets and steps its trace holds
+# (the engine shares what a step does not change). Measured with tracemalloc: a unit is 64–72
+# bytes for the references and processes worst cases, but ~245 bytes for 1,000 forks and exits
+# of a 256-page process, whose 190,000 events the weight does not count; so this is 50–190 MB,
+# room for any one worst-case run of DESIGN.md §7 (the largest weighs ~520,000) or hundreds of
+# lessons.
 RUNS_MAX_WEIGHT = 768_000
 
 T = TypeVar("T")
