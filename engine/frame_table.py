@@ -14,9 +14,11 @@ Iteration is in ascending pfn order, which is also the order a plain dict had: p
 allocated in increasing order (``State.next_pfn``) and never reused. A `FrameTable` is never
 changed once built; `FrameTableBuilder` is the working copy a step writes to.
 
-Persistent maps on PyPI were considered: `immutables.Map` (a HAMT in C) iterates in hash order,
-not pfn order, so the JSON of a state would change, and `pyrsistent.PMap` reads several times
-slower than a dict. Frames are dense small integers, which a list of buckets suits exactly.
+Persistent maps on PyPI were measured (docs/benchmarks.md): `immutables.Map` (a HAMT in C)
+reads and writes faster but iterates in hash order, not pfn order, which every consumer of
+``frames.values()`` would show, and hides which nodes two steps share, which the run memo's
+weight needs; `pyrsistent.PMap` reads four times slower than this. Frames are dense small
+integers, which a list of buckets suits exactly.
 """
 
 from __future__ import annotations
