@@ -56,6 +56,62 @@
     }
   }
 
+
+  // A step swap replaces only the stage, the step bar and the narration; the links outside
+  // them (Present, the eras, Compare, the share box) were rendered for the step of the last
+  // full page. The step bar names the step shown and its share link: bring them up to date.
+  var STEP_RE = /([?&]step=)\d+/;
+
+  function withStep(link, step) {
+    if (STEP_RE.test(link)) return link.replace(STEP_RE, "$1" + step);
+    return link + (link.indexOf("?") < 0 ? "?" : "&") + "step=" + step;
+  }
+
+  function toggledView(link) {
+    if (/&view=present/.test(link)) return link.replace(/&view=present/, "");
+    return link + "&view=present";
+  }
+
+  function followStep() {
+    var bar = document.querySelector("#stepbar .stepbar[data-step], #cmp-stage .stepbar[data-step]");
+    if (!bar) return;
+    var step = bar.getAttribute("data-step");
+    var share = bar.getAttribute("data-share");
+    document.querySelectorAll('[data-follow="step"]').forEach(function (el) {
+      if (el.tagName.toLowerCase() === "input") el.value = withStep(el.value, step);
+      else el.setAttribute("href", withStep(el.getAttribute("href"), step));
+    });
+    if (!share) return;
+    document.querySelectorAll('[data-follow="view"]').forEach(function (el) {
+      el.setAttribute("href", toggledView(share));
+    });
+  }
+
+  // `[` / `]`: the previous / next era at the same step (the era links follow the step).
+  function switchEra(delta) {
+    var eras = Array.prototype.slice.call(document.querySelectorAll("a.pol[data-era]"));
+    if (!eras.length) return false;
+    var at = eras.findIndex(function (a) { return a.classList.contains("current"); });
+    var next = eras[at + delta];
+    if (!next) return false;
+    next.click();
+    return true;
+  }
+
+  // The link that had the focus may be gone after the swap (▶ at the last step is no longer
+  // a link): the focus goes to its nearest live neighbour, never back to the body.
+  var FALLBACK = { next: ["prev", "home"], end: ["prev", "home"], prev: ["next", "end"], home: ["next", "end"] };
+
+  function focusFallback(selector) {
+    var m = /data-nav="(\w+)"/.exec(selector);
+    var options = m ? FALLBACK[m[1]] || [] : [];
+    for (var i = 0; i < options.length; i++) {
+      var el = document.querySelector('a[data-nav="' + options[i] + '"]');
+      if (el) return el;
+    }
+    return document.querySelector("#stepbar .counter, .stepbar .counter");
+  }
+
   document.addEventListener("keydown", function (ev) {
     if (ev.defaultPrevented) return;
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey) && ev.target.id === "scenario-text") {
@@ -71,6 +127,10 @@
       return;
     }
     if (dialog && dialog.open) return;
+    if (ev.key === "[" || ev.key === "]") {
+      if (switchEra(ev.key === "]" ? 1 : -1)) ev.preventDefault();
+      return;
+    }
     var which = ev.key === "p" ? "present" : NAV_KEYS[ev.key];
     if (!which) return;
     var link = document.querySelector('a[data-nav="' + which + '"]');
@@ -97,7 +157,9 @@
     var el = document.activeElement;
     focusSelector = null;
     if (!el || el === document.body) return;
-    if (el.matches("button[name=add], button[name=step]")) {
+    if (el.matches("a.pol[data-era]")) {
+      focusSelector = 'a.pol[data-era="' + CSS.escape(el.dataset.era) + '"]';
+    } else if (el.matches("button[name=add], button[name=step]")) {
       focusSelector =
         'button[name="' + el.name + '"][value="' + CSS.escape(el.value) + '"]';
     } else if (el.dataset && el.dataset.nav) {
@@ -109,13 +171,94 @@
     markCurrentStep();
     retitle();
     revealCurrentStep();
+    followStep();
     if (!focusSelector) return;
     var el = document.querySelector(focusSelector);
+    if (!el) el = focusFallback(focusSelector);
     focusSelector = null;
     if (!el) return;
     var details = el.closest("details");
     if (details) details.open = true;
     el.focus({ preventScroll: true });
   });
-  document.addEventListener("DOMContentLoaded", revealCurrentStep);
+  // The player: a slider over the timeline and autoplay at a chosen speed (as Python Tutor
+  // and VisuAlgo have). Without JavaScript it stays hidden; the step bar does the same work.
+  var playTimer = null;
+
+  function stepBar() {
+    return document.querySelector("#stepbar .stepbar[data-step]");
+  }
+
+  function goToStep(step) {
+    var bar = stepBar();
+    var share = bar && bar.getAttribute("data-share");
+    if (!share || String(step) === bar.getAttribute("data-step")) return;
+    htmx.ajax("GET", withStep(share, step), { target: "#stage", swap: "innerHTML show:none" });
+  }
+
+  function setPlaying(on) {
+    var button = document.querySelector("#player .play");
+    if (playTimer) clearTimeout(playTimer);
+    playTimer = null;
+    if (!button) return;
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.textContent = on ? "❚❚ Pause" : "▶ Play";
+    if (on) scheduleNext();
+  }
+
+  function scheduleNext() {
+    var speed = document.getElementById("speed");
+    playTimer = setTimeout(function () {
+      var next = document.querySelector('#stepbar a[data-nav="next"]');
+      if (next) next.click(); else setPlaying(false);
+    }, speed ? Number(speed.value) : 1500);
+  }
+
+  function syncPlayer() {
+    var bar = stepBar();
+    var scrub = document.getElementById("scrub");
+    if (!bar || !scrub) return;
+    scrub.max = bar.getAttribute("data-last");
+    scrub.value = bar.getAttribute("data-step");
+    scrub.setAttribute("aria-valuetext", "step " + scrub.value + " of " + scrub.max);
+    var playing = playTimer !== null ||
+      (document.querySelector("#player .play") || {}).getAttribute?.("aria-pressed") === "true";
+    if (playing) {
+      if (bar.getAttribute("data-step") === bar.getAttribute("data-last")) setPlaying(false);
+      else { if (playTimer) clearTimeout(playTimer); scheduleNext(); }
+    }
+  }
+
+  document.addEventListener("change", function (ev) {
+    if (ev.target.id === "scrub") goToStep(ev.target.value);
+  });
+
+  document.addEventListener("click", function (ev) {
+    var play = ev.target.closest && ev.target.closest("#player .play");
+    if (!play) return;
+    var on = play.getAttribute("aria-pressed") !== "true";
+    var bar = stepBar();
+    if (on && bar && bar.getAttribute("data-step") === bar.getAttribute("data-last")) {
+      // Playing from the end starts again from the first step.
+      var first = document.querySelector('#stepbar a[data-nav="home"]');
+      if (first) first.click();
+    }
+    setPlaying(on);
+  });
+
+  document.addEventListener("htmx:after:settle", syncPlayer);
+
+  document.addEventListener("DOMContentLoaded", function () {
+    revealCurrentStep();
+    var player = document.getElementById("player");
+    if (player) {
+      player.hidden = false;
+      syncPlayer();
+    }
+    // Step changes animate (the View Transitions API, through htmx) unless the reader asked
+    // for less motion.
+    if (window.htmx && window.matchMedia) {
+      htmx.config.transitions = !matchMedia("(prefers-reduced-motion: reduce)").matches;
+    }
+  });
 })();

@@ -24,9 +24,11 @@ from app.errors import ErrorView, limit_error, link_error, policy_error, scenari
 from app.htmx import HtmxDetails, htmx_details
 from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
+from app.png import svg_to_png
 from app.probe.web import probe_button
 from app.render import render_fragment, render_page
 from app.runs import Run, lesson_policy, run
+from app.scenario_head import scenario_head
 from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from app.svg import draw
 from engine.policies import POLICIES, UnknownPolicy, get_policy
@@ -149,7 +151,7 @@ def _html(
 
 # Which block of each page holds its error view, and the regions that change with it.
 _ERROR_BLOCKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "index.html": ("sim", ("stepbar", "narration")),
+    "index.html": ("sim", ("stepbar", "narration", "scenario_head")),
     "embed.html": ("embed", ()),
     "compare.html": ("compare", ()),
 }
@@ -293,13 +295,14 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
         stage=sim.stage,
         share_url=_absolute(request, sim.stage.share),
         probe=probe_button(request, r.editor_text),
+        head=scenario_head(r),
     )
     if not hx.partial:
         if add:
             # Without JavaScript the form's URL is `…&add=…`: send the browser to the share link.
             return RedirectResponse(sim.stage.share, status_code=303, headers={"Vary": VARY})
         return _html(render_page("index.html", ctx))
-    body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration"))
+    body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration", "scenario_head"))
     return _html(body, push=sim.stage.share)
 
 
@@ -356,6 +359,34 @@ def _export_svg(request: Request, query: dict[str, str]) -> Response:
     return Response(
         svg,
         media_type="image/svg+xml",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/export.png",
+    response_class=Response,
+    summary="The picture of one step, as a PNG download (for slide tools without SVG)",
+    responses={200: {"content": {"image/png": {}}}, **LINK_ERRORS},
+)
+async def export_png(request: Request, query: LinkQuery) -> Response:
+    # Rasterising takes tens of milliseconds: always off the event loop.
+    return await run_in_threadpool(_export_png, request, query)
+
+
+def _export_png(request: Request, query: dict[str, str]) -> Response:
+    opened = _open_run(request, htmx_details(request), query, "index.html", "home")
+    if isinstance(opened, Response):
+        return opened
+    _, _, r, k = opened
+    scene = picture(
+        r, k, f"cowlab: step {k} under {r.policy.id}: {r.texts[k] or 'empty machine'}"
+    ).scene
+    png = svg_to_png(str(draw(scene)), scene.width, scene.height)
+    filename = f"cowlab-{r.policy.id}-step{k}.png"
+    return Response(
+        png,
+        media_type="image/png",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
