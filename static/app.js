@@ -128,17 +128,45 @@
     }
     if (dialog && dialog.open) return;
     if (ev.key === "[" || ev.key === "]") {
-      if (switchEra(ev.key === "]" ? 1 : -1)) ev.preventDefault();
+      var delta = ev.key === "]" ? 1 : -1;
+      if (!document.querySelector("a.pol[data-era]")) return;
+      ev.preventDefault();
+      // The era links name the step once the step in flight is on screen.
+      if (inFlight) queued = function () { switchEra(delta); };
+      else switchEra(delta);
       return;
     }
     var which = ev.key === "p" ? "present" : NAV_KEYS[ev.key];
     if (!which) return;
-    var link = document.querySelector('a[data-nav="' + which + '"]');
-    if (link) {
-      ev.preventDefault();
-      link.click();
+    ev.preventDefault();
+    if (inFlight) {
+      // The step bar on screen is about to be replaced: its ▶ still points at the step being
+      // fetched. Press the key again once the new step is in place.
+      queued = function () { pressNav(which); };
+      return;
     }
+    pressNav(which);
   });
+
+  function pressNav(which) {
+    var link = document.querySelector('a[data-nav="' + which + '"]');
+    if (link) link.click();
+  }
+
+  // A step request between its start and its swap (the address bar may already name the new
+  // step while the old step bar is still on screen).
+  var inFlight = false;
+  var inFlightTimer = null;
+  var queued = null;
+
+  document.addEventListener("htmx:before:request", function () {
+    inFlight = true;
+    clearTimeout(inFlightTimer);
+    // Never wedge the keyboard if a request ends without settling (an error, an abort).
+    inFlightTimer = setTimeout(function () { inFlight = false; queued = null; }, 3000);
+  });
+
+  document.addEventListener("htmx:error", function () { inFlight = false; queued = null; });
 
   document.addEventListener("click", function (ev) {
     var opener = ev.target.closest && ev.target.closest(".help-open");
@@ -167,11 +195,30 @@
     }
   });
 
+  // One answer settles region by region (the stage before the step bar and the narration
+  // that come with it): the page is brought up to date once, after the last of them.
+  var settleTimer = null;
+
   document.addEventListener("htmx:after:settle", function () {
+    if (settleTimer === null) settleTimer = setTimeout(afterAnswer, 0);
+  });
+
+  function afterAnswer() {
+    settleTimer = null;
+    inFlight = false;
+    clearTimeout(inFlightTimer);
     markCurrentStep();
     retitle();
     revealCurrentStep();
     followStep();
+    syncPlayer();
+    restoreFocus();
+    var then = queued;
+    queued = null;
+    if (then) then();
+  }
+
+  function restoreFocus() {
     if (!focusSelector) return;
     var el = document.querySelector(focusSelector);
     if (!el) el = focusFallback(focusSelector);
@@ -180,7 +227,8 @@
     var details = el.closest("details");
     if (details) details.open = true;
     el.focus({ preventScroll: true });
-  });
+  }
+
   // The player: a slider over the timeline and autoplay at a chosen speed (as Python Tutor
   // and VisuAlgo have). Without JavaScript it stays hidden; the step bar does the same work.
   var playTimer = null;
@@ -221,12 +269,10 @@
     scrub.max = bar.getAttribute("data-last");
     scrub.value = bar.getAttribute("data-step");
     scrub.setAttribute("aria-valuetext", "step " + scrub.value + " of " + scrub.max);
-    var playing = playTimer !== null ||
-      (document.querySelector("#player .play") || {}).getAttribute?.("aria-pressed") === "true";
-    if (playing) {
-      if (bar.getAttribute("data-step") === bar.getAttribute("data-last")) setPlaying(false);
-      else { if (playTimer) clearTimeout(playTimer); scheduleNext(); }
-    }
+    var play = document.querySelector("#player .play");
+    if (!play || play.getAttribute("aria-pressed") !== "true") return;
+    if (bar.getAttribute("data-step") === bar.getAttribute("data-last")) setPlaying(false);
+    else setPlaying(true);  // the next step after the chosen delay
   }
 
   document.addEventListener("change", function (ev) {
@@ -246,7 +292,6 @@
     setPlaying(on);
   });
 
-  document.addEventListener("htmx:after:settle", syncPlayer);
 
   document.addEventListener("DOMContentLoaded", function () {
     revealCurrentStep();
@@ -254,11 +299,6 @@
     if (player) {
       player.hidden = false;
       syncPlayer();
-    }
-    // Step changes animate (the View Transitions API, through htmx) unless the reader asked
-    // for less motion.
-    if (window.htmx && window.matchMedia) {
-      htmx.config.transitions = !matchMedia("(prefers-reduced-motion: reduce)").matches;
     }
   });
 })();
