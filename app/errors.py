@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.hints import did_you_mean
 from app.links import LinkError, View, make_link
 from engine.policies import POLICIES, UnknownPolicy
 from engine.syntax import ScenarioError, ScenarioLimitError, parse
@@ -62,7 +63,7 @@ def scenario_error(
     return ErrorView(
         status=400,
         title="The scenario in this link has a syntax error",
-        message=str(exc),
+        message=str(exc) + did_you_mean(exc),
         text=text,
         where=(
             ("line", str(exc.line)),

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from urllib.parse import quote_plus
 
 from app.actions import ActionGroup, fresh_names, suggest_actions
+from app.decisions import at_risk_marks, frame_decisions
 from app.diagram import (
     Focus,
     RefMark,
@@ -23,7 +24,6 @@ from app.diagram import (
     compute_layout,
     focus_of,
 )
-from app.decisions import at_risk_marks, frame_decisions
 from app.links import View, at_step, encode_scenario, link_prefix
 from app.runs import EventView, Run
 from app.tables import StateTable, state_table

@@ -20,11 +20,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.compare import build_comparison
+from app.editor_errors import editor_error
+from app.embed_range import StepRange
 from app.errors import ErrorView, limit_error, link_error, policy_error, scenario_error
 from app.htmx import HtmxDetails, htmx_details
 from app.links import LinkError, LinkParams, View, make_link, parse_params
-from app.presets_view import build_grid
 from app.png import svg_to_png
+from app.presets_view import build_grid
 from app.probe.web import probe_button
 from app.render import render_fragment, render_page
 from app.runs import Run, lesson_policy, run
@@ -50,6 +52,7 @@ PARAMETERS = {
     "v": "Link format version; `1`.",
     "view": "`present` for presentation mode.",
     "add": "A command to append to `s` (what the action buttons send).",
+    "src": "`editor` when the scenario was typed (an error then goes next to the editor).",
     "policies": "Comma-separated policy ids to compare (default: all).",
 }
 S = Annotated[str | None, Query(description=PARAMETERS["s"])]
@@ -59,6 +62,7 @@ VQ = Annotated[str | None, Query(description=PARAMETERS["v"])]
 ViewQ = Annotated[str | None, Query(description=PARAMETERS["view"])]
 PoliciesQ = Annotated[str | None, Query(description=PARAMETERS["policies"])]
 AddQ = Annotated[str | None, Query(description=PARAMETERS["add"])]
+SrcQ = Annotated[str | None, Query(description=PARAMETERS["src"])]
 PQ = Annotated[list[str] | None, Query(description="Policy ids (checkbox form of `policies`).")]
 
 
@@ -165,6 +169,7 @@ def _error_response(
     page: str,
     view: View,
     policy: str,
+    editor: bool = False,
 ) -> HTMLResponse:
     """The error view as a page, or as the simulator region for an htmx request.
 
@@ -172,6 +177,15 @@ def _error_response(
     request aimed at, and the link the user asked for is pushed, so reloading or sharing it
     shows the same explanation with the same text.
     """
+    if hx.partial and editor:
+        # Text typed in the editor: the error goes next to the editor, once, and the picture
+        # of the last scenario that ran stays (so does the address bar: nothing new ran).
+        typed = editor_error(error)
+        return _html(
+            render_page("_editor_error.html", {"error": typed}),
+            error.status,
+            retarget="#editor-error",
+        )
     ctx = _context(request, page, view, "", policy)
     ctx["error"] = error
     if hx.partial:
@@ -202,6 +216,7 @@ def _failure(
     page: str,
     policy: str,
     path: str = "/",
+    editor: bool = False,
 ) -> HTMLResponse:
     if isinstance(exc, UnknownPolicy):
         error = policy_error(exc, params.text, params.step, params.view, path)
@@ -211,7 +226,7 @@ def _failure(
         error = scenario_error(exc, params.text, policy, params.view, path)
     else:  # pragma: no cover - the callers pass only the three kinds above
         raise exc
-    return _error_response(request, hx, error, template, page, params.view, policy)
+    return _error_response(request, hx, error, template, page, params.view, policy, editor)
 
 
 def _open_run(
@@ -222,6 +237,7 @@ def _open_run(
     page: str,
     path: str = "/",
     add: str | None = None,
+    editor: bool = False,
 ) -> Response | tuple[LinkParams, str, Run, int]:
     """Decode the link, replay it and pick the step — or answer with the error page.
 
@@ -250,7 +266,7 @@ def _open_run(
     try:
         r = _replay(request, params, policy_param)
     except (UnknownPolicy, ScenarioError) as exc:
-        return _failure(request, hx, exc, params, template, page, policy_param, path)
+        return _failure(request, hx, exc, params, template, page, policy_param, path, editor)
     return params, policy_param, r, _step(params, r)
 
 
@@ -261,12 +277,15 @@ def _open_run(
     summary="The simulator page",
     description="The scenario at one step under one policy; htmx requests get a fragment.",
 )
-async def index(request: Request, query: LinkQuery, add: AddQ = None) -> Response:
-    return await _answer(query.get("s"), _index, request, htmx_details(request), query, add)
+async def index(request: Request, query: LinkQuery, add: AddQ = None, src: SrcQ = None) -> Response:
+    hx = htmx_details(request)
+    return await _answer(query.get("s"), _index, request, hx, query, add, src == "editor")
 
 
-def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | None) -> Response:
-    opened = _open_run(request, hx, query, "index.html", "home", add=add)
+def _index(
+    request: Request, hx: HtmxDetails, query: dict[str, str], add: str | None, editor: bool
+) -> Response:
+    opened = _open_run(request, hx, query, "index.html", "home", add=add, editor=editor)
     if isinstance(opened, Response):
         return opened
     params, policy_param, r, k = opened
@@ -313,18 +332,34 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
     summary="Read-only diagram for slides and course pages",
     description="Minimal chrome, step buttons only; this is the one page that may be framed.",
 )
-async def embed(request: Request, query: LinkQuery) -> Response:
-    return await _answer(query.get("s"), _embed, request, htmx_details(request), query)
+async def embed(
+    request: Request,
+    query: LinkQuery,
+    from_: Annotated[str | None, Query(alias="from", description="First step shown.")] = None,
+    to: Annotated[str | None, Query(description="Last step shown.")] = None,
+) -> Response:
+    hx = htmx_details(request)
+    return await _answer(query.get("s"), _embed, request, hx, query, from_, to)
 
 
-def _embed(request: Request, hx: HtmxDetails, query: dict[str, str]) -> Response:
+def _embed(
+    request: Request, hx: HtmxDetails, query: dict[str, str], lo: str | None, hi: str | None
+) -> Response:
     opened = _open_run(request, hx, query, "embed.html", "embed", path="/embed")
     if isinstance(opened, Response):
         return opened
     params, policy_param, r, k = opened
     link_text = r.link_text
     linker = Linker("/embed", r, policy_param, "normal")
+    steps = StepRange.read(lo, hi, r.last)
+    k = steps.clamp(k)
+    suffix = steps.suffix(r.last)
     stage = build_stage(r, k, linker)
+    if suffix:
+        stage = stage._replace(
+            nav=steps.nav(k, lambda step: linker.step(step) + suffix),
+            share=stage.share + suffix,
+        )
     ctx = _context(request, "embed", "normal", link_text, policy_param)
     ctx.update(
         stage=stage,

@@ -71,9 +71,7 @@ def test_present_button_follows_the_era_chosen(page: Page, watch: Watch) -> None
     assert (present["policy"], present["step"], present["view"]) == ("5.19", "5", "present")
 
 
-def test_brackets_switch_the_era_keeping_the_step_in_presentation(
-    page: Page, watch: Watch
-) -> None:
+def test_brackets_switch_the_era_keeping_the_step_in_presentation(page: Page, watch: Watch) -> None:
     page.goto(preset_link(LEAK, "5.7", 6) + "&view=present")
     page.keyboard.press("]")
     page.wait_for_url(re.compile(r"policy=5\.8&step=6&view=present$"))
@@ -110,7 +108,6 @@ def test_slider_scrubs_and_autoplay_plays_to_the_end(page: Page, watch: Watch) -
     page.wait_for_url(re.compile(r"step=7$"), timeout=10_000)
     expect(page.locator("#player .play")).to_have_attribute("aria-pressed", "false")
     expect(scrub).to_have_value("7")
-
 
 
 def _picture_geometry(page: Page) -> dict[str, float]:
@@ -180,9 +177,7 @@ def test_no_sideways_scroll_on_a_phone(browser: Browser, base_url: str, name: st
     page.close()
 
 
-def test_compare_has_a_present_button_and_readable_panels(
-    browser: Browser, base_url: str
-) -> None:
+def test_compare_has_a_present_button_and_readable_panels(browser: Browser, base_url: str) -> None:
     page = browser.new_page(
         base_url=base_url, viewport={"width": 1920, "height": 1080}, reduced_motion="reduce"
     )
