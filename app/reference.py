@@ -33,7 +33,7 @@ PROCESS_VERBS: tuple[Verb, ...] = (
     Verb(
         "mmap",
         "P mmap a file=F [shared] [ro]",
-        "a page of file F: private unless `shared`, read-write unless `ro`",
+        "a page of file F: private unless shared, read-write unless ro",
     ),
     Verb("read", "P read a", "load; a never-written anonymous page maps the shared zero page"),
     Verb("write", "P write a [VALUE]", "store (a write fault when the PTE is read-only)"),
@@ -68,7 +68,7 @@ PROCESS_VERBS: tuple[Verb, ...] = (
     Verb(
         "forcewrite",
         "P forcewrite a VALUE [race]",
-        "write through /proc/PID/mem (FOLL_FORCE|FOLL_WRITE); `race` adds the MADV_DONTNEED "
+        "write through /proc/PID/mem (FOLL_FORCE|FOLL_WRITE); race adds the MADV_DONTNEED "
         "thread of Dirty COW",
     ),
 )
@@ -81,7 +81,7 @@ REFERENCE_VERBS: tuple[Verb, ...] = (
 
 OTHER_LINES: tuple[Verb, ...] = (
     Verb("file", "file F VALUE", "declare file F with VALUE on disk"),
-    Verb("#", "# …", "a comment; `#title`, `#policy`, `#:` notes and `#?` questions annotate"),
+    Verb("#", "# …", "a comment; #title, #policy, #: notes and #? questions annotate"),
 )
 
 GLOSSARY: tuple[Term, ...] = (
@@ -102,7 +102,8 @@ GLOSSARY: tuple[Term, ...] = (
         "mapcount",
         "mapcount",
         "page_mapcount(): how many page-table entries map the frame. Up to 5.8 a write fault "
-        "reused a page whose mapcount was 1, whoever else held a reference (CVE-2020-29374).",
+        "reused a page whose mapcount was 1, whoever else held a reference: the root of "
+        "CVE-2020-29374.",
     ),
     Term(
         "FOLL_GET",

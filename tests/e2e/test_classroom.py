@@ -195,3 +195,19 @@ def test_compare_has_a_present_button_and_readable_panels(browser: Browser, base
     page.wait_for_url(re.compile(r"/compare\?.*step=7&view=present$"))
     expect(page.locator("a.present-toggle")).to_have_text("Exit presentation")
     page.close()
+
+
+@pytest.mark.parametrize("motion", ["no-preference", "reduce"])
+def test_step_changes_animate_unless_less_motion_is_asked(
+    browser: Browser, base_url: str, motion: str
+) -> None:
+    page = browser.new_page(base_url=base_url, reduced_motion=motion)  # type: ignore[arg-type]
+    page.goto(preset_link(LEAK, "5.7", 5))
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(re.compile(r"step=6$"))
+    expect(page.locator("#stepbar .counter strong")).to_have_text("6")
+    running = page.evaluate(
+        """() => document.querySelector('#stage svg g.frame.at-risk').getAnimations().length"""
+    )
+    assert (running > 0) == (motion == "no-preference")
+    page.close()
