@@ -1,5 +1,7 @@
-// cowlab's own script: keyboard stepping, the help dialog, marking the current timeline step and
-// keeping it in view. Everything else is htmx and plain links; without this file the page still works.
+// cowlab's own script: keyboard stepping and era switching, the help dialog, marking the current
+// timeline step and keeping it in view, keeping the links outside a swapped step naming that
+// step, the focus, the player (slider, autoplay) and fetching the neighbouring steps ahead of
+// the click. Everything else is htmx and plain links; without this file the page still works.
 (function () {
   "use strict";
 
