@@ -211,3 +211,27 @@ def test_step_changes_animate_unless_less_motion_is_asked(
     )
     assert (running > 0) == (motion == "no-preference")
     page.close()
+
+
+def test_embed_in_a_480_by_270_frame_shows_its_narration_whole(
+    browser: Browser, base_url: str
+) -> None:
+    page = browser.new_page(
+        base_url=base_url, viewport={"width": 480, "height": 270}, reduced_motion="reduce"
+    )
+    # The leak step: a verdict and the longest narration of the preset.
+    page.goto(preset_link(LEAK, "5.7", 7, "/embed") + "&from=3&to=7")
+    box = page.evaluate(
+        """() => { const say = document.querySelector('.embed-say').getBoundingClientRect();
+                   const open = document.querySelector('.embed-open').getBoundingClientRect();
+                   const pic = document.querySelector('.picture svg').getBoundingClientRect();
+                   const root = document.documentElement;
+                   return {say: say.bottom, open: open.bottom, pic: pic.height, vh: innerHeight,
+                           sw: root.scrollWidth, sh: root.scrollHeight}; }"""
+    )
+    # Nothing is cut off by the frame: the narration (scrolling in its own box when long) and
+    # the link out end inside it, the picture keeps a visible height, nothing scrolls sideways.
+    assert box["open"] <= box["vh"] and box["say"] <= box["vh"], box
+    assert box["sh"] <= box["vh"] and box["sw"] <= 480, box
+    assert box["pic"] >= 60, box
+    page.close()
