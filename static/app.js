@@ -322,6 +322,9 @@
     var bar = stepBar();
     var scrub = document.getElementById("scrub");
     if (!bar || !scrub) return;
+    var player = document.getElementById("player");
+    // Nothing to scrub or play before the first command.
+    if (player) player.hidden = bar.getAttribute("data-last") === "0";
     scrub.max = bar.getAttribute("data-last");
     scrub.value = bar.getAttribute("data-step");
     scrub.setAttribute("aria-valuetext", "step " + scrub.value + " of " + scrub.max);
@@ -352,10 +355,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     revealCurrentStep();
     prefetchNeighbours();
-    var player = document.getElementById("player");
-    if (player) {
-      player.hidden = false;
-      syncPlayer();
-    }
+    syncPlayer();
   });
 })();
