@@ -2,7 +2,8 @@
 
 Rendered on the server from the same SVG as `/export.svg`, without a browser: CairoSVG
 (Kozea, over Debian's libcairo2) draws the plain shapes and text our SVG uses. Measured on this
-machine: 75–100 ms for the CVE preset's step at twice its natural size, so the route runs it on
+machine (loaded by other jobs): 75–145 ms for the CVE preset's step at twice its natural size,
+90 ms for the last step of a 1,000-command scenario (its focused picture), so the route runs it on
 the thread pool (a download, never on the step path), and the size is bounded in pixels so a
 picture of the largest allowed scenario cannot make a huge bitmap.
 """
