@@ -17,7 +17,7 @@ from app.paths import STATIC_DIR
 from app.probe import web as probe_web
 from app.probe.gate import ProbeSettings
 from app.render import render_error_page
-from app.routes import api, docs, pages
+from app.routes import api, docs, lessons, pages
 from app.runs import RunMemo
 from app.security import DENY_HEADERS, EMBED_HEADERS, SecurityHeaders, frameable
 
@@ -71,6 +71,7 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
     app.state.pages = PageMemo()
     app.state.memos = (app.state.runs, app.state.pages)
     app.include_router(pages.router)
+    app.include_router(lessons.router)
     app.include_router(api.router)
     app.include_router(docs.router)
     # "Run on this server's kernel" (app.probe.web): off unless `cowlab serve` enabled it.

@@ -22,6 +22,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.compare import build_comparison
 from app.errors import ErrorView, limit_error, link_error, policy_error, scenario_error
 from app.htmx import HtmxDetails, htmx_details
+from app.lessons_view import (
+    TooCostly,
+    answer_link,
+    build_goal,
+    build_lesson,
+    hide_future,
+    hide_outcome,
+    welcome_view,
+)
 from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.probe.web import probe_button
@@ -58,6 +67,13 @@ ViewQ = Annotated[str | None, Query(description=PARAMETERS["view"])]
 PoliciesQ = Annotated[str | None, Query(description=PARAMETERS["policies"])]
 AddQ = Annotated[str | None, Query(description=PARAMETERS["add"])]
 PQ = Annotated[list[str] | None, Query(description="Policy ids (checkbox form of `policies`).")]
+AnswerQ = Annotated[
+    str | None,
+    Query(
+        description="A lesson's question at this step: the learner's pick (DESIGN.md §8).",
+        max_length=256,
+    ),
+]
 
 
 def _query(**values: str | None) -> dict[str, str]:
@@ -259,24 +275,42 @@ def _open_run(
     summary="The simulator page",
     description="The scenario at one step under one policy; htmx requests get a fragment.",
 )
-async def index(request: Request, query: LinkQuery, add: AddQ = None) -> Response:
-    return await _answer(query.get("s"), _index, request, htmx_details(request), query, add)
+async def index(
+    request: Request, query: LinkQuery, add: AddQ = None, answer: AnswerQ = None
+) -> Response:
+    return await _answer(query.get("s"), _index, request, htmx_details(request), query, add, answer)
 
 
-def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | None) -> Response:
+def _index(
+    request: Request,
+    hx: HtmxDetails,
+    query: dict[str, str],
+    add: str | None,
+    answer: str | None = None,
+) -> Response:
     opened = _open_run(request, hx, query, "index.html", "home", add=add)
     if isinstance(opened, Response):
         return opened
     params, policy_param, r, k = opened
-    if hx.partial and hx.target_id == "stage":
+    memo = request.app.state.runs
+    try:
+        lesson = build_lesson(r, k, Linker("/", r, policy_param, params.view), answer, memo)
+        goal = build_goal(r, memo)
+    except TooCostly as exc:
+        error = ErrorView(413, "This lesson asks more than a page replays", str(exc), r.link_text)
+        return _error_response(request, hx, error, "index.html", "home", params.view, policy_param)
+    # A lesson with questions re-renders its whole region on every step (below): what the
+    # timeline and the verdict list show depends on the step.
+    if hx.partial and hx.target_id == "stage" and not (lesson and lesson.has_questions):
         # A step (← →, the step bar, the timeline): only what changes from step to step is
         # built and sent; the era's story, the verdict list and the editor stay on the page.
         stage = build_stage(r, k, Linker("/", r, policy_param, params.view))
-        fragment = {
+        fragment: dict[str, object] = {
             "stage": stage,
             "error": None,
             "policy_param": policy_param,
             "view": params.view,
+            "lesson": lesson,
         }
         # The timeline is on the page already, whole for a short scenario: only the mark of the
         # current step moves, which app.js does from the step bar's `data-step`. A long
@@ -287,12 +321,25 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
         body = render_fragment("index.html", fragment, "stage", partials)
         return _html(body, push=stage.share)
     sim = build_sim(r, policy_param, k, params.view)
+    if lesson is not None:
+        linker = Linker("/", r, policy_param, params.view)
+        stage = sim.stage
+        if lesson.hidden:
+            stage = hide_outcome(stage, r, k, linker)
+        elif lesson.question is not None and lesson.question.picked is not None:
+            stage = stage._replace(share=answer_link(stage.share, lesson.question.picked))
+        stage, hidden_sim = hide_future(stage, replace(sim, stage=stage), lesson)
+        assert hidden_sim is not None
+        sim = hidden_sim
     ctx = _context(request, "home", params.view, r.link_text, policy_param)
     ctx.update(
         sim=sim,
         stage=sim.stage,
         share_url=_absolute(request, sim.stage.share),
         probe=probe_button(request, r.editor_text),
+        lesson=lesson,
+        goal=goal,
+        welcome=welcome_view() if not request.url.query and not hx.partial else None,
     )
     if not hx.partial:
         if add:
@@ -300,7 +347,9 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
             return RedirectResponse(sim.stage.share, status_code=303, headers={"Vary": VARY})
         return _html(render_page("index.html", ctx))
     body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration"))
-    return _html(body, push=sim.stage.share)
+    # A step of a lesson with questions, asked for the stage alone: the whole region answers.
+    retarget = "#sim" if hx.target_id == "stage" else None
+    return _html(body, push=sim.stage.share, retarget=retarget)
 
 
 @router.get(
