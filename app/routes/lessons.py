@@ -166,6 +166,7 @@ class QuizItem:
     commands: tuple[str, ...]
     picked: tuple[str, ...]
     right: bool
+    compare: str  # the scenario under every era, for after the answer
 
 
 def _seed(raw: str) -> int | None:
@@ -206,7 +207,8 @@ async def quiz_page(
     items = []
     for q in quiz(number):
         picked = tuple(p for p in request.query_params.getlist(f"q{q.number}") if p in POLICIES)
-        items.append(QuizItem(q, tuple(q.text.split(";")), picked, q.check(picked)))
+        compare = make_link("/compare", q.text)
+        items.append(QuizItem(q, tuple(q.text.split(";")), picked, q.check(picked), compare))
     ctx = _page_context(request, "quiz")
     ctx.update(
         seed=number,
