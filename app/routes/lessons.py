@@ -20,6 +20,7 @@ from app.errors import ErrorView, limit_error, link_error, policy_error, scenari
 from app.lessons_view import TooCostly, describe_term, era_traces
 from app.links import LinkError, make_link, parse_params
 from app.render import render_error_page, render_page
+from app.routes.pages import LINK_ERRORS
 from app.runs import EventView, Run, lesson_policy, run
 from app.sim import picture
 from app.svg import draw
@@ -181,7 +182,10 @@ def _seed(raw: str) -> int | None:
     summary='The "which era?" quiz',
     description="Ten questions from `seed` (the same for everyone with the link); the "
     "learner's picks travel as `q1`…`q10` (policy ids), `check=1` scores them.",
-    responses={303: {"description": "Without a seed: to a link with a fresh one."}},
+    responses={
+        303: {"description": "Without a seed: to a link with a fresh one."},
+        400: {"description": "The seed is not a number.", "content": {"text/html": {}}},
+    },
 )
 async def quiz_page(
     request: Request,
@@ -294,6 +298,10 @@ def _sheets(
     description="`lesson` names a built-in lesson, or `s` (and `policy`) carry a scenario as "
     f"in a share link; `answers=1` adds the questions' answers on a last page. At most "
     f"{MAX_HANDOUT_STEPS} steps (413 beyond).",
+    responses={
+        **LINK_ERRORS,
+        404: {"description": "No built-in lesson has that name.", "content": {"text/html": {}}},
+    },
 )
 async def handout(
     request: Request,
