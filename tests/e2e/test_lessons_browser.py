@@ -187,9 +187,17 @@ def test_print_a_handout_to_pdf(page: Page, base_url: str, tmp_path: Path) -> No
     texts = [_pdf_text(pdf, n) for n in range(1, pages + 1)]
     assert "Answers under 4.8" in texts[-1]
     assert all("Answers under" not in t for t in texts[:-1])
+    trace = replay(parse(lesson.text), lesson.policy)
+    questions = {q.step for q in parse(lesson.text).annotations.questions}
     for k in range(steps + 1):
-        # Each step's heading is printed once, on one page (no step is cut in two).
-        assert sum(f"Step {k}:" in t for t in texts) == 1, k
+        # Each step's heading is printed once, and what comes after its picture (the engine's
+        # narration, or the question's marker) on the same page: no picture is cut in two.
+        (page_of,) = (n for n, t in enumerate(texts) if f"Step {k}:" in t)
+        events = trace.steps[k].events
+        if k in questions:
+            assert "Answer on the last page" in " ".join(texts[page_of].split()), k
+        elif events:
+            assert events[-1].text[:24] in " ".join(texts[page_of].split()), k
     assert "cowlab" in texts[0] and "Simulator" not in texts[0]  # no site header in print
     png = tmp_path / "page"
     subprocess.run(
