@@ -33,6 +33,6 @@
     if (result) result.focus({ preventScroll: true });
   }
 
+  // An answer is a link of its own (a page load): the result is there when the page is.
   document.addEventListener("DOMContentLoaded", focusResult);
-  document.addEventListener("htmx:after:settle", focusResult);
 })();

@@ -67,12 +67,11 @@ ViewQ = Annotated[str | None, Query(description=PARAMETERS["view"])]
 PoliciesQ = Annotated[str | None, Query(description=PARAMETERS["policies"])]
 AddQ = Annotated[str | None, Query(description=PARAMETERS["add"])]
 PQ = Annotated[list[str] | None, Query(description="Policy ids (checkbox form of `policies`).")]
+# A pick that is not one of the question's choices is no pick (app.lessons_view): no length
+# limit of its own, which would answer a long one with FastAPI's JSON 422 instead of the page.
 AnswerQ = Annotated[
     str | None,
-    Query(
-        description="A lesson's question at this step: the learner's pick (DESIGN.md §8).",
-        max_length=256,
-    ),
+    Query(description="A lesson's question at this step: the learner's pick (DESIGN.md §8)."),
 ]
 
 

@@ -175,8 +175,9 @@ def test_quiz_without_a_seed_gets_one_and_a_bad_seed_is_explained(client: TestCl
     fresh = client.get("/quiz", follow_redirects=False)
     assert fresh.status_code == 303
     assert re.fullmatch(r"/quiz\?seed=\d+", fresh.headers["location"])
-    bad = client.get("/quiz?seed=-3")
-    assert bad.status_code == 400 and "seed" in bad.text
+    for seed in ("-3", "9" * 20, "x"):
+        bad = client.get(f"/quiz?seed={seed}")
+        assert bad.status_code == 400 and "seed" in bad.text
 
 
 def test_handout_prints_every_step_and_answers_on_request(client: TestClient) -> None:
