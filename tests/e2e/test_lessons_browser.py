@@ -76,6 +76,7 @@ def test_a_question_is_hidden_in_the_timeline_until_answered(
     page.keyboard.press("ArrowRight")
     page.wait_for_url(re.compile(r"step=6$"))
     expect(page.locator("#narration .choices")).to_be_visible()
+    assert page.locator("#sim #sim").count() == 0 and page.locator("header.top").count() == 1
     expect(page.locator("#timeline form > ol > li").nth(6)).not_to_contain_text("read →")
     page.keyboard.press(choice_key(page, "pwned"))
     page.wait_for_url(re.compile(r"step=6&answer=pwned$"))
