@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from app.errors import ErrorView, limit_error, link_error, policy_error, scenario_error
 from app.lessons_view import TooCostly, describe_term, era_traces
@@ -242,7 +243,7 @@ class Sheet:
 
     index: int
     command: str
-    picture: str  # the SVG markup
+    picture: Markup  # the SVG, every user string in it escaped by app.svg
     note: str
     events: tuple[EventView, ...]
     observed: str
@@ -283,7 +284,7 @@ def _sheets(
             Sheet(
                 index=k,
                 command=r.texts[k] or "empty machine",
-                picture=str(draw(picture(r, shown, title).scene)),
+                picture=draw(picture(r, shown, title).scene),
                 note="" if hidden else annotations.note(k) or "",
                 events=r.events[k],
                 observed=step.observed.describe() if step.observed is not None else "",

@@ -291,19 +291,25 @@ def _index(
     if isinstance(opened, Response):
         return opened
     params, policy_param, r, k = opened
+    # A linker encodes the scenario (milliseconds for a long one): made once, and only for a
+    # step request or a lesson; a whole page of a plain scenario makes its own in build_sim.
+    is_lesson = r.scenario.annotations.is_lesson
+    stage_request = hx.partial and hx.target_id == "stage"
+    linker = Linker("/", r, policy_param, params.view) if is_lesson or stage_request else None
     memo = request.app.state.runs
     try:
-        lesson = build_lesson(r, k, Linker("/", r, policy_param, params.view), answer, memo)
-        goal = build_goal(r, memo)
+        lesson = build_lesson(r, k, linker, answer, memo) if linker and is_lesson else None
+        # A lesson with questions re-renders its whole region on every step (below): what the
+        # timeline and the verdict list show depends on the step.
+        stage_only = stage_request and not (lesson and lesson.has_questions)
+        goal = None if stage_only else build_goal(r, memo)
     except TooCostly as exc:
         error = ErrorView(413, "This lesson asks more than a page replays", str(exc), r.link_text)
         return _error_response(request, hx, error, "index.html", "home", params.view, policy_param)
-    # A lesson with questions re-renders its whole region on every step (below): what the
-    # timeline and the verdict list show depends on the step.
-    if hx.partial and hx.target_id == "stage" and not (lesson and lesson.has_questions):
+    if stage_only and linker is not None:
         # A step (← →, the step bar, the timeline): only what changes from step to step is
         # built and sent; the era's story, the verdict list and the editor stay on the page.
-        stage = build_stage(r, k, Linker("/", r, policy_param, params.view))
+        stage = build_stage(r, k, linker)
         fragment: dict[str, object] = {
             "stage": stage,
             "error": None,
@@ -320,8 +326,7 @@ def _index(
         body = render_fragment("index.html", fragment, "stage", partials)
         return _html(body, push=stage.share)
     sim = build_sim(r, policy_param, k, params.view)
-    if lesson is not None:
-        linker = Linker("/", r, policy_param, params.view)
+    if lesson is not None and linker is not None:
         stage = sim.stage
         if lesson.hidden:
             stage = hide_outcome(stage, r, k, linker)
@@ -347,7 +352,7 @@ def _index(
         return _html(render_page("index.html", ctx))
     body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration"))
     # A step of a lesson with questions, asked for the stage alone: the whole region answers.
-    retarget = "#sim" if hx.target_id == "stage" else None
+    retarget = "#sim" if stage_request else None
     return _html(body, push=sim.stage.share, retarget=retarget)
 
 

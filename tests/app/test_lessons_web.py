@@ -217,3 +217,11 @@ def test_first_visit_welcomes_and_a_link_does_not(client: TestClient) -> None:
     assert opened.css_first(".policies a.current").text().strip() == "4.8"
     for link in ("/?v=1", make_link("/", "P mmap a")):
         assert html(client.get(link).text).css_first("section.welcome") is None
+
+
+def test_a_teachers_text_is_escaped_everywhere_it_is_shown(client: TestClient) -> None:
+    text = "#title <img src=x>\n#: <script>alert(1)</script>\nP mmap a\n#? <b>?</b>\nP read a"
+    for link in (make_link("/", text, step=1), make_link("/handout", text) + "&answers=1"):
+        body = client.get(link).text
+        assert "<img src=x>" not in body and "<script>alert" not in body and "<b>?</b>" not in body
+        assert "&lt;img src=x&gt;" in body
