@@ -66,9 +66,10 @@ class Choice:
 class QuestionView:
     text: str
     choices: tuple[Choice, ...]
-    picked: str | None  # None until the learner answers
+    picked: str | None  # None until the learner answers; "" when revealed without a pick
     answer: str  # the right choice under the era being viewed
     why: tuple[EventView, ...]  # the engine's narration of the read
+    reveal: str  # this step's link with the outcome shown and nothing picked
 
     @property
     def right(self) -> bool:
@@ -160,14 +161,17 @@ def answer_link(base: str, choice: str) -> str:
 def _question(asked: Asked, run_: Run, k: int, linker: Linker, picked: str | None) -> QuestionView:
     right = asked.answers[run_.policy.id]
     base = linker.step(k)
-    # A pick that is not among the choices (a hand-edited link) is no pick at all.
-    if picked not in asked.choices:
+    # A pick that is not among the choices (a hand-edited link) is no pick at all. An empty
+    # one is a class's "show us" (a presentation clicker has no digits): no choice is empty.
+    if picked != "" and picked not in asked.choices:
         picked = None
     choices = tuple(
         Choice(text, answer_link(base, text), i, text == picked, text == right)
         for i, text in enumerate(asked.choices, start=1)
     )
-    return QuestionView(asked.question.text, choices, picked, right, run_.events[k])
+    return QuestionView(
+        asked.question.text, choices, picked, right, run_.events[k], answer_link(base, "")
+    )
 
 
 def build_lesson(

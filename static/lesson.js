@@ -28,6 +28,18 @@
     }
   });
 
+  // Predict, then reveal: at a question nobody answered, the next-step keys (a presentation
+  // clicker sends PageDown) show the answer first; the next press moves on. Captured on the
+  // window so it runs before app.js's stepping, which leaves a handled key alone.
+  window.addEventListener("keydown", function (ev) {
+    if (ev.key !== "PageDown" && ev.key !== "ArrowRight") return;
+    if (ev.defaultPrevented || ev.altKey || ev.ctrlKey || ev.metaKey || isTyping(ev.target)) return;
+    var reveal = document.querySelector('#narration a[data-nav="reveal"]');
+    if (!reveal) return;
+    ev.preventDefault();
+    reveal.click();
+  }, true);
+
   function focusResult() {
     var result = document.querySelector("#narration .q-result");
     if (result) result.focus({ preventScroll: true });

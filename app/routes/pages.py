@@ -71,7 +71,10 @@ PQ = Annotated[list[str] | None, Query(description="Policy ids (checkbox form of
 # limit of its own, which would answer a long one with FastAPI's JSON 422 instead of the page.
 AnswerQ = Annotated[
     str | None,
-    Query(description="A lesson's question at this step: the learner's pick (DESIGN.md §8)."),
+    Query(
+        description="A lesson's question at this step: the learner's pick (DESIGN.md §8); "
+        "empty: show the answer without a pick."
+    ),
 ]
 
 

@@ -225,3 +225,15 @@ def test_a_teachers_text_is_escaped_everywhere_it_is_shown(client: TestClient) -
         body = client.get(link).text
         assert "<img src=x>" not in body and "<script>alert" not in body and "<b>?</b>" not in body
         assert "&lt;img src=x&gt;" in body
+
+
+def test_an_empty_answer_reveals_without_judging(client: TestClient) -> None:
+    link = make_link("/", DIRTY, step=7)
+    asked = html(client.get(link).text)
+    reveal = asked.css_first("a[data-nav=reveal]").attributes["href"]
+    assert reveal is not None and reveal.endswith("&policy=4.8&step=7&answer=")
+    shown = html(client.get(str(reveal)).text)
+    assert shown.css_first(".q-result").text() == "Under 4.8 the read shows pwned."
+    assert shown.css_first(".question.right, .question.wrong") is None
+    assert shown.css_first("#narration .observed") is not None
+    assert shown.css_first("a[data-nav=reveal]") is None

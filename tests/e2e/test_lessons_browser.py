@@ -222,3 +222,22 @@ def test_first_visit_leads_somewhere(page: Page, base_url: str, watch: Watch) ->
     page.get_by_role("link", name=re.compile("Start a lesson")).click()
     expect(page.locator("h1.page-title")).to_have_text("Lessons")
     expect(page.locator(".cards > li")).to_have_count(len(LESSONS))
+
+
+def test_a_clicker_reveals_before_it_moves_on(page: Page, base_url: str, watch: Watch) -> None:
+    text = LESSONS["dirty-cow"].text
+    page.goto(base_url + make_link("/", text, step=5, view="present"))
+    page.keyboard.press("PageDown")
+    page.wait_for_url(re.compile(r"step=6&view=present$"))
+    expect(page.locator("#narration .choices")).to_be_visible()
+    # PageDown at a question nobody answered shows the answer, judging no one.
+    page.keyboard.press("PageDown")
+    page.wait_for_url(re.compile(r"step=6&view=present&answer=$"))
+    result = page.locator("#narration .q-result")
+    expect(result).to_have_text("Under 4.8 the read shows pwned.")
+    expect(page.locator("#narration .now .observed")).to_contain_text("pwned")
+    page.keyboard.press("PageDown")
+    page.wait_for_url(re.compile(r"step=7&view=present$"))
+    page.keyboard.press("PageUp")
+    page.wait_for_url(re.compile(r"step=6&view=present$"))
+    expect(page.locator("#narration .choices")).to_be_visible()
