@@ -12,6 +12,8 @@ from starlette.types import Scope
 
 from app.errors import ErrorView, not_found, server_error
 from app.guard import RequestLimits
+from app.live import lifespan as live_lifespan
+from app.live import routes as live
 from app.memo import ResponseMemo
 from app.paths import STATIC_DIR
 from app.probe import web as probe_web
@@ -60,11 +62,14 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        lifespan=live_lifespan.lifespan,
     )
+    app.state.live = live_lifespan.configure()
     app.include_router(pages.link_router)
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(docs.router)
+    app.include_router(live.router)
     # "Run on this server's kernel" (app.probe.web): off unless `cowlab serve` enabled it.
     app.include_router(probe_web.router)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")

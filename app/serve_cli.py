@@ -7,6 +7,7 @@ subcommand, so the web server's options live next to the web code.
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import webbrowser
 
@@ -31,6 +32,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
+    parser.add_argument(
+        "--broker",
+        metavar="redis://HOST:PORT/DB",
+        help="share live sessions between workers (and hosts) through Redis; without it live "
+        "rooms live in the one worker's memory, and --workers N refuses them",
+    )
+    parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address students use (behind a reverse proxy): live join links and QR codes",
+    )
     probe = parser.add_mutually_exclusive_group()
     probe.add_argument(
         "--allow-probe",
@@ -68,7 +80,13 @@ def serve(args: argparse.Namespace) -> int:
 
     from app.probe import web as probe_web
 
+    from app.live import serve as live_serve
+
     url = url_for(args.host, args.port)
+    live_note = live_serve.prepare(args.broker, args.workers, args.public_url)
+    if live_note.startswith("error:"):
+        print(f"cowlab serve: {live_note[6:].strip()}", file=sys.stderr)
+        return 2
     # Set before uvicorn starts: the flag is an environment variable every worker inherits.
     probing = probe_web.enable(args.host, args.allow_probe) and not args.no_probe
     if args.no_probe:
@@ -76,6 +94,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"cowlab is serving on {url}  (Ctrl+C stops it)", flush=True)
     if probing:
         print("  visitors may run scenarios on this machine's kernel (the probe)", flush=True)
+    print(f"  {live_note}", flush=True)
     if args.open:
         # After a short delay, so the browser's first request finds the socket listening.
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()

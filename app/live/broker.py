@@ -1,0 +1,460 @@
+"""Where rooms live and how their events reach every open stream.
+
+Each worker keeps a `Hub` of the streams open on it; the broker stores the rooms and carries an
+event from the worker that made it to every worker's hub:
+
+- `MemoryBroker` (one worker, the default): rooms in a dict, an event delivered straight to
+  the hub. Rooms end with the process.
+- `RedisBroker` (``--broker redis://HOST:PORT/DB``): rooms, votes and each worker's student
+  count in Redis keys that expire when the room is idle; events through Redis pub/sub, which
+  every worker listens to. Any worker answers any request, and a restarted worker finds the
+  rooms where it left them.
+
+An event is encoded as server-sent-event bytes once, where it is made, and the same bytes go
+to every stream: a step costs one JSON encoding whatever the size of the class. A stream keeps
+only the newest event of each kind (each carries a whole state), so a slow phone holds one
+state, not a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sse_starlette import ServerSentEvent
+
+from app.live.polls import is_read
+from app.live.rooms import (
+    IDLE_SECONDS,
+    MAX_POLLS,
+    MAX_ROOMS,
+    MAX_STUDENTS,
+    Room,
+    public_poll,
+    public_state,
+)
+from app.runs import run
+
+log = logging.getLogger("cowlab.live")
+
+# The order a stream sends what is pending: a poll update after the state it belongs to.
+KINDS = ("state", "poll")
+# Student counts and vote counts are sent at most this often: a class joining or voting at
+# once makes a handful of events, not one per student for every student.
+PRESENCE_DELAY_S = 0.5
+TALLY_DELAY_S = 0.25
+
+Clock = Callable[[], float]
+
+
+def encode(kind: str, data: dict[str, Any] | None) -> bytes:
+    return ServerSentEvent(data=json.dumps(data, separators=(",", ":")), event=kind).encode()
+
+
+class Listener:
+    """One open event stream: the newest payload of each kind, and a wake-up."""
+
+    __slots__ = ("code", "pending", "student", "wake")
+
+    def __init__(self, code: str, student: bool) -> None:
+        self.code = code
+        self.student = student
+        self.pending: dict[str, bytes] = {}
+        self.wake = asyncio.Event()
+
+    def deliver(self, kind: str, payload: bytes) -> None:
+        self.pending[kind] = payload
+        self.wake.set()
+
+    async def next(self, timeout: float) -> list[bytes]:
+        """What is pending, in `KINDS` order, or [] when ``timeout`` passes first."""
+        if not self.pending:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self.wake.wait()
+        self.wake.clear()
+        out = [self.pending.pop(kind) for kind in KINDS if kind in self.pending]
+        self.pending.clear()
+        return out
+
+
+class Hub:
+    """The streams open on this worker, by room."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, set[Listener]] = {}
+
+    def add(self, listener: Listener) -> None:
+        self.rooms.setdefault(listener.code, set()).add(listener)
+
+    def remove(self, listener: Listener) -> None:
+        listeners = self.rooms.get(listener.code)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self.rooms[listener.code]
+
+    def students(self, code: str) -> int:
+        return sum(1 for listener in self.rooms.get(code, ()) if listener.student)
+
+    def deliver(self, code: str, kind: str, payload: bytes) -> None:
+        for listener in self.rooms.get(code, ()):
+            listener.deliver(kind, payload)
+
+
+class Broker(ABC):
+    """Rooms, votes, student counts and event fan-out; the same rules whatever the store."""
+
+    def __init__(
+        self,
+        *,
+        max_rooms: int = MAX_ROOMS,
+        max_students: int = MAX_STUDENTS,
+        max_polls: int = MAX_POLLS,
+        idle_seconds: float = IDLE_SECONDS,
+        clock: Clock = time.time,
+    ) -> None:
+        self.hub = Hub()
+        self.max_rooms = max_rooms
+        self.max_students = max_students
+        self.max_polls = max_polls
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        self._later: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    async def start(self) -> None:
+        """Called once the event loop runs (the application's lifespan)."""
+        return None
+
+    async def close(self) -> None:
+        for task in list(self._later.values()):
+            task.cancel()
+
+    # --- the store ---------------------------------------------------------------------
+    @abstractmethod
+    async def create(self, room: Room) -> bool:
+        """Store a new room; False when its code is taken. Raises `RoomsFull`."""
+
+    @abstractmethod
+    async def load(self, code: str) -> Room | None:
+        """The room, or None when it never existed or has expired."""
+
+    @abstractmethod
+    async def save(self, room: Room) -> None: ...
+
+    @abstractmethod
+    async def vote(self, room: Room, poll_id: int, student: str, choice: str) -> None: ...
+
+    @abstractmethod
+    async def tally(self, code: str, poll_id: int) -> dict[str, int]: ...
+
+    @abstractmethod
+    async def students(self, code: str) -> int:
+        """Students with a stream open on the room, on every worker."""
+
+    @abstractmethod
+    async def publish(self, code: str, kind: str, payload: bytes) -> None:
+        """Deliver ``payload`` to every stream of the room, on every worker."""
+
+    async def presence_changed(self, code: str) -> None:
+        """This worker's count of the room's students changed (Redis keeps a copy)."""
+        return None
+
+    async def heartbeat(self, code: str) -> None:
+        """A stream of the room is still open (Redis refreshes this worker's count)."""
+        return None
+
+    # --- shared behaviour ---------------------------------------------------------------
+    async def counts(self, room: Room) -> dict[str, int]:
+        return {} if room.poll is None else await self.tally(room.code, room.poll.id)
+
+    async def state(self, room: Room) -> dict[str, Any]:
+        state = public_state(room, await self.students(room.code), await self.counts(room))
+        # The teacher's page offers a poll only where one can open.
+        state["can_poll"] = is_read(run(room.text, room.policy), room.step)
+        return state
+
+    async def announce(self, room: Room) -> dict[str, Any]:
+        """Send the room's whole state to every stream; returns it."""
+        state = await self.state(room)
+        await self.publish(room.code, "state", encode("state", state))
+        return state
+
+    async def announce_poll(self, code: str) -> None:
+        room = await self.load(code)
+        if room is not None and room.poll is not None:
+            poll = public_poll(room.poll, await self.counts(room))
+            await self.publish(code, "poll", encode("poll", poll))
+
+    def join(self, code: str, student: bool) -> Listener:
+        listener = Listener(code, student)
+        self.hub.add(listener)
+        if student:
+            self.soon(code, "presence", PRESENCE_DELAY_S, self._presence)
+        return listener
+
+    def leave(self, listener: Listener) -> None:
+        self.hub.remove(listener)
+        if listener.student:
+            self.soon(listener.code, "presence", PRESENCE_DELAY_S, self._presence)
+
+    async def _presence(self, code: str) -> None:
+        await self.presence_changed(code)
+        room = await self.load(code)
+        if room is not None:
+            await self.announce(room)
+
+    def voted(self, code: str) -> None:
+        self.soon(code, "tally", TALLY_DELAY_S, self.announce_poll)
+
+    def soon(
+        self, code: str, what: str, delay: float, action: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Run ``action(code)`` after ``delay``, once for any number of calls meanwhile."""
+        key = (code, what)
+        if key in self._later:
+            return
+
+        async def later() -> None:
+            try:
+                await asyncio.sleep(delay)
+                del self._later[key]
+                await action(code)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a lost count update must not end the worker's loop
+                log.exception("live room %s: %s update failed", code, what)
+
+        self._later[key] = asyncio.get_running_loop().create_task(later())
+
+
+class RoomsFull(Exception):
+    """The server holds as many live rooms as it allows."""
+
+
+class MemoryBroker(Broker):
+    """Rooms in this process: the default with one worker (DESIGN.md §9)."""
+
+    def __init__(self, **limits: Any) -> None:
+        super().__init__(**limits)
+        self.rooms: dict[str, Room] = {}
+        self.votes: dict[tuple[str, int], dict[str, str]] = {}
+
+    def _expire(self) -> None:
+        now = self.clock()
+        for code in [code for code, room in self.rooms.items() if room.expires <= now]:
+            del self.rooms[code]
+            for key in [key for key in self.votes if key[0] == code]:
+                del self.votes[key]
+
+    async def create(self, room: Room) -> bool:
+        self._expire()
+        if room.code in self.rooms:
+            return False
+        if len(self.rooms) >= self.max_rooms:
+            raise RoomsFull
+        self.rooms[room.code] = room
+        return True
+
+    async def load(self, code: str) -> Room | None:
+        room = self.rooms.get(code)
+        if room is not None and room.expires <= self.clock():
+            self._expire()
+            return None
+        return room
+
+    async def save(self, room: Room) -> None:
+        self.rooms[room.code] = room
+
+    async def vote(self, room: Room, poll_id: int, student: str, choice: str) -> None:
+        self.votes.setdefault((room.code, poll_id), {})[student] = choice
+
+    async def tally(self, code: str, poll_id: int) -> dict[str, int]:
+        return dict(Counter(self.votes.get((code, poll_id), {}).values()))
+
+    async def students(self, code: str) -> int:
+        return self.hub.students(code)
+
+    async def publish(self, code: str, kind: str, payload: bytes) -> None:
+        self.hub.deliver(code, kind, payload)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+PREFIX = "cowlab:live:"
+# A worker's student count is trusted this long after it last wrote it: a worker that died
+# without saying goodbye stops counting after this, and a live one rewrites it every
+# heartbeat (at most every 15 s).
+PRESENCE_FRESH_S = 40.0
+PRESENCE_REFRESH_S = 10.0
+
+
+class RedisBroker(Broker):
+    """Rooms in Redis, events through its pub/sub: for several workers or hosts."""
+
+    def __init__(self, url: str, **limits: Any) -> None:
+        super().__init__(**limits)
+        from redis.asyncio import Redis  # imported here: one worker needs no Redis client
+
+        self.url = url
+        self.redis: Redis = Redis.from_url(url)
+        self.worker = uuid.uuid4().hex[:12]
+        self._listening: asyncio.Task[None] | None = None
+        self._presence_written: dict[str, float] = {}
+
+    def _room_key(self, code: str) -> str:
+        return f"{PREFIX}room:{code}"
+
+    def _votes_key(self, code: str, poll_id: int) -> str:
+        return f"{PREFIX}votes:{code}:{poll_id}"
+
+    def _students_key(self, code: str) -> str:
+        return f"{PREFIX}students:{code}"
+
+    def _ttl(self, room: Room) -> int:
+        return max(1, int(room.expires - self.clock()) + 1)
+
+    async def start(self) -> None:
+        await self.redis.ping()  # a wrong --broker URL fails at start, not at the first class
+        self._listening = asyncio.get_running_loop().create_task(self._listen())
+
+    async def close(self) -> None:
+        await super().close()
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+        for code in list(self.hub.rooms):
+            with contextlib.suppress(Exception):
+                await self.redis.hdel(self._students_key(code), self.worker)
+        await self.redis.aclose()
+
+    async def _listen(self) -> None:
+        """Deliver every room's events published by any worker to this worker's streams."""
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.psubscribe(f"{PREFIX}ev:*")
+                async for message in pubsub.listen():
+                    if message["type"] != "pmessage":
+                        continue
+                    code = message["channel"].decode().rsplit(":", 1)[1]
+                    kind, _, payload = message["data"].partition(b"\n")
+                    self.hub.deliver(code, kind.decode(), payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis restarted or the network blinked: listen again
+                log.warning("live broker: lost the Redis subscription, retrying", exc_info=True)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def create(self, room: Room) -> bool:
+        now = self.clock()
+        rooms = f"{PREFIX}rooms"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(rooms, "-inf", now)
+            pipe.zcard(rooms)
+            _, count = await pipe.execute()
+        if count >= self.max_rooms:
+            raise RoomsFull
+        created = await self.redis.set(
+            self._room_key(room.code), room.to_json(), ex=self._ttl(room), nx=True
+        )
+        if not created:
+            return False
+        await self.redis.zadd(rooms, {room.code: room.expires})
+        return True
+
+    async def load(self, code: str) -> Room | None:
+        raw = await self.redis.get(self._room_key(code))
+        if raw is None:
+            return None
+        room = Room.from_json(raw)
+        return room if room.expires > self.clock() else None
+
+    async def save(self, room: Room) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._room_key(room.code), room.to_json(), ex=self._ttl(room))
+            pipe.zadd(f"{PREFIX}rooms", {room.code: room.expires})
+            await pipe.execute()
+
+    async def vote(self, room: Room, poll_id: int, student: str, choice: str) -> None:
+        key = self._votes_key(room.code, poll_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, student, choice)
+            pipe.expire(key, self._ttl(room))
+            await pipe.execute()
+
+    async def tally(self, code: str, poll_id: int) -> dict[str, int]:
+        votes = await self.redis.hvals(self._votes_key(code, poll_id))
+        return dict(Counter(_text(vote) for vote in votes))
+
+    async def students(self, code: str) -> int:
+        fresh_after = self.clock() - PRESENCE_FRESH_S
+        total = 0
+        for value in (await self.redis.hgetall(self._students_key(code))).values():
+            count, _, written = _text(value).partition(" ")
+            if float(written) >= fresh_after:
+                total += int(count)
+        return total
+
+    async def publish(self, code: str, kind: str, payload: bytes) -> None:
+        await self.redis.publish(f"{PREFIX}ev:{code}", kind.encode() + b"\n" + payload)
+
+    async def presence_changed(self, code: str) -> None:
+        now = self.clock()
+        key = self._students_key(code)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, self.worker, f"{self.hub.students(code)} {now}")
+            pipe.expire(key, int(self.idle_seconds) + 1)
+            await pipe.execute()
+        self._presence_written[code] = now
+        if code not in self.hub.rooms:
+            self._presence_written.pop(code, None)
+
+    async def heartbeat(self, code: str) -> None:
+        if self.clock() - self._presence_written.get(code, 0.0) > PRESENCE_REFRESH_S:
+            await self.presence_changed(code)
+
+
+def broker_from_url(url: str | None) -> Broker:
+    if not url:
+        return MemoryBroker()
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"--broker takes a redis:// URL, not {url!r}")
+    return RedisBroker(url)
+
+
+# Set by `cowlab serve` for its workers (environment variables, which every worker inherits).
+ENV_BROKER = "COWLAB_LIVE_BROKER"
+ENV_WORKERS = "COWLAB_WORKERS"
+ENV_PUBLIC_URL = "COWLAB_PUBLIC_URL"
+
+REFUSED_WORKERS = (
+    "Live sessions need one shared broker when cowlab runs several workers: each worker would "
+    "hold its own rooms and a class would be split between them. Restart with "
+    "`cowlab serve --workers N --broker redis://HOST:PORT/DB` (Debian: apt install "
+    "redis-server), or with one worker."
+)
+
+
+def configured() -> Broker | str:
+    """The broker this worker's environment asks for, or why live sessions are refused."""
+    url = os.environ.get(ENV_BROKER) or None
+    workers = int(os.environ.get(ENV_WORKERS) or "1")
+    if url is None and workers > 1:
+        return REFUSED_WORKERS
+    return broker_from_url(url)
