@@ -33,6 +33,10 @@ BUDGETS = {
     "action_ms_p99": 20.0,
     "throughput_ratio": 0.5,  # a lower bound
     "first_load_kb": 100.0,
+    "live_fanout_ms_p99": 250.0,  # with --live
+    "live_kb_per_student": 64.0,
+    "live_redis_fanout_ms_p99": 250.0,
+    "live_redis_kb_per_student": 64.0,
 }
 LOWER_BOUNDS = {"throughput_ratio"}
 
@@ -120,7 +124,7 @@ def measure_engine(quick: bool) -> dict[str, Any]:
     }
 
 
-def measure(quick: bool) -> dict[str, Any]:
+def measure(quick: bool, live: bool = False) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
@@ -136,6 +140,10 @@ def measure(quick: bool) -> dict[str, Any]:
         webbench = None  # type: ignore[assignment]
     if webbench is not None:
         figures.update(webbench.measure_web(quick))
+    if live:
+        from app.live.bench import measure_live
+
+        figures.update(measure_live(quick))
     figures["budgets"] = {
         name: {
             "budget": budget,
@@ -163,7 +171,7 @@ def render_text(figures: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    figures = measure(args.quick)
+    figures = measure(args.quick, args.live)
     if args.json:
         json.dump(figures, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -181,4 +189,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 45 s)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="also measure live-session fan-out: 500 event streams on one worker, then two "
+        "workers sharing the room through a throwaway redis-server (loopback only)",
+    )
     parser.set_defaults(func=run)

@@ -362,6 +362,8 @@ class RedisBroker(Broker):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def create(self, room: Room) -> bool:
+        if await self.redis.exists(self._room_key(room.code)):
+            return False
         now = self.clock()
         rooms = f"{PREFIX}rooms"
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -83,6 +83,11 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
+        self.launch()
+        self.ready()
+        return self
+
+    def launch(self) -> None:
         env = {k: v for k, v in os.environ.items() if k not in (ENV_BROKER, ENV_WORKERS)}
         if self.broker:
             env[ENV_BROKER] = self.broker
@@ -91,8 +96,10 @@ class Worker:
         self.process = subprocess.Popen(command, env=env)
         if self.cpu is not None:
             os.sched_setaffinity(self.process.pid, {self.cpu})
+
+    def ready(self) -> None:
+        assert self.process is not None
         wait_for_port(self.port, self.process, "the uvicorn worker", 30)
-        return self
 
     def kill(self) -> None:
         """Gone at once, as a crashed or OOM-killed worker goes: no goodbye to anyone."""
@@ -119,9 +126,17 @@ class Worker:
 
 @contextmanager
 def workers(*found: Worker) -> Iterator[tuple[Worker, ...]]:
+    """The workers, started side by side (each takes a second or two to import the app)."""
     try:
-        yield tuple(worker.start() for worker in found)
+        for worker in found:
+            worker.launch()
+        for worker in found:
+            worker.ready()
+        yield found
     finally:
+        for worker in found:
+            if worker.process is not None and worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGINT)
         for worker in found:
             worker.stop()
 

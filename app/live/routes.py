@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Body, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
 from app.errors import ErrorView
@@ -80,6 +80,8 @@ class ProblemAnswer(BaseModel):
 
 
 class StartRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     link: str = Field(
         max_length=MAX_LINK_CHARS,
         description="The view to start from: a simulator (`/?v=1&s=…`) or comparison "
@@ -96,6 +98,8 @@ class StartAnswer(BaseModel):
 
 
 class StateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     link: str | None = Field(
         default=None,
         max_length=MAX_LINK_CHARS,
@@ -138,6 +142,8 @@ class RoomState(BaseModel):
 
 
 class VoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     choice: str = Field(max_length=MAX_CHOICE_CHARS)
 
 
