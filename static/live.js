@@ -198,6 +198,10 @@
     setText("live-poll-command", poll.command);
     setText("live-poll-policy", poll.policy);
     setText("live-answered", String(poll.answered));
+    if (myChoice !== null) {
+      setText("live-my-choice", " · your answer: " + myChoice +
+        (poll.revealed ? "" : " (you may change it until the reveal)"));
+    }
     bars(poll);
     $("live-answer").hidden = !poll.revealed;
     setText("live-answer-value", poll.revealed ? poll.answer : "");
@@ -210,8 +214,7 @@
     post("vote", { choice: choice }).then(function (answer) {
       if (!answer) return;
       myChoice = choice;
-      setText("live-my-choice", " · your answer: " + choice + " (you may change it until the reveal)");
-      if (latest && latest.poll) bars(latest.poll);
+      if (latest && latest.poll) onPoll(latest.poll);
     });
   }
 

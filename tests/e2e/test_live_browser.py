@@ -1,0 +1,140 @@
+"""A live class in real chromium: a teacher, three students (one on a 375 px phone), a poll."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.app.live_support import LINK
+from tests.e2e.conftest import Watch
+
+pytestmark = pytest.mark.e2e
+
+# Set to a folder (docs/) to keep the screenshots the docs show.
+SCREENSHOTS = os.environ.get("COWLAB_LIVE_SCREENSHOTS")
+
+
+def step_shown(page: Page, step: int) -> None:
+    expect(page.locator("#live-view .stepbar")).to_have_attribute("data-step", str(step))
+
+
+@pytest.fixture
+def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
+    made = [
+        browser.new_context(viewport={"width": 1280, "height": 860}),
+        browser.new_context(viewport={"width": 1024, "height": 768}),
+        browser.new_context(viewport={"width": 1024, "height": 768}),
+        browser.new_context(
+            viewport={"width": 375, "height": 740},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+        ),
+    ]
+    yield made
+    for context in made:
+        context.close()
+
+
+def test_a_class_follows_the_teacher_answers_a_poll_and_sees_the_reveal(
+    contexts: list[BrowserContext], server: str
+) -> None:
+    pages = [context.new_page() for context in contexts]
+    watches = [Watch(page) for page in pages]
+    teacher, ann, bob, phone = pages
+
+    teacher.goto(server + LINK)
+    teacher.locator("form.golive button").click()
+    teacher.wait_for_url(f"{server}/live/*/teach")
+    code = teacher.url.split("/")[-2]
+    step_shown(teacher, 2)
+
+    ann.goto(f"{server}/live")
+    ann.locator("#live-code-input").fill(code.lower())
+    ann.locator("#live-code-input").press("Enter")
+    ann.wait_for_url(f"{server}/live/{code}")
+    for student in (bob, phone):
+        student.goto(f"{server}/live/{code}")
+    for student in (ann, bob, phone):
+        step_shown(student, 2)
+        expect(student.locator("#live-mode")).to_have_text("Following the teacher")
+        expect(student.locator("#live-detach")).to_be_visible()
+        expect(student.locator("#live-rejoin")).to_be_hidden()
+    expect(teacher.locator("#live-students")).to_have_text("3")
+
+    # The teacher steps with the keyboard; the class follows, the address bar stays the room's.
+    teacher.keyboard.press("ArrowRight")
+    for page in pages:
+        step_shown(page, 3)
+    assert teacher.url.endswith(f"/live/{code}/teach")
+
+    # Bob explores on his own: he steps back, the teacher goes on without him.
+    bob.locator("#live-detach").click()
+    expect(bob.locator("#live-mode")).to_have_text("Exploring on my own")
+    expect(bob.locator("#live-detach")).to_be_hidden()
+    bob.locator("#live-view a[data-nav=prev]").click()
+    step_shown(bob, 2)
+    teacher.locator("#live-view a[data-nav=next]").click()
+    for page in (teacher, ann, phone):
+        step_shown(page, 4)
+    step_shown(bob, 2)
+    bob.locator("#live-rejoin").click()
+    step_shown(bob, 4)
+    expect(bob.locator("#live-mode")).to_have_text("Following the teacher")
+
+    # Step 4 is `C read a`: the teacher asks, three students answer, one changes her mind.
+    teacher.locator("#live-open-poll").click()
+    for student in (ann, bob, phone):
+        expect(student.locator("#live-poll-command")).to_have_text("C read a")
+    ann.locator("#live-choices button", has_text="0").click()
+    ann.locator("#live-choices button", has_text="x").click()
+    bob.locator("#live-choices button", has_text="0").click()
+    phone.locator("#live-choices button", has_text="x").click()
+    expect(phone.locator("#live-choices button", has_text="x")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(teacher.locator("#live-answered")).to_have_text("3")
+    counts = teacher.locator("#live-choices .choice-count")
+    expect(counts).to_have_text(["1", "2"])
+    # Students do not see the class's answers before the reveal.
+    expect(phone.locator("#live-choices .bar").first).to_be_hidden()
+    if SCREENSHOTS:
+        teacher.screenshot(path=str(Path(SCREENSHOTS) / "live-poll.png"))
+
+    teacher.locator("#live-reveal").click()
+    for page in pages:
+        expect(page.locator("#live-answer-value")).to_have_text("x")
+        expect(page.locator("#live-choices .live-choice.answer")).to_have_attribute(
+            "data-choice", "x"
+        )
+    expect(phone.locator("#live-why")).to_contain_text("C reads a")
+    expect(teacher.locator("#live-reveal")).to_be_hidden()
+    expect(phone.locator("#live-my-choice")).to_have_text(" · your answer: x")
+    expect(phone.locator("#live-choices button").first).to_be_disabled()
+    if SCREENSHOTS:
+        phone.screenshot(path=str(Path(SCREENSHOTS) / "live-phone.png"))
+    for watch in watches:
+        assert not watch.errors, watch.errors
+        assert all(url.startswith(server + "/") for url in watch.requests)
+
+
+def test_the_projector_qr_code_decodes_to_the_join_link(page: Page, server: str) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(server + LINK)
+    page.locator("form.golive button").click()
+    page.wait_for_url(f"{server}/live/*/teach")
+    code = page.url.split("/")[-2]
+    page.goto(f"{server}/live/{code}/screen")
+    expect(page.locator(".live-big-code")).to_have_text(code)
+    png = page.locator("figure.live-qr svg").screenshot()
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert [barcode.text for barcode in found] == [f"{server}/live/{code}"]
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / "live-screen.png"))
