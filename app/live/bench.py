@@ -5,6 +5,9 @@ open (raw sockets, `loopback.SseStream`); the teacher steps 50 times through the
 step, the time from sending the teacher's request to reading the last student's event is one
 sample: ``live_fanout_ms_p50`` and ``live_fanout_ms_p99``. ``live_kb_per_student`` is the
 growth of the worker's resident memory while the students connected, divided by their number.
+``live_cpu_ms_per_step`` is the CPU time the worker spent per step (its user + system time
+over the 50 steps): on a machine shared with other jobs the latencies wait for a core, and
+this figure says how much of a core the fan-out itself needs.
 The same again with two workers sharing the room through a throwaway ``redis-server`` (the
 teacher on one worker, the students split between both): the ``live_redis_…`` figures.
 
@@ -69,14 +72,14 @@ async def _follow(stream: SseStream, round_: Round) -> None:
 
 
 async def _class(
-    teacher_port: int, student_ports: list[int], rss: Any, steps: int, students: int
+    teacher_port: int, student_ports: list[int], server: list[Worker], steps: int, students: int
 ) -> dict[str, float]:
     teacher = await JsonClient.open(teacher_port)
     link = make_link("/", THIRTY_COMMANDS.strip(), policy="5.7", step=0)
     status, started = await teacher.request("POST", "/api/v1/live", {"link": link})
     assert status == 201, started
     code, key = started["code"], started["teacher_key"]
-    before = rss()
+    before = sum(worker.rss_kb() for worker in server)
     streams: list[SseStream] = []
     for first in range(0, students, CONNECT_BATCH):
         batch = range(first, min(students, first + CONNECT_BATCH))
@@ -88,7 +91,11 @@ async def _class(
         )
     await asyncio.gather(*(stream.until(lambda e: e.kind == "state", 30) for stream in streams))
     await asyncio.sleep(1.5)  # the presence updates of the joining class have gone out
-    kb_per_student = (rss() - before) / students
+    kb_per_student = (sum(worker.rss_kb() for worker in server) - before) / students
+    # Connecting the class takes longer than uvicorn keeps an idle connection (5 s).
+    teacher.close()
+    teacher = await JsonClient.open(teacher_port)
+    cpu_before = sum(worker.cpu_s() for worker in server)
     round_ = Round(len(streams))
     readers = [asyncio.create_task(_follow(stream, round_)) for stream in streams]
     samples = []
@@ -103,6 +110,7 @@ async def _class(
             assert status == 200, state
             await asyncio.wait_for(round_.done.wait(), 30)
             samples.append((round_.last_at - start) * 1000)
+        cpu_ms = (sum(worker.cpu_s() for worker in server) - cpu_before) * 1000 / steps
     finally:
         for reader in readers:
             reader.cancel()
@@ -113,6 +121,7 @@ async def _class(
         "fanout_ms_p50": round(statistics.median(samples), 1),
         "fanout_ms_p99": round(percentile(samples, 0.99), 1),
         "kb_per_student": round(kb_per_student, 1),
+        "cpu_ms_per_step": round(cpu_ms, 1),
     }
 
 
@@ -134,21 +143,12 @@ def measure_live(quick: bool, students: int = STUDENTS, steps: int = STEPS) -> d
         if pin:
             os.sched_setaffinity(0, {cpus[0]})
         try:
-            single = asyncio.run(_class(one.port, [one.port], one.rss_kb, steps, students))
+            single = asyncio.run(_class(one.port, [one.port], [one], steps, students))
         finally:
             os.sched_setaffinity(0, own)
     figures.update({f"live_{name}": value for name, value in single.items()})
-    with (
-        redis_server() as url,
-        workers(Worker(free_port(), url), Worker(free_port(), url)) as (
-            a,
-            b,
-        ),
-    ):
-
-        def rss() -> int:
-            return a.rss_kb() + b.rss_kb()
-
-        shared = asyncio.run(_class(a.port, [a.port, b.port], rss, steps, students))
+    with redis_server() as url, workers(Worker(free_port(), url), Worker(free_port(), url)) as ab:
+        ports = [worker.port for worker in ab]
+        shared = asyncio.run(_class(ports[0], ports, list(ab), steps, students))
     figures.update({f"live_redis_{name}": value for name, value in shared.items()})
     return figures

@@ -130,12 +130,15 @@ class Broker(ABC):
         self.idle_seconds = idle_seconds
         self.clock = clock
         self._later: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._closing = False
 
     async def start(self) -> None:
         """Called once the event loop runs (the application's lifespan)."""
         return None
 
     async def close(self) -> None:
+        # Streams still closing as the worker stops would schedule count updates: none now.
+        self._closing = True
         for task in list(self._later.values()):
             task.cancel()
 
@@ -221,7 +224,7 @@ class Broker(ABC):
     ) -> None:
         """Run ``action(code)`` after ``delay``, once for any number of calls meanwhile."""
         key = (code, what)
-        if key in self._later:
+        if key in self._later or self._closing:
             return
 
         async def later() -> None:

@@ -43,10 +43,14 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeou
             time.sleep(0.05)
 
 
-def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
+def stop(process: subprocess.Popen[bytes], sig: int | None = signal.SIGINT) -> None:
+    """Stop ``process`` with ``sig`` (None: it was sent already), killing it after 10 s.
+
+    uvicorn takes a second SIGINT as "exit now, skip the shutdown": send one."""
     if process.poll() is not None:
         return
-    process.send_signal(sig)
+    if sig is not None:
+        process.send_signal(sig)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -107,9 +111,9 @@ class Worker:
         self.process.kill()
         self.process.wait(timeout=5)
 
-    def stop(self) -> None:
+    def stop(self, signalled: bool = False) -> None:
         if self.process is not None:
-            stop(self.process)
+            stop(self.process, None if signalled else signal.SIGINT)
 
     def rss_kb(self) -> int:
         assert self.process is not None
@@ -118,6 +122,13 @@ class Worker:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         raise RuntimeError("no VmRSS")
+
+    def cpu_s(self) -> float:
+        """CPU time (user + system) the worker has used so far."""
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     @property
     def url(self) -> str:
@@ -134,11 +145,13 @@ def workers(*found: Worker) -> Iterator[tuple[Worker, ...]]:
             worker.ready()
         yield found
     finally:
+        signalled = []
         for worker in found:
             if worker.process is not None and worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGINT)
-        for worker in found:
-            worker.stop()
+                signalled.append(worker)
+        for worker in signalled:
+            worker.stop(signalled=True)
 
 
 @dataclass
