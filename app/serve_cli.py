@@ -78,9 +78,8 @@ def url_for(host: str, port: int) -> str:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported here: `cowlab run` should not pay for the web stack
 
-    from app.probe import web as probe_web
-
     from app.live import serve as live_serve
+    from app.probe import web as probe_web
 
     url = url_for(args.host, args.port)
     live_note = live_serve.prepare(args.broker, args.workers, args.public_url)

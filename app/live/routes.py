@@ -156,10 +156,18 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     403: {"model": ProblemAnswer, "description": "Missing or wrong teacher key."},
     404: {"model": ProblemAnswer, "description": "No such room, or it expired."},
     409: {"model": ProblemAnswer, "description": "Not now (no open poll, not a read step…)."},
-    422: {"model": ProblemAnswer, "description": "A link, scenario, era or step cowlab refuses."},
+    400: {"model": ProblemAnswer, "description": "A link, scenario, era, step or choice refused."},
     429: {"model": ProblemAnswer, "description": "A bound of the room is reached."},
     503: {"model": ProblemAnswer, "description": "Live sessions are off or the server is full."},
 }
+
+
+def _pages(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The refusals a page route answers with an HTML page that says why."""
+    return {
+        status: {"description": _TITLES[status], "content": {"text/html": {}}}
+        for status in statuses
+    }
 
 
 class Refused(Exception):
@@ -185,7 +193,6 @@ _TITLES = {
     403: "This browser is not the teacher's",
     404: "There is no live session with this code",
     409: "Not now",
-    422: "This link cannot start a live session",
     429: "This live session is at its limit",
     503: "Live sessions are not available",
 }
@@ -254,14 +261,14 @@ def _from_link(link: str) -> Wanted:
     view = VIEW_PATHS.get(parts.path or "/")
     if view is None:
         raise Refused(
-            422,
+            400,
             "link",
             f"a live session follows the simulator or the comparison, not {parts.path!r}",
         )
     try:
         params = parse_params(dict(parse_qsl(parts.query, keep_blank_values=True)))
     except LinkError as exc:
-        raise Refused(422, "link", str(exc)) from exc
+        raise Refused(400, "link", str(exc)) from exc
     return Wanted(
         text=params.text,
         policy=params.policy,
@@ -276,9 +283,9 @@ def _replay(text: str, policy: str) -> Run:
     try:
         return run(text, policy)
     except UnknownPolicy as exc:
-        raise Refused(422, "policy", str(exc)) from exc
+        raise Refused(400, "policy", str(exc)) from exc
     except ScenarioError as exc:
-        raise Refused(422, "scenario", str(exc)) from exc
+        raise Refused(400, "scenario", str(exc)) from exc
 
 
 def _apply(room: Room, wanted: Wanted) -> Room:
@@ -287,7 +294,7 @@ def _apply(room: Room, wanted: Wanted) -> Room:
     r = _replay(text, wanted.policy or room.policy)
     if wanted.step is not None:
         if wanted.step > r.last:
-            raise Refused(422, "step", f"step {wanted.step} is past the last step ({r.last})")
+            raise Refused(400, "step", f"step {wanted.step} is past the last step ({r.last})")
         step = wanted.step
     elif wanted.last_if_unnamed:
         step = r.last
@@ -474,7 +481,7 @@ async def api_vote(request: Request, code: str, body: Annotated[VoteRequest, Bod
         if poll is None or poll.revealed:
             raise Refused(409, "no-poll", "there is no open poll (or it was revealed)")
         if body.choice not in poll.choices:
-            raise Refused(422, "choice", f"{body.choice!r} is not one of the poll's choices")
+            raise Refused(400, "choice", f"{body.choice!r} is not one of the poll's choices")
         sid, new = _student_id(request)
         await broker.vote(room, poll.id, sid, body.choice)
         broker.voted(room.code)
@@ -494,7 +501,7 @@ async def api_vote(request: Request, code: str, body: Annotated[VoteRequest, Bod
     "`poll`; the first event is the current state, so a reconnecting page lands on it. "
     "`role=teacher` or `role=screen` is not counted as a student.",
     response_class=Response,
-    responses={200: {"content": {"text/event-stream": {}}}, 404: {}, 503: {}},
+    responses={200: {"content": {"text/event-stream": {}}}, **_pages(404, 429, 503)},
     tags=["live"],
 )
 async def events(request: Request, code: str, role: str | None = None) -> Response:
@@ -557,7 +564,12 @@ def _page(request: Request, template: str, status: int = 200, **values: Any) -> 
     return HTMLResponse(render_page(template, context), status_code=status, headers=NO_STORE)
 
 
-@router.get("/live", response_class=HTMLResponse, summary="Join a live session by its code")
+@router.get(
+    "/live",
+    response_class=HTMLResponse,
+    summary="Join a live session by its code",
+    responses={303: {"description": "To the room's page."}, **_pages(404, 503)},
+)
 async def join(request: Request, code: str | None = None) -> Response:
     message = ""
     status = 200
@@ -572,10 +584,11 @@ async def join(request: Request, code: str | None = None) -> Response:
 
 @router.post(
     "/live",
-    response_class=HTMLResponse,
+    response_class=RedirectResponse,
     summary='Start a live session from a view (the page\'s "Go live" button)',
     description="Answers 303 to the teacher's page and keeps the teacher's key in a cookie.",
     status_code=303,
+    responses=_pages(400, 503),
 )
 async def start(
     request: Request, link: Annotated[str, Form(max_length=MAX_LINK_CHARS)]
@@ -625,12 +638,22 @@ async def _room_page(request: Request, code: str, role: str) -> HTMLResponse:
     return response
 
 
-@router.get("/live/{code}", response_class=HTMLResponse, summary="A student's page")
+@router.get(
+    "/live/{code}",
+    response_class=HTMLResponse,
+    summary="A student's page",
+    responses=_pages(404, 503),
+)
 async def student_page(request: Request, code: str) -> Response:
     return await _room_page(request, code, "student")
 
 
-@router.get("/live/{code}/teach", response_class=HTMLResponse, summary="The teacher's page")
+@router.get(
+    "/live/{code}/teach",
+    response_class=HTMLResponse,
+    summary="The teacher's page (in the browser holding the key's cookie)",
+    responses=_pages(403, 404, 503),
+)
 async def teacher_page(request: Request, code: str) -> Response:
     return await _room_page(request, code, "teacher")
 
@@ -639,6 +662,7 @@ async def teacher_page(request: Request, code: str) -> Response:
     "/live/{code}/screen",
     response_class=HTMLResponse,
     summary="The projector's join screen: the code, the link and its QR code",
+    responses=_pages(404, 503),
 )
 async def screen_page(request: Request, code: str) -> Response:
     try:
