@@ -26,7 +26,7 @@ from sse_starlette import EventSourceResponse
 from app.errors import ErrorView
 from app.links import LinkError, parse_params
 from app.live import polls
-from app.live.broker import Broker, Listener, RoomsFull, encode
+from app.live.broker import Broker, RoomsFull, encode
 from app.live.qr import qr_svg
 from app.live.rooms import (
     MAX_CHOICE_CHARS,
@@ -516,15 +516,17 @@ async def events(request: Request, code: str, role: str | None = None) -> Respon
             raise Refused(429, "full", "this room has as many screens open as it allows")
     except Refused as exc:
         return exc.page(request)
-    listener = broker.join(room.code, student)
     return EventSourceResponse(
-        _stream(broker, listener),
+        _stream(broker, room.code, student),
         ping=0,  # the stream sends its own heartbeat, after checking the room still exists
         headers=NO_STORE,
     )
 
 
-async def _stream(broker: Broker, listener: Listener) -> AsyncIterator[bytes]:
+async def _stream(broker: Broker, code: str, student: bool) -> AsyncIterator[bytes]:
+    # Joined here, not in the route: a client gone before the stream starts never ran this
+    # generator, so nothing would ever leave for it.
+    listener = broker.join(code, student)
     try:
         # Joined before the state is read: an event made in between is not lost.
         room = await broker.load(listener.code)
@@ -586,13 +588,18 @@ async def join(request: Request, code: str | None = None) -> Response:
     "/live",
     response_class=RedirectResponse,
     summary='Start a live session from a view (the page\'s "Go live" button)',
-    description="Answers 303 to the teacher's page and keeps the teacher's key in a cookie.",
+    description="Answers 303 to the teacher's page and keeps the teacher's key in a cookie. "
+    "Without `link`, the page the request came from (`Referer`).",
     status_code=303,
     responses=_pages(400, 503),
 )
 async def start(
-    request: Request, link: Annotated[str, Form(max_length=MAX_LINK_CHARS)]
+    request: Request, link: Annotated[str, Form(max_length=MAX_LINK_CHARS)] = ""
 ) -> Response:
+    # live.js puts the address bar's link in the form as it is sent (htmx moves the address
+    # bar without redrawing the header); without scripts the browser's Referer names the
+    # page the button was on (same origin: `Referrer-Policy: same-origin` sends it whole).
+    link = link or request.headers.get("referer", "")[:MAX_LINK_CHARS]
     try:
         room, key = await _start(request, link)
     except Refused as exc:

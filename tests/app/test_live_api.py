@@ -243,10 +243,16 @@ def test_the_projector_screen_shows_the_code_and_a_qr_code_of_the_join_link(
 
 
 def test_the_go_live_control_sits_on_the_simulator_and_compare_pages(client: TestClient) -> None:
-    for path in (LINK, make_link("/compare", LESSON)):
+    pages = [(LINK, LINK), (make_link("/compare", LESSON), make_link("/compare", LESSON, step=7))]
+    for path, followed in pages:
         form = LexborHTMLParser(client.get(path).text).css_first("form.golive")
         assert form is not None and form.attributes["action"] == "/live"
-        assert form.css_first("input[name=link]").attributes["value"] == path
+        # Without scripts the button starts from the page it was pressed on.
+        referred = client.post(
+            "/live", headers={"Referer": f"http://testserver{path}"}, follow_redirects=True
+        )
+        code = referred.url.path.split("/")[2]
+        assert client.get(f"/api/v1/live/{code}").json()["link"] == followed
     assert LexborHTMLParser(client.get("/presets").text).css_first("form.golive") is None
 
 
