@@ -133,8 +133,9 @@ class Broker(ABC):
         self._closing = False
 
     async def start(self) -> None:
-        """Called once the event loop runs (the application's lifespan)."""
-        return None
+        """Called when the event loop runs (the application's lifespan, which may start again
+        after a shutdown: a test client opens the same application many times)."""
+        self._closing = False
 
     async def close(self) -> None:
         # Streams still closing as the worker stops would schedule count updates: none now.
@@ -329,6 +330,10 @@ class RedisBroker(Broker):
         return max(1, int(room.expires - self.clock()) + 1)
 
     async def start(self) -> None:
+        from redis.asyncio import Redis
+
+        await super().start()
+        self.redis = Redis.from_url(self.url)  # a closed client does not reopen
         await self.redis.ping()  # a wrong --broker URL fails at start, not at the first class
         self._listening = asyncio.get_running_loop().create_task(self._listen())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from starlette.testclient import TestClient
 
 from app.live import routes
 from app.live.loopback import JsonClient, SseStream
@@ -102,6 +103,26 @@ def test_heartbeats_keep_the_stream_open_until_the_room_expires(
         assert student.comments >= 2  # heartbeats went out while the room lived
         with pytest.raises(EOFError):
             await student.next()
+        teacher.close()
+
+    with serving(app) as port:
+        asyncio.run(scenario(port))
+
+
+def test_the_broker_counts_students_again_after_the_app_restarts() -> None:
+    """A test client (or a server) may run the same application's lifespan again."""
+    app, broker = live_app()
+    with TestClient(app):
+        pass  # startup, then shutdown: the broker closed
+
+    async def scenario(port: int) -> None:
+        teacher, code, _ = await _start(port)
+        watch = await SseStream.open(port, f"/live/{code}/events?role=teacher")
+        await watch.until(lambda e: e.kind == "state" and e.data["students"] == 0, 5)
+        student = await SseStream.open(port, f"/live/{code}/events")
+        await watch.until(lambda e: e.kind == "state" and e.data["students"] == 1, 5)
+        student.close()
+        watch.close()
         teacher.close()
 
     with serving(app) as port:
