@@ -226,6 +226,7 @@
       if (shown === null) loadView(state.link);
       var open = $("live-open-poll");
       open.disabled = !state.can_poll || !!(state.poll && !state.poll.revealed);
+      open.title = state.can_poll ? "" : "A poll asks what a read will see: step to a read";
       document.querySelectorAll("[data-live-view]").forEach(function (button) {
         button.setAttribute("aria-pressed", String(button.dataset.liveView === state.view));
       });

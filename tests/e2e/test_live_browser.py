@@ -73,6 +73,7 @@ def test_a_class_follows_the_teacher_answers_a_poll_and_sees_the_reveal(
     teacher.keyboard.press("ArrowRight")
     for page in pages:
         step_shown(page, 3)
+    expect(teacher.locator("#live-open-poll")).to_be_disabled()  # step 3 forks: no read
     assert teacher.url.endswith(f"/live/{code}/teach")
 
     # Bob explores on his own: he steps back, the teacher goes on without him.
@@ -90,6 +91,7 @@ def test_a_class_follows_the_teacher_answers_a_poll_and_sees_the_reveal(
     expect(bob.locator("#live-mode")).to_have_text("Following the teacher")
 
     # Step 4 is `C read a`: the teacher asks, three students answer, one changes her mind.
+    expect(teacher.locator("#live-open-poll")).to_be_enabled()
     teacher.locator("#live-open-poll").click()
     for student in (ann, bob, phone):
         expect(student.locator("#live-poll-command")).to_have_text("C read a")
@@ -138,3 +140,29 @@ def test_the_projector_qr_code_decodes_to_the_join_link(page: Page, server: str)
     assert [barcode.text for barcode in found] == [f"{server}/live/{code}"]
     if SCREENSHOTS:
         page.screenshot(path=str(Path(SCREENSHOTS) / "live-screen.png"))
+
+
+def test_a_student_follows_the_teachers_view_era_and_edits(
+    contexts: list[BrowserContext], server: str
+) -> None:
+    teacher, student = contexts[0].new_page(), contexts[1].new_page()
+    watches = [Watch(teacher), Watch(student)]
+    teacher.goto(server + LINK)
+    teacher.locator("form.golive button").click()
+    teacher.wait_for_url(f"{server}/live/*/teach")
+    student.goto(f"{server}/live/{teacher.url.split('/')[-2]}")
+    step_shown(student, 2)
+
+    teacher.locator("[data-live-view=compare]").click()
+    expect(student.locator("#live-view #compare")).to_be_visible()
+    teacher.locator("[data-live-view=simulator]").click()
+    step_shown(student, 2)
+    # The era links and the scenario editor are the simulator's own; the room follows them.
+    teacher.locator("#live-view a.pol", has_text="6.2").click()
+    expect(student.locator("#live-view .now-policy")).to_have_text("6.2")
+    teacher.locator("#live-view #scenario-text").fill("P mmap a\nP write a q\nP read a")
+    teacher.locator("#live-view .editor button[type=submit]").click()
+    step_shown(student, 3)
+    expect(student.locator("#live-view .stepbar .command")).to_have_text("P read a")
+    for watch in watches:
+        assert not watch.errors, watch.errors
