@@ -273,6 +273,13 @@
     $("live-open-poll").addEventListener("click", function () {
       post("poll").then(function (state) { if (state) onState(state); });
     });
+    // Presentation mode on the room's page is the page's own class (app.css), kept while
+    // the view changes underneath; app.js's `p` key clicks this link as it does on the page.
+    $("live-present").addEventListener("click", function (ev) {
+      ev.preventDefault();
+      var on = document.body.classList.toggle("present");
+      this.setAttribute("aria-pressed", String(on));
+    });
     $("live-reveal").addEventListener("click", function () {
       post("reveal").then(function (state) { if (state) onState(state); });
     });

@@ -50,10 +50,10 @@ def start(client: TestClient, link: str = LINK) -> tuple[str, dict[str, str]]:
 
 
 @contextmanager
-def serving(app: FastAPI) -> Iterator[int]:
+def serving(app: FastAPI, log_level: str = "warning") -> Iterator[int]:
     """``app`` under uvicorn in a thread on a free loopback port (yielded)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

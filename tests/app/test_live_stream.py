@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from starlette.testclient import TestClient
@@ -127,3 +128,29 @@ def test_the_broker_counts_students_again_after_the_app_restarts() -> None:
 
     with serving(app) as port:
         asyncio.run(scenario(port))
+
+
+def test_the_teachers_key_never_reaches_the_server_log(caplog: pytest.LogCaptureFixture) -> None:
+    app, _ = live_app()
+
+    async def scenario(port: int) -> str:
+        teacher, code, key = await _start(port)
+        await teacher.request("POST", f"/api/v1/live/{code}/state", {"step": 4}, key)
+        await teacher.request("POST", f"/api/v1/live/{code}/poll", None, key)
+        await teacher.request("POST", f"/api/v1/live/{code}/reveal", None, key)
+        await teacher.request("POST", f"/api/v1/live/{code}/state", {"step": 1}, "wrong")
+        teacher.close()
+        return key
+
+    with serving(app, log_level="info") as port:
+        # uvicorn's loggers do not propagate to the root logger, where caplog listens.
+        loggers = [logging.getLogger(name) for name in ("uvicorn.access", "uvicorn.error")]
+        for logger in loggers:
+            logger.addHandler(caplog.handler)
+        try:
+            key = asyncio.run(scenario(port))
+        finally:
+            for logger in loggers:
+                logger.removeHandler(caplog.handler)
+    assert "POST /api/v1/live/" in caplog.text  # the access log did record the requests
+    assert key not in caplog.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,6 +154,11 @@ def test_a_student_follows_the_teachers_view_era_and_edits(
     student.goto(f"{server}/live/{teacher.url.split('/')[-2]}")
     step_shown(student, 2)
 
+    teacher.keyboard.press("p")  # presentation mode, for the teacher's screen only
+    expect(teacher.locator("body")).to_have_class(re.compile(r"\bpresent\b"))
+    expect(student.locator("body")).not_to_have_class(re.compile(r"\bpresent\b"))
+    teacher.keyboard.press("p")
+    expect(teacher.locator("#live-present")).to_have_attribute("aria-pressed", "false")
     teacher.locator("[data-live-view=compare]").click()
     expect(student.locator("#live-view #compare")).to_be_visible()
     teacher.locator("[data-live-view=simulator]").click()
