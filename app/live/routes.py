@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Body, Form, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
@@ -310,15 +311,20 @@ def _apply(room: Room, wanted: Wanted) -> Room:
     return changed
 
 
+async def _applied(room: Room, wanted: Wanted) -> Room:
+    # A replay of a scenario at the limits takes up to a second, and a poll replays every
+    # era: off the event loop, where every student's stream waits.
+    return await run_in_threadpool(_apply, room, wanted)
+
+
 async def _start(request: Request, link: str) -> tuple[Room, str]:
     broker = _broker(request)
     wanted = _from_link(link)
     key = new_key()
     now = broker.clock()
     blank = Room(code="", key_digest=key_digest(key), text="", policy="latest", step=0)
-    room = _apply(blank, replace(wanted, policy=wanted.policy or "latest")).touched(
-        now, broker.idle_seconds
-    )
+    room = await _applied(blank, replace(wanted, policy=wanted.policy or "latest"))
+    room = room.touched(now, broker.idle_seconds)
     for _ in range(8):  # 3 × 10⁸ codes: a collision is rare, eight in a row is not a thing
         room = replace(room, code=new_code())
         try:
@@ -389,7 +395,7 @@ async def api_set_state(request: Request, code: str, body: StateRequest) -> Resp
             step=wanted.step if body.step is None else body.step,
             view=body.view or wanted.view,
         )
-        room = _apply(room, wanted).touched(broker.clock(), broker.idle_seconds)
+        room = (await _applied(room, wanted)).touched(broker.clock(), broker.idle_seconds)
         return JSONResponse(await _announce(broker, room), headers=NO_STORE)
     except Refused as exc:
         return exc.json()
@@ -408,7 +414,7 @@ async def api_open_poll(request: Request, code: str) -> Response:
         if room.polls_opened >= broker.max_polls:
             raise Refused(429, "polls", f"a room opens at most {broker.max_polls} polls")
         try:
-            choices = polls.choices(room.text, room.step)
+            choices = await run_in_threadpool(polls.choices, room.text, room.step)
         except polls.NotARead as exc:
             raise Refused(409, "not-a-read", str(exc)) from exc
         poll = Poll(
@@ -437,7 +443,9 @@ async def api_reveal(request: Request, code: str) -> Response:
         broker, room = await _teacher_room(request, code)
         if room.poll is None:
             raise Refused(409, "no-poll", "there is no poll to reveal")
-        value, why = polls.answer(room.text, room.poll.policy, room.poll.step)
+        value, why = await run_in_threadpool(
+            polls.answer, room.text, room.poll.policy, room.poll.step
+        )
         poll = replace(room.poll, revealed=True, answer=value, why=why)
         room = replace(room, poll=poll).touched(broker.clock(), broker.idle_seconds)
         return JSONResponse(await _announce(broker, room), headers=NO_STORE)
