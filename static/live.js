@@ -236,9 +236,14 @@
     onPoll(state.poll);
   }
 
+  // The view stays, and is the student's now: nothing will move it any more.
   function ended() {
+    following = false;
     panel.classList.add("offline");
-    setText("live-mode", "This live session has ended");
+    setText("live-mode", "This live session has ended: the view is yours to explore");
+    panel.querySelectorAll(".live-tools, .live-count, #live-poll").forEach(function (el) {
+      el.hidden = true;
+    });
   }
 
   function connect() {

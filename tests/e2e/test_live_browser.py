@@ -172,3 +172,22 @@ def test_a_student_follows_the_teachers_view_era_and_edits(
     expect(student.locator("#live-view .stepbar .command")).to_have_text("P read a")
     for watch in watches:
         assert not watch.errors, watch.errors
+
+
+def test_when_the_room_ends_the_student_keeps_the_view_to_explore(
+    page: Page, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.live import routes
+    from app.main import app
+
+    monkeypatch.setattr(routes, "HEARTBEAT_S", 0.2)  # the stream checks the room this often
+    broker = app.state.live.broker
+    answer = page.request.post(f"{server}/api/v1/live", data={"link": LINK})
+    code = answer.json()["code"]
+    page.goto(f"{server}/live/{code}")
+    step_shown(page, 2)
+    del broker.rooms[code]  # expired
+    expect(page.locator("#live-mode")).to_contain_text("has ended")
+    expect(page.locator("#live-detach")).to_be_hidden()
+    page.locator("#live-view a[data-nav=next]").click()
+    step_shown(page, 3)
