@@ -13,13 +13,27 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.app.live_support import LINK
+from app.live.broker import MemoryBroker
+from tests.app.live_support import LINK, live_app, serving
 from tests.e2e.conftest import Watch
 
 pytestmark = pytest.mark.e2e
 
 # Set to a folder (docs/) to keep the screenshots the docs show.
 SCREENSHOTS = os.environ.get("COWLAB_LIVE_SCREENSHOTS")
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[tuple[str, MemoryBroker]]:
+    """A server of its own: rooms other tests made in the shared app do not count here."""
+    app, broker = live_app()
+    with serving(app) as port:
+        yield f"http://127.0.0.1:{port}", broker
+
+
+@pytest.fixture(scope="module")
+def live_url(live: tuple[str, MemoryBroker]) -> str:
+    return live[0]
 
 
 def step_shown(page: Page, step: int) -> None:
@@ -45,8 +59,9 @@ def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
 
 
 def test_a_class_follows_the_teacher_answers_a_poll_and_sees_the_reveal(
-    contexts: list[BrowserContext], server: str
+    contexts: list[BrowserContext], live_url: str
 ) -> None:
+    server = live_url
     pages = [context.new_page() for context in contexts]
     watches = [Watch(page) for page in pages]
     teacher, ann, bob, phone = pages
@@ -128,7 +143,8 @@ def test_a_class_follows_the_teacher_answers_a_poll_and_sees_the_reveal(
         assert all(url.startswith(server + "/") for url in watch.requests)
 
 
-def test_the_projector_qr_code_decodes_to_the_join_link(page: Page, server: str) -> None:
+def test_the_projector_qr_code_decodes_to_the_join_link(page: Page, live_url: str) -> None:
+    server = live_url
     page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(server + LINK)
     page.locator("form.golive button").click()
@@ -144,8 +160,9 @@ def test_the_projector_qr_code_decodes_to_the_join_link(page: Page, server: str)
 
 
 def test_a_student_follows_the_teachers_view_era_and_edits(
-    contexts: list[BrowserContext], server: str
+    contexts: list[BrowserContext], live_url: str
 ) -> None:
+    server = live_url
     teacher, student = contexts[0].new_page(), contexts[1].new_page()
     watches = [Watch(teacher), Watch(student)]
     teacher.goto(server + LINK)
@@ -175,13 +192,12 @@ def test_a_student_follows_the_teachers_view_era_and_edits(
 
 
 def test_when_the_room_ends_the_student_keeps_the_view_to_explore(
-    page: Page, server: str, monkeypatch: pytest.MonkeyPatch
+    page: Page, live: tuple[str, MemoryBroker], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.live import routes
-    from app.main import app
 
     monkeypatch.setattr(routes, "HEARTBEAT_S", 0.2)  # the stream checks the room this often
-    broker = app.state.live.broker
+    server, broker = live
     answer = page.request.post(f"{server}/api/v1/live", data={"link": LINK})
     code = answer.json()["code"]
     page.goto(f"{server}/live/{code}")
