@@ -230,7 +230,8 @@ class SseStream:
 
 
 class JsonClient:
-    """Requests with JSON bodies over one keep-alive loopback connection."""
+    """Requests with JSON bodies over one keep-alive loopback connection; JSON answers are
+    decoded, others returned as text."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
@@ -252,12 +253,17 @@ class JsonClient:
         self.writer.write(head.encode() + b"\r\n" + payload)
         status = int((await self.reader.readline()).split()[1])
         length = 0
+        is_json = False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
             if name.lower() == b"content-length":
                 length = int(value)
+            elif name.lower() == b"content-type":
+                is_json = b"json" in value
         raw = await self.reader.readexactly(length)
-        return status, json.loads(raw) if raw else None
+        if not raw:
+            return status, None
+        return status, json.loads(raw) if is_json else raw.decode()
 
     def close(self) -> None:
         self.writer.close()

@@ -629,6 +629,9 @@ async def _room_page(request: Request, code: str, role: str) -> HTMLResponse:
     try:
         broker = _broker(request)
         room = await _room(broker, code)
+        if role == "student" and await broker.students(room.code) >= broker.max_students:
+            # Said here, on the page: a refused event stream only looks like an ended room.
+            raise Refused(429, "full", f"this room already has {broker.max_students} students")
         if role == "teacher" and not key_matches(room, _key(request, room.code)):
             raise Refused(
                 403,
@@ -657,7 +660,7 @@ async def _room_page(request: Request, code: str, role: str) -> HTMLResponse:
     "/live/{code}",
     response_class=HTMLResponse,
     summary="A student's page",
-    responses=_pages(404, 503),
+    responses=_pages(404, 429, 503),
 )
 async def student_page(request: Request, code: str) -> Response:
     return await _room_page(request, code, "student")

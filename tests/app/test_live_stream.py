@@ -79,6 +79,11 @@ def test_a_full_room_refuses_one_more_student() -> None:
         await first.until(lambda e: True, 5)
         with pytest.raises(ConnectionRefusedError, match="429"):
             await SseStream.open(port, f"/live/{code}/events")
+        # The page says so before its script would open a stream.
+        page = await JsonClient.open(port)
+        status, _ = await page.request("GET", f"/live/{code}")
+        assert status == 429
+        page.close()
         first.close()
         teacher.close()
 
