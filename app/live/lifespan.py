@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from starlette.types import ASGIApp
 
 from app.live import broker
-from app.live.routes import LiveConfig
+from app.live.control import LiveConfig
 
 
 def configure() -> LiveConfig:

@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from app.links import make_link
 from app.live.broker import MemoryBroker
+from app.live.control import LiveConfig
 from app.live.loopback import free_port
-from app.live.routes import LiveConfig
 from app.main import create_app
 
 # A fork, a write after the fork, and reads: step 4 is `C read a`, step 6 `P read a`.

@@ -8,7 +8,7 @@ import logging
 import pytest
 from starlette.testclient import TestClient
 
-from app.live import routes
+from app.live import stream
 from app.live.loopback import JsonClient, SseStream
 from tests.app.live_support import LINK, Clock, live_app, serving
 
@@ -94,7 +94,7 @@ def test_a_full_room_refuses_one_more_student() -> None:
 def test_heartbeats_keep_the_stream_open_until_the_room_expires(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(routes, "HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(stream, "HEARTBEAT_S", 0.1)
     clock = Clock()
     app, broker = live_app(clock=clock)
 

@@ -194,9 +194,9 @@ def test_a_student_follows_the_teachers_view_era_and_edits(
 def test_when_the_room_ends_the_student_keeps_the_view_to_explore(
     page: Page, live: tuple[str, MemoryBroker], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.live import routes
+    from app.live import stream
 
-    monkeypatch.setattr(routes, "HEARTBEAT_S", 0.2)  # the stream checks the room this often
+    monkeypatch.setattr(stream, "HEARTBEAT_S", 0.2)  # the stream checks the room this often
     server, broker = live
     answer = page.request.post(f"{server}/api/v1/live", data={"link": LINK})
     code = answer.json()["code"]
