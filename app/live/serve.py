@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import os
 
-from app.live.broker import ENV_BROKER, ENV_PUBLIC_URL, ENV_WORKERS, REFUSED_WORKERS
+from app.live.broker import (
+    ENV_BROKER,
+    ENV_PUBLIC_URL,
+    ENV_WORKERS,
+    REDIS_SCHEMES,
+    REFUSED_WORKERS,
+)
 
 
 def prepare(broker_url: str | None, workers: int, public_url: str | None) -> str:
@@ -22,7 +28,7 @@ def prepare(broker_url: str | None, workers: int, public_url: str | None) -> str
         if workers > 1:
             return "live sessions are OFF: " + REFUSED_WORKERS
         return "live sessions: rooms in this worker's memory (they end with it)"
-    if not broker_url.startswith(("redis://", "rediss://", "unix://")):
+    if not broker_url.startswith(REDIS_SCHEMES):
         return f"error: --broker takes a redis:// URL, not {broker_url!r}"
     import redis
 

@@ -10,8 +10,9 @@ from dataclasses import replace
 
 import pytest
 
-from app.live.broker import RedisBroker, RoomsFull
+from app.live.broker import RoomsFull
 from app.live.loopback import JsonClient, SseStream, Worker, free_port, redis_server, workers
+from app.live.redis_broker import RedisBroker
 from app.live.rooms import Room
 from tests.app.live_support import LINK, Clock
 
