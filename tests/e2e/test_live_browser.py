@@ -43,14 +43,16 @@ def step_shown(page: Page, step: int) -> None:
 @pytest.fixture
 def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
     made = [
-        browser.new_context(viewport={"width": 1280, "height": 860}),
-        browser.new_context(viewport={"width": 1024, "height": 768}),
-        browser.new_context(viewport={"width": 1024, "height": 768}),
+        # Reduced motion: the bars are drawn at their size, not caught growing.
+        browser.new_context(viewport={"width": 1280, "height": 860}, reduced_motion="reduce"),
+        browser.new_context(viewport={"width": 1024, "height": 768}, reduced_motion="reduce"),
+        browser.new_context(viewport={"width": 1024, "height": 768}, reduced_motion="reduce"),
         browser.new_context(
             viewport={"width": 375, "height": 740},
             device_scale_factor=2,
             is_mobile=True,
             has_touch=True,
+            reduced_motion="reduce",
         ),
     ]
     yield made
