@@ -6,13 +6,16 @@ recorded as events by the machine. A scenario is the tuple of its commands; the 
 ``parse(format_scenario(s)) == s`` for every scenario.
 
 Positions in the source text are kept beside the commands (``Scenario.lines``), not inside them,
-so two scenarios that differ only in layout compare equal.
+so two scenarios that differ only in layout compare equal. Comments and annotations
+(`engine.annotations`) are kept beside them too, and do take part in equality.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from engine.annotations import NO_ANNOTATIONS, Annotations, Remark
 
 RefKind = Literal["vmsplice", "get", "pin", "iouring"]
 
@@ -198,7 +201,14 @@ REF_COMMANDS = (RefRead, RefWrite, RefRelease)
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """A parsed scenario. ``lines[i]`` is the 1-based source line of ``commands[i]``."""
+    """A parsed scenario. ``lines[i]`` is the 1-based source line of ``commands[i]``.
+
+    ``remarks`` are the text's `#` lines and trailing comments, kept so the canonical text (and
+    so a link) keeps them; ``annotations`` is the lesson data they hold (DESIGN.md §8). Both
+    take part in equality: a lesson with another note is another lesson.
+    """
 
     commands: tuple[Command, ...]
     lines: tuple[int, ...] = field(default=(), compare=False)
+    remarks: tuple[Remark, ...] = ()
+    annotations: Annotations = NO_ANNOTATIONS

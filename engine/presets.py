@@ -47,13 +47,50 @@ class Preset:
 COW_C = "tools/testing/selftests/mm/cow.c"
 
 
+# The era each preset's story happens in: its `#policy` (DESIGN.md §8), so a link to a preset
+# opens where its bug or its fix shows. A story that every era gets right opens in the newest.
+_STORY_ERA = {
+    "cow-basic": "6.2",
+    "cow-basic-mprotect": "6.2",
+    "dirty-cow": "4.8",
+    "cve-2020-29374": "5.7",
+    "cow-vmsplice-unmap-child": "5.7",
+    "cow-vmsplice-unmap-child-mprotect": "5.7",
+    "cow-vmsplice-unmap-child-swap": "5.9",
+    "cow-vmsplice-before-fork": "5.8",
+    "cow-vmsplice-before-fork-swap": "5.8",
+    "cow-vmsplice-unmap-parent": "5.7",
+    "cow-vmsplice-unmap-parent-swap": "5.7",
+    "uffd-wp-read-gup": "5.8",
+    "uffd-wp-wrong-side-ok": "5.8-wrong-side-ok",
+    "wrong-side-ok-race": "5.8-wrong-side-ok",
+    "rdma-pin-before-fork": "5.8",
+    "cow-iouring-fork": "5.8",
+    "cow-iouring-ro-mapping": "5.9",
+    "cow-ro-pin-shared": "5.9",
+    "cow-ro-pin-fast-shared": "5.9",
+    "cow-ro-pin-previously-shared": "5.9",
+    "cow-ro-pin-fast-previously-shared": "5.9",
+    "cow-ro-pin-exclusive": "5.9",
+    "cow-ro-pin-fast-exclusive": "5.9",
+    "cow-zeropage-basic": "6.2",
+    "cow-zeropage-ro-pin": "5.19",
+    "cow-zeropage-ro-pin-fast": "5.19",
+    "cow-memfd-basic": "6.2",
+    "cow-memfd-ro-pin": "5.19",
+    "cow-memfd-ro-pin-fast": "5.19",
+}
+
+
 def _preset(name: str, title: str, story: str, source: str, text: str) -> Preset:
+    # A preset is a small lesson: its text opens with its `#title` and `#policy`.
+    head = f"#title {title}\n#policy {_STORY_ERA[name]}\n"
     return Preset(
         name=name,
         title=title,
         story=" ".join(story.split()),
         source=" ".join(source.split()),
-        text=dedent(text).strip() + "\n",
+        text=head + dedent(text).strip() + "\n",
     )
 
 

@@ -52,35 +52,101 @@ class Value(NamedTuple):
 ZERO_VALUE = Value("0", "zero", "zero", 0)
 
 
+class Folio(NamedTuple):
+    """What a large folio keeps beyond a small page's counters (kernel-cow-semantics.md §1.2–1.3).
+
+    ``subpage_mapcounts`` are the PTE mappings of each subpage (they add up to the frame's
+    ``mapcount``), ``subpage_exclusive`` each subpage's PageAnonExclusive bit, and
+    ``entire_mapcount`` the PMD mappings of the whole folio (folio->_entire_mapcount).
+    """
+
+    order: int  # 1 << order subpages
+    subpage_mapcounts: tuple[int, ...]
+    subpage_exclusive: tuple[bool, ...]
+    entire_mapcount: int = 0
+
+
 class Frame(NamedTuple):
-    """A physical page (struct page / folio of one page)."""
+    """A physical folio: a small page (``folio`` None, what every scenario uses today) or a large
+    folio of ``1 << folio.order`` subpages.
+
+    A small page's one subpage is described by ``mapcount`` and ``anon_exclusive``; a large
+    folio adds per-subpage mapcounts and exclusive bits and its PMD mappings in `Folio`, kept in
+    one optional field so that the small pages every replay builds stay as cheap as before. Pins
+    differ by size: a FOLL_PIN adds GUP_PIN_COUNTING_BIAS (1024) to a small page's refcount, so
+    "maybe pinned" is a guess from the refcount; a large folio counts pins exactly in
+    ``_pincount`` and adds 1 to the refcount per pin (3faa52c03f44, 5.7). The swap cache and the
+    page cache hold one reference per subpage.
+    """
 
     pfn: int
     kind: FrameKind
     value: Value
-    mapcount: int = 0
+    mapcount: int = 0  # PTE mappings (of all subpages of a large folio)
     gets: int = 0  # FOLL_GET references, pipe buffers from vmsplice included
     pins: int = 0  # FOLL_PIN references
     swapcache: bool = False
     file: str | None = None  # page-cache page of this file (the page cache holds one reference)
     anon_exclusive: bool = False  # PG_anon_exclusive (5.19+, 6c287605fd56); always False before
+    folio: Folio | None = None  # None for a small page
+
+    @property
+    def order(self) -> int:
+        return 0 if self.folio is None else self.folio.order
+
+    @property
+    def nr_pages(self) -> int:
+        return 1 << self.order
+
+    @property
+    def entire_mapcount(self) -> int:
+        return 0 if self.folio is None else self.folio.entire_mapcount
 
     @property
     def refcount(self) -> int:
         if self.kind == "zero":
             return 0
+        if self.folio is None:
+            return (
+                self.mapcount
+                + self.gets
+                + self.pins * GUP_PIN_COUNTING_BIAS
+                + int(self.swapcache)
+                + int(self.file is not None)
+            )
         return (
             self.mapcount
+            + self.folio.entire_mapcount
             + self.gets
-            + self.pins * GUP_PIN_COUNTING_BIAS
-            + int(self.swapcache)
-            + int(self.file is not None)
+            + self.pins
+            + (1 << self.folio.order) * (int(self.swapcache) + int(self.file is not None))
         )
 
     @property
     def maybe_dma_pinned(self) -> bool:
-        """page_maybe_dma_pinned(): refcount ≥ GUP_PIN_COUNTING_BIAS on a small page."""
+        """folio_maybe_dma_pinned(): the exact pincount of a large folio, or refcount ≥
+        GUP_PIN_COUNTING_BIAS on a small page (false positives allowed)."""
+        if self.folio is not None:
+            return self.pins > 0
         return self.refcount >= GUP_PIN_COUNTING_BIAS
+
+    @property
+    def folio_mapcount(self) -> int:
+        """folio_mapcount(): every PTE mapping of any subpage plus every PMD mapping."""
+        return self.mapcount + self.entire_mapcount
+
+    def subpage_mapcount(self, index: int) -> int:
+        """page_mapcount() of one subpage: its PTE mappings plus the folio's PMD mappings."""
+        if self.folio is None:
+            assert index == 0, f"a small page has one subpage, not {index + 1}"
+            return self.mapcount
+        return self.folio.subpage_mapcounts[index] + self.folio.entire_mapcount
+
+    def subpage_anon_exclusive(self, index: int) -> bool:
+        if self.folio is None:
+            assert index == 0, f"a small page has one subpage, not {index + 1}"
+            return self.anon_exclusive
+        return self.folio.subpage_exclusive[index]
 
 
 class Pte(NamedTuple):

@@ -1,14 +1,24 @@
-"""The scenario language (DESIGN.md §2): parser, canonical printer and reference naming.
+"""The scenario language (DESIGN.md §2, §8): parser, canonical printer and reference naming.
 
 The text form is to cowlab what FEN is to chess: short, readable, pasted into links and mails.
 `parse` turns text into a `Scenario`; `format_scenario` prints the canonical text, and
-``parse(format_scenario(s)) == s`` for every scenario `parse` can produce (with ``sep="\\n"``
-or ``sep="; "``).
+``parse(format_scenario(s)) == s`` for every scenario `parse` can produce (with ``sep="\\n"``,
+or ``sep="; "`` for a scenario without comments or annotations); `canonical_text` picks the
+separator links use.
 
 Lexical rules. Commands are separated by newlines or `;`; a trailing ``\\r`` (CRLF text) is
 ignored; `#` starts a comment to the end of the line (it also hides any `;` after it); empty
-commands are skipped. Tokens are separated by spaces and tabs only: any other character is part
-of a token and will not match the name or value pattern. Columns are 1-based positions of the
+commands are skipped.
+
+A line whose first non-blank word is `#title`, `#policy`, `#:`, `#?`, `#goal` or `#swap`
+(followed by a blank or the end of the line) is an annotation of DESIGN.md §8; empty commands
+before it (`;` alone) do not count, they are skipped like blanks. `_LessonParser` turns the
+annotations into `Scenario.annotations`, and a malformed one is a `ScenarioError` like any
+other. Every `#` part is kept (`Scenario.remarks`) so that `canonical_text` keeps comments and
+annotations in links: joined by newlines when there is any, by `;` otherwise.
+
+Tokens are separated by spaces and tabs only: any other character is part of a token and will
+not match the name or value pattern. Columns are 1-based positions of the
 offending token in the original line, counted in characters.
 
 Which verbs a name takes. The first token names a process or a reference (or is the keyword
@@ -46,9 +56,18 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from engine import limits
+from engine.annotations import (
+    ANNOTATION_WORDS,
+    GOAL_VERDICT_KINDS,
+    Annotations,
+    GoalTerm,
+    Question,
+    Remark,
+    SwapDevice,
+)
 from engine.commands import (
     ClearSoftdirty,
     Command,
@@ -72,11 +91,14 @@ from engine.commands import (
     UffdWp,
     Write,
 )
+from engine.policies import POLICIES, UnknownPolicy, get_policy
 
 __all__ = [
     "ScenarioError",
     "ScenarioLimitError",
     "auto_ref_name",
+    "canonical_prefix",
+    "canonical_text",
     "format_command",
     "format_scenario",
     "parse",
@@ -242,24 +264,44 @@ class _Token:
 _TOKEN_RE = re.compile(r"[^ \t;]+|;")
 
 
-def _commands_text(text: str) -> Iterator[tuple[int, list[_Token], int]]:
-    """Yield (line, tokens, end column) for every non-empty command in the text."""
+class _Line(NamedTuple):
+    """One source line: its commands (tokens and end column each), and its `#` part."""
+
+    number: int
+    commands: list[tuple[list[_Token], int]]
+    hash_text: str | None  # from the `#` to the end of the line, trailing blanks removed
+    hash_column: int  # 1-based column of the `#`
+
+
+def _lines(text: str) -> Iterator[_Line]:
+    """Every source line, split into its commands and its comment or annotation."""
     for line_no, raw in enumerate(text.split("\n"), start=1):
         line = raw[:-1] if raw.endswith("\r") else raw
         hash_at = line.find("#")
+        hash_text: str | None = None
         if hash_at >= 0:
+            hash_text = line[hash_at:].rstrip(" \t\r")
             line = line[:hash_at]
+        commands: list[tuple[list[_Token], int]] = []
         tokens: list[_Token] = []
         for m in _TOKEN_RE.finditer(line):
             if m.group() == ";":
                 if tokens:
-                    yield line_no, tokens, m.start() + 1
+                    commands.append((tokens, m.start() + 1))
                 tokens = []
             else:
                 tokens.append(_Token(m.group(), m.start() + 1))
         if tokens:
             last = tokens[-1]
-            yield line_no, tokens, last.column + len(last.text)
+            commands.append((tokens, last.column + len(last.text)))
+        yield _Line(line_no, commands, hash_text, hash_at + 1)
+
+
+def _commands_text(text: str) -> Iterator[tuple[int, list[_Token], int]]:
+    """Yield (line, tokens, end column) for every non-empty command in the text."""
+    for line in _lines(text):
+        for tokens, end in line.commands:
+            yield line.number, tokens, end
 
 
 def _check_size(text: str) -> None:
@@ -297,14 +339,203 @@ def parse(text: str) -> Scenario:
     names = _Names()
     commands: list[Command] = []
     lines: list[int] = []
-    for line, tokens, end in _commands_text(text):
-        if len(commands) == limits.MAX_COMMANDS:
-            raise _limit(line, tokens[0].column, "commands", limits.MAX_COMMANDS)
-        cmd = _CommandParser(names, line, tokens, end).command()
-        names.note(cmd)
-        commands.append(cmd)
-        lines.append(line)
-    return Scenario(tuple(commands), tuple(lines))
+    lesson = _LessonParser()
+    for line in _lines(text):
+        for tokens, end in line.commands:
+            if len(commands) == limits.MAX_COMMANDS:
+                raise _limit(line.number, tokens[0].column, "commands", limits.MAX_COMMANDS)
+            cmd = _CommandParser(names, line.number, tokens, end).command()
+            lesson.steps += 1
+            if lesson.pending_notes or lesson.pending_question is not None:
+                lesson.command(cmd, line.number, tokens[0].column)
+            names.note(cmd)
+            commands.append(cmd)
+            lines.append(line.number)
+        if line.hash_text is not None:
+            if line.commands:
+                lesson.remarks.append(Remark(len(commands), line.hash_text, trailing=True))
+            else:
+                lesson.hash_line(line.number, line.hash_column, line.hash_text)
+    return Scenario(tuple(commands), tuple(lines), tuple(lesson.remarks), lesson.finish())
+
+
+class _LessonParser:
+    """Collects the annotations of DESIGN.md §8 while the commands are parsed, in text order.
+
+    Notes wait for the next command (whose step shows them); notes before the first command
+    belong to step 0 and notes after the last to the last step. A question waits for the next
+    command, which must be a read.
+    """
+
+    def __init__(self) -> None:
+        self.remarks: list[Remark] = []
+        self.steps = 0  # commands parsed so far
+        self.title: str | None = None
+        self.policy: str | None = None
+        self.swap: SwapDevice | None = None
+        self.goal: tuple[GoalTerm, ...] | None = None
+        self.notes: dict[int, list[str]] = {}
+        self.pending_notes: list[str] = []
+        self.questions: list[Question] = []
+        self.pending_question: tuple[str, int, int] | None = None  # (text, line, column)
+        self.seen: dict[str, int] = {}  # once-only word -> the line it was on
+
+    def command(self, cmd: Command, line: int, column: int) -> None:
+        """Give the waiting notes and question to ``cmd``, the command of step ``steps``
+        (`parse` counts the step and calls this only when something waits: most commands
+        of most scenarios have nothing waiting)."""
+        if self.pending_notes:
+            self.notes.setdefault(self.steps, []).extend(self.pending_notes)
+            self.pending_notes = []
+        if self.pending_question is not None:
+            text, q_line, _ = self.pending_question
+            if not isinstance(cmd, Read | RefRead):
+                raise ScenarioError(
+                    line,
+                    column,
+                    f"a read (`P read a` or `R read`) after the `#?` question of line {q_line}",
+                    format_command(cmd),
+                )
+            self.questions.append(Question(self.steps, text))
+            self.pending_question = None
+
+    def hash_line(self, line: int, column: int, text: str) -> None:
+        """A line that holds only a `#` part: an annotation, or else a plain comment."""
+        self.remarks.append(Remark(self.steps, text))
+        word, *after = re.split(r"[ \t]", text, maxsplit=1)
+        rest = after[0] if after else ""
+        if word not in ANNOTATION_WORDS:
+            return
+        rest = rest.strip(" \t")
+        rest_column = column + len(text) - len(text[len(word) :].lstrip(" \t"))
+        if word == "#:" and not self.steps:
+            # Before the first command a note introduces the lesson: step 0, the empty machine.
+            self.notes.setdefault(0, []).append(rest)
+        elif word == "#:":
+            self.pending_notes.append(rest)
+        elif word == "#?":
+            self.question(line, column, rest, rest_column)
+        else:
+            self.once(word, line, column)
+            if word == "#title":
+                self.title = self.required(rest, line, rest_column, "a title after `#title`")
+            elif word == "#policy":
+                self.policy = _policy_id(rest, line, rest_column, "after `#policy`")
+            elif word == "#swap":
+                if rest not in ("zram", "file"):
+                    raise ScenarioError(
+                        line, rest_column, "`zram` or `file` after `#swap`", rest or END_OF_LINE
+                    )
+                self.swap = "zram" if rest == "zram" else "file"
+            else:
+                self.goal = _goal_terms(rest, line, rest_column)
+        # A remark keeps the canonical spelling of an annotation: one space after the word.
+        self.remarks[-1] = Remark(self.steps, f"{word} {rest}" if rest else word)
+
+    def once(self, word: str, line: int, column: int) -> None:
+        if word in self.seen:
+            raise ScenarioError(
+                line, column, f"at most one `{word}` line (one is on line {self.seen[word]})", word
+            )
+        self.seen[word] = line
+        if word == "#title" and self.steps:
+            raise ScenarioError(line, column, "`#title` before the first command", word)
+
+    def question(self, line: int, column: int, text: str, text_column: int) -> None:
+        if self.pending_question is not None:
+            raise ScenarioError(
+                line,
+                column,
+                f"a read (`P read a` or `R read`) after the `#?` question of line "
+                f"{self.pending_question[1]}",
+                "#?",
+            )
+        self.pending_question = (
+            self.required(text, line, text_column, "a question"),
+            line,
+            column,
+        )
+
+    @staticmethod
+    def required(text: str, line: int, column: int, expected: str) -> str:
+        if not text:
+            raise ScenarioError(line, column, expected, END_OF_LINE)
+        return text
+
+    def finish(self) -> Annotations:
+        if self.pending_question is not None:
+            text, line, column = self.pending_question
+            raise ScenarioError(
+                line,
+                column,
+                "a read (`P read a` or `R read`) after this `#?` question",
+                "end of text",
+                f"line {line}: expected a read (`P read a` or `R read`) after this `#?` "
+                "question, found the end of the text",
+            )
+        if self.pending_notes:
+            self.notes.setdefault(self.steps, []).extend(self.pending_notes)
+        return Annotations(
+            title=self.title,
+            policy=self.policy,
+            notes=tuple((step, "\n".join(self.notes[step])) for step in sorted(self.notes)),
+            questions=tuple(self.questions),
+            goal=self.goal,
+            swap=self.swap or "file",
+        )
+
+
+def _policy_id(text: str, line: int, column: int, where: str) -> str:
+    """A policy id as written, checked against the engine's eras (and `latest`)."""
+    expected = f"a policy id {where} (one of: {', '.join([*POLICIES, 'latest'])})"
+    if not text:
+        raise ScenarioError(line, column, expected, END_OF_LINE)
+    try:
+        get_policy(text)
+    except UnknownPolicy:
+        raise ScenarioError(line, column, expected, text) from None
+    return text
+
+
+_GOAL_FORMS = "`KIND@ID`, `!KIND@ID`, `ok@ID` or `differ@A,B`"
+
+
+def _goal_terms(text: str, line: int, column: int) -> tuple[GoalTerm, ...]:
+    """The terms of `#goal TERM …`: every term must hold (DESIGN.md §8)."""
+    terms: list[GoalTerm] = []
+    for m in re.finditer(r"[^ \t]+", text):
+        terms.append(_goal_term(m.group(), line, column + m.start()))
+    if not terms:
+        raise ScenarioError(line, column, f"a goal term ({_GOAL_FORMS})", END_OF_LINE)
+    return tuple(terms)
+
+
+def _goal_term(word: str, line: int, column: int) -> GoalTerm:
+    head, at, ids = word.partition("@")
+    if not at:
+        raise ScenarioError(line, column, f"a goal term ({_GOAL_FORMS})", word)
+    ids_column = column + len(head) + 1
+    negated = head.startswith("!")
+    kind_word = head[1:] if negated else head
+    if kind_word == "differ" and not negated:
+        pair = ids.split(",")
+        if len(pair) != 2:
+            raise ScenarioError(line, ids_column, "two policy ids `A,B` after `differ@`", ids)
+        first = _policy_id(pair[0], line, ids_column, "in `differ@A,B`")
+        second = _policy_id(pair[1], line, ids_column + len(pair[0]) + 1, "in `differ@A,B`")
+        return GoalTerm(word, "differ", (first, second))
+    policy = _policy_id(ids, line, ids_column, f"after `{head}@`")
+    if kind_word == "ok" and not negated:
+        return GoalTerm(word, "ok", (policy,))
+    if kind_word not in GOAL_VERDICT_KINDS:
+        kinds = ", ".join(GOAL_VERDICT_KINDS)
+        raise ScenarioError(
+            line,
+            column + negated,
+            f"a verdict kind (one of: {kinds}), `ok` or `differ` before `@`",
+            kind_word or head,
+        )
+    return GoalTerm(word, "no-verdict" if negated else "verdict", (policy,), kind_word)
 
 
 def _limit(line: int, column: int, what: str, cap: int, whose: str = "") -> ScenarioLimitError:
@@ -731,8 +962,59 @@ def format_scenario(scenario: Scenario, sep: str = "\n") -> str:
     """The canonical text of a scenario, commands joined by ``sep`` (``"\\n"`` or ``"; "``).
 
     ``sep`` may hold only spaces, tabs, `;` and newlines, and must hold a `;` or a newline,
-    or the commands would run together.
+    or the commands would run together. A scenario with comments or annotations prints them
+    too, one per line (a trailing comment two spaces after its command), and so needs
+    ``sep="\\n"``: a `#` part runs to the end of its line and would swallow any other separator.
     """
     if not sep or set(sep) - set(" \t;\n") or not (set(sep) & set(";\n")):
         raise ValueError(f"separator {sep!r} does not separate commands")
-    return sep.join(format_command(cmd) for cmd in scenario.commands)
+    if not scenario.remarks:
+        if scenario.annotations.is_lesson:
+            raise ValueError("annotations without the remarks that spell them cannot be printed")
+        return sep.join(format_command(cmd) for cmd in scenario.commands)
+    if sep != "\n":
+        raise ValueError("a scenario with comments or annotations is joined by newlines")
+    trailing: dict[int, str] = {}
+    lines_after: dict[int, list[str]] = {}
+    for remark in scenario.remarks:
+        if not remark.text.startswith("#") or "\n" in remark.text or remark.text[-1] in " \t\r":
+            raise ValueError(f"remark {remark.text!r} is not one `#` line")
+        if remark.trailing:
+            trailing[remark.at] = remark.text
+        else:
+            lines_after.setdefault(remark.at, []).append(remark.text)
+    out = list(lines_after.get(0, ()))
+    for i, cmd in enumerate(scenario.commands, start=1):
+        text = format_command(cmd)
+        out.append(f"{text}  {trailing[i]}" if i in trailing else text)
+        out.extend(lines_after.get(i, ()))
+    return "\n".join(out)
+
+
+def canonical_text(scenario: Scenario) -> str:
+    """The one text of a scenario that links carry and memos are keyed by (DESIGN.md §5, §8).
+
+    Commands joined by `;` as links always were; a scenario with any `#` line or comment is
+    joined by newlines instead, comments and annotations kept.
+    """
+    return format_scenario(scenario, "\n" if scenario.remarks else ";")
+
+
+def canonical_prefix(scenario: Scenario, upto: int) -> str:
+    """The canonical text of the first ``upto`` commands, with the `#` lines that belong to
+    them: what a link to "this scenario so far" carries, so a lesson's title, policy and goal
+    survive when a learner extends it from a step.
+
+    Kept: every remark before command ``upto`` and its trailing comment; a line right after it
+    is kept unless it is a note or a question, which belong to the command that followed.
+    """
+
+    def belongs(remark: Remark) -> bool:
+        if remark.at != upto:
+            return remark.at < upto
+        # Annotations are printed with one space after their word (see _LessonParser).
+        return remark.trailing or remark.text.split(" ", 1)[0] not in ("#:", "#?")
+
+    kept = tuple(r for r in scenario.remarks if belongs(r))
+    prefix = Scenario(scenario.commands[:upto], remarks=kept)
+    return format_scenario(prefix, "\n" if kept else ";")

@@ -32,7 +32,7 @@ from app.live.control import (
     teacher_room,
 )
 from app.live.rooms import MAX_CHOICE_CHARS, MAX_LINK_CHARS, Poll
-from app.runs import run
+from app.views.runs import run
 from engine.limits import MAX_DECOMPRESSED_BYTES
 
 router = APIRouter()

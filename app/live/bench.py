@@ -11,7 +11,7 @@ this figure says how much of a core the fan-out itself needs.
 The same again with two workers sharing the room through a throwaway ``redis-server`` (the
 teacher on one worker, the students split between both): the ``live_redis_…`` figures.
 
-With one worker, worker and client are pinned to a core each (as `app.webbench` does); with
+With one worker, worker and client are pinned to a core each (as `app.bench.web` does); with
 two workers and Redis, four processes share the two cores, and the figures say so.
 """
 
@@ -24,9 +24,9 @@ import statistics
 import time
 from typing import Any
 
-from app.bench import THIRTY_COMMANDS
-from app.links import make_link
+from app.bench.engine import THIRTY_COMMANDS
 from app.live.loopback import JsonClient, SseStream, Worker, free_port, redis_server, workers
+from app.views.links import make_link
 
 STUDENTS = 500
 STEPS = 50

@@ -41,7 +41,7 @@ from app.live.rooms import (
     public_poll,
     public_state,
 )
-from app.runs import run
+from app.views.runs import run
 
 log = logging.getLogger("cowlab.live")
 

@@ -13,8 +13,7 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from app.errors import ErrorView
-from app.links import LinkError, parse_params
+from app.http.render import render_error_page
 from app.live.broker import Broker, RoomsFull
 from app.live.rooms import (
     VIEW_PATHS,
@@ -26,8 +25,9 @@ from app.live.rooms import (
     new_key,
     normalize_code,
 )
-from app.render import render_error_page
-from app.runs import Run, run
+from app.views.errors import ErrorView
+from app.views.links import LinkError, parse_params
+from app.views.runs import Run, run
 from engine.policies import UnknownPolicy
 from engine.syntax import ScenarioError
 

@@ -78,7 +78,7 @@ def redis_server() -> Iterator[str]:
 
 
 class Worker:
-    """One uvicorn worker of ``app.main:app`` on a loopback port; restartable on that port."""
+    """One uvicorn worker of ``app.http.main:app`` on a loopback port; restartable on that port."""
 
     def __init__(self, port: int, broker: str | None, cpu: int | None = None) -> None:
         self.port = port
@@ -95,7 +95,7 @@ class Worker:
         env = {k: v for k, v in os.environ.items() if k not in (ENV_BROKER, ENV_WORKERS)}
         if self.broker:
             env[ENV_BROKER] = self.broker
-        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST]
+        command = [sys.executable, "-m", "uvicorn", "app.http.main:app", "--host", HOST]
         command += ["--port", str(self.port), "--log-level", "warning", "--no-access-log"]
         self.process = subprocess.Popen(command, env=env)
         if self.cpu is not None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.http.render import render_page
 from app.live.control import (
     NO_STORE,
     TEACHER_COOKIE,
@@ -23,7 +24,6 @@ from app.live.control import (
 )
 from app.live.qr import qr_svg
 from app.live.rooms import MAX_LINK_CHARS, key_matches, room_link
-from app.render import render_page
 
 router = APIRouter()
 

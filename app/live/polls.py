@@ -10,7 +10,7 @@ them.
 
 from __future__ import annotations
 
-from app.runs import Run, run
+from app.views.runs import Run, run
 from engine import commands as c
 from engine.machine import written_value
 from engine.policies import POLICIES

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from app.links import make_link
+from app.views.links import make_link
 
 # Six characters from an alphabet without the look-alikes 0/O, 1/I/L, 5/S, 2/Z, 8/B: a code
 # read off a projector at the back of a hall is typed right the first time. 26 characters

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from app.probe import gup_test, libc
 from app.probe.iouring import FixedBuffer
 from app.probe.uffd import WriteProtect
+from engine.policies import policy_for_kernel
 
 PAGE = libc.PAGE_SIZE
 
@@ -142,22 +143,9 @@ def kernel_version(release: str) -> tuple[int, int]:
 
 
 def policy_for(release: str) -> str:
-    """The cowlab policy id of a mainline kernel version (DESIGN.md §3).
+    """The cowlab policy id of a mainline kernel version, from the eras' declared ranges.
 
     Distribution and stable kernels may carry backports of another era (e.g. 4.19 stable got
     5.8's enforced COW in 2021); the probe goes by the mainline version and says so.
     """
-    version = kernel_version(release)
-    if version <= (4, 8):
-        return "4.8"
-    if version <= (5, 7):
-        return "5.7"
-    if version == (5, 8):
-        return "5.8"
-    if version <= (5, 17):
-        return "5.9"
-    if version == (5, 18):
-        return "5.18"
-    if version <= (6, 1):
-        return "5.19"
-    return "6.2"
+    return policy_for_kernel(kernel_version(release)).id

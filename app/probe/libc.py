@@ -32,6 +32,8 @@ MADV_PAGEOUT = 21  # Linux 5.4
 
 SPLICE_F_NONBLOCK = 0x02
 
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 
 # System call numbers. io_uring's are the same on every architecture (they were added after the
@@ -171,6 +173,23 @@ def set_child_subreaper() -> None:
     """Make orphaned descendants reparent to this process instead of init, so it can reap them."""
     if _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         _raise("prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def set_parent_death_signal(signum: int) -> None:
+    """Have the kernel send ``signum`` to this process when the thread that forked it exits.
+
+    Kept across execve (of a program that is not set-user-ID) and cleared in forked children.
+    """
+    if _prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        _raise("prctl(PR_SET_PDEATHSIG)")
+
+
+def set_name(name: bytes) -> None:
+    """Set this process's ``comm`` (at most 15 bytes), which forked children inherit and which
+    /proc/PID/comm still shows while the process is a zombie."""
+    buffer = ctypes.create_string_buffer(name[:15])
+    if _prctl(PR_SET_NAME, ctypes.addressof(buffer), 0, 0, 0) != 0:
+        _raise("prctl(PR_SET_NAME)")
 
 
 def load(addr: int, length: int) -> bytes:

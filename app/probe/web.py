@@ -11,40 +11,41 @@ Routes (include ``router`` in the app):
   can run.
 
 Running scenarios on the server's kernel spends the server's CPU and forks processes on it, so
-it is **off** unless the server was told otherwise: `enable(host, allow_probe)` turns it on when
-the server listens on a loopback address or was started with ``--allow-probe``. The flag is an
-environment variable (``COWLAB_PROBE=1``) so that every uvicorn worker process sees it.
-One probe runs at a time per worker process (others get 429), results are cached per scenario
-text (the kernel does not change under a running server), and every run has a hard timeout
-(`app.probe.isolate`).
+it is **off** unless the server was told otherwise (`app.probe.gate`: the server's switch in
+``app.state.probe``, set by `create_app`, and a decision per request — not through a proxy, a
+Host on the allow-list, same origin, the form's token). A refused request gets a 403 that says
+what was wrong. One probe runs at a time per worker process (others get 429), results are
+cached per scenario text (the kernel does not change under a running server), and every run has
+a hard timeout (`app.probe.isolate`).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
+import logging
 import threading
 from collections import OrderedDict
 from typing import Annotated, Any
 
-import jinja2
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.probe import capabilities
+from app.http.render import ENV, render_error_page
+from app.probe import capabilities, gate
 from app.probe.compare import ProbeResult, probe_scenario
 from app.probe.executor import static_skip
+from app.probe.gate import ProbeSettings, Refusal
+from app.views.errors import ErrorView
 from engine import commands as c
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.syntax import ScenarioError, ScenarioLimitError, format_scenario, parse
 
-ENV_FLAG = "COWLAB_PROBE"
 TIMEOUT = 10.0
 CACHE_SIZE = 256
 
 router = APIRouter(tags=["probe"])
+log = logging.getLogger("cowlab.probe")
 
 _lock = threading.Lock()  # one probe at a time in this process
 _cache: OrderedDict[str, ProbeResult] = OrderedDict()
@@ -52,34 +53,21 @@ _cache_lock = threading.Lock()
 
 
 # ------------------------------------------------------------------------------ enabling
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+def settings(request: Request) -> ProbeSettings:
+    """This app's switch (`create_app` sets it); an app that set none does not probe."""
+    found = getattr(request.app.state, "probe", None)
+    return found if isinstance(found, ProbeSettings) else ProbeSettings()
 
 
-def probe_allowed(host: str, allow_probe: bool) -> bool:
-    """Probing is allowed when the server listens on loopback only, or was told explicitly."""
-    return allow_probe or is_loopback(host)
+def _headers(request: Request) -> dict[str, str]:
+    return {name.lower(): value for name, value in request.headers.items()}
 
 
-def enable(host: str, allow_probe: bool = False) -> bool:
-    """Call before starting the server (``cowlab serve``); returns whether probing is on."""
-    on = probe_allowed(host, allow_probe)
-    os.environ[ENV_FLAG] = "1" if on else "0"
-    return on
-
-
-def disable() -> None:
-    """`cowlab serve --no-probe`: off for every worker, whatever the address."""
-    os.environ[ENV_FLAG] = "0"
-
-
-def enabled() -> bool:
-    return os.environ.get(ENV_FLAG) == "1"
+def refusal(request: Request, token: str | None = None, *, needs_token: bool) -> Refusal | None:
+    """Why ``request`` may not run a probe, or None (`app.probe.gate.request_refusal`)."""
+    return gate.request_refusal(
+        settings(request), _headers(request), request.url.scheme, token, needs_token=needs_token
+    )
 
 
 def runnable(scenario: c.Scenario) -> str | None:
@@ -116,56 +104,30 @@ def run_cached(scenario: c.Scenario) -> tuple[ProbeResult, bool]:
 
 
 # ------------------------------------------------------------------------------- fragments
-_env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-
-_BUTTON = _env.from_string(
-    """\
-<form class="probe-form" method="post" action="/probe" hx-post="/probe" \
-hx-target="#probe-result" hx-swap="innerHTML">
-<input type="hidden" name="s" value="{{ text }}">
-{% if reason %}<button type="submit" disabled title="{{ reason }}">Run on this server's \
-kernel</button> <span class="probe-why">Cannot run here: {{ reason }}</span>
-{% else %}<button type="submit">Run on this server's kernel</button>{% endif %}
-</form>
-<div id="probe-result" class="probe-result" aria-live="polite"></div>
-"""
-)
-
-_RESULT = _env.from_string(
-    """\
-<section class="probe probe-{{ status }}" aria-label="Run on this server's kernel">
-<h3>On this server's kernel: <strong>{{ label }}</strong></h3>
-<p class="probe-meta">Linux {{ kernel }} runs policy <code>{{ policy }}</code>\
-{% if cached %} (cached result){% endif %}.</p>
-{% if skipped %}<p class="probe-skipped">Skipped: {{ skipped }}</p>{% endif %}
-{% if rows %}<table class="probe-table">
-<thead><tr><th scope="col">step</th><th scope="col">command</th>\
-<th scope="col">kernel</th><th scope="col">simulator</th><th scope="col">same?</th></tr></thead>
-<tbody>
-{% for r in rows %}<tr class="{{ 'probe-same' if r.same else 'probe-differs' }}">\
-<td>{{ r.step }}</td><td><code>{{ r.command }}</code></td><td>{{ r.kernel }}</td>\
-<td>{{ r.sim }}</td><td>{{ 'yes' if r.same else 'NO' }}</td></tr>
-{% endfor %}</tbody></table>
-{% elif not skipped %}<p>The scenario reads nothing, so there is nothing to compare.</p>{% endif %}
-</section>
-"""
-)
-
-_MESSAGE = _env.from_string(
-    '<section class="probe probe-{{ kind }}"><p>{{ message }}</p></section>\n'
-)
-
-
-def probe_button(text: str) -> Markup:
+def probe_button(request: Request, text: str) -> Markup:
     """The "Run on this server's kernel" control for a scenario page, or nothing when probing
-    is off. A scenario this kernel cannot run gets a disabled button that says why."""
-    if not enabled():
+    is off. A request that may not probe (through a proxy, an unknown Host) is told why; a
+    scenario this kernel cannot run gets a disabled button that says why."""
+    config = settings(request)
+    if not config.enabled:
         return Markup("")
+    headers = _headers(request)
+    refused = gate.page_refusal(config, headers)
+    if refused is not None:
+        return Markup(ENV.get_template("probe/button.html").render(refusal=refused.message))
     try:
         reason = runnable(parse(text))
     except ScenarioError:
         return Markup("")
-    return Markup(_BUTTON.render(text=text, reason=reason))
+    return Markup(
+        ENV.get_template("probe/button.html").render(
+            refusal=None,
+            text=text,
+            reason=reason,
+            token_field=gate.TOKEN_FIELD,
+            token=gate.form_token(config, headers["host"]),
+        )
+    )
 
 
 def _rows(result: ProbeResult) -> list[dict[str, Any]]:
@@ -178,7 +140,7 @@ def _rows(result: ProbeResult) -> list[dict[str, Any]]:
 def render_result(result: ProbeResult, *, cached: bool) -> str:
     release = capabilities.kernel_release()
     label = {"agree": "agrees", "disagree": "DISAGREES", "skipped": "skipped"}[result.status]
-    return _RESULT.render(
+    return ENV.get_template("probe/result.html").render(
         status=result.status,
         label=f"the kernel {label} with the simulator" if result.skipped is None else label,
         kernel=release,
@@ -189,8 +151,22 @@ def render_result(result: ProbeResult, *, cached: bool) -> str:
     )
 
 
-def _message(kind: str, message: str, status: int) -> HTMLResponse:
-    return HTMLResponse(_MESSAGE.render(kind=kind, message=message), status_code=status)
+_TITLES = {
+    "off": "The probe is switched off on this server",
+    "refused": "This request may not run the probe",
+    "error": "This scenario cannot be probed",
+    "busy": "Another probe is running",
+}
+
+
+def _message(request: Request, kind: str, message: str, status: int) -> HTMLResponse:
+    """A probe that was not run: the fragment for htmx, a whole page for a plain form post
+    (the answer a browser shows after another site's form sent it here)."""
+    if request.headers.get("hx-request") == "true":
+        body = ENV.get_template("probe/message.html").render(kind=kind, message=message)
+    else:
+        body = render_error_page(request, ErrorView(status, _TITLES[kind], message, text=""))
+    return HTMLResponse(body, status_code=status, headers={"Vary": "HX-Request"})
 
 
 class ObservationOut(BaseModel):
@@ -216,7 +192,8 @@ class ProbeOut(BaseModel):
 
 
 class ProbeInfoOut(BaseModel):
-    enabled: bool
+    enabled: bool = Field(description="Whether a probe sent like this request would run.")
+    reason: str | None = Field(description="Why not, when it would not.")
     kernel: str
     policy: str
     unavailable: dict[str, str]
@@ -234,13 +211,20 @@ class ProbeProblemOut(BaseModel):
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"model": ProbeProblemOut, "description": "The scenario has a syntax error."},
     413: {"model": ProbeProblemOut, "description": "The scenario is over cowlab's limits."},
-    403: {"model": ProbeProblemOut, "description": "Probing is switched off on this server."},
+    403: {
+        "model": ProbeProblemOut,
+        "description": "Probing is switched off on this server, or this request may not probe "
+        "(through a proxy, another Host, another origin); the message says which.",
+    },
     429: {"model": ProbeProblemOut, "description": "Another probe is running."},
 }
 _FRAGMENT_STATUSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The scenario has a syntax error (an HTML fragment says where)."},
     413: {"description": "The scenario is over cowlab's limits (HTML fragment)."},
-    403: {"description": "Probing is switched off on this server (HTML fragment)."},
+    403: {
+        "description": "Probing is switched off, or this request may not probe (through a proxy, "
+        "another Host, another origin, no valid form token); an HTML fragment says which."
+    },
     429: {"description": "Another probe is running (HTML fragment)."},
 }
 
@@ -253,25 +237,27 @@ _FRAGMENT_STATUSES: dict[int | str, dict[str, Any]] = {
     responses=_FRAGMENT_STATUSES,
 )
 def probe_fragment(
+    request: Request,
     s: Annotated[str, Form(max_length=MAX_DECOMPRESSED_BYTES)],
+    probe_token: Annotated[str, Form(max_length=128)] = "",
 ) -> HTMLResponse:
-    if not enabled():
+    refused = refusal(request, probe_token, needs_token=True)
+    if refused is not None:
         return _message(
-            "off",
-            "Running scenarios on this server's kernel is switched off (the server does not "
-            "listen on loopback only and was not started with --allow-probe).",
-            403,
+            request, "off" if refused.error == "probe-off" else "refused", refused.message, 403
         )
     try:
         scenario = parse(s)
     except ScenarioLimitError as err:
-        return _message("error", f"The scenario is over cowlab's limits: {err}", 413)
+        return _message(request, "error", f"The scenario is over cowlab's limits: {err}", 413)
     except ScenarioError as err:
-        return _message("error", f"The scenario has an error: {err}", 400)
+        return _message(request, "error", f"The scenario has an error: {err}", 400)
     try:
         result, cached = run_cached(scenario)
     except Busy:
-        return _message("busy", "Another probe is running on this server; try again shortly.", 429)
+        return _message(
+            request, "busy", "Another probe is running on this server; try again shortly.", 429
+        )
     return HTMLResponse(render_result(result, cached=cached))
 
 
@@ -291,9 +277,10 @@ def _json_error(status: int, error: str, message: str) -> JSONResponse:
     response_model=ProbeOut,
     responses=_PROBLEMS,
 )
-def probe_api(body: ProbeRequest) -> JSONResponse:
-    if not enabled():
-        return _json_error(403, "probe-off", "probing this server's kernel is switched off")
+def probe_api(request: Request, body: ProbeRequest) -> JSONResponse:
+    refused = refusal(request, needs_token=False)
+    if refused is not None:
+        return _json_error(403, refused.error, refused.message)
     try:
         scenario = parse(body.scenario)
     except ScenarioLimitError as err:  # the same answer as /api/v1/simulate gives
@@ -320,12 +307,14 @@ def probe_api(body: ProbeRequest) -> JSONResponse:
     summary="Whether this server can probe its kernel, and what",
     response_model=ProbeInfoOut,
 )
-def probe_info() -> JSONResponse:
+def probe_info(request: Request) -> JSONResponse:
     release = capabilities.kernel_release()
     caps = capabilities.detect()
+    refused = refusal(request, needs_token=False)
     return JSONResponse(
         {
-            "enabled": enabled(),
+            "enabled": refused is None,
+            "reason": None if refused is None else refused.message,
             "kernel": release,
             "policy": capabilities.policy_for(release),
             "unavailable": {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno as errno_mod
 import os
+import signal
 import socket
 import sys
 import traceback
@@ -284,6 +285,9 @@ class Worker:
 def main(name: str, sock: socket.socket) -> int:
     """Run a root worker (a fresh fork of the coordinator); returns its exit status."""
     try:
+        # The runner's SIGTERM handler kills the probe's whole group (`isolate.tie_to_caller`);
+        # a scenario process is a plain process, which SIGTERM ends alone.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)  # the coordinator's stdout carries its result: never write to it

@@ -28,10 +28,10 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import QueryParams
 
-from app.links import make_link, parse_params
+from app.views.links import make_link, parse_params
 from engine.policies import POLICIES
 from engine.presets import PRESETS
-from engine.syntax import format_scenario, parse
+from engine.syntax import format_command, parse
 from engine.trace import replay, trace_to_json
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "links_v1.txt"
@@ -130,7 +130,7 @@ COMMENTS_AND_SEPARATORS = (
 
 
 def _thirty() -> str:
-    from app.bench import THIRTY_COMMANDS
+    from app.bench.engine import THIRTY_COMMANDS
 
     return THIRTY_COMMANDS.strip() + "\n"
 
@@ -157,11 +157,17 @@ def z_form(text: str) -> str:
     return "z:" + base64.urlsafe_b64encode(packed).rstrip(b"=").decode("ascii")
 
 
+def commands_only(text: str) -> str:
+    """The scenario's commands joined by `;`: how links carried every scenario before comments
+    and annotations were kept in links (DESIGN.md §8), so the recorded links are these."""
+    return ";".join(format_command(cmd) for cmd in parse(text).commands)
+
+
 def hand_written() -> list[str]:
     """The hand-written links, made once when the corpus was first written."""
-    every = format_scenario(parse(EVERY_COMMAND_FORM), ";")
-    odd = format_scenario(parse(ODD_NAMES), ";")
-    thirty = format_scenario(parse(_thirty()), ";")
+    every = commands_only(EVERY_COMMAND_FORM)
+    odd = commands_only(ODD_NAMES)
+    thirty = commands_only(_thirty())
     links = []
     for policy in POLICIES:
         links.append(make_link("/", every, policy=policy, step=3))
@@ -173,7 +179,7 @@ def hand_written() -> list[str]:
         "/?v=1&s=" + z_form(COMMENTS_AND_SEPARATORS) + "&policy=5.19",
         "/?v=1&s=" + z_form(thirty) + "&policy=5.9",  # z: although short enough to read
         make_link("/", thirty, policy="5.8-break-cow", step=30),
-        make_link("/", format_scenario(parse(_long()), ";"), policy="5.18", step=999),
+        make_link("/", commands_only(_long()), policy="5.18", step=999),
         "/?v=1&s=" + z_form(_long()) + "&policy=4.8",
         # Hand-escaped forms a person or another tool may produce.
         "/?v=1&s=P%20mmap%20a%3BP%20write%20a%20old%3BP%20fork%20C%3BC%20vmsplice%20a%20as"
@@ -190,7 +196,7 @@ def hand_written() -> list[str]:
 
 def preset_links() -> list[str]:
     return [
-        make_link("/", format_scenario(parse(p.text), ";"), policy=policy)
+        make_link("/", commands_only(p.text), policy=policy)
         for p in PRESETS.values()
         for policy in POLICIES
     ]

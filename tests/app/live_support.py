@@ -13,11 +13,11 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
-from app.links import make_link
+from app.http.main import create_app
 from app.live.broker import MemoryBroker
 from app.live.control import LiveConfig
 from app.live.loopback import free_port
-from app.main import create_app
+from app.views.links import make_link
 
 # A fork, a write after the fork, and reads: step 4 is `C read a`, step 6 `P read a`.
 LESSON = "P mmap a;P write a x;P fork C;C read a;P write a y;P read a;C read a"

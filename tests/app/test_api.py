@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 from schemathesis.checks import positive_data_acceptance
 from starlette.testclient import TestClient
 
-from app.main import app
+from app.http.main import app
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.presets import PRESETS
-from engine.trace import replay, trace_to_json
+from engine.trace import answer_to_json, replay
 
 
 def test_simulate_answers_the_engines_json(client: TestClient) -> None:
     text = PRESETS["cve-2020-29374"].text
     r = client.post("/api/v1/simulate", json={"scenario": text, "policy": "5.7"})
     assert r.status_code == 200
-    assert r.json() == trace_to_json(replay(text, "5.7"))
+    assert r.json() == answer_to_json(replay(text, "5.7"))
     assert r.json()["verdicts"][0]["kind"] == "leak"
 
 
@@ -68,7 +70,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
 @schema.parametrize()
-def test_every_route_honours_its_schema(case: schemathesis.Case) -> None:
+def test_every_route_honours_its_schema(case: schemathesis.Case[Any]) -> None:
     """Fuzzed queries and bodies: never a 5xx, and every response matches the schema.
 
     A schema-valid request may still be refused: the scenario language (and a link's `step`)
@@ -76,3 +78,36 @@ def test_every_route_honours_its_schema(case: schemathesis.Case) -> None:
     bad one with its documented 400 page. That check alone is left out.
     """
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+def test_simulate_answers_a_goals_result_beside_steps(client: TestClient) -> None:
+    text = (
+        "#goal leak@5.7 !leak@5.9\nP mmap a\nP write a old\nP fork C\nC vmsplice a as pipe\n"
+        "C munmap a\nP write a secret\npipe read"
+    )
+    r = client.post("/api/v1/simulate", json={"scenario": text, "policy": "6.2"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["policy"] == "6.2" and len(body["steps"]) == 7
+    assert body["goal"] == {
+        "met": True,
+        "terms": [{"term": "leak@5.7", "met": True}, {"term": "!leak@5.9", "met": True}],
+    }
+
+
+def test_simulate_without_a_goal_has_no_goal_key(client: TestClient) -> None:
+    assert "goal" not in client.post("/api/v1/simulate", json={"scenario": "P mmap a"}).json()
+
+
+def test_a_goal_that_would_replay_too_much_is_a_413_that_says_why(client: TestClient) -> None:
+    # 601 commands under two more eras: 1,202 commands beyond the one asked for.
+    text = "#goal ok@5.7 ok@5.9 ok@6.2\nP mmap a\n" + "P write a v\n" * 600
+    r = client.post("/api/v1/simulate", json={"scenario": text, "policy": "6.2"})
+    assert r.status_code == 413
+    problem = r.json()["detail"]
+    assert problem["error"] == "limit"
+    assert "#goal" in problem["message"] and "1,202 commands" in problem["message"]
+    # The same goal under the one era asked for costs nothing more.
+    text = "#goal ok@6.2\nP mmap a\n" + "P write a v\n" * 600
+    r = client.post("/api/v1/simulate", json={"scenario": text, "policy": "6.2"})
+    assert r.status_code == 200 and r.json()["goal"]["met"] is True

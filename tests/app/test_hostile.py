@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
 
-from app.links import LinkError, decode_scenario, encode_scenario, make_link, parse_params
-from app.main import create_app
+from app.http.main import create_app
+from app.views.links import LinkError, decode_scenario, encode_scenario, make_link, parse_params
 from engine.policies import POLICIES
 from engine.presets import PRESETS
-from engine.syntax import format_scenario, parse
+from engine.syntax import canonical_text, parse
 from tests.app.asgi import Answer, send
 
 APP = create_app()
@@ -29,7 +29,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-PRESET_TEXTS = [format_scenario(parse(p.text), ";") for p in PRESETS.values()]
+PRESET_TEXTS = [canonical_text(parse(p.text)) for p in PRESETS.values()]
 HTMX = {"HX-Request": "true", "HX-Request-Type": "partial", "HX-Target": "div#stage"}
 # What an answer to any link may be: the page, or a 4xx page that says why.
 ANSWERS = {200, 400, 413, 414}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.links import (
+from app.views.links import (
     READABLE_LIMIT,
     LinkError,
     decode_scenario,
@@ -120,3 +120,14 @@ def test_missing_version_reads_as_v1_and_unknown_view_is_ignored() -> None:
 
 def test_policies_list_is_split_and_trimmed() -> None:
     assert parse_params({"policies": "5.7, 6.2,,"}).policies == ("5.7", "6.2")
+
+
+def test_a_lesson_travels_readable_one_line_each_and_decodes_to_the_same_text() -> None:
+    text = "#title T\n#policy 5.7\nP mmap a  # the page\n#? q\nP read a"
+    link = make_link("/", text, policy="5.7")
+    assert link == (
+        "/?v=1&s=%23title+T%0A%23policy+5.7%0AP+mmap+a++%23+the+page%0A%23%3F+q%0AP+read+a"
+        "&policy=5.7"
+    )
+    query = dict(parse_qsl(urlsplit(link).query))
+    assert parse_params(query).text == text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.live import polls
-from app.runs import run
+from app.views.runs import run
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 

@@ -7,10 +7,10 @@ import argparse
 import pytest
 from starlette.testclient import TestClient
 
-from app import serve_cli
+from app.cli import serve as serve_cli
+from app.http.main import create_app
 from app.live import serve as live_serve
 from app.live.broker import ENV_BROKER, ENV_PUBLIC_URL, ENV_WORKERS, REFUSED_WORKERS
-from app.main import create_app
 from tests.app.live_support import LINK
 
 

@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
-from app.probe import cli, compare, web
+from app.probe import cli, compare, gate, web
 from app.probe.capabilities import Capabilities, kernel_version, policy_for
 from app.probe.executor import KernelRun, KernelStep, static_skip
+from app.probe.gate import ProbeSettings
 from app.probe.worker import decode_value, encode_value
 from engine import commands as c
 from engine.syntax import format_command, parse
@@ -206,7 +208,9 @@ def test_the_report_json_has_the_documented_shape() -> None:
     )
     doc = report.to_json()
     assert set(doc) == {"kernel", "policy", "results"}
-    (result,) = doc["results"]  # type: ignore[misc]
+    results = doc["results"]
+    assert isinstance(results, list)
+    (result,) = results
     assert set(result) >= {"preset", "agree", "kernel_observed", "sim_observed", "skipped"}
     assert result["preset"] == "cow-basic" and result["agree"] is True
     assert report.ok
@@ -272,7 +276,7 @@ def test_cli_json_names_kernel_policy_and_results(
 
 
 def test_cli_refuses_an_unknown_preset_as_input_error() -> None:
-    from app.cli import InputError
+    from app.cli.main import InputError
 
     args = _cli(["probe", "--preset", "no-such-preset"])
     with pytest.raises(InputError, match="unknown preset"):
@@ -280,56 +284,56 @@ def test_cli_refuses_an_unknown_preset_as_input_error() -> None:
 
 
 # ---------------------------------------------------------------------------------- web
+# A server that probes for pages addressed as TestClient's default Host.
+ON = ProbeSettings(True, frozenset({"testserver"}), b"k" * 32)
+
+
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch, fake_kernel: dict[int, str]) -> TestClient:
-    # setenv first, so whatever `web.enable` writes in a test is undone afterwards.
-    monkeypatch.setenv(web.ENV_FLAG, "0")
     monkeypatch.setattr(web, "_cache", type(web._cache)())
     app = FastAPI()
     app.include_router(web.router)
     return TestClient(app)
 
 
-@pytest.mark.parametrize(
-    ("host", "flag", "allowed"),
-    [
-        ("127.0.0.1", False, True),
-        ("127.0.0.2", False, True),
-        ("::1", False, True),
-        ("localhost", False, True),
-        ("0.0.0.0", False, False),
-        ("192.0.2.7", False, False),
-        ("::", False, False),
-        ("0.0.0.0", True, True),
-    ],
-)
-def test_probing_is_on_only_on_loopback_or_with_allow_probe(
-    host: str, flag: bool, allowed: bool
-) -> None:
-    assert web.probe_allowed(host, flag) is allowed
+def allow(client: TestClient) -> None:
+    """Switch probing on for the client's app, as `cowlab serve` on loopback would."""
+    assert isinstance(client.app, FastAPI)
+    client.app.state.probe = ON
 
 
-def test_enable_turns_probing_on_for_loopback_only(client: TestClient) -> None:
-    assert web.enable("0.0.0.0") is False and not web.enabled()
-    assert web.enable("0.0.0.0", allow_probe=True) is True and web.enabled()
-    assert web.enable("::1") is True and web.enabled()
+def form(text: str) -> dict[str, str]:
+    """A post of the probe form as the page renders it: the scenario and the form's token."""
+    return {"s": text, gate.TOKEN_FIELD: gate.form_token(ON, "testserver")}
+
+
+def button(client: TestClient, text: str) -> str:
+    """The probe control a page of ``client``'s app would show for ``text``."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+
+    async def route(request: Request) -> HTMLResponse:
+        return HTMLResponse(str(web.probe_button(request, request.query_params["s"])))
+
+    app.add_api_route("/_button", route)
+    return client.get("/_button", params={"s": text}).text
 
 
 def test_probe_routes_are_off_by_default(client: TestClient) -> None:
-    assert client.post("/probe", data={"s": BASIC}).status_code == 403
+    assert client.post("/probe", data=form(BASIC)).status_code == 403
     response = client.post("/api/v1/probe", json={"scenario": BASIC})
     assert response.status_code == 403
     assert response.json()["detail"]["error"] == "probe-off"
     assert client.get("/api/v1/probe").json()["enabled"] is False
-    assert str(web.probe_button(BASIC)) == ""
+    assert button(client, BASIC) == ""
 
 
 def test_probe_fragment_shows_kernel_beside_simulator(
     client: TestClient, fake_kernel: dict[int, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     fake_kernel.update({5: "v1", 6: "v2"})
-    response = client.post("/probe", data={"s": BASIC})
+    response = client.post("/probe", data=form(BASIC))
     assert response.status_code == 200
     html = response.text
     assert "agrees with the simulator" in html
@@ -339,7 +343,7 @@ def test_probe_fragment_shows_kernel_beside_simulator(
 def test_probe_results_are_cached_per_scenario(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     calls: list[str] = []
 
     def runner(s: c.Scenario, t: float) -> KernelRun:
@@ -355,29 +359,29 @@ def test_probe_results_are_cached_per_scenario(
 
 
 def test_only_one_probe_runs_at_a_time(client: TestClient) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     with web._lock:  # as if another request were probing right now
         response = client.post("/api/v1/probe", json={"scenario": BASIC})
-        fragment = client.post("/probe", data={"s": BASIC})
+        fragment = client.post("/probe", data=form(BASIC))
     assert response.status_code == 429
     assert fragment.status_code == 429 and "Another probe is running" in fragment.text
 
 
 def test_a_syntax_error_is_a_400_not_a_probe(client: TestClient) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     response = client.post("/api/v1/probe", json={"scenario": "P frobnicate a"})
     assert response.status_code == 400
     assert response.json()["detail"]["error"] == "syntax"
-    assert client.post("/probe", data={"s": "P frobnicate a"}).status_code == 400
+    assert client.post("/probe", data=form("P frobnicate a")).status_code == 400
 
 
 def test_the_button_says_why_a_scenario_cannot_run_here(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     monkeypatch.setattr(web, "runnable", lambda s: static_skip(s, NOTHING))
-    runnable = str(web.probe_button(BASIC))
-    blocked = str(web.probe_button("P mmap a\nP swapout a"))
+    runnable = button(client, BASIC)
+    blocked = button(client, "P mmap a\nP swapout a")
     assert 'hx-post="/probe"' in runnable and "disabled" not in runnable
     assert "disabled" in blocked and "no swap configured" in blocked
 
@@ -385,7 +389,7 @@ def test_the_button_says_why_a_scenario_cannot_run_here(
 def test_concurrent_requests_never_run_two_probes(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     running = threading.Event()
     release = threading.Event()
     active: list[int] = []
@@ -446,11 +450,60 @@ def test_ioctl_numbers_match_the_kernel_headers() -> None:
 
 
 def test_a_scenario_over_the_limits_is_413_like_the_simulate_api(client: TestClient) -> None:
-    web.enable("127.0.0.1")
+    allow(client)
     too_many = "\n".join(f"P{i} mmap a" for i in range(65))  # 65 processes > MAX_PROCS
     response = client.post("/api/v1/probe", json={"scenario": too_many})
     assert response.status_code == 413
     assert response.json()["detail"]["error"] == "limit"
-    assert client.post("/probe", data={"s": too_many}).status_code == 413
+    assert client.post("/probe", data=form(too_many)).status_code == 413
     broken = client.post("/api/v1/probe", json={"scenario": "P mmap"})
     assert (broken.status_code, broken.json()["detail"]["error"]) == (400, "syntax")
+
+
+# ------------------------------------------------------------------------ runner stderr
+LEAKY_RUNNER = (
+    "-c",
+    "import sys; sys.stderr.write('Traceback: /home/alice/secret.py line 3\\n'); sys.exit(3)",
+)
+
+
+def test_a_failing_runner_s_stderr_goes_to_the_log_not_to_the_result(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.probe import isolate
+
+    monkeypatch.setattr(isolate, "RUNNER", LEAKY_RUNNER)
+    with caplog.at_level("ERROR", logger="cowlab.probe"):
+        run = isolate.run_isolated(parse("P mmap a"), timeout=5)
+    assert run.skipped == isolate.RUNNER_FAILED.format(code=3)
+    assert "/home/alice/secret.py" in caplog.text
+
+
+def test_a_visitor_sees_a_fixed_text_when_the_runner_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.probe import isolate
+
+    monkeypatch.setattr(isolate, "RUNNER", LEAKY_RUNNER)
+    monkeypatch.setattr(compare, "run_isolated", isolate.run_isolated)
+    monkeypatch.setattr(web, "_cache", type(web._cache)())
+    app = FastAPI()
+    app.include_router(web.router)
+    client = TestClient(app)
+    allow(client)
+    page = client.post("/probe", data=form("P mmap a\nP read a"))
+    api = client.post("/api/v1/probe", json={"scenario": "P mmap a\nP read a"}).json()
+    assert page.status_code == 200 and "probe runner failed (exit 3)" in page.text
+    assert api["results"][0]["skipped"] == isolate.RUNNER_FAILED.format(code=3)
+    assert "secret" not in page.text and "secret" not in json.dumps(api)
+
+
+def test_what_a_run_failed_to_clean_up_goes_to_the_log_not_to_the_result(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.probe import executor, isolate
+
+    leaky = KernelRun("6.18", (), executor.CLEANUP_FAILED, leaks=("fd left: /home/alice/x",))
+    monkeypatch.setattr(isolate, "RUNNER", ("-c", f"print({json.dumps(leaky.to_json())!r})"))
+    with caplog.at_level("ERROR", logger="cowlab.probe"):
+        run = isolate.run_isolated(parse("P mmap a"), timeout=5)
+    assert run.skipped == executor.CLEANUP_FAILED and "alice" not in run.skipped
+    assert "/home/alice/x" in caplog.text

@@ -2,61 +2,67 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app import runs
+from app.views import runs
+from engine.commands import Scenario
 from engine.policies import POLICIES
 from engine.presets import PRESETS
-from engine.syntax import format_scenario, parse
-from engine.trace import replay, trace_to_json
+from engine.syntax import format_command, parse
+from engine.trace import Trace, replay, trace_to_json
 
-CVE = format_scenario(parse(PRESETS["cve-2020-29374"].text), "\n")  # no comments
+# The commands alone: no comments, no annotations.
+CVE = "\n".join(format_command(c) for c in parse(PRESETS["cve-2020-29374"].text).commands)
 
 
 @pytest.fixture
-def replays(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every full replay the memo asks the engine for (the policy id of each), from empty."""
+def memo() -> runs.RunMemo:
+    return runs.RunMemo()
+
+
+@pytest.fixture
+def replays(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every full replay asked of the engine (the policy id of each)."""
     calls: list[str] = []
 
-    def counting(scenario: object, policy: str) -> object:
+    def counting(scenario: Scenario, policy: str) -> Trace:
         calls.append(policy)
-        return replay(scenario, policy)  # type: ignore[arg-type]
+        return replay(scenario, policy)
 
-    runs.clear_caches()
     monkeypatch.setattr(runs, "replay", counting)
-    yield calls
-    runs.clear_caches()
+    return calls
 
 
 def test_the_same_commands_spelled_another_way_are_not_replayed_again(
-    replays: list[str],
+    replays: list[str], memo: runs.RunMemo
 ) -> None:
     oneline = ";".join(CVE.splitlines())
-    spaced = " ;  ".join(CVE.splitlines()) + "  # shared in class"
-    first = runs.run(CVE, "latest")
+    spaced = " ;  ".join(CVE.splitlines()) + "  "
+    first = runs.run(CVE, "latest", memo)
     for text, policy in ((oneline, "6.2"), (spaced, "latest"), (CVE, "6.2")):
-        again = runs.run(text, policy)
+        again = runs.run(text, policy, memo)
         assert [s.state for s in again.trace.steps] == [s.state for s in first.trace.steps]
     assert first.policy.id == "6.2"
     assert replays == ["6.2"]
 
 
-def test_a_run_found_under_other_lines_reports_its_own_lines(replays: list[str]) -> None:
+def test_a_run_found_under_other_lines_reports_its_own_lines(
+    replays: list[str], memo: runs.RunMemo
+) -> None:
     oneline = ";".join(line for line in CVE.splitlines() if line)
-    runs.run(oneline, "5.7")
-    again = runs.run(CVE, "5.7")
+    runs.run(oneline, "5.7", memo)
+    again = runs.run(CVE, "5.7", memo)
     assert replays == ["5.7"]
     assert trace_to_json(again.trace) == trace_to_json(replay(parse(CVE), "5.7"))
     assert [s.line for s in again.trace.steps[1:]] == list(range(1, 8))
 
 
-def test_an_action_replays_only_the_command_it_adds(replays: list[str]) -> None:
+def test_an_action_replays_only_the_command_it_adds(replays: list[str], memo: runs.RunMemo) -> None:
     base = ";".join(line for line in CVE.splitlines() if line)
-    runs.run(base, "5.7")
-    added = runs.run(base + ";P read data", "5.7")
+    runs.run(base, "5.7", memo)
+    added = runs.run(base + ";P read data", "5.7", memo)
     assert replays == ["5.7"]
     fresh = replay(parse(base + ";P read data"), "5.7")
     assert trace_to_json(added.trace) == trace_to_json(fresh)
@@ -64,10 +70,12 @@ def test_an_action_replays_only_the_command_it_adds(replays: list[str]) -> None:
     assert added.layout == runs._prepare(parse(base + ";P read data"), fresh)[0].layout
 
 
-def test_comparing_and_stepping_replay_each_policy_once(replays: list[str]) -> None:
+def test_comparing_and_stepping_replay_each_policy_once(
+    replays: list[str], memo: runs.RunMemo
+) -> None:
     for _step in range(5):
         for policy in POLICIES:
-            runs.run(CVE, policy)
+            runs.run(CVE, policy, memo)
     assert sorted(replays) == sorted(POLICIES)
 
 
@@ -75,13 +83,13 @@ def test_the_memo_is_bounded_by_weight_and_entries() -> None:
     memo = runs.RunMemo(max_entries=3, max_weight=100)
     run = runs.run(CVE, "5.7")
     for i in range(5):
-        memo.put(((), str(i)), run, 10)
+        memo.put(("", str(i)), run, 10)
     assert len(memo) == 3 and memo.weight == 30
-    assert memo.get(((), "0")) is None and memo.get(((), "4")) is run
-    memo.put(((), "heavy"), run, 90)
-    assert memo.weight <= 100 and memo.get(((), "heavy")) is run
-    memo.put(((), "too heavy"), run, 101)  # larger than the whole memo: not kept
-    assert memo.get(((), "too heavy")) is None and memo.get(((), "heavy")) is run
+    assert memo.get(("", "0")) is None and memo.get(("", "4")) is run
+    memo.put(("", "heavy"), run, 90)
+    assert memo.weight <= 100 and memo.get(("", "heavy")) is run
+    memo.put(("", "too heavy"), run, 101)  # larger than the whole memo: not kept
+    assert memo.get(("", "too heavy")) is None and memo.get(("", "heavy")) is run
 
 
 def test_a_runs_weight_grows_with_what_its_trace_holds() -> None:
@@ -97,13 +105,19 @@ def test_a_runs_weight_grows_with_what_its_trace_holds() -> None:
     assert big > 16 * 64
 
 
-def test_concurrent_requests_get_the_same_runs() -> None:
-    runs.clear_caches()
+def test_concurrent_requests_get_the_same_runs(memo: runs.RunMemo) -> None:
     texts = [p.text for p in list(PRESETS.values())[:8]]
     with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(lambda i: runs.run(texts[i % 8], "5.9"), range(64)))
+        got = list(pool.map(lambda i: runs.run(texts[i % 8], "5.9", memo), range(64)))
     for i, r in enumerate(got):
-        assert r.trace.steps == runs.run(texts[i % 8], "5.9").trace.steps
+        assert r.trace.steps == runs.run(texts[i % 8], "5.9", memo).trace.steps
+
+
+def test_without_a_memo_every_run_is_replayed(replays: list[str]) -> None:
+    first = runs.run(CVE, "5.7")
+    again = runs.run(CVE, "5.7")
+    assert replays == ["5.7", "5.7"]
+    assert trace_to_json(again.trace) == trace_to_json(first.trace)
 
 
 def test_an_event_source_names_each_part_once() -> None:
@@ -118,3 +132,31 @@ def test_an_event_source_names_each_part_once() -> None:
                 assert len(parts) == len(set(parts)), event.source
                 seen_unmap |= event.source == "zap_pte_range"
     assert seen_unmap
+
+
+def test_a_comment_is_part_of_the_memo_key_and_stays_in_the_link(replays: list[str]) -> None:
+    commented = CVE + "  # shared in class"
+    plain = runs.run(CVE, "6.2")
+    kept = runs.run(commented, "6.2")
+    assert replays == ["6.2", "6.2"]
+    assert plain.link_text == ";".join(CVE.splitlines())
+    assert kept.link_text == CVE + "  # shared in class"
+    assert kept.editor_text == kept.link_text
+
+
+def test_a_text_with_comments_is_replayed_whole_not_extended_from_a_prefix(
+    replays: list[str],
+) -> None:
+    # The canonical text of a commented scenario is joined by newlines and its comments may
+    # hold `;`: cutting at the last `;` finds the key of another scenario, here one with the
+    # same two commands, and "extending" it by the last command would replay a third.
+    runs.run("P mmap a\nP write a v\n# a", "6.2")
+    r = runs.run("P mmap a\nP write a v\n# a; b", "6.2")
+    assert len(r.trace.steps) == 3
+    assert replays == ["6.2", "6.2"]
+
+
+def test_a_lesson_link_without_policy_opens_in_its_policy() -> None:
+    assert runs.lesson_policy("#policy 5.7\nP mmap a") == "5.7"
+    assert runs.lesson_policy("P mmap a") is None
+    assert runs.lesson_policy("#policy 5.7\nP bogus a") is None

@@ -1,5 +1,5 @@
-"""The throughput machinery of `cowlab bench` against a real uvicorn worker (a smoke test: the
-figures themselves are benchmarks, not tests)."""
+"""The machinery of `cowlab bench`: in-process requests that start truly cold, and a real
+uvicorn worker (a smoke test: the figures themselves are benchmarks, not tests)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.webbench import (
+from app.bench.web import (
     STAGE,
-    STATIC_FILE,
     STATIC_PATH,
     _connections,
     _hammer,
     bench_server,
+    call,
+    class_paths,
+    empty_memos,
     step_paths,
 )
+from app.http.main import create_app
 
 BODY_BYTES = 4321
 
@@ -35,11 +38,28 @@ def test_a_warm_up_walk_gets_a_stage_fragment_for_every_step(bench_worker: int) 
     assert mean > 1000  # a stage fragment, not an error page (that would raise anyway)
 
 
-def test_timed_phases_answer_the_constant_body_and_the_file(bench_worker: int) -> None:
-    for path in (STATIC_PATH, STATIC_FILE):
-        rate, mean = asyncio.run(_hammer(bench_worker, [[path]] * 2, {}, 0.3))
-        assert rate > 10
-        assert mean == BODY_BYTES
+def test_timed_phases_answer_the_constant_body(bench_worker: int) -> None:
+    rate, mean = asyncio.run(_hammer(bench_worker, [[STATIC_PATH]] * 2, {}, 0.3))
+    assert rate > 10
+    assert mean == BODY_BYTES
+
+
+def test_a_cold_request_finds_every_memo_of_the_app_empty() -> None:
+    app = create_app()
+    link = step_paths("5.7")[3]
+    status, first = asyncio.run(call(app, link, STAGE))
+    assert status == 200
+    assert len(app.state.runs) == 1 and len(app.state.pages.entries) == 1
+    empty_memos(app)
+    assert len(app.state.runs) == 0 and len(app.state.pages.entries) == 0
+    assert asyncio.run(call(app, link, STAGE)) == (200, first)
+
+
+def test_the_class_steps_through_every_step_of_one_lesson() -> None:
+    paths = class_paths()
+    assert len(paths) >= 9
+    assert [p.rsplit("&step=", 1)[1] for p in paths] == [str(k) for k in range(len(paths))]
+    assert len({p.rsplit("&step=", 1)[0] for p in paths}) == 1
 
 
 def test_connections_deal_every_step_to_every_connection_from_another_start() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from engine.policies import Policy
-from engine.state import ZERO_PFN, State
+from engine.state import GUP_PIN_COUNTING_BIAS, ZERO_PFN, State
 
 
 def check_state(state: State, policy: Policy) -> None:
@@ -20,7 +20,9 @@ def check_state(state: State, policy: Policy) -> None:
                 assert pte.pfn in state.frames, f"{proc.name}/{page} maps freed frame {pte.pfn}"
                 mapped[pte.pfn] += 1
             else:
-                assert pte.swap_slot in state.swap, f"{proc.name}/{page}: dangling swap entry"
+                assert pte.swap_slot is not None and pte.swap_slot in state.swap, (
+                    f"{proc.name}/{page}: dangling swap entry"
+                )
                 swap_users[pte.swap_slot] += 1
     pins: Counter[int] = Counter()
     gets: Counter[int] = Counter()
@@ -41,6 +43,29 @@ def check_state(state: State, policy: Policy) -> None:
         assert frame.gets == gets[pfn], f"#{pfn} gets {frame.gets} != {gets[pfn]}"
         assert frame.swapcache == (pfn in cached), f"#{pfn} swap cache flag is wrong"
         assert (frame.file is not None) == (pfn in files), f"#{pfn} page-cache flag is wrong"
+        # per subpage: a small page is its one subpage; a large folio's subpages add up
+        if frame.folio is not None:
+            folio = frame.folio
+            assert folio.order > 0, f"#{pfn} a folio of one page is a small page"
+            assert len(folio.subpage_mapcounts) == frame.nr_pages, f"#{pfn} subpage mapcounts"
+            assert len(folio.subpage_exclusive) == frame.nr_pages, f"#{pfn} subpage bits"
+            assert sum(folio.subpage_mapcounts) == frame.mapcount, f"#{pfn} subpages != mapcount"
+        # per folio: the refcount is the references that exist, counted from the outside —
+        # page tables, GUP references, swap cache, page cache — with the pin bias of a small
+        # page and the exact pincount of a large folio
+        pin_weight = GUP_PIN_COUNTING_BIAS if frame.folio is None else 1
+        held_by_caches = frame.nr_pages * (int(pfn in cached) + int(pfn in files))
+        references = (
+            mapped[pfn]
+            + frame.entire_mapcount
+            + gets[pfn]
+            + pins[pfn] * pin_weight
+            + held_by_caches
+        )
+        assert frame.refcount == references, f"#{pfn} refcount {frame.refcount} != {references}"
+        assert frame.maybe_dma_pinned == (
+            references >= GUP_PIN_COUNTING_BIAS if frame.folio is None else pins[pfn] > 0
+        ), f"#{pfn} maybe_dma_pinned is wrong"
         # a frame is freed exactly when nothing holds it
         assert frame.refcount > 0, f"#{pfn} has no references but was not freed"
         if not policy.has_exclusive_bit:
@@ -50,7 +75,12 @@ def check_state(state: State, policy: Policy) -> None:
         assert slot.swapcount == swap_users[slot_id], f"slot {slot_id} swapcount is wrong"
         assert slot.swapcount > 0 or slot.cache_pfn is not None, f"slot {slot_id} leaked"
         if slot.cache_pfn is not None:
+            assert slot.cache_pfn in state.frames, f"slot {slot_id} caches freed #{slot.cache_pfn}"
             assert state.frames[slot.cache_pfn].swapcache
+    # one swap slot per swap-cache page: a page paged out again keeps its entry
+    assert len(cached) == sum(s.cache_pfn is not None for s in state.swap.values()), "two slots"
+    for file in state.files.values():
+        assert file.cache_pfn is None or file.cache_pfn in state.frames, f"{file.name} cache"
 
     # a writable PTE never maps a page someone else maps (private mappings; a shared file
     # mapping shares its page on purpose)

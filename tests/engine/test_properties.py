@@ -3,6 +3,8 @@ accounting laws, and replaying a prefix gives exactly the first steps of the ful
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -25,6 +27,7 @@ PROCS = ("P", "C", "D", "E")
 PAGES = ("a", "b")
 REFS = ("r1", "r2", "r3", "r4")
 VALUES = ("x", "y", "z")
+REFUSALS = ("error", "efault", "segv")
 
 procs = st.sampled_from(PROCS)
 pages = st.sampled_from(PAGES)
@@ -57,6 +60,9 @@ class Kernel(RuleBasedStateMachine):
     def run(self, command: c.Command) -> None:
         ref_name = reference_names([*self.commands, command])[-1]
         result = apply(self.state, command, self.policy, len(self.commands) + 1, ref_name)
+        if result.events and result.events[0].kind in REFUSALS:
+            # Refused before its first change: the command must leave no trace (issue 9).
+            assert result.state == self.state, f"refused {command} changed the state"
         self.commands.append(command)
         self.state = result.state
         self.states.append(self.state)
@@ -80,7 +86,12 @@ class Kernel(RuleBasedStateMachine):
 
     @rule(proc=procs, page=pages, how=st.sampled_from(["munmap", "dontneed", "swapout"]))
     def drop(self, proc: str, page: str, how: str) -> None:
-        command = {"munmap": c.Munmap, "dontneed": c.Dontneed, "swapout": c.Swapout}[how]
+        kinds: dict[str, Callable[[str, str], c.Command]] = {
+            "munmap": c.Munmap,
+            "dontneed": c.Dontneed,
+            "swapout": c.Swapout,
+        }
+        command = kinds[how]
         self.run(command(proc, page))
 
     @rule(proc=procs, page=pages, dofork=st.booleans())
@@ -145,11 +156,12 @@ class Kernel(RuleBasedStateMachine):
     @rule(data=st.data(), verb=st.sampled_from(["read", "write", "release"]), value=values)
     def use_ref(self, data: st.DataObject, verb: str, value: str) -> None:
         target = data.draw(st.sampled_from(self.known_refs()))
-        command: c.Command = {
+        commands: dict[str, c.Command] = {
             "read": c.RefRead(target),
             "write": c.RefWrite(target, value),
             "release": c.RefRelease(target),
-        }[verb]
+        }
+        command = commands[verb]
         self.run(command)
 
     @invariant()
@@ -181,3 +193,56 @@ def _essence(step: Step) -> tuple[object, ...]:
 
 Kernel.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
 TestKernelInvariants = Kernel.TestCase
+
+
+two_procs = st.sampled_from(PROCS[:2])
+
+
+class SwapKernel(RuleBasedStateMachine):
+    """Swap-heavy scenarios: paging out, faulting back and forking around the swap cache, the
+    paths where a page can be in the swap cache and mapped at once. Without the fix for issue
+    14's crash (a second swap slot for a swap-cache page) this finds it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel = Kernel()
+
+    @initialize(policy_id=st.sampled_from(list(POLICIES)))
+    def start(self, policy_id: str) -> None:
+        self.kernel.start(policy_id, with_file=False)
+
+    @rule(proc=two_procs, verb=st.sampled_from(["read", "write", "swapout", "dontneed"]))
+    def touch(self, proc: str, verb: str) -> None:
+        page = "a"  # one page, so that swap-outs, faults and forks meet on it
+        commands: dict[str, c.Command] = {
+            "read": c.Read(proc, page),
+            "write": c.Write(proc, page, None),
+            "swapout": c.Swapout(proc, page),
+            "dontneed": c.Dontneed(proc, page),
+        }
+        command = commands[verb]
+        self.kernel.run(command)
+
+    @rule(proc=two_procs, child=two_procs)
+    def fork(self, proc: str, child: str) -> None:
+        self.kernel.run(c.Fork(proc, child))
+
+    @rule(proc=two_procs)
+    def exit(self, proc: str) -> None:
+        self.kernel.run(c.Exit(proc))
+
+    @rule(proc=two_procs, kind=st.sampled_from(["vmsplice", "pin"]))
+    def take_ref(self, proc: str, kind: c.RefKind) -> None:
+        self.kernel.run(c.TakeRef(proc, "a", kind))
+
+    @invariant()
+    def accounting_laws_hold(self) -> None:
+        if self.kernel.states:
+            check_state(self.kernel.state, self.kernel.policy)
+
+    def teardown(self) -> None:
+        self.kernel.teardown()
+
+
+SwapKernel.TestCase.settings = settings(max_examples=200, stateful_step_count=30, deadline=None)
+TestSwapInvariants = SwapKernel.TestCase

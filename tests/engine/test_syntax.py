@@ -126,7 +126,13 @@ def test_layout_comments_and_separators_are_not_commands() -> None:
 
 
 def test_scenarios_differing_only_in_layout_are_equal() -> None:
-    assert parse("P mmap a\nP read a") == parse("  P mmap a ; P read a # x")
+    assert parse("P mmap a\nP read a") == parse("  P mmap a ; P read a ")
+
+
+def test_a_comment_is_kept_so_scenarios_differing_in_comments_differ() -> None:
+    plain, commented = parse("P mmap a\nP read a"), parse("  P mmap a ; P read a # x")
+    assert plain.commands == commented.commands
+    assert plain != commented
 
 
 # ---------------------------------------------------------------------------------------------

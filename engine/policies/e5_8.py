@@ -1,0 +1,45 @@
+"""5.8: any GUP that takes a reference on a COW mapping breaks COW as if it wrote."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from engine.policies.base import Decision, GupRequest, KernelVersion
+from engine.policies.e5_7 import Classic57
+from engine.state import Vma
+
+
+class EnforcedCow58(Classic57):
+    """5.8: any GUP that takes a reference on a COW mapping breaks COW as if it wrote."""
+
+    id = "5.8"
+    label = "GUP always breaks COW"
+    kernels = "5.8 (and stable backports)"
+    since = (5, 8)
+    until: ClassVar[KernelVersion | None] = (5, 8)
+    commits: ClassVar[tuple[str, ...]] = ("17839856fd58",)
+    story = (
+        "Jann Horn's CVE-2020-29374 report led Linus to 'gup: document and work around \"COW can "
+        "break either way\" issue': every get_user_pages that takes a reference (FOLL_GET or "
+        "FOLL_PIN) on a COW mapping is turned into a write, so the caller owns a private copy at "
+        "GUP time. It closed the vmsplice leak, but a read now looks like a write: a "
+        "userfaultfd write-protected page raises a userfault on a mere read (Peter Xu's umap "
+        "deadlock), and later COW events can still go the wrong way."
+    )
+
+    def gup_breaks_cow(self, req: GupRequest, vma: Vma) -> Decision | None:
+        """should_force_cow_break(): COW mapping and FOLL_GET|FOLL_PIN ⇒ OR in FOLL_WRITE."""
+        if req.write or not vma.is_cow_mapping:
+            return None
+        return Decision(
+            "fault",
+            "should_force_cow_break",
+            "should_force_cow_break → faultin_page(FOLL_WRITE)",
+            "17839856fd58",
+            "a reference-taking GUP on a COW mapping is treated as a write, so COW is broken "
+            "now and the caller cannot end up on the wrong side of it later",
+            {"cow_mapping": vma.is_cow_mapping, "foll_pin": req.pin},
+        )
+
+
+POLICY = EnforcedCow58()
