@@ -9,13 +9,13 @@ from urllib.parse import quote_plus
 import pytest
 from starlette.testclient import TestClient
 
-from app.links import make_link
-from app.routes.lessons import MAX_HANDOUT_STEPS
+from app.http.routes.lessons import MAX_HANDOUT_STEPS
+from app.views.links import make_link
 from engine.lesson import MAX_REPLAYED_COMMANDS, ask
 from engine.lessons import CHALLENGES, LESSONS
 from engine.quiz import quiz
 from engine.syntax import parse
-from tests.app.conftest import html, hx
+from tests.app.conftest import first, html, hx
 
 DIRTY = LESSONS["dirty-cow"].text
 
@@ -29,11 +29,11 @@ def narration(body: str) -> str:
 def test_lessons_page_lists_every_lesson_and_each_opens(client: TestClient) -> None:
     page = html(client.get("/lessons").text)
     cards = page.css(".cards > li")
-    assert [c.css_first("h2").text().split(". ", 1)[1] for c in cards] == [
+    assert [first(c, "h2").text().split(". ", 1)[1] for c in cards] == [
         lesson.title for lesson in LESSONS.values()
     ]
     for card, lesson in zip(cards, LESSONS.values(), strict=True):
-        start = card.css_first("a.primary").attributes["href"]
+        start = first(card, "a.primary").attributes["href"]
         assert start is not None
         opened = client.get(start)
         assert opened.status_code == 200
@@ -55,7 +55,7 @@ def test_a_note_sits_above_the_engines_narration(client: TestClient) -> None:
 def test_a_question_hides_the_reads_outcome_until_answered(client: TestClient) -> None:
     link = make_link("/", DIRTY, step=7)
     asked = html(client.get(link).text)
-    said = asked.css_first("#narration").text()
+    said = first(asked, "#narration").text()
     assert "pwned" not in said.split("?", 1)[0]  # nothing before the choices names it
     assert [a.text().split(maxsplit=1)[1] for a in asked.css("a.choice")] == [
         "0",
@@ -64,14 +64,14 @@ def test_a_question_hides_the_reads_outcome_until_answered(client: TestClient) -
     ]
     assert asked.css_first("#narration .observed") is None
     assert asked.css_first("#narration .lesson-note") is None
-    assert "Step 6 of 7" in asked.css_first("#stage svg > title").text()
+    assert "Step 6 of 7" in first(asked, "#stage svg > title").text()
     # The verdicts of the step (and later ones) are not on the side either.
-    assert "step 7" not in asked.css_first(".verdicts").text()
+    assert "step 7" not in first(asked, ".verdicts").text()
     answered = html(client.get(link + "&answer=root-data").text)
-    result = answered.css_first(".q-result").text()
+    result = first(answered, ".q-result").text()
     assert "✗ Not under 4.8" in result and "pwned" in result
     assert answered.css_first("#narration .observed") is not None
-    assert "step 7" in answered.css_first(".verdicts").text()
+    assert "step 7" in first(answered, ".verdicts").text()
     # A pick that is not a choice (a hand-edited link) is no answer.
     forged = html(client.get(link + "&answer=nonsense").text)
     assert forged.css_first(".q-result") is None and forged.css("a.choice")
@@ -89,7 +89,7 @@ def test_the_answer_is_the_engines_under_each_era(client: TestClient) -> None:
 
 def test_era_links_keep_the_step_and_drop_the_answer(client: TestClient) -> None:
     page = html(client.get(make_link("/", DIRTY, step=7) + "&answer=pwned").text)
-    nxt = page.css_first("a[data-nav=era-next]").attributes["href"]
+    nxt = first(page, "a[data-nav=era-next]").attributes["href"]
     assert nxt is not None
     assert "policy=5.7" in nxt and "step=7" in nxt and "answer" not in nxt
     assert page.css_first("a[data-nav=era-prev]") is None  # 4.8 is the first era
@@ -159,16 +159,16 @@ def test_a_question_on_a_long_scenario_is_refused_with_413(client: TestClient) -
 
 
 def test_quiz_is_the_same_for_everyone_and_scores(client: TestClient) -> None:
-    first = client.get("/quiz?seed=41")
-    assert first.status_code == 200
-    assert first.text == client.get("/quiz?seed=41").text
+    once = client.get("/quiz?seed=41")
+    assert once.status_code == 200
+    assert once.text == client.get("/quiz?seed=41").text
     questions = quiz(41)
     picks = "&".join(f"q{q.number}={era}" for q in questions for era in q.answer)
     checked = html(client.get(f"/quiz?seed=41&check=1&{picks}").text)
-    assert checked.css_first(".score").text() == "Score: 10 / 10"
+    assert first(checked, ".score").text() == "Score: 10 / 10"
     one_wrong = "&".join(f"q{q.number}={era}" for q in questions[1:] for era in q.answer)
     checked = html(client.get(f"/quiz?seed=41&check=1&{one_wrong}").text)
-    assert checked.css_first(".score").text() == "Score: 9 / 10"
+    assert first(checked, ".score").text() == "Score: 9 / 10"
 
 
 def test_quiz_without_a_seed_gets_one_and_a_bad_seed_is_explained(client: TestClient) -> None:
@@ -208,13 +208,13 @@ def test_handout_of_a_link_and_its_limits(client: TestClient) -> None:
 
 
 def test_first_visit_welcomes_and_a_link_does_not(client: TestClient) -> None:
-    first = html(client.get("/").text)
-    welcome = first.css_first("section.welcome")
+    home = html(client.get("/").text)
+    welcome = home.css_first("section.welcome")
     assert welcome is not None
     assert len(welcome.css("a.way")) == 4
     famous = [a.attributes["href"] for a in welcome.css("a.way") if "Open Dirty COW" in a.text()]
     opened = html(client.get(str(famous[0])).text)
-    assert opened.css_first(".policies a.current").text().strip() == "4.8"
+    assert first(opened, ".policies a.current").text().strip() == "4.8"
     for link in ("/?v=1", make_link("/", "P mmap a")):
         assert html(client.get(link).text).css_first("section.welcome") is None
 
@@ -230,10 +230,10 @@ def test_a_teachers_text_is_escaped_everywhere_it_is_shown(client: TestClient) -
 def test_an_empty_answer_reveals_without_judging(client: TestClient) -> None:
     link = make_link("/", DIRTY, step=7)
     asked = html(client.get(link).text)
-    reveal = asked.css_first("a[data-nav=reveal]").attributes["href"]
+    reveal = first(asked, "a[data-nav=reveal]").attributes["href"]
     assert reveal is not None and reveal.endswith("&policy=4.8&step=7&answer=")
     shown = html(client.get(str(reveal)).text)
-    assert shown.css_first(".q-result").text() == "Under 4.8 the read shows pwned."
+    assert first(shown, ".q-result").text() == "Under 4.8 the read shows pwned."
     assert shown.css_first(".question.right, .question.wrong") is None
     assert shown.css_first("#narration .observed") is not None
     assert shown.css_first("a[data-nav=reveal]") is None

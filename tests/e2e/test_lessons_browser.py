@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from app.links import make_link
+from app.views.links import make_link
 from engine.lesson import ask
 from engine.lessons import CHALLENGES, LESSONS
 from engine.quiz import quiz

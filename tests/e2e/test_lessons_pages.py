@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
-from app.links import make_link
+from app.views.links import make_link
 from engine.lessons import CHALLENGES, LESSONS
 
 pytestmark = pytest.mark.e2e
