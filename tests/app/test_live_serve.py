@@ -16,9 +16,15 @@ from tests.app.live_support import LINK
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`serve` sets the workers' environment in this process: restored after each test."""
-    for name in (ENV_BROKER, ENV_WORKERS, ENV_PUBLIC_URL):
+    """`serve` sets the workers' environment in this process: restored after each test. The
+    probe's reaper is left unstarted: it would make this test process the subreaper of every
+    orphan (and reap them) for the rest of the session, which the kernel tests watch for."""
+    from app.probe import gate, reaper
+
+    for name in (ENV_BROKER, ENV_WORKERS, ENV_PUBLIC_URL, gate.ENV_FLAG, gate.ENV_HOSTS):
         monkeypatch.setenv(name, "")
+    monkeypatch.setenv(gate.ENV_SECRET, "")
+    monkeypatch.setattr(reaper, "start", lambda: None)
 
 
 def serve_args(*extra: str) -> argparse.Namespace:

@@ -133,12 +133,17 @@ def test_a_challenge_fails_then_is_met(page: Page, base_url: str, watch: Watch) 
     # A wrong try: the child never unmaps, so 5.7 reuses nothing and nothing leaks.
     editor = page.locator("#scenario-text")
     editor.fill(challenge.start + "C vmsplice data as pipe\nP write data secret\npipe read\n")
-    page.get_by_role("button", name="Run scenario").click()
+    # Wait for the run's answer: the panel already says "not met", so the assertions below
+    # would pass before the swap, and the next fill would race it.
+    with page.expect_response(lambda r: "/?" in r.url and "pipe" in r.url):
+        page.get_by_role("button", name="Run scenario").click()
+    expect(page).to_have_url(re.compile("pipe"))  # pushed with the swap
     expect(goal).to_contain_text("Goal not met yet")
     expect(goal.locator("li.term.unmet")).to_contain_text("under 5.7: no verdict")
     editor = page.locator("#scenario-text")
     editor.fill(challenge.solution)
-    page.get_by_role("button", name="Run scenario").click()
+    with page.expect_response(lambda r: "/?" in r.url and "pipe" in r.url):
+        page.get_by_role("button", name="Run scenario").click()
     expect(page.locator("section.goal")).to_contain_text("✓ Goal met")
     expect(page.locator("section.goal li.term.unmet")).to_have_count(0)
 
