@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from app.reference import GLOSSARY, OTHER_LINES, PROCESS_VERBS, REFERENCE_VERBS
+from app.views.reference import GLOSSARY, OTHER_LINES, PROCESS_VERBS, REFERENCE_VERBS
 from engine.presets import PRESETS
 from engine.syntax import PROC_VERBS, REF_VERBS
-from tests.app.conftest import html, hx, preset_link
+from tests.app.conftest import attr, first, html, hx, preset_link
 
 LEAK = "cve-2020-29374"
 
@@ -40,11 +40,11 @@ def test_a_page_reused_while_a_pipe_holds_it_is_drawn_at_risk_under_5_7(
     client: TestClient,
 ) -> None:
     doc = html(client.get(preset_link(LEAK, "5.7", 6)).text)
-    frame = doc.css_first("#stage svg g.frame[data-key='frame:1']")
-    assert "at-risk" in frame.attributes["class"].split()
+    frame = first(doc, "#stage svg g.frame[data-key='frame:1']")
+    assert "at-risk" in attr(frame, "class").split()
     assert "⚠ REUSE · AT RISK" in [t.text() for t in frame.css("text")]
-    pipe = doc.css_first("#stage svg g.ref[data-key='ref:pipe']")
-    assert "at-risk" in pipe.attributes["class"].split()
+    pipe = first(doc, "#stage svg g.ref[data-key='ref:pipe']")
+    assert "at-risk" in attr(pipe, "class").split()
     assert "at risk" in ref_status(client, preset_link(LEAK, "5.7", 6)).replace("-", " ")
     # A step earlier nothing was decided about the frame: no tab, no mark.
     before = html(client.get(preset_link(LEAK, "5.7", 5)).text)
@@ -54,8 +54,8 @@ def test_a_page_reused_while_a_pipe_holds_it_is_drawn_at_risk_under_5_7(
 
 def test_copy_and_unshare_are_written_on_the_frame(client: TestClient) -> None:
     copied = html(client.get(preset_link(LEAK, "5.8", 4)).text)
-    frame = copied.css_first("#stage svg g.frame.decided-copy")
-    assert frame.attributes["data-key"] == "frame:2"
+    frame = first(copied, "#stage svg g.frame.decided-copy")
+    assert attr(frame, "data-key") == "frame:2"
     assert "COPY of pfn 1" in [t.text() for t in frame.css("text")]
     unshared = html(client.get(preset_link("cow-ro-pin-previously-shared", "5.19", 5)).text)
     assert unshared.css("#stage svg g.frame.decided-unshare")
@@ -63,13 +63,13 @@ def test_copy_and_unshare_are_written_on_the_frame(client: TestClient) -> None:
 
 def test_a_preset_title_opens_at_step_0_in_the_era_of_its_story(client: TestClient) -> None:
     doc = html(client.get("/presets").text)
-    rows = {r.css_first("th[scope=row] > a").text(): r for r in doc.css("table.presets tbody tr")}
-    leak = query(rows[PRESETS[LEAK].title].css_first("th[scope=row] > a").attributes["href"])
+    rows = {first(r, "th[scope=row] > a").text(): r for r in doc.css("table.presets tbody tr")}
+    leak = query(attr(first(rows[PRESETS[LEAK].title], "th[scope=row] > a"), "href"))
     assert (leak["policy"], leak["step"]) == ("5.7", "0")
-    page = html(client.get(rows[PRESETS[LEAK].title].css_first("th > a").attributes["href"]).text)
-    assert page.css_first("h1").text() == PRESETS[LEAK].title
-    assert PRESETS[LEAK].story[:60] in page.css_first(".scenario-story").text()
-    assert page.css_first("#stepbar .counter strong").text() == "0"
+    page = html(client.get(attr(first(rows[PRESETS[LEAK].title], "th > a"), "href")).text)
+    assert first(page, "h1").text() == PRESETS[LEAK].title
+    assert PRESETS[LEAK].story[:60] in first(page, ".scenario-story").text()
+    assert first(page, "#stepbar .counter strong").text() == "0"
 
 
 def test_every_page_of_the_simulator_has_one_h1(client: TestClient) -> None:
@@ -86,15 +86,15 @@ def png_size(data: bytes) -> tuple[int, int]:
 def test_png_export_is_the_step_picture_at_twice_its_size(client: TestClient) -> None:
     link = preset_link(LEAK, "5.7", 6)
     page = html(client.get(link).text)
-    svg = page.css_first("#stage svg.diagram")
-    png_link = page.css_first(".legend a[href^='/export.png']").attributes["href"]
+    svg = first(page, "#stage svg.diagram")
+    png_link = attr(first(page, ".legend a[href^='/export.png']"), "href")
     r = client.get(png_link)
     assert r.status_code == 200
     assert r.headers["content-type"] == "image/png"
     assert 'filename="cowlab-5.7-step6.png"' in r.headers["content-disposition"]
     assert png_size(r.content) == (
-        2 * int(svg.attributes["width"]),
-        2 * int(svg.attributes["height"]),
+        2 * int(attr(svg, "width")),
+        2 * int(attr(svg, "height")),
     )
 
 
@@ -111,7 +111,7 @@ def test_png_export_of_a_bad_link_says_why(client: TestClient) -> None:
 def test_a_mistyped_verb_gets_a_did_you_mean(client: TestClient, text: str, hint: str) -> None:
     r = client.get("/", params={"v": "1", "s": text})
     assert r.status_code == 400
-    assert f"did you mean `{hint}`?" in html(r.text).css_first(".problem .what").text()
+    assert f"did you mean `{hint}`?" in first(html(r.text), ".problem .what").text()
 
 
 def test_an_error_in_typed_text_goes_beside_the_editor_and_keeps_the_address(
@@ -124,8 +124,8 @@ def test_an_error_in_typed_text_goes_beside_the_editor_and_keeps_the_address(
     assert r.headers["HX-Retarget"] == "#editor-error"
     assert "HX-Push-Url" not in r.headers
     doc = html(r.text)
-    assert doc.css_first("h3").text() == "There is a syntax error in this scenario"
-    assert "did you mean `fork`?" in doc.css_first(".what").text()
+    assert first(doc, "h3").text() == "There is a syntax error in this scenario"
+    assert "did you mean `fork`?" in first(doc, ".what").text()
     assert doc.css_first("svg") is None
 
 
@@ -139,20 +139,20 @@ def test_embed_steps_only_within_its_range(client: TestClient) -> None:
     base = preset_link(LEAK, "5.7", 7, "/embed") + "&from=3&to=5"
     doc = html(client.get(base).text)
     # A step outside the range is shown as the nearest end of the range.
-    assert doc.css_first(".stepbar .counter strong").text() == "5"
+    assert first(doc, ".stepbar .counter strong").text() == "5"
     assert doc.css_first("a[data-nav=next]") is None
-    prev = query(doc.css_first("a[data-nav=prev]").attributes["href"])
+    prev = query(attr(first(doc, "a[data-nav=prev]"), "href"))
     assert (prev["step"], prev["from"], prev["to"]) == ("4", "3", "5")
-    first = html(client.get(doc.css_first("a[data-nav=home]").attributes["href"]).text)
-    assert first.css_first(".stepbar .counter strong").text() == "3"
-    assert first.css_first("a[data-nav=prev]") is None
-    step = client.get(doc.css_first("a[data-nav=prev]").attributes["href"], headers=hx("embed"))
+    home = html(client.get(attr(first(doc, "a[data-nav=home]"), "href")).text)
+    assert first(home, ".stepbar .counter strong").text() == "3"
+    assert home.css_first("a[data-nav=prev]") is None
+    step = client.get(attr(first(doc, "a[data-nav=prev]"), "href"), headers=hx("embed"))
     assert step.headers["HX-Push-Url"].endswith("&step=4&from=3&to=5")
 
 
 def test_embed_without_a_range_steps_through_everything(client: TestClient) -> None:
     doc = html(client.get(preset_link(LEAK, "5.7", 7, "/embed") + "&from=x").text)
-    assert "from=" not in doc.css_first("a[data-nav=prev]").attributes["href"]
+    assert "from=" not in attr(first(doc, "a[data-nav=prev]"), "href")
 
 
 def test_the_verbs_card_lists_every_verb_and_the_glossary_every_term(

@@ -15,10 +15,8 @@ from tests.app.conftest import preset_link
 
 pytestmark = pytest.mark.e2e
 
-AXE_VERSION = "4.10.3"  # scripts/test installs this one
-AXE_DIR = Path(
-    os.environ.get("COWLAB_AXE_DIR", Path.home() / f".cache/cowlab/axe-core-{AXE_VERSION}")
-)
+AXE_VERSION = "4.14.1"  # scripts/test installs this one
+AXE_DIR = Path(os.environ.get("COWLAB_AXE_DIR", Path.home() / ".cache/cowlab/axe"))
 AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 LEAK = "cve-2020-29374"
 
