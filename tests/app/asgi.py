@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Scope
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def send(
     read = 0
     answered = asyncio.Event()
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal read
         if not pending:
             # As a client does: connected until the answer is complete (a heavy request
@@ -58,7 +58,7 @@ def send(
     out_headers: dict[str, str] = {}
     body: list[bytes] = []
 
-    async def capture(message: dict[str, Any]) -> None:
+    async def capture(message: Message) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
@@ -68,7 +68,7 @@ def send(
             if not message.get("more_body", False):
                 answered.set()
 
-    scope = {
+    scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -83,5 +83,9 @@ def send(
         "client": ("127.0.0.1", 1),
         "server": ("testserver", 80),
     }
-    asyncio.run(app(scope, receive, capture))  # type: ignore[arg-type]
+
+    async def exchange() -> None:  # asyncio.run takes a coroutine; an ASGI app is any awaitable
+        await app(scope, receive, capture)
+
+    asyncio.run(exchange())
     return Answer(status, out_headers, b"".join(body), read)

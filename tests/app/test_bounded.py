@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from app import heavy
-from app.bench import scale_scenario
-from app.heavy import offload, scenario_chars
-from app.links import encode_scenario, make_link
-from app.runs import Budget, Stopped, check_budget, replay, run
+from app.bench.engine import scale_scenario
+from app.http import heavy
+from app.http.heavy import offload, scenario_chars
+from app.views.links import encode_scenario, make_link
+from app.views.runs import Budget, Stopped, check_budget, replay, run
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from engine.syntax import format_scenario, parse
@@ -208,7 +208,7 @@ def test_a_replay_stops_at_its_deadline_between_commands() -> None:
         calls += 1
         budget.check()
 
-    import app.runs as runs
+    import app.views.runs as runs
 
     original = runs.check_budget
     runs.check_budget = counting
@@ -246,12 +246,17 @@ def test_work_stops_when_the_client_disconnects() -> None:
     assert threading.active_count() < 50
 
 
+def forget_everything(client: TestClient) -> None:
+    """Empty every memo the app owns: the next request replays (and so meets its deadline)."""
+    for memo in client.app.state.memos:  # type: ignore[attr-defined]
+        memo.clear()
+
+
 def test_a_slow_request_is_answered_503_not_500(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(heavy, "HEAVY_SECONDS", 0.0)
-    for memo in client.app.state.memos:  # type: ignore[attr-defined]
-        memo.clear()
+    forget_everything(client)
     text = format_scenario(scale_scenario(200, 8, 64), "\n")
     r = client.post("/api/v1/simulate", json={"scenario": text})
     assert r.status_code == 503 and r.json()["detail"]["error"] == "time"
@@ -268,15 +273,14 @@ def test_a_small_z_link_that_expands_is_offloaded(
     s = encode_scenario(text)
     assert len(s) < heavy.OFFLOAD_CHARS < len(text) == scenario_chars(s)
     monkeypatch.setattr(heavy, "HEAVY_SECONDS", 0.0)
-    for memo in client.app.state.memos:  # type: ignore[attr-defined]
-        memo.clear()
+    forget_everything(client)
     # Only the offloaded path has a deadline: a 503 shows it left the event loop.
     r = client.get("/?" + f"v=1&policy=6.2&s={s}")
     assert r.status_code == 503
 
 
 def test_compare_refuses_a_scenario_over_its_limit_with_413(client: TestClient) -> None:
-    from app.routes.pages import COMPARE_MAX_WEIGHT
+    from app.http.routes.pages import COMPARE_MAX_WEIGHT
 
     text = format_scenario(scale_scenario(600, 32, 64), ";")
     assert run(text, "6.2").weight > COMPARE_MAX_WEIGHT

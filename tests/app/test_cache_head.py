@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
-from app.main import create_app
+from app.http.main import create_app
 from tests.app.conftest import preset_link
 
 PAGES = [

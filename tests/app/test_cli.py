@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app import cli, narrate
+from app.cli import main as cli
+from app.cli import narrate
 from engine import limits
 from engine.events import Event
 from engine.policies import POLICIES, get_policy
@@ -391,7 +392,7 @@ def test_a_module_with_register_adds_a_subcommand(
         extra.add_argument("--n", type=int, default=1)
         extra.set_defaults(func=lambda args: print("extra", args.n) or 0)
 
-    module.register = register  # type: ignore[attr-defined]
+    vars(module)["register"] = register
     monkeypatch.setitem(sys.modules, "cowlab_test_extra", module)
     monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cowlab_test_extra",))
     assert run(capsys, "extra", "--n", "3") == (0, "extra 3\n", "")

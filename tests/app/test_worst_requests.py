@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app.webbench import (
+from app.bench.web import (
     WORST_ROUTES,
     bench_server,
     bench_worker,

@@ -14,8 +14,8 @@ import pytest
 
 from app.deploy import run
 from app.deploy.nginx import NginxSettings
-from app.guard import MAX_BODY_BYTES, MAX_QUERY_BYTES
-from app.security import DENY_HEADERS
+from app.http.guard import MAX_BODY_BYTES, MAX_QUERY_BYTES
+from app.http.security import DENY_HEADERS
 from tests.deploy.clients import HOST, burst
 from tests.deploy.conftest import started
 
