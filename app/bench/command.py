@@ -1,6 +1,6 @@
 """`cowlab bench`: the budgets of DESIGN.md §7, measured, not asserted in unit tests.
 
-    cowlab bench [--quick] [--json]           # engine and web figures against the budgets
+    cowlab bench [--quick] [--json] [--browser] [--live]  # figures against the budgets
     cowlab bench --load [LOAD OPTIONS] [--json]   # the load test (`app.bench.load`)
 
 The figures come from `app.bench.engine` (replay in this process) and `app.bench.web` (the web
@@ -28,6 +28,12 @@ BUDGETS = {
     "first_load_kb": 100.0,
     "worst_request_s": 2.0,
     "worst_body_mb": 50.0,
+    "live_fanout_ms_p99": 250.0,  # with --live
+    "live_kb_per_student": 64.0,
+    "live_redis_fanout_ms_p99": 250.0,
+    "live_redis_kb_per_student": 64.0,
+    "click_paint_ms_p50": 33.0,  # with --browser
+    "click_paint_ms_p99": 50.0,
 }
 LOWER_BOUNDS = {"class_ratio"}
 
@@ -51,7 +57,7 @@ LOAD_DEFAULTS: dict[str, Any] = {
 EXIT_USAGE = 2
 
 
-def measure(quick: bool) -> dict[str, Any]:
+def measure(quick: bool, live: bool = False, browser: bool = False) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
@@ -67,6 +73,14 @@ def measure(quick: bool) -> dict[str, Any]:
         pass
     else:
         figures.update(web.measure_web(quick))
+    if browser:
+        from app.bench.browser import measure_browser
+
+        figures.update(measure_browser(quick))
+    if live:
+        from app.live.bench import measure_live
+
+        figures.update(measure_live(quick))
     figures["budgets"] = {
         name: {
             "budget": budget,
@@ -121,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if given:
         option = "--" + given[0].replace("_", "-")
         return _usage_error(f"{option} is an option of the load test: add --load")
-    figures = measure(args.quick)
+    figures = measure(args.quick, args.live, args.browser)
     if args.json:
         json.dump(figures, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -140,6 +154,17 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 45 s)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="also measure click → painted step in Debian's chromium (60 clicks, reduced motion)",
+    )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="also measure live-session fan-out: 500 event streams on one worker, then two "
+        "workers sharing the room through a throwaway redis-server (loopback only)",
+    )
     parser.add_argument("--load", action="store_true", help="run the load test (docs/deploy.md)")
     load = parser.add_argument_group("load test (with --load)")
     load.add_argument("--duration", type=float, metavar="S", help="seconds of load (30)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 import webbrowser
 
@@ -32,6 +33,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
+    parser.add_argument(
+        "--broker",
+        metavar="redis://HOST:PORT/DB",
+        help="share live sessions between workers (and hosts) through Redis; without it live "
+        "rooms live in the one worker's memory, and --workers N refuses them",
+    )
+    parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address students use (behind a reverse proxy): live join links and QR codes",
+    )
     probe = parser.add_mutually_exclusive_group()
     probe.add_argument(
         "--allow-probe",
@@ -78,9 +90,14 @@ def url_for(host: str, port: int) -> str:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported here: `cowlab run` should not pay for the web stack
 
+    from app.live import serve as live_serve
     from app.probe import gate, reaper
 
     url = url_for(args.host, args.port)
+    live_note = live_serve.prepare(args.broker, args.workers, args.public_url)
+    if live_note.startswith("error:"):
+        print(f"cowlab serve: {live_note[6:].strip()}", file=sys.stderr)
+        return 2
     probe = gate.settings_for(
         args.host,
         args.port,
@@ -101,6 +118,7 @@ def serve(args: argparse.Namespace) -> int:
         )
         if args.host in ("0.0.0.0", "::") and not args.probe_host:
             print("  (add --probe-host NAME for each name visitors use for this machine)")
+    print(f"  {live_note}", flush=True)
     if probe.enabled and args.workers > 1:
         # The supervisor reaps the probe processes of a worker killed mid-probe.
         reaper.start()

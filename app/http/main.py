@@ -14,8 +14,10 @@ from app.http.guard import RequestLimits
 from app.http.heavy import share_the_gil
 from app.http.memo import PageMemo, ResponseMemo
 from app.http.render import render_error_page
-from app.http.routes import api, docs, pages
+from app.http.routes import api, docs, lessons, pages, reference
 from app.http.security import DENY_HEADERS, EMBED_HEADERS, SecurityHeaders, frameable
+from app.live import lifespan as live_lifespan
+from app.live import routes as live
 from app.paths import STATIC_DIR
 from app.probe import web as probe_web
 from app.probe.gate import ProbeSettings
@@ -133,15 +135,20 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        lifespan=live_lifespan.lifespan,
     )
+    app.state.live = live_lifespan.configure()
     # The app's only memos (DESIGN.md §7: each earns its place with a figure, see app.http.memo
     # and app.views.runs); `app.state.memos` lists them so a benchmark can start truly cold.
     app.state.runs = RunMemo()
     app.state.pages = PageMemo()
     app.state.memos = (app.state.runs, app.state.pages)
     app.include_router(pages.router)
+    app.include_router(lessons.router)
     app.include_router(api.router)
     app.include_router(docs.router)
+    app.include_router(reference.router)
+    app.include_router(live.router)
     # "Run on this server's kernel" (app.probe.web): off unless `cowlab serve` enabled it.
     app.state.probe = probe if probe is not None else ProbeSettings.from_environ()
     app.include_router(probe_web.router)

@@ -59,8 +59,17 @@ from engine.state import File, Frame, Proc, Pte, Ref, State, SwapSlot, Vma
 class RefMark:
     """Why a reference is drawn as broken: ``stale`` or ``leaking``, and a short label."""
 
-    kind: Literal["stale", "leaking"]
+    kind: Literal["stale", "leaking", "at-risk"]
     label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the kernel decided about a frame at this step, drawn as a tab on its top edge:
+    ``COPY``, ``REUSE``, ``UNSHARE``; ``at_risk`` names who still holds a reused page."""
+
+    word: str
+    at_risk: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,7 @@ class SceneOptions:
     # Verdicts about a process (a read that saw what it must not): shown in its header.
     proc_notes: Mapping[str, str] = field(default_factory=dict)
     title: str = "cowlab diagram"
+    decisions: Mapping[int, Decision] = field(default_factory=dict)
 
 
 def _arrow(x1: float, y1: float, x2: float, y2: float) -> tuple[str, str]:
@@ -368,7 +378,27 @@ def _spread(state: State) -> dict[tuple[str, str], float]:
     return offsets
 
 
-def _frame_group(frame: Frame, changed: bool, x: float, y: float, has_exclusive_bit: bool) -> Group:
+def _decision_tab(decision: Decision, x: float, y: float) -> tuple[Item, ...]:
+    """A tab across the frame's top edge, right-aligned before the Δ badge: dark ink on white
+    for a decision, white on dark vermillion (7:1) when the reused page is at risk."""
+    label = f"⚠ {decision.word} · AT RISK" if decision.at_risk else decision.word
+    width = 16 + 9.5 * len(label)
+    left = x + FRAME_W - 40 - width
+    fill, ink = (VERM_TEXT, "#FFFFFF") if decision.at_risk else ("#FFFFFF", BLACK)
+    return (
+        Rect(left, y - 17, width, 23, fill=fill, stroke=BLACK, stroke_width=1.5, rx=11),
+        Text(left + width / 2, y + 0.5, label, size=15, weight="bold", anchor="middle", fill=ink),
+    )
+
+
+def _frame_group(
+    frame: Frame,
+    changed: bool,
+    x: float,
+    y: float,
+    has_exclusive_bit: bool,
+    decision: Decision | None = None,
+) -> Group:
     fill = {"zero": "#EDEDED", "pagecache": "#DDEFFA", "anon": "#FFFFFF"}[frame.kind]
     items: list[Item] = []
     if frame.kind == "zero":
@@ -384,22 +414,43 @@ def _frame_group(frame: Frame, changed: bool, x: float, y: float, has_exclusive_
                 stroke_width=1.5,
             )
         )
-    items.append(Rect(x, y, FRAME_W, FRAME_H, fill=fill, stroke=BLACK, stroke_width=2.5))
+    risky = decision is not None and bool(decision.at_risk)
+    items.append(
+        Rect(
+            x,
+            y,
+            FRAME_W,
+            FRAME_H,
+            fill=fill,
+            stroke=VERMILLION if risky else BLACK,
+            stroke_width=4 if risky else 2.5,
+            dash="10 6" if risky else "",
+        )
+    )
     if changed:
         items.append(_changed_wash(x, y, FRAME_W, FRAME_H))
     items.append(Text(x + 12, y + 22, frame_heading(frame), size=16, weight="bold"))
     items.append(Text(x + 12, y + 54, short(frame.value.text), size=27, weight="bold"))
-    items.append(Text(x + 12, y + 80, frame_counters(frame), size=17))
+    items.append(Text(x + 12, y + 80, frame_counters(frame), size=17, cls="counters"))
     extras = frame_extras(frame, has_exclusive_bit)
     if extras:
-        items.append(Text(x + 12, y + 102, " · ".join(extras), size=15))
+        items.append(Text(x + 12, y + 102, " · ".join(extras), size=15, cls="counters extras"))
     if changed:
         items.extend(_changed_badge(x + FRAME_W, y))
+    if decision is not None:
+        items.extend(_decision_tab(decision, x, y))
     title = f"{frame_heading(frame)}: value {frame.value.describe()}; {frame_counters(frame)}" + (
         f"; {', '.join(extras)}" if extras else ""
     )
+    if decision is not None:
+        title += f"; {decision.word.lower()} at this step" + (
+            f", while {decision.at_risk} still holds it" if decision.at_risk else ""
+        )
+    cls = f"frame {frame.kind}" + (f" decided-{decision.word.lower()}" if decision else "")
+    if risky:
+        cls += " at-risk"
     return Group(
-        f"frame {frame.kind}" + (" changed" if changed else ""),
+        cls + (" changed" if changed else ""),
         title,
         tuple(items),
         key=f"frame:{frame.pfn}",
@@ -442,7 +493,7 @@ def _ref_box(ref: Ref, changed: bool, x: float, y: float, mark: RefMark | None) 
     ]
     if changed:
         items.append(_changed_wash(x, y, REF_W, REF_H))
-    items.append(Text(x + 12, y + 27, ref.name, size=21, weight="bold"))
+    items.append(Text(x + 12, y + 27, ref.name, size=21, weight="bold", cls="ref-label"))
     items.append(
         Text(
             x + REF_W - 40,
@@ -451,18 +502,22 @@ def _ref_box(ref: Ref, changed: bool, x: float, y: float, mark: RefMark | None) 
             size=15,
             anchor="end",
             fill=GREY,
+            cls="ref-holder",
         )
     )
-    items.append(Text(x + 12, y + 52, ref_flags_short(ref), size=15))
+    items.append(Text(x + 12, y + 52, ref_flags_short(ref), size=15, cls="ref-label"))
     if mark is None:
         status = f"holds pfn {ref.pfn}"
-        items.append(Text(x + 12, y + 80, status, size=17))
+        items.append(Text(x + 12, y + 80, status, size=17, cls="ref-label"))
     else:
-        status = f"{mark.kind.upper()}: {mark.label}"
+        word = mark.kind.replace("-", " ").upper()
+        status = f"{word}: {mark.label}"
         items.append(
-            Text(x + 12, y + 80, mark.kind.upper(), size=18, weight="bold", fill=VERM_TEXT)
+            Text(x + 12, y + 80, word, size=18, weight="bold", fill=VERM_TEXT, cls="ref-label")
         )
-        items.append(Text(x + 12, y + 102, short(mark.label, 32), size=15, fill=BLACK))
+        items.append(
+            Text(x + 12, y + 102, short(mark.label, 32), size=15, fill=BLACK, cls="ref-label")
+        )
     if changed:
         items.extend(_changed_badge(x + REF_W, y))
     cls = "ref" + (f" {mark.kind}" if mark else "") + (" changed" if changed else "")
@@ -585,7 +640,8 @@ def build_scene(layout: Layout, state: State, prev: State | None, options: Scene
         if frame is not None:
             # A frame that appears is new, except the zero page, which is always there.
             changed = frame.kind != "zero" if before_frame is None else before_frame != frame
-            boxes.append(_frame_group(frame, changed, x, y, ex))
+            decision = options.decisions.get(pfn)
+            boxes.append(_frame_group(frame, changed, x, y, ex, decision))
         elif before_frame is not None:
             boxes.append(_frame_gone(pfn, x, y))
         else:

@@ -52,6 +52,9 @@ class Text:
     anchor: Literal["start", "middle", "end"] = "start"
     fill: str = BLACK
     kind: Literal["text"] = "text"
+    # What the text says, for CSS: presentation mode enlarges the deciding counters and the
+    # reference labels beyond what the boxes' natural size holds.
+    cls: str = ""
 
 
 @dataclass(frozen=True, slots=True)

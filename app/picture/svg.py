@@ -39,6 +39,8 @@ def _text(text: Text) -> str:
         extra += f' font-weight="{text.weight}"'
     if text.anchor != "start":
         extra += f' text-anchor="{text.anchor}"'
+    if text.cls:
+        extra += f' class="{escape(text.cls)}"'
     return (
         f'<text x="{text.x:g}" y="{text.y:g}" font-size="{text.size:g}"'
         f'{extra} fill="{text.fill}">{escape(text.text)}</text>'

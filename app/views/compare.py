@@ -127,6 +127,7 @@ class Comparison:
     command: str
     title: str  # the page's title at this step
     share: str
+    present_toggle: str  # this comparison in (or out of) presentation mode
     s_value: str  # the scenario as `s`, for the step form
     policies_param: str  # `policies=` as chosen, "" for all
 
@@ -227,6 +228,7 @@ def build_comparison(
         nav=nav,
         command=first.texts[k] or "empty machine",
         share=link(k),
+        present_toggle=at_step(compare_prefix, k, "normal" if view == "present" else "present"),
         s_value=encode_scenario(text),
         policies_param=",".join(policies_param) if policies_param else "",
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.views.hints import did_you_mean
 from app.views.links import LinkError, View, make_link
 from app.views.runs import Stopped
 from engine.policies import POLICIES, UnknownPolicy
@@ -63,7 +64,7 @@ def scenario_error(
     return ErrorView(
         status=400,
         title="The scenario in this link has a syntax error",
-        message=str(exc),
+        message=str(exc) + did_you_mean(exc),
         text=text,
         where=(
             ("line", str(exc.line)),

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from app.views.links import make_link
 from app.views.runs import RunMemo, run
+from app.views.scenario_head import story_era
 from app.views.sim import Era
-from engine.policies import POLICIES, get_policy
+from engine.policies import POLICIES
 from engine.presets import PRESETS
+from engine.verdicts import Verdict
 
 # The order verdicts are listed in a cell: the worst first.
 SEVERITY = ("leak", "file-corrupted", "stale", "segv", "userfault", "needless-copy")
@@ -34,7 +36,7 @@ class PresetRow:
     title: str
     story: str
     source: str
-    href: str  # the preset in the simulator under the latest era
+    href: str  # the preset in the simulator, at step 0 of the era its story happens in
     compare: str
     cells: tuple[Cell, ...]
     changes: bool  # not every era gives the same verdicts
@@ -48,9 +50,11 @@ def build_grid(
     for preset in PRESETS.values():
         cells: list[Cell] = []
         link_text = ""
+        verdicts: dict[str, tuple[Verdict, ...]] = {}
         for column in columns:
             r = run(preset.text, column.id, memo)
             link_text = r.link_text
+            verdicts[column.id] = r.trace.verdicts
             counts = Counter(v.kind for v in r.trace.verdicts)
             kinds = tuple((kind, counts[kind]) for kind in sorted(counts, key=_severity))
             summary = (
@@ -73,7 +77,9 @@ def build_grid(
                 title=preset.title,
                 story=preset.story,
                 source=preset.source,
-                href=make_link("/", link_text, policy=get_policy("latest").id),
+                # Step 0 of the era where the story happens: the class watches it unfold
+                # rather than opening at the last step, which gives the answer away.
+                href=make_link("/", link_text, policy=story_era(preset, verdicts), step=0),
                 compare=make_link("/compare", link_text),
                 cells=tuple(cells),
                 changes=len({c.kinds for c in cells}) > 1,

@@ -25,6 +25,8 @@ from typing import TypeVar, overload
 from app.picture.layout import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
 from engine.events import Event
+from engine.frame_table import FrameTable
+from engine.gc_pause import collector_paused
 from engine.machine import apply
 from engine.policies import POLICIES, Policy, get_policy
 from engine.state import empty_state
@@ -33,9 +35,12 @@ from engine.trace import Step, Trace, extend
 from engine.verdicts import derive_verdicts
 
 RUNS_MAX_ENTRIES = 512
-# A run's weight counts the distinct page tables, frame tables and steps its trace holds (the
-# engine shares what a step does not change); one unit is 80–130 bytes, so this is ~75–100 MB,
-# room for one scenario at every limit of DESIGN.md §7 or hundreds of lessons.
+# A run's weight counts the distinct page tables, frame-table buckets and steps its trace holds
+# (the engine shares what a step does not change). Measured with tracemalloc: a unit is 64–72
+# bytes for the references and processes worst cases, but ~245 bytes for 1,000 forks and exits
+# of a 256-page process, whose 190,000 events the weight does not count; so this is 50–190 MB,
+# room for any one worst-case run of DESIGN.md §7 (the largest weighs ~520,000) or hundreds of
+# lessons.
 RUNS_MAX_WEIGHT = 768_000
 
 T = TypeVar("T")
@@ -292,21 +297,22 @@ def replay(scenario: Scenario, policy_id: str) -> Trace:
     has gone or whose deadline has passed stops there."""
     check = check_budget
     policy = get_policy(policy_id)
-    state = empty_state()
-    steps = [Step(0, None, None, state, ())]
-    lines = scenario.lines or (None,) * len(scenario.commands)
-    names = reference_names(scenario.commands)
-    for index, (command, line, ref_name) in enumerate(
-        zip(scenario.commands, lines, names, strict=True), 1
-    ):
+    with collector_paused():
+        state = empty_state()
+        steps = [Step(0, None, None, state, ())]
+        lines = scenario.lines or (None,) * len(scenario.commands)
+        names = reference_names(scenario.commands)
+        for index, (command, line, ref_name) in enumerate(
+            zip(scenario.commands, lines, names, strict=True), 1
+        ):
+            check()
+            result = apply(
+                state, command, policy, index, ref_name, swap_device=scenario.annotations.swap
+            )
+            state = result.state
+            steps.append(Step(index, command, line, state, result.events, result.observed))
         check()
-        result = apply(
-            state, command, policy, index, ref_name, swap_device=scenario.annotations.swap
-        )
-        state = result.state
-        steps.append(Step(index, command, line, state, result.events, result.observed))
-    check()
-    return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
+        return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
 
 
 def _with_lines(trace: Trace, scenario: Scenario) -> Trace:
@@ -349,7 +355,20 @@ def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple
     weight = len(states)
     for state in states:
         names.update(state.procs, state.refs, state.files)
-        for table in (state.frames, state.swap, state.refs):
+        frames = state.frames
+        if id(frames) not in seen:
+            seen.add(id(frames))
+            if isinstance(frames, FrameTable):
+                # A frame table shares its unchanged buckets with the step before: each
+                # bucket is held once, and each table holds its tuple of them.
+                weight += len(frames.buckets)
+                for bucket in frames.buckets:
+                    if id(bucket) not in seen:
+                        seen.add(id(bucket))
+                        weight += len(bucket)
+            else:
+                weight += len(frames)
+        for table in (state.swap, state.refs):
             if id(table) not in seen:
                 seen.add(id(table))
                 weight += len(table)

@@ -17,6 +17,7 @@ from app.picture.layout import Focus, compute_layout, focus_of
 from app.picture.scene import RefMark, SceneOptions, build_scene
 from app.picture.shapes import Scene
 from app.views.actions import ActionGroup, fresh_names, suggest_actions
+from app.views.decisions import at_risk_marks, frame_decisions
 from app.views.links import View, at_step, encode_scenario, link_prefix
 from app.views.runs import EventView, Run
 from app.views.tables import StateTable, state_table
@@ -158,6 +159,7 @@ class Stage(NamedTuple):
     timeline_cut: tuple[bool, bool]  # steps left out before / after the shown window
     share: str
     export: str
+    export_png: str
     embed: str
     present_toggle: str
 
@@ -197,6 +199,8 @@ def ref_marks(trace: Trace, k: int) -> dict[str, RefMark]:
         pte = owner.ptes.get(ref.page) if owner else None
         if pte is not None and pte.pfn is not None and pte.pfn != ref.pfn:
             marks[ref.name] = RefMark("stale", f"{ref.owner} maps pfn {pte.pfn}")
+    for name, mark in at_risk_marks(trace, k, frame_decisions(trace, k)).items():
+        marks.setdefault(name, mark)
     for verdict in trace.verdicts:
         held = state.refs.get(verdict.subject)
         # `held.step <= verdict.step`: the verdict is about this reference, not an earlier one
@@ -252,6 +256,7 @@ def picture(run: Run, k: int, title: str, marks: Mapping[str, RefMark] | None = 
             ref_marks=ref_marks(trace, k) if marks is None else marks,
             proc_notes=proc_notes(trace, k),
             title=title,
+            decisions=frame_decisions(trace, k),
         ),
     )
     return Picture(scene, focus)
@@ -321,6 +326,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         timeline_cut=(lo > 0, hi < last),
         share=linker.step(k),
         export=linker.elsewhere("/export.svg", k, "normal"),
+        export_png=linker.elsewhere("/export.png", k, "normal"),
         embed=linker.elsewhere("/embed", k, "normal"),
         present_toggle=linker.elsewhere(
             linker.path, k, "normal" if linker.view == "present" else "present"

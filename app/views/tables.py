@@ -100,13 +100,28 @@ def _frame_row(frame: Frame, changed: bool, has_exclusive_bit: bool) -> FrameRow
     )
 
 
-def _ref_row(ref: Ref, mark: RefMark | None, changed: bool) -> RefRow:
+def ref_status(ref: Ref, state: State, mark: RefMark | None) -> str:
+    """What the reference holds, in words: the page its owner maps only while the owner does."""
+    if mark is not None:
+        return f"{mark.kind}: {mark.label}"
+    owner = state.procs.get(ref.owner)
+    pte = owner.ptes.get(ref.page) if owner else None
+    if owner is None:
+        return f"holds pfn {ref.pfn}; its owner {ref.owner} has exited"
+    if pte is not None and pte.swap_slot is not None:
+        return f"holds pfn {ref.pfn}; {ref.owner}'s {ref.page} is in swap slot {pte.swap_slot}"
+    if pte is None or pte.pfn is None:
+        return f"holds pfn {ref.pfn}; its owner {ref.owner} no longer maps {ref.page}"
+    return "holds the page its owner maps"
+
+
+def _ref_row(ref: Ref, state: State, mark: RefMark | None, changed: bool) -> RefRow:
     return RefRow(
         name=ref.name,
         holder=ref.holder,
         detail=ref_detail(ref),
         pfn=ref.pfn,
-        status=f"{mark.kind}: {mark.label}" if mark else "holds the page its owner maps",
+        status=ref_status(ref, state, mark),
         changed=changed,
     )
 
@@ -152,7 +167,9 @@ def state_table(
         if focus is None or frame.pfn in focus.pfns
     )
     refs = tuple(
-        _ref_row(ref, marks.get(ref.name), prev is not None and prev.refs.get(ref.name) != ref)
+        _ref_row(
+            ref, state, marks.get(ref.name), prev is not None and prev.refs.get(ref.name) != ref
+        )
         for ref in state.refs.values()
         if focus is None or ref.name in focus.refs
     )

@@ -282,7 +282,7 @@ def test_a_small_z_link_that_expands_is_offloaded(
 def test_compare_refuses_a_scenario_over_its_limit_with_413(client: TestClient) -> None:
     from app.http.routes.pages import COMPARE_MAX_WEIGHT
 
-    text = format_scenario(scale_scenario(400, 32, 64), ";")
+    text = format_scenario(scale_scenario(600, 32, 64), ";")
     assert run(text, "6.2").weight > COMPARE_MAX_WEIGHT
     r = client.get(make_link("/compare", text))
     assert r.status_code == 413

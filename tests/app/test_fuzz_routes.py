@@ -129,7 +129,7 @@ def headers_for(target: str | None) -> dict[str, str]:
 PAGE_ROOT = {
     "/": "body main",
     "/compare": "body main",
-    "/embed": "body > div",
+    "/embed": "body > main",  # the embed view is a landmark of its own
     "/export.svg": "body main",  # its errors are the simulator page's
 }
 

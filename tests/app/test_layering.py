@@ -18,7 +18,15 @@ ALLOWED = {
     "engine": {"engine"},
     "app.picture": {"app.picture", "engine"},
     "app.views": {"app.views", "app.picture", "engine"},
-    "app.http": {"app.http", "app.views", "app.picture", "app.probe", "app.paths", "engine"},
+    "app.http": {
+        "app.http",
+        "app.views",
+        "app.picture",
+        "app.probe",
+        "app.live",
+        "app.paths",
+        "engine",
+    },
 }
 COWLAB = ("engine", "app")
 

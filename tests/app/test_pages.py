@@ -53,9 +53,11 @@ def test_action_request_returns_the_whole_simulator_region(client: TestClient) -
     doc = html(r.text)
     assert doc.css_first("textarea#scenario-text") is not None
     assert doc.css_first("#stage svg.diagram") is not None
+    # The heading names the scenario, which an action or the editor may change.
     assert {n.attributes["hx-target"] for n in doc.css("hx-partial")} == {
         "#stepbar",
         "#narration",
+        "#scenario_head",
     }
 
 

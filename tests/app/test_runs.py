@@ -160,3 +160,19 @@ def test_a_lesson_link_without_policy_opens_in_its_policy() -> None:
     assert runs.lesson_policy("#policy 5.7\nP mmap a") == "5.7"
     assert runs.lesson_policy("P mmap a") is None
     assert runs.lesson_policy("#policy 5.7\nP bogus a") is None
+
+
+def test_the_memo_keeps_a_run_at_every_limit(replays: list[str], memo: runs.RunMemo) -> None:
+    """The worst scenario within each limit is replayed once, then found: the references
+    case (64 pins, then 63 forks copying the pinned pages) copied its 4,300-frame table at
+    every step and weighed 3.3 million, more than the whole memo, so every route replayed it."""
+    from app.bench.web import worst_cases
+
+    for case in worst_cases():
+        if case.limit in ("references", "commands"):
+            replays.clear()
+            found = runs.run(case.text, "6.2", memo)
+            assert found.weight <= runs.RUNS_MAX_WEIGHT, case.limit
+            assert runs.run(case.text, "6.2", memo) is found
+            assert replays == ["6.2"], case.limit
+            memo.clear()

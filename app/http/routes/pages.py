@@ -18,14 +18,18 @@ from functools import partial
 from typing import Annotated, Any, ParamSpec
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.http.heavy import is_heavy, offload, scenario_chars
 from app.http.htmx import HtmxDetails, htmx_details
 from app.http.render import render_error_page, render_fragment, render_page
+from app.picture.png import svg_to_png
 from app.picture.svg import draw
 from app.probe.web import probe_button
 from app.views.compare import build_comparison
+from app.views.editor_errors import editor_error
+from app.views.embed_range import StepRange
 from app.views.errors import (
     ErrorView,
     compare_limit_error,
@@ -35,9 +39,19 @@ from app.views.errors import (
     scenario_error,
     stopped_error,
 )
+from app.views.lessons import (
+    TooCostly,
+    answer_link,
+    build_goal,
+    build_lesson,
+    hide_future,
+    hide_outcome,
+    welcome_view,
+)
 from app.views.links import LinkError, LinkParams, View, make_link, parse_params
 from app.views.presets import build_grid
 from app.views.runs import Run, Stopped, lesson_policy, run
+from app.views.scenario_head import scenario_head
 from app.views.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, ScenarioLimitError
@@ -58,6 +72,7 @@ PARAMETERS = {
     "v": "Link format version; `1`.",
     "view": "`present` for presentation mode.",
     "add": "A command to append to `s` (what the action buttons send).",
+    "src": "`editor` when the scenario was typed (an error then goes next to the editor).",
     "policies": "Comma-separated policy ids to compare (default: all).",
 }
 S = Annotated[str | None, Query(description=PARAMETERS["s"])]
@@ -67,7 +82,17 @@ VQ = Annotated[str | None, Query(description=PARAMETERS["v"])]
 ViewQ = Annotated[str | None, Query(description=PARAMETERS["view"])]
 PoliciesQ = Annotated[str | None, Query(description=PARAMETERS["policies"])]
 AddQ = Annotated[str | None, Query(description=PARAMETERS["add"])]
+SrcQ = Annotated[str | None, Query(description=PARAMETERS["src"])]
 PQ = Annotated[list[str] | None, Query(description="Policy ids (checkbox form of `policies`).")]
+# A pick that is not one of the question's choices is no pick (app.views.lessons): no length
+# limit of its own, which would answer a long one with FastAPI's JSON 422 instead of the page.
+AnswerQ = Annotated[
+    str | None,
+    Query(
+        description="A lesson's question at this step: the learner's pick (DESIGN.md §8); "
+        "empty: show the answer without a pick."
+    ),
+]
 
 
 def _query(**values: str | None) -> dict[str, str]:
@@ -160,7 +185,7 @@ def _html(
 
 # Which block of each page holds its error view, and the regions that change with it.
 _ERROR_BLOCKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "index.html": ("sim", ("stepbar", "narration")),
+    "index.html": ("sim", ("stepbar", "narration", "scenario_head")),
     "embed.html": ("embed", ()),
     "compare.html": ("compare", ()),
 }
@@ -174,6 +199,7 @@ def _error_response(
     page: str,
     view: View,
     policy: str,
+    editor: bool = False,
 ) -> HTMLResponse:
     """The error view as a page, or as the simulator region for an htmx request.
 
@@ -181,6 +207,15 @@ def _error_response(
     request aimed at, and the link the user asked for is pushed, so reloading or sharing it
     shows the same explanation with the same text.
     """
+    if hx.partial and editor:
+        # Text typed in the editor: the error goes next to the editor, once, and the picture
+        # of the last scenario that ran stays (so does the address bar: nothing new ran).
+        typed = editor_error(error)
+        return _html(
+            render_page("_editor_error.html", {"error": typed}),
+            error.status,
+            retarget="#editor-error",
+        )
     ctx = _context(request, page, view, "", policy)
     ctx["error"] = error
     if hx.partial:
@@ -211,6 +246,7 @@ def _failure(
     page: str,
     policy: str,
     path: str = "/",
+    editor: bool = False,
 ) -> HTMLResponse:
     if isinstance(exc, UnknownPolicy):
         error = policy_error(exc, params.text, params.step, params.view, path)
@@ -220,7 +256,7 @@ def _failure(
         error = scenario_error(exc, params.text, policy, params.view, path)
     else:  # pragma: no cover - the callers pass only the three kinds above
         raise exc
-    return _error_response(request, hx, error, template, page, params.view, policy)
+    return _error_response(request, hx, error, template, page, params.view, policy, editor)
 
 
 def _open_run(
@@ -231,6 +267,7 @@ def _open_run(
     page: str,
     path: str = "/",
     add: str | None = None,
+    editor: bool = False,
 ) -> Response | tuple[LinkParams, str, Run, int]:
     """Decode the link, replay it and pick the step — or answer with the error page.
 
@@ -259,7 +296,7 @@ def _open_run(
     try:
         r = _replay(request, params, policy_param)
     except (UnknownPolicy, ScenarioError) as exc:
-        return _failure(request, hx, exc, params, template, page, policy_param, path)
+        return _failure(request, hx, exc, params, template, page, policy_param, path, editor)
     return params, policy_param, r, _step(params, r)
 
 
@@ -270,25 +307,55 @@ def _open_run(
     summary="The simulator page",
     description="The scenario at one step under one policy; htmx requests get a fragment.",
 )
-async def index(request: Request, query: LinkQuery, add: AddQ = None) -> Response:
+async def index(
+    request: Request,
+    query: LinkQuery,
+    add: AddQ = None,
+    answer: AnswerQ = None,
+    src: SrcQ = None,
+) -> Response:
     chars = scenario_chars(query.get("s")) + len(add or "")
-    return await _answer(request, chars, _index, request, htmx_details(request), query, add)
+    hx = htmx_details(request)
+    return await _answer(request, chars, _index, request, hx, query, add, answer, src == "editor")
 
 
-def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | None) -> Response:
-    opened = _open_run(request, hx, query, "index.html", "home", add=add)
+def _index(
+    request: Request,
+    hx: HtmxDetails,
+    query: dict[str, str],
+    add: str | None,
+    answer: str | None = None,
+    editor: bool = False,
+) -> Response:
+    opened = _open_run(request, hx, query, "index.html", "home", add=add, editor=editor)
     if isinstance(opened, Response):
         return opened
     params, policy_param, r, k = opened
-    if hx.partial and hx.target_id == "stage":
+    # A linker encodes the scenario (milliseconds for a long one): made once, and only for a
+    # step request or a lesson; a whole page of a plain scenario makes its own in build_sim.
+    is_lesson = r.scenario.annotations.is_lesson
+    stage_request = hx.partial and hx.target_id == "stage"
+    linker = Linker("/", r, policy_param, params.view) if is_lesson or stage_request else None
+    memo = request.app.state.runs
+    try:
+        lesson = build_lesson(r, k, linker, answer, memo) if linker and is_lesson else None
+        # A lesson with questions re-renders its whole region on every step (below): what the
+        # timeline and the verdict list show depends on the step.
+        stage_only = stage_request and not (lesson and lesson.has_questions)
+        goal = None if stage_only else build_goal(r, memo)
+    except TooCostly as exc:
+        error = ErrorView(413, "This lesson asks more than a page replays", str(exc), r.link_text)
+        return _error_response(request, hx, error, "index.html", "home", params.view, policy_param)
+    if stage_only and linker is not None:
         # A step (← →, the step bar, the timeline): only what changes from step to step is
         # built and sent; the era's story, the verdict list and the editor stay on the page.
-        stage = build_stage(r, k, Linker("/", r, policy_param, params.view))
-        fragment = {
+        stage = build_stage(r, k, linker)
+        fragment: dict[str, object] = {
             "stage": stage,
             "error": None,
             "policy_param": policy_param,
             "view": params.view,
+            "lesson": lesson,
         }
         # The timeline is on the page already, whole for a short scenario: only the mark of the
         # current step moves, which app.js does from the step bar's `data-step`. A long
@@ -299,20 +366,35 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
         body = render_fragment("index.html", fragment, "stage", partials)
         return _html(body, push=stage.share)
     sim = build_sim(r, policy_param, k, params.view)
+    if lesson is not None and linker is not None:
+        stage = sim.stage
+        if lesson.hidden:
+            stage = hide_outcome(stage, r, k, linker)
+        elif lesson.question is not None and lesson.question.picked is not None:
+            stage = stage._replace(share=answer_link(stage.share, lesson.question.picked))
+        stage, hidden_sim = hide_future(stage, replace(sim, stage=stage), lesson)
+        assert hidden_sim is not None
+        sim = hidden_sim
     ctx = _context(request, "home", params.view, r.link_text, policy_param)
     ctx.update(
         sim=sim,
         stage=sim.stage,
         share_url=_absolute(request, sim.stage.share),
         probe=probe_button(request, r.editor_text),
+        head=scenario_head(r),
+        lesson=lesson,
+        goal=goal,
+        welcome=welcome_view() if not request.url.query and not hx.partial else None,
     )
     if not hx.partial:
         if add:
             # Without JavaScript the form's URL is `…&add=…`: send the browser to the share link.
             return RedirectResponse(sim.stage.share, status_code=303, headers={"Vary": VARY})
         return _html(render_page("index.html", ctx))
-    body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration"))
-    return _html(body, push=sim.stage.share)
+    body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration", "scenario_head"))
+    # A step of a lesson with questions, asked for the stage alone: the whole region answers.
+    retarget = "#sim" if stage_request else None
+    return _html(body, push=sim.stage.share, retarget=retarget)
 
 
 @router.get(
@@ -322,19 +404,34 @@ def _index(request: Request, hx: HtmxDetails, query: dict[str, str], add: str | 
     summary="Read-only diagram for slides and course pages",
     description="Minimal chrome, step buttons only; this is the one page that may be framed.",
 )
-async def embed(request: Request, query: LinkQuery) -> Response:
+async def embed(
+    request: Request,
+    query: LinkQuery,
+    from_: Annotated[str | None, Query(alias="from", description="First step shown.")] = None,
+    to: Annotated[str | None, Query(description="Last step shown.")] = None,
+) -> Response:
     chars = scenario_chars(query.get("s"))
-    return await _answer(request, chars, _embed, request, htmx_details(request), query)
+    return await _answer(request, chars, _embed, request, htmx_details(request), query, from_, to)
 
 
-def _embed(request: Request, hx: HtmxDetails, query: dict[str, str]) -> Response:
+def _embed(
+    request: Request, hx: HtmxDetails, query: dict[str, str], lo: str | None, hi: str | None
+) -> Response:
     opened = _open_run(request, hx, query, "embed.html", "embed", path="/embed")
     if isinstance(opened, Response):
         return opened
     params, policy_param, r, k = opened
     link_text = r.link_text
     linker = Linker("/embed", r, policy_param, "normal")
+    steps = StepRange.read(lo, hi, r.last)
+    k = steps.clamp(k)
+    suffix = steps.suffix(r.last)
     stage = build_stage(r, k, linker)
+    if suffix:
+        stage = stage._replace(
+            nav=steps.nav(k, lambda step: linker.step(step) + suffix),
+            share=stage.share + suffix,
+        )
     ctx = _context(request, "embed", "normal", link_text, policy_param)
     ctx.update(
         stage=stage,
@@ -369,6 +466,34 @@ def _export_svg(request: Request, query: dict[str, str]) -> Response:
     return Response(
         svg,
         media_type="image/svg+xml",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/export.png",
+    response_class=Response,
+    summary="The picture of one step, as a PNG download (for slide tools without SVG)",
+    responses={200: {"content": {"image/png": {}}}, **LINK_ERRORS},
+)
+async def export_png(request: Request, query: LinkQuery) -> Response:
+    # Rasterising takes tens of milliseconds: always off the event loop.
+    return await run_in_threadpool(_export_png, request, query)
+
+
+def _export_png(request: Request, query: dict[str, str]) -> Response:
+    opened = _open_run(request, htmx_details(request), query, "index.html", "home")
+    if isinstance(opened, Response):
+        return opened
+    _, _, r, k = opened
+    scene = picture(
+        r, k, f"cowlab: step {k} under {r.policy.id}: {r.texts[k] or 'empty machine'}"
+    ).scene
+    png = svg_to_png(str(draw(scene)), scene.width, scene.height)
+    filename = f"cowlab-{r.policy.id}-step{k}.png"
+    return Response(
+        png,
+        media_type="image/png",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
