@@ -23,7 +23,7 @@ integers, which a list of buckets suits exactly.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, Mapping, MutableMapping, ValuesView
+from collections.abc import ItemsView, Iterator, Mapping, MutableMapping, Sequence, ValuesView
 from typing import TYPE_CHECKING, TypeVar, overload
 
 if TYPE_CHECKING:
@@ -56,24 +56,12 @@ class _Values(ValuesView["Frame"]):
             yield from bucket.values()
 
 
-class FrameTable(Mapping[int, "Frame"]):
-    """An immutable pfn → Frame mapping made of buckets that tables of later steps share."""
+class _BucketReads:
+    """Reading a table of buckets: what the frozen table and its builder share (the builder's
+    buckets are a list it copies on first write, the table's a tuple)."""
 
-    __slots__ = ("buckets", "_len")
-
-    def __init__(self, buckets: tuple[dict[int, Frame], ...] = (), length: int = 0) -> None:
-        self.buckets = buckets
-        self._len = length
-
-    @classmethod
-    def of(cls, frames: Mapping[int, Frame]) -> FrameTable:
-        """The table of any mapping (a test or a tool may build a state with a dict)."""
-        if isinstance(frames, FrameTable):
-            return frames
-        builder = FrameTableBuilder(cls())
-        for pfn in sorted(frames):
-            builder[pfn] = frames[pfn]
-        return builder.freeze()
+    __slots__ = ()
+    buckets: Sequence[dict[int, Frame]]
 
     def __getitem__(self, pfn: int) -> Frame:
         # One indexing; the checks only on a miss (a negative pfn indexes the last bucket,
@@ -101,6 +89,26 @@ class FrameTable(Mapping[int, "Frame"]):
     def __iter__(self) -> Iterator[int]:
         for bucket in self.buckets:
             yield from bucket
+
+
+class FrameTable(_BucketReads, Mapping[int, "Frame"]):
+    """An immutable pfn → Frame mapping made of buckets that tables of later steps share."""
+
+    __slots__ = ("buckets", "_len")
+
+    def __init__(self, buckets: tuple[dict[int, Frame], ...] = (), length: int = 0) -> None:
+        self.buckets = buckets
+        self._len = length
+
+    @classmethod
+    def of(cls, frames: Mapping[int, Frame]) -> FrameTable:
+        """The table of any mapping (a test or a tool may build a state with a dict)."""
+        if isinstance(frames, FrameTable):
+            return frames
+        builder = FrameTableBuilder(cls())
+        for pfn in sorted(frames):
+            builder[pfn] = frames[pfn]
+        return builder.freeze()
 
     def __len__(self) -> int:
         return self._len
@@ -141,10 +149,11 @@ class FrameTable(Mapping[int, "Frame"]):
         return changed, gone
 
 
-class FrameTableBuilder(MutableMapping[int, "Frame"]):
+class FrameTableBuilder(_BucketReads, MutableMapping[int, "Frame"]):
     """One step's working copy of a `FrameTable`: a bucket is copied on its first write."""
 
     __slots__ = ("buckets", "_owned", "_len")
+    buckets: list[dict[int, Frame]]
 
     def __init__(self, table: FrameTable) -> None:
         self.buckets = list(table.buckets)
@@ -159,33 +168,6 @@ class FrameTableBuilder(MutableMapping[int, "Frame"]):
             self.buckets[index] = dict(self.buckets[index])
             self._owned.add(index)
         return self.buckets[index]
-
-    def __getitem__(self, pfn: int) -> Frame:
-        # One indexing; the checks only on a miss (a negative pfn indexes the last bucket,
-        # which does not hold it either).
-        try:
-            return self.buckets[pfn >> SHIFT][pfn]
-        except (IndexError, TypeError):
-            raise KeyError(pfn) from None
-
-    @overload
-    def get(self, pfn: int, /) -> Frame | None: ...
-    @overload
-    def get(self, pfn: int, /, default: Frame | T) -> Frame | T: ...
-    def get(self, pfn: int, /, default: object = None) -> object:
-        try:
-            return self.buckets[pfn >> SHIFT].get(pfn, default)
-        except (IndexError, TypeError):
-            return default
-
-    def __contains__(self, pfn: object) -> bool:
-        if not isinstance(pfn, int) or pfn < 0 or (pfn >> SHIFT) >= len(self.buckets):
-            return False
-        return pfn in self.buckets[pfn >> SHIFT]
-
-    def __iter__(self) -> Iterator[int]:
-        for bucket in self.buckets:
-            yield from bucket
 
     def __setitem__(self, pfn: int, frame: Frame) -> None:
         if pfn < 0:

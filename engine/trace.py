@@ -77,7 +77,15 @@ class Trace:
         return tuple(k for k in VERDICT_KINDS if k in present)
 
 
-def replay(scenario: Scenario | str, policy: Policy | str) -> Trace:
+def replay(
+    scenario: Scenario | str,
+    policy: Policy | str,
+    *,
+    between: Callable[[], None] | None = None,
+) -> Trace:
+    """The trace of ``scenario`` under ``policy``. ``between`` is called before each command and
+    after the last: a caller's way to stop a long replay (the web app checks a request's deadline
+    and its client's disconnect there, raising to stop); the engine itself keeps no clock."""
     if isinstance(scenario, str):
         scenario = parse(scenario)
     if isinstance(policy, str):
@@ -90,11 +98,15 @@ def replay(scenario: Scenario | str, policy: Policy | str) -> Trace:
         for index, (command, line, ref_name) in enumerate(
             zip(scenario.commands, lines, names, strict=True), 1
         ):
+            if between is not None:
+                between()
             result = apply(
                 state, command, policy, index, ref_name, swap_device=scenario.annotations.swap
             )
             state = result.state
             steps.append(Step(index, command, line, state, result.events, result.observed))
+        if between is not None:
+            between()
         return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
 
 

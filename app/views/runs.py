@@ -26,13 +26,10 @@ from app.picture.layout import Layout, compute_layout, layout_fits
 from engine.commands import Scenario
 from engine.events import Event
 from engine.frame_table import FrameTable
-from engine.gc_pause import collector_paused
-from engine.machine import apply
 from engine.policies import POLICIES, Policy, get_policy
-from engine.state import empty_state
-from engine.syntax import ScenarioError, canonical_text, parse, reference_names
+from engine.syntax import ScenarioError, canonical_text, parse
 from engine.trace import Step, Trace, extend
-from engine.verdicts import derive_verdicts
+from engine.trace import replay as engine_replay
 
 RUNS_MAX_ENTRIES = 512
 # A run's weight counts the distinct page tables, frame-table buckets and steps its trace holds
@@ -292,27 +289,10 @@ def run(text: str, policy_id: str, memo: RunMemo | None = None) -> Run:
 
 
 def replay(scenario: Scenario, policy_id: str) -> Trace:
-    """`engine.trace.replay`, checking the request's budget between commands (a test holds the
-    two equal): a scenario at the limits takes a second or more, and a request whose client
-    has gone or whose deadline has passed stops there."""
-    check = check_budget
-    policy = get_policy(policy_id)
-    with collector_paused():
-        state = empty_state()
-        steps = [Step(0, None, None, state, ())]
-        lines = scenario.lines or (None,) * len(scenario.commands)
-        names = reference_names(scenario.commands)
-        for index, (command, line, ref_name) in enumerate(
-            zip(scenario.commands, lines, names, strict=True), 1
-        ):
-            check()
-            result = apply(
-                state, command, policy, index, ref_name, swap_device=scenario.annotations.swap
-            )
-            state = result.state
-            steps.append(Step(index, command, line, state, result.events, result.observed))
-        check()
-        return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
+    """`engine.trace.replay`, checking the request's budget between commands: a scenario at the
+    limits takes a second or more, and a request whose client has gone or whose deadline has
+    passed stops there."""
+    return engine_replay(scenario, policy_id, between=check_budget)
 
 
 def _with_lines(trace: Trace, scenario: Scenario) -> Trace:
