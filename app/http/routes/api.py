@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.http.heavy import is_heavy, offload
-from app.views.runs import Stopped, check_budget, run
+from app.views.runs import RunMemo, Stopped, check_budget, run
 from engine.lesson import MAX_REPLAYED_COMMANDS, TooCostly, evaluate_goal, goal_to_json
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.policies import POLICIES, UnknownPolicy
@@ -165,17 +165,18 @@ async def simulate(request: Request, body: SimulateRequest) -> Response:
     if not isinstance(states, str) and len(states) > MAX_STATE_STEPS:
         message = f"states: at most {MAX_STATE_STEPS} steps, not {len(states)}"
         return _problem(400, Problem(error="states", message=message))
+    memo: RunMemo = request.app.state.runs  # a page just shown is not replayed again
     if not is_heavy(len(body.scenario)):
-        return _simulate(body, states)
+        return _simulate(body, states, memo)
     try:
-        return await offload(request.receive, partial(_simulate, body, states))
+        return await offload(request.receive, partial(_simulate, body, states, memo))
     except Stopped as exc:
         return _problem(503, Problem(error="time", message=str(exc)))
 
 
-def _simulate(body: SimulateRequest, states: StatesChoice) -> Response:
+def _simulate(body: SimulateRequest, states: StatesChoice, memo: RunMemo) -> Response:
     try:
-        r = run(body.scenario, body.policy)
+        r = run(body.scenario, body.policy, memo)
     except UnknownPolicy as exc:
         return _problem(
             400, Problem(error="unknown-policy", message=str(exc), policies=[*POLICIES, "latest"])
