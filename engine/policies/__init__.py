@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Mapping
 
 from engine.policies.base import Decision, GupRequest, KernelVersion, Outcome, Policy
+from engine.policies.errors import RefusedCombination, UnknownPolicy
 
 __all__ = [
     "LATEST",
@@ -31,6 +33,7 @@ __all__ = [
     "KernelVersion",
     "Outcome",
     "Policy",
+    "RefusedCombination",
     "UnknownPolicy",
     "discover",
     "get_policy",
@@ -38,8 +41,9 @@ __all__ = [
 ]
 
 
-class UnknownPolicy(ValueError):
-    """Raised for a policy id that is not one of `POLICIES` (nor the alias `latest`)."""
+# Era modules are e<major>_<minor>[_proposal]; the rest of the package (base, knobs, custom)
+# holds what the eras are made of.
+_ERA_MODULE = re.compile(r"e\d+_\d+\w*")
 
 
 def discover(package: str = __name__) -> dict[str, Policy]:
@@ -47,7 +51,7 @@ def discover(package: str = __name__) -> dict[str, Policy]:
     merged era it was proposed against."""
     found: list[Policy] = []
     for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
-        if info.name == "base":
+        if not _ERA_MODULE.fullmatch(info.name):
             continue
         policy = getattr(importlib.import_module(f"{package}.{info.name}"), "POLICY", None)
         if not isinstance(policy, Policy):

@@ -95,7 +95,7 @@ def test_proposals_are_never_a_kernel() -> None:
 
 def test_every_era_module_holds_one_policy_named_after_its_file() -> None:
     package = Path(engine.policies.__file__).parent
-    modules = sorted(p.stem for p in package.glob("e*.py"))
+    modules = sorted(p.stem for p in package.glob("e[0-9]*.py"))
     assert len(modules) == len(POLICIES)
     for module in modules:
         policy = sys.modules[f"engine.policies.{module}"].POLICY
