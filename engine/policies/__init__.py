@@ -17,12 +17,14 @@ its eras itself, so adding an era that only changes decisions is one new module 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import re
 from collections.abc import Mapping
 
 from engine.policies.base import Decision, GupRequest, KernelVersion, Outcome, Policy
+from engine.policies.custom import Point, build, is_custom, parse
 from engine.policies.errors import RefusedCombination, UnknownPolicy
 
 __all__ = [
@@ -85,11 +87,29 @@ LATEST = policy_for_kernel((999, 0)).id
 
 
 def get_policy(policy_id: str) -> Policy:
+    """The era of ``policy_id`` (or ``latest``), or the custom point a ``custom:`` id names."""
+    if is_custom(policy_id):
+        return _custom_policy(policy_id)
     if policy_id == "latest":
         policy_id = LATEST
     try:
         return POLICIES[policy_id]
     except KeyError:
         raise UnknownPolicy(
-            f"unknown policy {policy_id!r}; expected one of: {', '.join(POLICIES)}, latest"
+            f"unknown policy {policy_id!r}; expected one of: {', '.join(POLICIES)}, latest, "
+            "or custom:base=ID,KNOB=CHOICE,…"
         ) from None
+
+
+def _custom_policy(policy_id: str) -> Policy:
+    point = parse(policy_id, POLICIES)
+    return _built(point)
+
+
+@functools.lru_cache(maxsize=256)
+def _built(point: Point) -> Policy:
+    """One policy object per canonical point, so memo keys (the policy id) and identity agree;
+    a point with no change from its base is the base era itself."""
+    if not point.changes:
+        return POLICIES[point.base]
+    return build(point, POLICIES)

@@ -82,19 +82,20 @@ class Policy:
         # Whether anonymous pages carry PG_anon_exclusive (the picture shows the bit when they
         # do); the machine asks `exclusive_bit()` instead.
         self.has_exclusive_bit: bool = EXCLUSIVE_BIT in self.keeps
-        # The sweep sets a fresh set here to learn which knobs and state a replay read.
-        self.consulted: set[str] | None = None
+        # The sweep sets an empty dict here to learn which knobs (and which kept state,
+        # "state:NAME") a replay read, in the order it first read them.
+        self.consulted: dict[str, None] | None = None
 
     def _choice(self, knob: str, kind: type[C]) -> C:
         if self.consulted is not None:
-            self.consulted.add(knob)
+            self.consulted.setdefault(knob)
         choice = self.chosen[knob]
         assert isinstance(choice, kind)
         return choice
 
     def _keeps(self, state: str) -> bool:
         if self.consulted is not None:
-            self.consulted.add(f"state:{state}")
+            self.consulted.setdefault(f"state:{state}")
         return state in self.keeps
 
     def covers(self, version: KernelVersion) -> bool:

@@ -158,15 +158,15 @@ REFUSALS: tuple[Refusal, ...] = (
         "share",
         EXCLUSIVE_BIT,
         "the exclusive bit may be cleared only on a page that may not be pinned "
-        "(6c287605fd56); a fork that shares every page clears it on pinned ones, so a pinned "
-        "page would be shared while the rule that reads the bit trusts it",
+        "(6c287605fd56, checked on unpin by b6a2619c60b4); a fork that shares every page "
+        "clears it on pinned ones, so the rules that trust the bit would be lied to",
     ),
     Refusal(
         "swap_pinned",
         "allow",
         EXCLUSIVE_BIT,
         "swap-out clears the exclusive bit, which may not happen to a maybe-pinned page "
-        "(6c287605fd56: try_to_unmap fails instead); swapping pinned pages contradicts the bit",
+        "(6c287605fd56: try_to_unmap fails instead, b6a2619c60b4 checks it on unpin)",
     ),
 )
 
