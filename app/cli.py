@@ -46,7 +46,13 @@ EXIT_INPUT = 2  # the status argparse itself uses for a bad command line
 EXIT_BROKEN_PIPE = 1
 
 # Modules that add their own subcommand (see the module docstring).
-SUBCOMMAND_MODULES = ("app.serve_cli", "app.bench", "app.probe.cli", "app.deploy.cli")
+SUBCOMMAND_MODULES = (
+    "app.serve_cli",
+    "app.bench",
+    "app.probe.cli",
+    "app.deploy.cli",
+    "app.lab_cli",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = argparse._SubParsersAction  # argparse has no public name for this type

@@ -152,7 +152,7 @@ def run_sweep(presets: Iterable[Preset] | None = None) -> Sweep:
         except UnknownPolicy:
             refused_count += 1
             continue
-        counts = dict.fromkeys(VERDICT_KINDS, 0)
+        counts: dict[str, int] = dict.fromkeys(VERDICT_KINDS, 0)
         for memo in memos:
             for kind in memo.kinds(settings, keeps):
                 counts[kind] += 1
