@@ -70,7 +70,8 @@ def sweep_text(doc: dict[str, Any]) -> str:
     out.append(f"\nAugust 2020, from {aug['from']}: gup_read with the rest of {aug['from']} kept")
     for choice, counts in aug["gup_read"].items():
         out.append(
-            f"  {choice:<16} leak {counts['leak']}  userfault {counts['userfault']}  stale {counts['stale']}"
+            f"  {choice:<16} leak {counts['leak']}  userfault {counts['userfault']}  "
+            f"stale {counts['stale']}"
         )
     out.append(
         f"  no leak and no userfault needs {aug['changes_needed']} knob(s) changed from "
