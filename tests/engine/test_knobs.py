@@ -12,6 +12,8 @@ from engine.policies.base import Policy
 from engine.policies.custom import Point, build, differences, nearest_eras, parse
 from engine.policies.knobs import KNOBS, REFUSALS, Choice, resolve
 from engine.presets import PRESETS
+from engine.syntax import ScenarioError
+from engine.syntax import parse as parse_scenario
 from engine.trace import replay, trace_to_json
 
 
@@ -157,3 +159,15 @@ def test_nearest_eras_of_a_point() -> None:
     assert [e.id for e in nearest_eras(settings, POLICIES)] == ["5.8-break-cow"]
     one_off = {**POLICIES["6.2"].knobs, "clear_refs": "write-protect-all"}
     assert [e.id for e in nearest_eras(one_off, POLICIES)] == ["6.2"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#policy custom:base=5.9,gup_read=break-cow\nP mmap a\n",
+        "#goal leak@custom:base=5.9\nP mmap a\n",
+    ],
+)
+def test_the_scenario_language_names_eras_not_custom_points(text: str) -> None:
+    with pytest.raises(ScenarioError, match="a policy id"):
+        parse_scenario(text)
