@@ -17,7 +17,7 @@ from app.paths import STATIC_DIR
 from app.probe import web as probe_web
 from app.probe.gate import ProbeSettings
 from app.render import render_error_page
-from app.routes import api, docs, pages
+from app.routes import api, docs, lab, pages
 from app.runs import RunMemo
 from app.security import DENY_HEADERS, EMBED_HEADERS, SecurityHeaders, frameable
 
@@ -73,6 +73,7 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(docs.router)
+    app.include_router(lab.router)
     # "Run on this server's kernel" (app.probe.web): off unless `cowlab serve` enabled it.
     app.state.probe = probe if probe is not None else ProbeSettings.from_environ()
     app.include_router(probe_web.router)

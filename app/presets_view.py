@@ -7,6 +7,7 @@ it, the era whose fix broke something else. Each cell opens its run in the simul
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.links import make_link
@@ -41,9 +42,12 @@ class PresetRow:
 
 
 def build_grid(
-    memo: RunMemo | None = None,
+    memo: RunMemo | None = None, policy_ids: Sequence[str] | None = None
 ) -> tuple[tuple[Era, ...], tuple[PresetRow, ...]]:
-    columns = tuple(Era.of(p) for p in POLICIES.values())
+    """Every preset under ``policy_ids`` (default: every era; custom lab points may be among
+    them, DESIGN.md §11)."""
+    ids = tuple(POLICIES) if policy_ids is None else policy_ids
+    columns = tuple(Era.of(get_policy(i)) for i in ids)
     rows: list[PresetRow] = []
     for preset in PRESETS.values():
         cells: list[Cell] = []

@@ -88,14 +88,21 @@ def build(point: Point, eras: Mapping[str, Policy]) -> CustomPolicy:
     base = eras[point.base]
     knobs = {**base.knobs, **dict(point.changes)}
     chosen = resolve(knobs)
-    changed = ", ".join(f"{k}={v}" for k, v in point.changes) or "no knob changed"
+    # Named by its differences from the nearest era (its base wins a tie), which is how a
+    # reader places it: "5.8-break-cow + fork_pinned=copy".
+    near = nearest_eras(knobs, eras)
+    nearest = base if base in near else near[0]
+    diffs = differences(knobs, nearest)
+    changed = " + ".join(f"{k}={v}" for k, v in diffs)
     story = " ".join(
         [f"The {base.id} era ({base.label}) with these knobs changed:"]
         + [f"{KNOBS[k].title}: {chosen[k].label} — {chosen[k].why}." for k, _ in point.changes]
     )
     namespace = {
         "id": point.id,
-        "label": f"custom: {base.id} with {changed}",
+        "label": f"custom: {nearest.id} + {changed}"
+        if diffs
+        else f"custom: same knobs as {nearest.id}",
         "kernels": "custom point, no kernel",
         "commits": tuple(dict.fromkeys(c for k, _ in point.changes if (c := chosen[k].commit))),
         "story": story,
