@@ -155,7 +155,7 @@ def build_lab(base: str, settings: Mapping[str, str], memo: RunMemo | None) -> L
     columns, rows = build_grid(memo, ids)
     effects = () if error else tuple(_effects(settings, nearest, policy, base, memo))
     if error:
-        name = "refused: " + error
+        name = "a refused combination"
     elif not diffs:
         name = f"{nearest.id} — {nearest.label}"
     else:

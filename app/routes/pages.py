@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.compare import build_comparison
 from app.errors import ErrorView, limit_error, link_error, policy_error, scenario_error
 from app.htmx import HtmxDetails, htmx_details
+from app.lab_view import MAX_CUSTOM_COLUMNS, custom_columns
 from app.links import LinkError, LinkParams, View, make_link, parse_params
 from app.presets_view import build_grid
 from app.probe.web import probe_button
@@ -30,6 +31,7 @@ from app.runs import Run, lesson_policy, run
 from app.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from app.svg import draw
 from engine.policies import POLICIES, UnknownPolicy, get_policy
+from engine.policies.custom import MAX_ID_LENGTH
 from engine.syntax import ScenarioError, ScenarioLimitError
 
 router = APIRouter()
@@ -58,6 +60,14 @@ ViewQ = Annotated[str | None, Query(description=PARAMETERS["view"])]
 PoliciesQ = Annotated[str | None, Query(description=PARAMETERS["policies"])]
 AddQ = Annotated[str | None, Query(description=PARAMETERS["add"])]
 PQ = Annotated[list[str] | None, Query(description="Policy ids (checkbox form of `policies`).")]
+CustomQ = Annotated[
+    list[str] | None,
+    Query(
+        description="A custom lab point `custom:base=ID,KNOB=CHOICE,…` as one more column "
+        f"(repeat for more, at most {MAX_CUSTOM_COLUMNS}; DESIGN.md §11).",
+        max_length=MAX_ID_LENGTH,
+    ),
+]
 
 
 def _query(**values: str | None) -> dict[str, str]:
@@ -381,11 +391,15 @@ async def compare(
     v: VQ = None,
     view: ViewQ = None,
     policy: PolicyQ = None,
+    custom: CustomQ = None,
 ) -> Response:
     hx = htmx_details(request)
     # Every era replays the scenario: offload sooner than a single-era page.
-    weight = (s or "") * (len(policies.split(",")) if policies else len(POLICIES))
-    return await _answer(weight, _compare, request, hx, s, policies, p, step, v, view, policy)
+    columns = (len(policies.split(",")) if policies else len(POLICIES)) + len(custom or ())
+    weight = (s or "") * columns
+    return await _answer(
+        weight, _compare, request, hx, s, policies, p, step, v, view, policy, custom
+    )
 
 
 def _compare(
@@ -398,11 +412,13 @@ def _compare(
     v: str | None,
     view: str | None,
     policy: str | None,
+    custom: list[str] | None = None,
 ) -> Response:
     try:
         params = parse_params(
             _query(s=s, policies=policies, step=step, v=v, view=view, policy=policy)
         )
+        customs = custom_columns(custom)
     except LinkError as exc:
         return _error_response(
             request,
@@ -413,10 +429,21 @@ def _compare(
             "normal",
             latest_id(),
         )
+    except UnknownPolicy as exc:
+        return _failure(
+            request,
+            hx,
+            exc,
+            parse_params(_query(s=s)),
+            "compare.html",
+            "compare",
+            latest_id(),
+            "/compare",
+        )
     chosen = _chosen_policies(params, p)
     ids = chosen or tuple(POLICIES)
     try:
-        runs = tuple(_replay(request, params, pid) for pid in ids)
+        runs = tuple(_replay(request, params, pid) for pid in (*ids, *customs))
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(
             request, hx, exc, params, "compare.html", "compare", latest_id(), "/compare"
@@ -424,8 +451,8 @@ def _compare(
     link_text = runs[0].link_text
     k = _step(params, runs[0])
     # Keep `policies=` in links only when the user chose a subset, in the canonical ids.
-    policies_param = tuple(r.policy.id for r in runs) if chosen else None
-    comparison = build_comparison(runs, link_text, policies_param, k, params.view)
+    policies_param = tuple(r.policy.id for r in runs[: len(ids)]) if chosen else None
+    comparison = build_comparison(runs, link_text, policies_param, k, params.view, customs)
     ctx = _context(request, "compare", params.view, link_text, latest_id())
     ctx.update(
         cmp=comparison,
@@ -447,12 +474,35 @@ def _compare(
     response_class=HTMLResponse,
     summary="Every preset under every policy, as a grid of verdicts",
 )
-async def presets(request: Request) -> Response:
-    return _presets(request)
+async def presets(request: Request, custom: CustomQ = None) -> Response:
+    return _presets(request, custom)
 
 
-def _presets(request: Request) -> Response:
-    columns, rows = build_grid(request.app.state.runs)
+def _presets(request: Request, custom: list[str] | None = None) -> Response:
+    try:
+        customs = custom_columns(custom)
+    except LinkError as exc:
+        return _error_response(
+            request,
+            htmx_details(request),
+            link_error(exc, ""),
+            "compare.html",
+            "compare",
+            "normal",
+            latest_id(),
+        )
+    except UnknownPolicy as exc:
+        return _error_response(
+            request,
+            htmx_details(request),
+            policy_error(exc, "", None, "normal", "/compare"),
+            "compare.html",
+            "compare",
+            "normal",
+            latest_id(),
+        )
+    ids = (*POLICIES, *(c for c in customs if c not in POLICIES))
+    columns, rows = build_grid(request.app.state.runs, ids)
     ctx = _context(request, "presets", "normal", "", latest_id())
     ctx.update(columns=columns, rows=rows)
     return _html(render_page("presets.html", ctx))
