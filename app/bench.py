@@ -22,12 +22,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from app import labbench
 from engine.commands import Scenario
 from engine.syntax import parse
 from engine.trace import replay
 
-# The budgets of DESIGN.md §7 that `cowlab bench` measures (the others need --browser, --live
-# or a policy lab, which do not exist yet).
+# The budgets of DESIGN.md §7 that `cowlab bench` measures (the others need --browser or
+# --live, which do not exist yet).
 BUDGETS = {
     "replay_ms_p50": 1.0,
     "scale_replay_s": 1.0,
@@ -35,6 +36,8 @@ BUDGETS = {
     "cold_step_ms_p99": 10.0,
     "class_ratio": 2.0,  # a lower bound
     "first_load_kb": 100.0,
+    "sweep_s": 30.0,
+    "custom_column_ms": 100.0,
 }
 LOWER_BOUNDS = {"class_ratio"}
 
@@ -132,6 +135,7 @@ def measure(quick: bool) -> dict[str, Any]:
         "quick": quick,
     }
     figures.update(measure_engine(quick))
+    figures.update(labbench.measure_lab(quick))
     try:
         from app import webbench
     except ImportError:  # the web app is optional for the engine figures

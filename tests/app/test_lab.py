@@ -225,3 +225,23 @@ def test_the_sweep_page_runs_in_the_background_then_shows_the_answer(
     assert links
     for href in links[:3]:
         assert client.get(href).status_code == 200
+
+
+def test_the_bench_measures_the_sweep_and_a_custom_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app import bench, labbench, webbench
+
+    figures = labbench.measure_lab(quick=True)
+    assert set(figures) == {"sweep_s", "custom_column_ms"}
+    assert figures["sweep_s"] > 0 and figures["custom_column_ms"] > 0
+    points = labbench.fresh_points(5)
+    assert len(set(points)) == 5 and not set(points) & set(POLICIES)
+    monkeypatch.setattr(bench, "measure_engine", lambda quick: {})
+    monkeypatch.setattr(webbench, "measure_web", lambda quick: {})
+    monkeypatch.setattr(labbench, "measure_lab", lambda quick: {"sweep_s": 1.0})
+    assert bench.measure(quick=True)["budgets"]["sweep_s"] == {
+        "budget": 30.0,
+        "measured": 1.0,
+        "met": True,
+    }
