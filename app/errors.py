@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.links import LinkError, View, make_link
-from engine.policies import POLICIES, UnknownPolicy
+from engine.policies import POLICIES, RefusedCombination, UnknownPolicy
 from engine.syntax import ScenarioError, ScenarioLimitError, parse
 
 
@@ -101,7 +101,10 @@ def policy_error(
 ) -> ErrorView:
     return ErrorView(
         status=400,
-        title="This link names a kernel era cowlab does not know",
+        # A custom lab point whose knobs contradict each other is known, and refused.
+        title="This link names a design the policy lab refuses"
+        if isinstance(exc, RefusedCombination)
+        else "This link names a kernel era cowlab does not know",
         message=str(exc),
         text=text,
         where=(("parameter", "policy"),),

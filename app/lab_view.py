@@ -286,7 +286,6 @@ class SweepJob:
 
     def _run(self) -> None:
         doc = sweep_json(run_sweep())
-        del doc["points"]  # the page shows summaries; `cowlab lab sweep --json` has every point
         self.seconds = time.monotonic() - self._started
         self.doc = doc
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from app.htmx import htmx_details
 from app.lab_view import SweepJob, build_lab, build_sweep_page, settings_from_query
@@ -114,3 +114,21 @@ async def sweep(request: Request) -> Response:
     else:
         ctx.update(running=False, seconds=round(job.seconds, 1), sweep=build_sweep_page(job.doc))
     return HTMLResponse(render_page("sweep.html", ctx), headers={"Vary": VARY})
+
+
+@router.get(
+    "/lab/sweep.json",
+    summary="The whole sweep as `cowlab lab sweep --json` prints it",
+    description="Per design its verdict counts (`points`: one choice index per knob, then one "
+    "count per verdict kind). 503 with `Retry-After` while the sweep is still running.",
+    responses={503: {"description": "The sweep is still running."}},
+)
+async def sweep_json_route(request: Request) -> Response:
+    job = _job(request)
+    if job.doc is None:
+        return JSONResponse(
+            {"error": "sweep-running", "seconds": round(job.running_for())},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+    return JSONResponse(job.doc)

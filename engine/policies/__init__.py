@@ -1,14 +1,19 @@
 """Kernel policy eras: every decision that differs between eras, and nothing else.
 
-One module per era (`e5_9.py` is 5.9 – 5.17), each holding one `Policy` subclass as ``POLICY``
-with its mainline version range; `base.py` holds the rules every era shares. The package finds
-its eras itself, so adding an era that only changes decisions is one new module plus its tests:
+Every decision that differs between eras is a knob (`engine.policies.knobs`), each choice one
+class holding its rule, kernel function, commit and why. One module per era (`e5_9.py` is
+5.9 – 5.17) holds one `Policy` subclass as ``POLICY`` with its mainline version range and its
+knob settings; `base.py` holds the rules every era shares and asks the chosen knob for the rest;
+`custom.py` builds the points no era is (``custom:base=ID,KNOB=CHOICE,…``, DESIGN.md §11). The
+package finds its eras itself, so adding an era is one new module plus its tests:
 
 1. ``engine/policies/e6_9.py`` (say) subclasses the era it changed, e.g. ``LongtermUnshare62``,
    sets ``id``, ``label``, ``kernels``, ``commits``, ``story``, ``since = (6, 9)`` and
-   ``until = None``, overrides the decisions its commits changed (each returning a `Decision`
-   that names kernel function and commit), and ends with ``POLICY = TheClass()``. The
-   previous open-ended era needs no edit: the era with the latest ``since`` wins.
+   ``until = None``, sets ``knobs = {**LongtermUnshare62.knobs, KNOB: CHOICE}`` for the
+   decisions its commits changed — a rule no era had yet is one more `Choice` class in its
+   knob's module, which the lab and the sweep then offer too — and ends with
+   ``POLICY = TheClass()``. The previous open-ended era needs no edit: the era with the
+   latest ``since`` wins.
 2. `POLICIES` lists it in version order, `get_policy` and every page offer it, and
    `policy_for_kernel` (the probe's "which era is this kernel") maps its versions to it;
    ``tests/engine/test_policy_package.py::test_a_new_era_is_one_module`` does exactly this with a

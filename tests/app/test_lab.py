@@ -245,3 +245,16 @@ def test_the_bench_measures_the_sweep_and_a_custom_column(
         "measured": 1.0,
         "met": True,
     }
+
+
+def test_the_sweep_json_route_is_the_cli_document(client: TestClient) -> None:
+    r = client.get("/lab/sweep.json")
+    job: SweepJob = client.app.state.lab_sweep  # type: ignore[attr-defined]
+    if r.status_code == 503:
+        assert r.headers["retry-after"] == "2" and r.json()["error"] == "sweep-running"
+    else:
+        assert job.doc is not None
+    assert job.wait(300)
+    doc = client.get("/lab/sweep.json").json()
+    assert len(doc["points"]) == doc["points_run"]
+    assert doc["eras"]["6.2"] == dict.fromkeys(doc["kinds"], 0)
