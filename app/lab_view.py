@@ -156,8 +156,10 @@ def build_lab(base: str, settings: Mapping[str, str], memo: RunMemo | None) -> L
     effects = () if error else tuple(_effects(settings, nearest, policy, base, memo))
     if error:
         name = "a refused combination"
-    elif not diffs:
+    elif not diffs and point == nearest.id:
         name = f"{nearest.id} — {nearest.label}"
+    elif not diffs:
+        name = f"same knobs as {nearest.id} ({nearest.label})"
     else:
         name = f"{nearest.id} + " + " + ".join(f"{k}={v}" for k, v in diffs.items())
     sim_text = run(PRESETS["cve-2020-29374"].text, policy.id, memo).link_text

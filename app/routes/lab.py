@@ -42,9 +42,20 @@ def _context(request: Request, page: str) -> dict[str, Any]:
     }
 
 
+LAB_ANSWERS: dict[int | str, dict[str, Any]] = {
+    303: {"description": "The controls' form without JavaScript: go to the canonical link."},
+    400: {
+        "description": "A refused or unknown point: the page with its controls, naming the "
+        "conflicting knobs.",
+        "content": {"text/html": {}},
+    },
+}
+
+
 @router.get(
     "/lab",
     response_class=HTMLResponse,
+    responses=LAB_ANSWERS,
     summary="The policy lab: compose a COW/GUP design from the kernel's rule choices",
     description="`policy=` an era or `custom:base=ID,KNOB=CHOICE,…` id; the controls' form "
     "sends `base` and one field per knob instead. A refused combination answers 400 with the "
@@ -120,15 +131,16 @@ async def sweep(request: Request) -> Response:
     "/lab/sweep.json",
     summary="The whole sweep as `cowlab lab sweep --json` prints it",
     description="Per design its verdict counts (`points`: one choice index per knob, then one "
-    "count per verdict kind). 503 with `Retry-After` while the sweep is still running.",
-    responses={503: {"description": "The sweep is still running."}},
+    "count per verdict kind). While the sweep is still running: 202 with `Retry-After` and "
+    "how long it has run.",
+    responses={202: {"description": "The sweep is still running; ask again after Retry-After."}},
 )
 async def sweep_json_route(request: Request) -> Response:
     job = _job(request)
     if job.doc is None:
         return JSONResponse(
             {"error": "sweep-running", "seconds": round(job.running_for())},
-            status_code=503,
+            status_code=202,
             headers={"Retry-After": "2"},
         )
     return JSONResponse(job.doc)

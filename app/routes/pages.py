@@ -64,8 +64,8 @@ CustomQ = Annotated[
     list[str] | None,
     Query(
         description="A custom lab point `custom:base=ID,KNOB=CHOICE,…` as one more column "
-        f"(repeat for more, at most {MAX_CUSTOM_COLUMNS}; DESIGN.md §11).",
-        max_length=MAX_ID_LENGTH,
+        f"(repeat for more, at most {MAX_CUSTOM_COLUMNS}, each at most {MAX_ID_LENGTH} "
+        "characters; DESIGN.md §11).",
     ),
 ]
 
@@ -472,6 +472,7 @@ def _compare(
 @router.get(
     "/presets",
     response_class=HTMLResponse,
+    responses=LINK_ERRORS,
     summary="Every preset under every policy, as a grid of verdicts",
 )
 async def presets(request: Request, custom: CustomQ = None) -> Response:
