@@ -127,3 +127,16 @@ def test_lab_pages_fit_the_screen_and_pass_axe(
             assert result == [], (path, width, result)
     finally:
         context.close()
+
+
+def test_a_refused_knob_says_why_in_place_and_can_be_undone(page: Page) -> None:
+    # No `watch`: chromium logs the 400 answer as a failed resource load, which is the point.
+    page.goto("/lab?policy=5.19")
+    page.select_option("#knob-fork_pinned", "share")
+    page.wait_for_url(re.compile(r"policy=custom:base=5\.19,fork_pinned=share$"))
+    alert = page.locator(".lab-point [role=alert]")
+    expect(alert).to_contain_text("fork_pinned=share conflicts with wp_reuse=anon-exclusive")
+    page.select_option("#knob-fork_pinned", "copy")
+    page.wait_for_url(re.compile(r"policy=custom:base=5\.19,fork_pinned=copy$"))
+    expect(alert).to_have_count(0)
+    expect(page.locator(".point-name")).to_have_text("5.19 + fork_pinned=copy")
