@@ -14,7 +14,7 @@ leaf, and a miss replays and grows the branch it took.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -258,7 +258,3 @@ def sweep_json(sweep: Sweep, eras: Mapping[str, Policy] | None = None) -> dict[s
 
 def _nearest(settings: Settings, eras: Mapping[str, Policy]) -> Policy:
     return min(eras.values(), key=lambda e: len(differences(settings, e)))
-
-
-def sweep_presets(names: Sequence[str]) -> list[Preset]:
-    return [PRESETS[n] for n in names]
