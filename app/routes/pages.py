@@ -44,8 +44,8 @@ router = APIRouter()
 PARAMETERS = {
     "s": "The scenario: commands joined by `;` (by newlines when it has `#` lines), "
     "or `z:` + base64url(deflate).",
-    "policy": "Policy era id (`latest` is the newest); default: the scenario's `#policy`, "
-    "else `latest`.",
+    "policy": "Policy era id (`latest` is the newest) or a policy-lab point "
+    "`custom:base=ID,KNOB=CHOICE,…`; default: the scenario's `#policy`, else `latest`.",
     "step": "Step to show, 0 = empty machine.",
     "v": "Link format version; `1`.",
     "view": "`present` for presentation mode.",

@@ -258,3 +258,14 @@ def test_the_sweep_json_route_is_the_cli_document(client: TestClient) -> None:
     doc = client.get("/lab/sweep.json").json()
     assert len(doc["points"]) == doc["points_run"]
     assert doc["eras"]["6.2"] == dict.fromkeys(doc["kinds"], 0)
+
+
+def test_a_long_custom_id_is_accepted_everywhere(client: TestClient) -> None:
+    """Every knob named: longer than an era id by far, well within the 512-character bound."""
+    spelled = "custom:base=4.8," + ",".join(f"{k}={v}" for k, v in POLICIES["6.2"].knobs.items())
+    assert len(spelled) > 200
+    r = client.post("/api/v1/simulate", json={"scenario": "P mmap a", "policy": spelled})
+    assert r.status_code == 200
+    assert r.json()["policy"].startswith("custom:base=4.8,wp_reuse=anon-exclusive")
+    assert client.get(make_link("/", "P mmap a", policy=spelled)).status_code == 200
+    assert client.get(make_link("/compare", "P mmap a", customs=(spelled,))).status_code == 200

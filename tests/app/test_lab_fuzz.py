@@ -25,15 +25,24 @@ SCENARIO = (
 JUNK = st.text(alphabet="ab-_=,:. 9é\x00", max_size=8)
 
 bases = st.one_of(st.sampled_from([*POLICIES, "latest"]), JUNK)
-knob_ids = st.one_of(st.sampled_from(list(KNOBS)), JUNK)
+# Mostly real knobs, so that long valid ids (several knobs named) are drawn often.
+knob_ids = st.one_of(st.sampled_from(list(KNOBS)), st.sampled_from(list(KNOBS)), JUNK)
 
 
 @st.composite
 def custom_ids(draw: st.DrawFn) -> str:
+    if draw(st.booleans()):
+        # A well-formed spelling (possibly refused): every knob at most once, real choices.
+        knobs = draw(st.lists(st.sampled_from(list(KNOBS)), unique=True, max_size=len(KNOBS)))
+        parts = [f"base={draw(st.sampled_from(list(POLICIES)))}"] + [
+            f"{k}={draw(st.sampled_from([c.id for c in KNOBS[k].choices]))}" for k in knobs
+        ]
+        draw(st.randoms(use_true_random=False)).shuffle(parts)
+        return "custom:" + ",".join(parts)
     parts = []
     if draw(st.booleans()) or draw(st.booleans()):
         parts.append(f"base={draw(bases)}")
-    for knob in draw(st.lists(knob_ids, max_size=6)):
+    for knob in draw(st.lists(knob_ids, max_size=8)):
         if knob in KNOBS and draw(st.integers(0, 4)):
             choice = draw(st.sampled_from([c.id for c in KNOBS[knob].choices]))
         else:
