@@ -300,6 +300,23 @@ class EraRow:
 
 
 @dataclass(frozen=True, slots=True)
+class PointRow:
+    name: str  # by its differences from the nearest era
+    href: str  # its lab page
+    counts: tuple[int, ...]  # per shown verdict kind
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which designs of the sweep the page lists: some knobs fixed, maybe only clean ones."""
+
+    knobs: tuple[tuple[str, tuple[str, ...], str], ...]  # (knob, choices, chosen or "")
+    clean: bool
+    matching: int
+    rows: tuple[PointRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SweepPage:
     doc: Mapping[str, Any]
     kinds: tuple[str, ...]
@@ -307,9 +324,47 @@ class SweepPage:
     matter: tuple[tuple[str, tuple[str, ...]], ...]  # per knob: the counts per kind, "" for 0
     august: tuple[tuple[str, int, int, int], ...]  # gup_read choice, leak, userfault, stale
     august_nearest: tuple[tuple[str, str], ...]
+    filter: Filter
 
 
-def build_sweep_page(doc: Mapping[str, Any]) -> SweepPage:
+# The design list shows this many rows; the filter narrows it, the JSON has them all.
+SHOWN_POINTS = 40
+
+
+def build_filter(doc: Mapping[str, Any], query: Mapping[str, str], kinds: Sequence[str]) -> Filter:
+    """The designs matching the fixed knobs of ``query`` (unknown values are ignored), in
+    sweep order, the first `SHOWN_POINTS` of them with their verdict counts."""
+    names = list(doc["knobs"])
+    fixed = {
+        i: doc["knobs"][k].index(query[k])
+        for i, k in enumerate(names)
+        if query.get(k) in doc["knobs"][k]
+    }
+    clean = query.get("clean") == "1"
+    at = {k: len(names) + i for i, k in enumerate(doc["kinds"])}
+    matching = [
+        row
+        for row in doc["points"]
+        if all(row[i] == c for i, c in fixed.items()) and not (clean and any(row[len(names) :]))
+    ]
+    rows = []
+    for row in matching[:SHOWN_POINTS]:
+        settings = {k: doc["knobs"][k][row[i]] for i, k in enumerate(names)}
+        era = min(POLICIES.values(), key=lambda e: len(differences(settings, e)))
+        pid = point_id(era.id, settings)
+        rows.append(PointRow(_short(pid, era.id), lab_link(pid), tuple(row[at[k]] for k in kinds)))
+    return Filter(
+        tuple(
+            (k, tuple(doc["knobs"][k]), doc["knobs"][k][fixed[i]] if i in fixed else "")
+            for i, k in enumerate(names)
+        ),
+        clean,
+        len(matching),
+        tuple(rows),
+    )
+
+
+def build_sweep_page(doc: Mapping[str, Any], query: Mapping[str, str] | None = None) -> SweepPage:
     kinds = tuple(
         k
         for k in doc["kinds"]
@@ -339,6 +394,7 @@ def build_sweep_page(doc: Mapping[str, Any]) -> SweepPage:
         august_nearest=tuple(
             (_short(i, aug["from"]), lab_link(i)) for i in aug["no_leak_no_userfault_nearest"]
         ),
+        filter=build_filter(doc, query or {}, kinds),
     )
 
 

@@ -123,7 +123,10 @@ async def sweep(request: Request) -> Response:
     if job.doc is None:
         ctx.update(running=True, seconds=round(job.running_for()), sweep=None)
     else:
-        ctx.update(running=False, seconds=round(job.seconds, 1), sweep=build_sweep_page(job.doc))
+        query = {k: v[:64] for k, v in request.query_params.items()}
+        ctx.update(
+            running=False, seconds=round(job.seconds, 1), sweep=build_sweep_page(job.doc, query)
+        )
     return HTMLResponse(render_page("sweep.html", ctx), headers={"Vary": VARY})
 
 

@@ -269,3 +269,26 @@ def test_a_long_custom_id_is_accepted_everywhere(client: TestClient) -> None:
     assert r.json()["policy"].startswith("custom:base=4.8,wp_reuse=anon-exclusive")
     assert client.get(make_link("/", "P mmap a", policy=spelled)).status_code == 200
     assert client.get(make_link("/compare", "P mmap a", customs=(spelled,))).status_code == 200
+
+
+def test_the_sweep_page_lists_designs_by_fixed_knobs(client: TestClient) -> None:
+    client.get("/lab/sweep")
+    job: SweepJob = client.app.state.lab_sweep  # type: ignore[attr-defined]
+    assert job.wait(300) and job.doc is not None
+    r = client.get("/lab/sweep?clean=1&gup_read=break-cow&ro_pin=nonsense")
+    section = html(r.text).css_first("section[aria-labelledby=designs-title]")
+    status = section.css_first("[role=status]").text()
+    matching = int(status.split()[0])
+    points = job.doc["points"]
+    index = job.doc["knobs"]["gup_read"].index("break-cow")
+    n = len(job.doc["knobs"])
+    expected = [p for p in points if p[1] == index and not any(p[n:])]
+    assert matching == len(expected) > 0
+    assert section.css_first("#f-gup_read option[selected]").attributes["value"] == "break-cow"
+    for a in section.css("tbody a")[:3]:
+        r = client.get(a.attributes["href"] or "")
+        assert r.status_code == 200
+        design = [tr.css("td")[-1] for tr in html(r.text).css("table.lab-grid tbody tr")]
+        assert design and all("w-ok" in (td.attributes.get("class") or "") for td in design)
+    empty = html(client.get("/lab/sweep?wp_reuse=mapcount&clean=1").text)
+    assert empty.css_first("[aria-labelledby=designs-title] [role=status]").text().startswith("0")
