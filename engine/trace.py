@@ -1,33 +1,49 @@
 """Replay a scenario under a policy into a trace: one step per command, each with its state.
 
 `replay` is deterministic and pure: the same text and policy give the same trace in any process.
-`trace_to_json` is the JSON contract of DESIGN.md §4 (CLI `--json` and `POST /api/v1/simulate`).
+`traces_json_bytes` is the JSON contract of DESIGN.md §4 (CLI `--json` and
+`POST /api/v1/simulate`); `trace_to_json` is the whole trace, for in-process checks only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
+
+import orjson
 
 from engine.commands import Command, Scenario
 from engine.events import Event
+from engine.frame_table import FrameTable
+from engine.gc_pause import collector_paused
 from engine.machine import apply
 from engine.policies import Policy, get_policy
-from engine.state import State, Value, empty_state
+from engine.state import File, Frame, Proc, Pte, Ref, State, SwapSlot, Value, Vma, empty_state
 from engine.syntax import format_command, parse, reference_names
 from engine.verdicts import VERDICT_KINDS, Verdict, VerdictKind, derive_verdicts
 
 __all__ = [
+    "answer_to_json",
+    "DEFAULT_STATES",
+    "MAX_JSON_BYTES",
+    "MAX_STATE_STEPS",
+    "MAX_STEP_EVENTS",
     "VERDICT_KINDS",
+    "OutputTooLarge",
+    "StatesChoice",
     "Step",
     "Trace",
     "Verdict",
     "VerdictKind",
     "extend",
     "replay",
+    "check_states",
+    "state_changes",
     "state_to_json",
     "trace_to_json",
+    "traces_json_bytes",
 ]
 
 
@@ -66,17 +82,18 @@ def replay(scenario: Scenario | str, policy: Policy | str) -> Trace:
         scenario = parse(scenario)
     if isinstance(policy, str):
         policy = get_policy(policy)
-    state = empty_state()
-    steps = [Step(0, None, None, state, ())]
-    lines = scenario.lines or (None,) * len(scenario.commands)
-    names = reference_names(scenario.commands)
-    for index, (command, line, ref_name) in enumerate(
-        zip(scenario.commands, lines, names, strict=True), 1
-    ):
-        result = apply(state, command, policy, index, ref_name)
-        state = result.state
-        steps.append(Step(index, command, line, state, result.events, result.observed))
-    return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
+    with collector_paused():
+        state = empty_state()
+        steps = [Step(0, None, None, state, ())]
+        lines = scenario.lines or (None,) * len(scenario.commands)
+        names = reference_names(scenario.commands)
+        for index, (command, line, ref_name) in enumerate(
+            zip(scenario.commands, lines, names, strict=True), 1
+        ):
+            result = apply(state, command, policy, index, ref_name)
+            state = result.state
+            steps.append(Step(index, command, line, state, result.events, result.observed))
+        return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
 
 
 def extend(trace: Trace, commands: Sequence[Command]) -> Trace:
@@ -87,98 +104,200 @@ def extend(trace: Trace, commands: Sequence[Command]) -> Trace:
     """
     all_commands = trace.scenario.commands + tuple(commands)
     names = reference_names(all_commands)
-    steps = list(trace.steps)
-    state = steps[-1].state
-    for index in range(len(steps), len(all_commands) + 1):
-        command = all_commands[index - 1]
-        result = apply(state, command, trace.policy, index, names[index - 1])
-        state = result.state
-        steps.append(Step(index, command, None, state, result.events, result.observed))
-    scenario = Scenario(all_commands)
-    return Trace(trace.policy, scenario, tuple(steps), derive_verdicts(steps))
+    with collector_paused():
+        steps = list(trace.steps)
+        state = steps[-1].state
+        for index in range(len(steps), len(all_commands) + 1):
+            command = all_commands[index - 1]
+            result = apply(state, command, trace.policy, index, names[index - 1])
+            state = result.state
+            steps.append(Step(index, command, None, state, result.events, result.observed))
+        scenario = Scenario(all_commands)
+        return Trace(trace.policy, scenario, tuple(steps), derive_verdicts(steps))
+
+
+# ---- the JSON contract (DESIGN.md §4)
+#
+# A full state at the limits (64 processes × 256 pages, their frames) is about 5 MB of JSON, so
+# repeating it at each of 1,000 steps gave gigabytes. An answer carries every step's command,
+# observed value and events, and states only as asked (`StatesChoice`): none, the last step's,
+# the changes from the step before (from the empty machine for step 1, so that applying them in
+# order rebuilds every state), or the full states of a few chosen steps. Whatever is asked,
+# the encoded answer is held to `MAX_JSON_BYTES`; past it the serialiser stops and raises
+# `OutputTooLarge`, which names the limit (the API answers 413, the CLI exits 2).
+
+StatesChoice = Literal["none", "last", "changes"] | tuple[int, ...]
+DEFAULT_STATES: StatesChoice = "last"
+# Full states of at most this many chosen steps (a full state is under 6 MB at the limits: the
+# cap on the whole answer, not this count, is what refuses the largest of them).
+MAX_STATE_STEPS = 8
+# A fork or an exit tells one event per page (257 for a 256-page process; an event's JSON is
+# under 1.5 KB): a step lists its first `MAX_STEP_EVENTS` and counts the rest in
+# ``events_omitted``, so 1,000 steps' events stay under 24 MB.
+MAX_STEP_EVENTS = 16
+MAX_JSON_BYTES = 48 * 1024 * 1024  # under the 50 MB worst-request budget of DESIGN.md §7
+
+
+class OutputTooLarge(Exception):
+    """The JSON of a trace would be larger than `MAX_JSON_BYTES`."""
+
+    def __init__(self, limit: int, states: StatesChoice) -> None:
+        asked = states if isinstance(states, str) else f"{len(states)} full states"
+        super().__init__(
+            f"the JSON of this trace (states: {asked}) is larger than cowlab answers "
+            f'({limit:,} bytes); ask for fewer states (states: "none" or a few steps) or '
+            "replay a shorter scenario"
+        )
+        self.limit = limit
 
 
 def value_to_json(value: Value) -> dict[str, Any]:
     return {"text": value.text, "writer": value.writer, "via": value.via, "step": value.step}
 
 
+def _page_json(page: str, vma: Vma, pte: Pte | None) -> dict[str, Any]:
+    return {
+        "page": page,
+        "vma": {
+            "file": vma.file,
+            "shared": vma.shared,
+            "write": vma.write,
+            "maywrite": vma.maywrite,
+            "dontcopy": vma.dontcopy,
+            "uffd_wp": vma.uffd_wp,
+            "softdirty_tracking": vma.softdirty_tracking,
+        },
+        "pte": None
+        if pte is None
+        else {
+            "pfn": pte.pfn,
+            "swap_slot": pte.swap_slot,
+            "writable": pte.writable,
+            "dirty": pte.dirty,
+            "softdirty": pte.softdirty,
+            "uffd_wp": pte.uffd_wp,
+            "swap_exclusive": pte.swap_exclusive,
+        },
+    }
+
+
+def _proc_json(proc: Proc, pages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"name": proc.name, "parent": proc.parent, "has_pinned": proc.has_pinned, "pages": pages}
+
+
+def _frame_json(f: Frame) -> dict[str, Any]:
+    return {
+        "pfn": f.pfn,
+        "kind": f.kind,
+        "value": value_to_json(f.value),
+        "refcount": f.refcount,
+        "mapcount": f.mapcount,
+        "pins": f.pins,
+        "gets": f.gets,
+        "swapcache": f.swapcache,
+        "file": f.file,
+        "anon_exclusive": f.anon_exclusive,
+    }
+
+
+def _ref_json(r: Ref) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "kind": r.kind,
+        "owner": r.owner,
+        "page": r.page,
+        "pfn": r.pfn,
+        "foll": list(r.foll),
+        "wrong_side_ok": r.wrong_side_ok,
+        "step": r.step,
+    }
+
+
+def _swap_json(s: SwapSlot) -> dict[str, Any]:
+    return {
+        "slot": s.slot,
+        "value": value_to_json(s.value),
+        "swapcount": s.swapcount,
+        "cache_pfn": s.cache_pfn,
+    }
+
+
+def _file_json(f: File) -> dict[str, Any]:
+    return {"name": f.name, "value": value_to_json(f.value), "cache_pfn": f.cache_pfn}
+
+
 def state_to_json(state: State) -> dict[str, Any]:
     return {
         "processes": [
-            {
-                "name": proc.name,
-                "parent": proc.parent,
-                "has_pinned": proc.has_pinned,
-                "pages": [
-                    {
-                        "page": page,
-                        "vma": {
-                            "file": vma.file,
-                            "shared": vma.shared,
-                            "write": vma.write,
-                            "maywrite": vma.maywrite,
-                            "dontcopy": vma.dontcopy,
-                            "uffd_wp": vma.uffd_wp,
-                            "softdirty_tracking": vma.softdirty_tracking,
-                        },
-                        "pte": None
-                        if (pte := proc.ptes.get(page)) is None
-                        else {
-                            "pfn": pte.pfn,
-                            "swap_slot": pte.swap_slot,
-                            "writable": pte.writable,
-                            "dirty": pte.dirty,
-                            "softdirty": pte.softdirty,
-                            "uffd_wp": pte.uffd_wp,
-                            "swap_exclusive": pte.swap_exclusive,
-                        },
-                    }
-                    for page, vma in proc.vmas.items()
-                ],
-            }
+            _proc_json(
+                proc,
+                [_page_json(page, vma, proc.ptes.get(page)) for page, vma in proc.vmas.items()],
+            )
             for proc in state.procs.values()
         ],
-        "frames": [
-            {
-                "pfn": f.pfn,
-                "kind": f.kind,
-                "value": value_to_json(f.value),
-                "refcount": f.refcount,
-                "mapcount": f.mapcount,
-                "pins": f.pins,
-                "gets": f.gets,
-                "swapcache": f.swapcache,
-                "file": f.file,
-                "anon_exclusive": f.anon_exclusive,
-            }
-            for f in sorted(state.frames.values(), key=lambda f: f.pfn)
-        ],
-        "references": [
-            {
-                "name": r.name,
-                "kind": r.kind,
-                "owner": r.owner,
-                "page": r.page,
-                "pfn": r.pfn,
-                "foll": list(r.foll),
-                "wrong_side_ok": r.wrong_side_ok,
-                "step": r.step,
-            }
-            for r in state.refs.values()
-        ],
-        "swap": [
-            {
-                "slot": s.slot,
-                "value": value_to_json(s.value),
-                "swapcount": s.swapcount,
-                "cache_pfn": s.cache_pfn,
-            }
-            for s in sorted(state.swap.values(), key=lambda s: s.slot)
-        ],
-        "files": [
-            {"name": f.name, "value": value_to_json(f.value), "cache_pfn": f.cache_pfn}
-            for f in state.files.values()
-        ],
+        "frames": [_frame_json(f) for f in sorted(state.frames.values(), key=lambda f: f.pfn)],
+        "references": [_ref_json(r) for r in state.refs.values()],
+        "swap": [_swap_json(s) for s in sorted(state.swap.values(), key=lambda s: s.slot)],
+        "files": [_file_json(f) for f in state.files.values()],
+    }
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _changed(before: Mapping[K, V], after: Mapping[K, V]) -> tuple[list[V], list[K]]:
+    """(entries of ``after`` that are new or differ from ``before``, keys that are gone).
+
+    Steps share every table they do not change, so an unchanged table costs one comparison.
+    """
+    if before is after:
+        return [], []
+    if isinstance(before, FrameTable) and isinstance(after, FrameTable):
+        # Only the buckets a step wrote differ (`engine.frame_table`).
+        return after.changed_since(before)  # type: ignore[return-value]
+    changed = [v for k, v in after.items() if (old := before.get(k)) is not v and old != v]
+    return changed, [k for k in before if k not in after]
+
+
+def state_changes(before: State, after: State) -> dict[str, Any]:
+    """What ``after`` changes from ``before``, in the entry shapes of `state_to_json`.
+
+    ``processes`` lists each new or changed process with only its new or changed pages
+    (``unmapped``: pages it no longer maps); the other tables list new or changed entries in
+    full, and the keys of removed ones (``exited``, ``freed``, ``released``, ``swap_freed``).
+    """
+    procs: list[dict[str, Any]] = []
+    for name, proc in after.procs.items():
+        old = before.procs.get(name)
+        if old is proc:
+            continue
+        if old is None:
+            old = Proc(name, None, {}, {})
+        pages = [
+            _page_json(page, vma, proc.ptes.get(page))
+            for page, vma in proc.vmas.items()
+            if (old_vma := old.vmas.get(page)) is None
+            or old_vma != vma
+            or old.ptes.get(page) != proc.ptes.get(page)
+        ]
+        unmapped = [page for page in old.vmas if page not in proc.vmas]
+        if pages or unmapped or (old.parent, old.has_pinned) != (proc.parent, proc.has_pinned):
+            procs.append({**_proc_json(proc, pages), "unmapped": unmapped})
+    frames, freed = _changed(before.frames, after.frames)
+    refs, released = _changed(before.refs, after.refs)
+    swap, swap_freed = _changed(before.swap, after.swap)
+    files, _ = _changed(before.files, after.files)
+    return {
+        "processes": procs,
+        "exited": [name for name in before.procs if name not in after.procs],
+        "frames": [_frame_json(f) for f in sorted(frames, key=lambda f: f.pfn)],
+        "freed": sorted(freed),
+        "references": [_ref_json(r) for r in refs],
+        "released": released,
+        "swap": [_swap_json(s) for s in sorted(swap, key=lambda s: s.slot)],
+        "swap_freed": sorted(swap_freed),
+        "files": [_file_json(f) for f in files],
     }
 
 
@@ -198,7 +317,49 @@ def event_to_json(event: Event) -> dict[str, Any]:
     }
 
 
+def check_states(states: StatesChoice, last: int) -> None:
+    """Raise ValueError when ``states`` names a step the trace lacks or too many steps."""
+    if isinstance(states, str):
+        return
+    if len(states) > MAX_STATE_STEPS:
+        raise ValueError(f"states: at most {MAX_STATE_STEPS} steps, not {len(states)}")
+    wrong = [k for k in states if not 1 <= k <= last]
+    if wrong:
+        raise ValueError(f"states: step {wrong[0]} is not a step of this trace (1–{last})")
+
+
+def _step_json(trace: Trace, k: int, states: StatesChoice) -> dict[str, Any]:
+    step = trace.steps[k]
+    out: dict[str, Any] = {
+        "index": step.index,
+        "command": step.text,
+        "line": step.line,
+        "observed": None if step.observed is None else step.observed.text,
+        "observed_value": None if step.observed is None else value_to_json(step.observed),
+        "events": [event_to_json(e) for e in step.events[:MAX_STEP_EVENTS]],
+        "events_omitted": max(0, len(step.events) - MAX_STEP_EVENTS),
+    }
+    last = len(trace.steps) - 1
+    if states == "changes":
+        out["changes"] = state_changes(trace.steps[k - 1].state, step.state)
+    elif (states == "last" and k == last) or (not isinstance(states, str) and k in states):
+        out["state"] = state_to_json(step.state)
+    return out
+
+
+def _verdicts_json(trace: Trace) -> list[dict[str, Any]]:
+    return [
+        {"kind": v.kind, "step": v.step, "text": v.text, "subject": v.subject}
+        for v in trace.verdicts
+    ]
+
+
 def trace_to_json(trace: Trace) -> dict[str, Any]:
+    """The whole trace: every step's full state and every event, without any size limit.
+
+    For in-process uses only (the v=1 links' digests, determinism checks): a trace at the
+    limits gives gigabytes of it. Answers to clients are `answer_to_json` / `traces_json_bytes`.
+    """
     return {
         "policy": trace.policy.id,
         "steps": [
@@ -213,8 +374,75 @@ def trace_to_json(trace: Trace) -> dict[str, Any]:
             }
             for step in trace.steps[1:]
         ],
-        "verdicts": [
-            {"kind": v.kind, "step": v.step, "text": v.text, "subject": v.subject}
-            for v in trace.verdicts
-        ],
+        "verdicts": _verdicts_json(trace),
     }
+
+
+def answer_to_json(trace: Trace, states: StatesChoice = DEFAULT_STATES) -> dict[str, Any]:
+    """The answer's JSON object as `traces_json_bytes` encodes it, without its size limit
+    (for small traces and tests)."""
+    check_states(states, len(trace.steps) - 1)
+    return {
+        "policy": trace.policy.id,
+        "states": states if isinstance(states, str) else list(states),
+        "steps": [_step_json(trace, k, states) for k in range(1, len(trace.steps))],
+        "verdicts": _verdicts_json(trace),
+    }
+
+
+def _dumps(value: object) -> bytes:
+    # orjson writes the same bytes as json's compact, non-ASCII-escaping form (a test holds the
+    # two equal) three times faster: at the limits, the changes of 1,000 fork/exit steps are
+    # 48 MB before the answer is refused, 1.3 s of json against 0.4 s. Whatever orjson will
+    # not encode (a lone surrogate, an integer past 64 bits) goes to json, which decides.
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _trace_chunks(trace: Trace, states: StatesChoice, check: Callable[[], None]) -> Iterator[bytes]:
+    check_states(states, len(trace.steps) - 1)
+    asked = states if isinstance(states, str) else list(states)
+    yield b'{"policy":' + _dumps(trace.policy.id) + b',"states":' + _dumps(asked)
+    yield b',"steps":['
+    for k in range(1, len(trace.steps)):
+        check()
+        yield (b"," if k > 1 else b"") + _dumps(_step_json(trace, k, states))
+    yield b'],"verdicts":' + _dumps(_verdicts_json(trace)) + b"}"
+
+
+def traces_json_bytes(
+    traces: Sequence[Trace],
+    states: StatesChoice = DEFAULT_STATES,
+    *,
+    many: bool = False,
+    limit: int = MAX_JSON_BYTES,
+    check: Callable[[], None] = lambda: None,
+    goal: Mapping[str, object] | None = None,
+) -> bytes:
+    """The JSON of one trace (``many`` False) or ``{"runs": [...]}``, as UTF-8 bytes.
+
+    The one serialiser of the CLI and the API. It encodes step by step and stops as soon as
+    the answer crosses ``limit`` (`OutputTooLarge`), so neither the time nor the memory spent
+    on an answer too large to send grows past the limit. ``check`` is called before each step
+    (the web app's deadline and cancel checks). ``goal``, a scenario's evaluated `#goal`, goes
+    beside ``steps`` (or ``runs``) as DESIGN.md §8 says.
+    """
+    parts: list[bytes] = [b'{"runs":['] if many else []
+    size = 0
+    for i, trace in enumerate(traces):
+        if i:
+            parts.append(b",")
+        for chunk in _trace_chunks(trace, states, check):
+            size += len(chunk)
+            if size > limit:
+                raise OutputTooLarge(limit, states)
+            parts.append(chunk)
+    if many:
+        parts.append(b"]}")
+    if goal is not None:
+        # The document's closing brace makes way for the goal: {..., "goal": {...}}.
+        parts[-1] = parts[-1][:-1]
+        parts.append(b',"goal":' + json.dumps(goal, separators=(",", ":")).encode() + b"}")
+    return b"".join(parts)

@@ -123,10 +123,14 @@ def derive_verdicts(steps: Sequence[Step]) -> tuple[Verdict, ...]:
         assert command is not None
         refused = False
         for event in step.events:
-            refused = refused or event.kind in _REFUSALS
-            verdict = _event_verdict(step.index, event)
-            if verdict is not None:
-                verdicts.append(verdict)
+            kind = event.kind
+            refused = refused or kind in _REFUSALS
+            # Most events (a fork's or an exit's one per page) give no verdict: the kind is
+            # checked here, before a call per event.
+            if kind in _VERDICT_EVENTS:
+                verdict = _event_verdict(step.index, event)
+                if verdict is not None:
+                    verdicts.append(verdict)
         if not refused and type(command) not in _NO_LOGICAL_EFFECT:
             expectation = _follow(ideal, command, step)
             if expectation is not None and step.observed is not None:

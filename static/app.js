@@ -1,5 +1,7 @@
-// cowlab's own script: keyboard stepping, the help dialog, marking the current timeline step and
-// keeping it in view. Everything else is htmx and plain links; without this file the page still works.
+// cowlab's own script: keyboard stepping and era switching, the help dialog, marking the current
+// timeline step and keeping it in view, keeping the links outside a swapped step naming that
+// step, the focus, the player (slider, autoplay) and fetching the neighbouring steps ahead of
+// the click. Everything else is htmx and plain links; without this file the page still works.
 (function () {
   "use strict";
 
@@ -56,6 +58,62 @@
     }
   }
 
+
+  // A step swap replaces only the stage, the step bar and the narration; the links outside
+  // them (Present, the eras, Compare, the share box) were rendered for the step of the last
+  // full page. The step bar names the step shown and its share link: bring them up to date.
+  var STEP_RE = /([?&]step=)\d+/;
+
+  function withStep(link, step) {
+    if (STEP_RE.test(link)) return link.replace(STEP_RE, "$1" + step);
+    return link + (link.indexOf("?") < 0 ? "?" : "&") + "step=" + step;
+  }
+
+  function toggledView(link) {
+    if (/&view=present/.test(link)) return link.replace(/&view=present/, "");
+    return link + "&view=present";
+  }
+
+  function followStep() {
+    var bar = document.querySelector("#stepbar .stepbar[data-step], #cmp-stage .stepbar[data-step]");
+    if (!bar) return;
+    var step = bar.getAttribute("data-step");
+    var share = bar.getAttribute("data-share");
+    document.querySelectorAll('[data-follow="step"]').forEach(function (el) {
+      if (el.tagName.toLowerCase() === "input") el.value = withStep(el.value, step);
+      else el.setAttribute("href", withStep(el.getAttribute("href"), step));
+    });
+    if (!share) return;
+    document.querySelectorAll('[data-follow="view"]').forEach(function (el) {
+      el.setAttribute("href", toggledView(share));
+    });
+  }
+
+  // `[` / `]`: the previous / next era at the same step (the era links follow the step).
+  function switchEra(delta) {
+    var eras = Array.prototype.slice.call(document.querySelectorAll("a.pol[data-era]"));
+    if (!eras.length) return false;
+    var at = eras.findIndex(function (a) { return a.classList.contains("current"); });
+    var next = eras[at + delta];
+    if (!next) return false;
+    next.click();
+    return true;
+  }
+
+  // The link that had the focus may be gone after the swap (▶ at the last step is no longer
+  // a link): the focus goes to its nearest live neighbour, never back to the body.
+  var FALLBACK = { next: ["prev", "home"], end: ["prev", "home"], prev: ["next", "end"], home: ["next", "end"] };
+
+  function focusFallback(selector) {
+    var m = /data-nav="(\w+)"/.exec(selector);
+    var options = m ? FALLBACK[m[1]] || [] : [];
+    for (var i = 0; i < options.length; i++) {
+      var el = document.querySelector('a[data-nav="' + options[i] + '"]');
+      if (el) return el;
+    }
+    return document.querySelector("#stepbar .counter, .stepbar .counter");
+  }
+
   document.addEventListener("keydown", function (ev) {
     if (ev.defaultPrevented) return;
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey) && ev.target.id === "scenario-text") {
@@ -71,14 +129,46 @@
       return;
     }
     if (dialog && dialog.open) return;
+    if (ev.key === "[" || ev.key === "]") {
+      var delta = ev.key === "]" ? 1 : -1;
+      if (!document.querySelector("a.pol[data-era]")) return;
+      ev.preventDefault();
+      // The era links name the step once the step in flight is on screen.
+      if (inFlight) queued = function () { switchEra(delta); };
+      else switchEra(delta);
+      return;
+    }
     var which = ev.key === "p" ? "present" : NAV_KEYS[ev.key];
     if (!which) return;
-    var link = document.querySelector('a[data-nav="' + which + '"]');
-    if (link) {
-      ev.preventDefault();
-      link.click();
+    ev.preventDefault();
+    if (inFlight) {
+      // The step bar on screen is about to be replaced: its ▶ still points at the step being
+      // fetched. Press the key again once the new step is in place.
+      queued = function () { pressNav(which); };
+      return;
     }
+    pressNav(which);
   });
+
+  function pressNav(which) {
+    var link = document.querySelector('a[data-nav="' + which + '"]');
+    if (link) link.click();
+  }
+
+  // A step request between its start and its swap (the address bar may already name the new
+  // step while the old step bar is still on screen).
+  var inFlight = false;
+  var inFlightTimer = null;
+  var queued = null;
+
+  document.addEventListener("htmx:before:request", function () {
+    inFlight = true;
+    clearTimeout(inFlightTimer);
+    // Never wedge the keyboard if a request ends without settling (an error, an abort).
+    inFlightTimer = setTimeout(function () { inFlight = false; queued = null; }, 3000);
+  });
+
+  document.addEventListener("htmx:error", function () { inFlight = false; queued = null; });
 
   document.addEventListener("click", function (ev) {
     var opener = ev.target.closest && ev.target.closest(".help-open");
@@ -97,7 +187,9 @@
     var el = document.activeElement;
     focusSelector = null;
     if (!el || el === document.body) return;
-    if (el.matches("button[name=add], button[name=step]")) {
+    if (el.matches("a.pol[data-era]")) {
+      focusSelector = 'a.pol[data-era="' + CSS.escape(el.dataset.era) + '"]';
+    } else if (el.matches("button[name=add], button[name=step]")) {
       focusSelector =
         'button[name="' + el.name + '"][value="' + CSS.escape(el.value) + '"]';
     } else if (el.dataset && el.dataset.nav) {
@@ -105,17 +197,164 @@
     }
   });
 
+  // Stepping feels instant when the step is on the client before the key is pressed: after
+  // each step, the neighbouring steps (▶ and ◀) are fetched with the headers of a step
+  // request, and the press that asks for one is answered from here (htmx 4 lets a
+  // `htmx:before:request` listener give the request its own `fetch`). A step answer is a pure
+  // function of its link, so an answer fetched early is the answer. Two small requests a
+  // step; the server's page memo makes a class stepping through one link cheap.
+  var PREFETCH_NAV = ["next", "prev"];
+  var STEP_HEADERS = {
+    "HX-Request": "true",
+    "HX-Request-Type": "partial",
+    "HX-Target": "div#stage",
+    "HX-Boosted": "true",
+    Accept: "text/html"
+  };
+  var prefetched = new Map();  // absolute link → Promise of its Response
+
+  function prefetchNeighbours() {
+    var bar = stepBar();
+    if (!bar || !window.fetch) return;
+    var keep = new Map();
+    PREFETCH_NAV.forEach(function (which) {
+      var link = bar.querySelector('a[data-nav="' + which + '"]');
+      if (!link) return;
+      var url = link.href;
+      var answer = prefetched.get(url) ||
+        fetch(url, { headers: STEP_HEADERS, credentials: "same-origin" }).then(function (r) {
+          if (!r.ok) throw new Error("prefetch " + r.status);
+          return r;
+        });
+      answer.catch(function () { prefetched.delete(url); });
+      keep.set(url, answer);
+    });
+    prefetched = keep;
+  }
+
+  document.addEventListener("htmx:before:request", function (ev) {
+    var ctx = ev.detail && ev.detail.ctx;
+    if (!ctx || !ctx.request || (ctx.request.method || "GET").toUpperCase() !== "GET") return;
+    if (ctx.request.headers["HX-Target"] !== "div#stage") return;
+    var url = new URL(ctx.request.action, location.href).href;
+    var answer = prefetched.get(url);
+    if (!answer) return;
+    prefetched.delete(url);
+    var fallback = ctx.fetch;
+    // A Response body reads once: the cached one is cloned, and a failed prefetch falls back
+    // to the network.
+    ctx.fetch = function (action, request) {
+      return answer.then(function (r) { return r.clone(); }, function () {
+        return fallback(action, request);
+      });
+    };
+  });
+
+  // One answer settles region by region (the stage before the step bar and the narration
+  // that come with it): the page is brought up to date once, after the last of them.
+  var settleTimer = null;
+
   document.addEventListener("htmx:after:settle", function () {
+    if (settleTimer === null) settleTimer = setTimeout(afterAnswer, 0);
+  });
+
+  function afterAnswer() {
+    settleTimer = null;
+    inFlight = false;
+    clearTimeout(inFlightTimer);
     markCurrentStep();
     retitle();
     revealCurrentStep();
+    followStep();
+    syncPlayer();
+    restoreFocus();
+    prefetchNeighbours();
+    var then = queued;
+    queued = null;
+    if (then) then();
+  }
+
+  function restoreFocus() {
     if (!focusSelector) return;
     var el = document.querySelector(focusSelector);
+    if (!el) el = focusFallback(focusSelector);
     focusSelector = null;
     if (!el) return;
     var details = el.closest("details");
     if (details) details.open = true;
     el.focus({ preventScroll: true });
+  }
+
+  // The player: a slider over the timeline and autoplay at a chosen speed (as Python Tutor
+  // and VisuAlgo have). Without JavaScript it stays hidden; the step bar does the same work.
+  var playTimer = null;
+
+  function stepBar() {
+    return document.querySelector("#stepbar .stepbar[data-step]");
+  }
+
+  function goToStep(step) {
+    var bar = stepBar();
+    var share = bar && bar.getAttribute("data-share");
+    if (!share || String(step) === bar.getAttribute("data-step")) return;
+    htmx.ajax("GET", withStep(share, step), { target: "#stage", swap: "innerHTML show:none" });
+  }
+
+  function setPlaying(on) {
+    var button = document.querySelector("#player .play");
+    if (playTimer) clearTimeout(playTimer);
+    playTimer = null;
+    if (!button) return;
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.textContent = on ? "❚❚ Pause" : "▶ Play";
+    if (on) scheduleNext();
+  }
+
+  function scheduleNext() {
+    var speed = document.getElementById("speed");
+    playTimer = setTimeout(function () {
+      var next = document.querySelector('#stepbar a[data-nav="next"]');
+      if (next) next.click(); else setPlaying(false);
+    }, speed ? Number(speed.value) : 1500);
+  }
+
+  function syncPlayer() {
+    var bar = stepBar();
+    var scrub = document.getElementById("scrub");
+    if (!bar || !scrub) return;
+    var player = document.getElementById("player");
+    // Nothing to scrub or play before the first command.
+    if (player) player.hidden = bar.getAttribute("data-last") === "0";
+    scrub.max = bar.getAttribute("data-last");
+    scrub.value = bar.getAttribute("data-step");
+    scrub.setAttribute("aria-valuetext", "step " + scrub.value + " of " + scrub.max);
+    var play = document.querySelector("#player .play");
+    if (!play || play.getAttribute("aria-pressed") !== "true") return;
+    if (bar.getAttribute("data-step") === bar.getAttribute("data-last")) setPlaying(false);
+    else setPlaying(true);  // the next step after the chosen delay
+  }
+
+  document.addEventListener("change", function (ev) {
+    if (ev.target.id === "scrub") goToStep(ev.target.value);
   });
-  document.addEventListener("DOMContentLoaded", revealCurrentStep);
+
+  document.addEventListener("click", function (ev) {
+    var play = ev.target.closest && ev.target.closest("#player .play");
+    if (!play) return;
+    var on = play.getAttribute("aria-pressed") !== "true";
+    var bar = stepBar();
+    if (on && bar && bar.getAttribute("data-step") === bar.getAttribute("data-last")) {
+      // Playing from the end starts again from the first step.
+      var first = document.querySelector('#stepbar a[data-nav="home"]');
+      if (first) first.click();
+    }
+    setPlaying(on);
+  });
+
+
+  document.addEventListener("DOMContentLoaded", function () {
+    revealCurrentStep();
+    prefetchNeighbours();
+    syncPlayer();
+  });
 })();

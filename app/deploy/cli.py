@@ -82,6 +82,6 @@ def cmd_nginx(args: argparse.Namespace) -> int:
 
 
 def refuse(message: str) -> int:
-    """One line on stderr and exit status 2, as `app.cli` does for every bad input."""
+    """One line on stderr and exit status 2, as `app.cli.main` does for every bad input."""
     sys.stderr.write(f"cowlab deploy nginx: {message}\n")
     return 2

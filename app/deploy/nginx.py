@@ -2,8 +2,8 @@
 
 Its figures come from cowlab's own limits, so the proxy and the app cannot disagree about
 what a valid request is: the request line fits the longest link the app reads
-(`app.guard.MAX_QUERY_BYTES`), the body limit is the app's (`MAX_BODY_BYTES`), and nginx's own
-error pages carry the app's security headers (`app.security.DENY_HEADERS`).
+(`app.http.guard.MAX_QUERY_BYTES`), the body limit is the app's (`MAX_BODY_BYTES`), and nginx's own
+error pages carry the app's security headers (`app.http.security.DENY_HEADERS`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from app.guard import MAX_BODY_BYTES, MAX_QUERY_BYTES
-from app.security import DENY_HEADERS
+from app.http.guard import MAX_BODY_BYTES, MAX_QUERY_BYTES
+from app.http.security import DENY_HEADERS
 
 HEARTBEAT_S = 15  # the live sessions' heartbeat (issue 15): an event stream is quiet this long
 # A request line holds the path and the method besides the query: room for both, in KB.

@@ -1,4 +1,4 @@
-"""An nginx of one's own, in a directory of one's own: for the tests and `scripts/loadtest.py`.
+"""An nginx of one's own, in a directory of one's own: for the tests and the load test.
 
 Everything nginx writes (configuration, pid file, logs, temporary files) lives under one
 directory, it runs in the foreground (``daemon off``) as a child of this process in a session

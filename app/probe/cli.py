@@ -56,9 +56,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    # app.cli owns input handling (InputError -> one line on stderr, exit 2); imported here
-    # because app.cli imports this module while it builds its parser.
-    from app.cli import InputError, describe_scenario_error, read_file, read_stdin
+    # app.cli.main owns input handling (InputError -> one line on stderr, exit 2); imported here
+    # because app.cli.main imports this module while it builds its parser.
+    from app.cli.main import InputError, describe_scenario_error, read_file, read_stdin
 
     files: list[tuple[str, str]] = []
     if args.file is not None:

@@ -31,12 +31,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.errors import ErrorView
+from app.http.render import ENV, render_error_page
 from app.probe import capabilities, gate
 from app.probe.compare import ProbeResult, probe_scenario
 from app.probe.executor import static_skip
 from app.probe.gate import ProbeSettings, Refusal
-from app.render import ENV, render_error_page
+from app.views.errors import ErrorView
 from engine import commands as c
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.syntax import ScenarioError, ScenarioLimitError, format_scenario, parse

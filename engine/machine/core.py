@@ -13,8 +13,21 @@ from collections.abc import Mapping
 
 from engine import commands as c
 from engine.events import Event, EventKind
+from engine.frame_table import FrameTableBuilder, frozen, working_copy
 from engine.policies import Decision, Policy
-from engine.state import ZERO_PFN, File, Frame, Proc, Pte, Ref, State, SwapSlot, Value, Vma
+from engine.state import (
+    ZERO_PFN,
+    File,
+    Frame,
+    Proc,
+    Pte,
+    Ref,
+    State,
+    SwapSlot,
+    Value,
+    Vma,
+    frame_dropped,
+)
 
 
 class Abort(Exception):
@@ -47,11 +60,12 @@ class MachineCore:
         self.next_pfn = state.next_pfn
         self.next_slot = state.next_slot
         self._procs: dict[str, Proc] | None = None
-        self._frames: dict[int, Frame] | None = None
+        self._frames: dict[int, Frame] | FrameTableBuilder | None = None
         self._refs: dict[str, Ref] | None = None
         self._swap: dict[int, SwapSlot] | None = None
         self._files: dict[str, File] | None = None
         self._own_ptes: dict[str, dict[str, Pte]] = {}
+        self._own_vmas: dict[str, dict[str, Vma]] = {}
         self.events: list[Event] = []
         self.observed: Value | None = None
 
@@ -59,7 +73,7 @@ class MachineCore:
     def freeze(self) -> State:
         return State(
             procs=self.procs,
-            frames=self.frames,
+            frames=self.frames if self._frames is None else frozen(self._frames),
             refs=self.refs,
             swap=self.swap,
             files=self.files,
@@ -72,9 +86,11 @@ class MachineCore:
             self.procs = self._procs = dict(self.procs)
         return self._procs
 
-    def own_frames(self) -> dict[int, Frame]:
+    def own_frames(self) -> dict[int, Frame] | FrameTableBuilder:
+        # A large table copies only the buckets this step writes (`engine.frame_table`): most
+        # steps touch a frame or two of thousands.
         if self._frames is None:
-            self.frames = self._frames = dict(self.frames)
+            self.frames = self._frames = working_copy(self.frames)
         return self._frames
 
     def own_refs(self) -> dict[str, Ref]:
@@ -98,6 +114,8 @@ class MachineCore:
     def put_proc(self, proc: Proc) -> None:
         if proc.ptes is not self._own_ptes.get(proc.name):
             self._own_ptes.pop(proc.name, None)
+        if proc.vmas is not self._own_vmas.get(proc.name):
+            self._own_vmas.pop(proc.name, None)
         self.own_procs()[proc.name] = proc
 
     def put_slot(self, slot: SwapSlot) -> None:
@@ -123,8 +141,17 @@ class MachineCore:
             ptes[page] = pte
 
     def set_vma(self, proc_name: str, vma: Vma) -> None:
-        proc = self.procs[proc_name]
-        self.put_proc(proc._replace(vmas={**proc.vmas, vma.page: vma}))
+        # Like `set_pte`: the VMAs copied in this step are edited in place, so an mmap of 256
+        # pages copies the table once, not once per page.
+        vmas = self._own_vmas.get(proc_name)
+        if vmas is None:
+            proc = self.procs[proc_name]
+            vmas = dict(proc.vmas)
+            vmas[vma.page] = vma
+            self._own_vmas[proc_name] = vmas
+            self.put_proc(proc._replace(vmas=vmas))
+        else:
+            vmas[vma.page] = vma
 
     def alloc(
         self, value: Value, *, mapcount: int = 0, swapcache: bool = False, exclusive: bool = False
@@ -235,13 +262,7 @@ class MachineCore:
         """Drop references to a frame and free it once nothing holds it."""
         if pfn == ZERO_PFN:
             return  # the zero page is never refcounted per mapping (vm_normal_page is NULL)
-        frame = self.frames[pfn]
-        frame = frame._replace(
-            mapcount=frame.mapcount - mapcount,
-            gets=frame.gets - gets,
-            pins=frame.pins - pins,
-            anon_exclusive=frame.anon_exclusive and frame.mapcount - mapcount > 0,
-        )
+        frame = frame_dropped(self.frames[pfn], mapcount, gets, pins)
         self.put_frame(frame)
         self.maybe_free(frame)
 
@@ -278,24 +299,29 @@ class MachineCore:
         if pte.uffd_wp and vma.uffd_wp and vma.file is not None:
             # zap_install_uffd_wp_if_needed: the protection outlives the PTE as a marker.
             self.set_vma(proc_name, vma._replace(uffd_wp_marker=True))
-        if pte.pfn is not None:
-            frame = self.frames[pte.pfn]
-            left = frame.refcount - 1 if pte.pfn != ZERO_PFN else 0
-            self.emit(
-                "unmap",
-                f"{why}: {proc_name}'s PTE for {page} goes away"
-                + (
-                    ""
-                    if pte.pfn == ZERO_PFN or left == 0
-                    else f"; frame #{pte.pfn} survives with refcount {left}"
-                ),
-                rule="zap_pte_range",
-                kernel="zap_pte_range",
-                proc=proc_name,
-                page=page,
-                pfn=pte.pfn,
-            )
-            self.drop(pte.pfn, mapcount=1)
+        self.zap_entry(proc_name, page, pte, why)
+
+    def zap_entry(self, proc_name: str, page: str, pte: Pte, why: str) -> None:
+        """What zap_pte_range does with the entry it removed: drop the mapping of a present
+        page, or the swap entry's reference to its slot. Exit calls this for every PTE of a
+        process whose page table goes away whole, so it leaves the table itself to the caller."""
+        pfn = pte.pfn
+        if pfn is not None:
+            frame = None if pfn == ZERO_PFN else self.frames[pfn]
+            text = f"{why}: {proc_name}'s PTE for {page} goes away"
+            if frame is not None and (left := frame.refcount - 1):
+                text += f"; frame #{pfn} survives with refcount {left}"
+            # The event built in place: exit runs this line once per page.
+            self.events.append(
+                Event(
+                    "unmap", text, "zap_pte_range", "zap_pte_range", "", proc_name, page, None,
+                    pfn, None, {},
+                )
+            )  # fmt: skip
+            if frame is not None:  # `drop(pfn, mapcount=1)` on the frame read above
+                frame = frame_dropped(frame, 1, 0, 0)
+                self.own_frames()[pfn] = frame
+                self.maybe_free(frame)
         elif pte.swap_slot is not None:
             slot = self.swap[pte.swap_slot]
             self.emit(

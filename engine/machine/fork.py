@@ -1,10 +1,19 @@
-"""Fork: dup_mmap and copy_page_range, one PTE at a time."""
+"""Fork: dup_mmap and copy_page_range, one PTE at a time.
+
+Fork touches every page of the parent, so it is the costliest command a scenario can repeat
+(DESIGN.md §7's worst request is 1,000 forks and exits of a 256-page process). Its per-page
+records are therefore built positionally (`pte_readonly`, `frame_mapped`) rather than with
+``_replace``, and a PTE or VMA that fork would leave as it is stays the same object, so the
+parent's page table is copied only when some PTE of it really changes (the second fork of a
+process finds every PTE read-only already).
+"""
 
 from __future__ import annotations
 
 from engine import commands as c
+from engine.events import Event
 from engine.machine.core import MachineCore
-from engine.state import ZERO_PFN, Proc, Pte, Vma
+from engine.state import ZERO_PFN, Proc, Pte, Vma, frame_mapped, pte_readonly
 
 
 class Fork(MachineCore):
@@ -16,6 +25,9 @@ class Fork(MachineCore):
         child_ptes: dict[str, Pte] = {}
         self.put_proc(Proc(cmd.child, cmd.proc, {}, {}))
         self.emit("info", f"{cmd.proc} forks {cmd.child}", kernel="copy_process", proc=cmd.proc)
+        # fork_pte changes only the parent's PTE of the page it copies, so the parent's table as
+        # it was before the fork gives every page's PTE.
+        parent_ptes = parent.ptes
         for page, vma in parent.vmas.items():
             if vma.dontcopy:
                 self.emit(
@@ -28,8 +40,11 @@ class Fork(MachineCore):
                 )
                 continue
             # Without UFFD_FEATURE_EVENT_FORK the child's VMA is not registered with uffd.
-            child_vmas[page] = vma._replace(uffd_wp=False, uffd_wp_marker=False)
-            pte = self.procs[cmd.proc].ptes.get(page)
+            if vma.uffd_wp or vma.uffd_wp_marker:
+                child_vmas[page] = vma._replace(uffd_wp=False, uffd_wp_marker=False)
+            else:
+                child_vmas[page] = vma
+            pte = parent_ptes.get(page)
             if pte is None:
                 continue
             if not vma.anon_vma:
@@ -46,7 +61,7 @@ class Fork(MachineCore):
                 )
                 continue
             child_pte = self.fork_pte(cmd.proc, cmd.child, page, vma, pte)
-            child_ptes[page] = child_pte._replace(uffd_wp=False)
+            child_ptes[page] = child_pte._replace(uffd_wp=False) if child_pte.uffd_wp else child_pte
         self.put_proc(Proc(cmd.child, cmd.proc, child_vmas, child_ptes))
 
     def fork_pte(self, parent: str, child: str, page: str, vma: Vma, pte: Pte) -> Pte:
@@ -66,9 +81,9 @@ class Fork(MachineCore):
                 page=page,
             )
             return pte._replace(swap_exclusive=False)
-        assert pte.pfn is not None
-        frame = self.frames[pte.pfn]
-        if pte.pfn == ZERO_PFN:
+        pfn = pte.pfn
+        assert pfn is not None
+        if pfn == ZERO_PFN:
             self.emit(
                 "fork",
                 f"{page} maps the zero page: the child maps it too",
@@ -79,33 +94,35 @@ class Fork(MachineCore):
                 pfn=ZERO_PFN,
             )
             return pte
+        frame = self.frames[pfn]
         if vma.shared or frame.kind != "anon":
-            self.put_frame(frame._replace(mapcount=frame.mapcount + 1))
+            self.put_frame(frame_mapped(frame, 1, frame.anon_exclusive))
             if vma.shared:
                 self.emit(
                     "fork",
                     f"{page} is a shared mapping: parent and child map the same "
-                    f"page #{frame.pfn}, no COW",
+                    f"page #{pfn}, no COW",
                     rule="shared mapping",
                     kernel="copy_present_pte",
                     proc=child,
                     page=page,
-                    pfn=frame.pfn,
+                    pfn=pfn,
                 )
                 return pte
-            self.set_pte(parent, page, pte._replace(writable=False))
+            readonly = pte_readonly(pte)
+            if readonly is not pte:
+                self.set_pte(parent, page, readonly)
             self.emit(
                 "fork",
-                f"{page} maps the page cache privately: both map #{frame.pfn} read-only",
+                f"{page} maps the page cache privately: both map #{pfn} read-only",
                 rule="share R/O",
                 kernel="copy_present_pte",
                 proc=child,
                 page=page,
-                pfn=frame.pfn,
+                pfn=pfn,
             )
-            return pte._replace(writable=False)
-        parent_proc = self.procs[parent]
-        decision = self.policy.fork_anon_pte(frame, parent_proc.has_pinned)
+            return readonly
+        decision = self.policy.fork_anon_pte(frame, self.procs[parent].has_pinned)
         if decision.outcome == "copy":
             new = self.alloc(frame.value, mapcount=1, exclusive=True)
             self.emit(
@@ -114,18 +131,28 @@ class Fork(MachineCore):
                 decision,
                 proc=child,
                 page=page,
-                pfn=frame.pfn,
+                pfn=pfn,
                 new_pfn=new.pfn,
             )
             return Pte(pfn=new.pfn, writable=vma.write, dirty=True, softdirty=pte.softdirty)
-        self.put_frame(frame._replace(mapcount=frame.mapcount + 1, anon_exclusive=False))
-        self.set_pte(parent, page, pte._replace(writable=False))
-        self.emit(
-            "fork",
-            f"{page} (frame #{frame.pfn}) is shared with {child}: {decision.why}",
-            decision,
-            proc=child,
-            page=page,
-            pfn=frame.pfn,
+        self.put_frame(frame_mapped(frame, 1, False))
+        readonly = pte_readonly(pte)
+        if readonly is not pte:
+            self.set_pte(parent, page, readonly)
+        # The event built in place: this line runs once per page of every fork.
+        self.events.append(
+            Event(
+                "fork",
+                f"{page} (frame #{pfn}) is shared with {child}: {decision.why}",
+                decision.rule,
+                decision.kernel,
+                decision.commit,
+                child,
+                page,
+                None,
+                pfn,
+                None,
+                decision.inputs,
+            )
         )
-        return pte._replace(writable=False)
+        return readonly

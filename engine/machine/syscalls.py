@@ -105,8 +105,14 @@ class Syscalls(Faults):
         for ref in list(self.refs.values()):
             if ref.owner == cmd.proc:
                 self.release(ref, f"{cmd.proc} exits and its file descriptors close")
+        # The whole page table goes with the process: each PTE is zapped where it is, with no
+        # per-PTE copy of a table nobody will see again.
+        why = f"{cmd.proc} exits"
+        ptes = self.procs[cmd.proc].ptes
         for page in proc.vmas:
-            self.zap(cmd.proc, page, f"{cmd.proc} exits")
+            pte = ptes.get(page)
+            if pte is not None:
+                self.zap_entry(cmd.proc, page, pte, why)
         del self.own_procs()[cmd.proc]
         self.emit(
             "info", f"{cmd.proc} exits and is reaped", kernel="do_exit → exit_mmap", proc=cmd.proc

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Scope
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,16 @@ def send(
     """One request; ``chunks`` is the body as the server receives it, message by message."""
     pending = list(chunks or [b""])
     read = 0
+    answered = asyncio.Event()
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal read
-        read += 1
         if not pending:
+            # As a client does: connected until the answer is complete (a heavy request
+            # listens for a disconnect meanwhile, and stops on one).
+            await answered.wait()
             return {"type": "http.disconnect"}
+        read += 1
         chunk = pending.pop(0)
         return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
 
@@ -54,15 +58,17 @@ def send(
     out_headers: dict[str, str] = {}
     body: list[bytes] = []
 
-    async def capture(message: dict[str, Any]) -> None:
+    async def capture(message: Message) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
             out_headers.update((k.decode(), v.decode()) for k, v in message["headers"])
         elif message["type"] == "http.response.body":
             body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                answered.set()
 
-    scope = {
+    scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -77,5 +83,9 @@ def send(
         "client": ("127.0.0.1", 1),
         "server": ("testserver", 80),
     }
-    asyncio.run(app(scope, receive, capture))  # type: ignore[arg-type]
+
+    async def exchange() -> None:  # asyncio.run takes a coroutine; an ASGI app is any awaitable
+        await app(scope, receive, capture)
+
+    asyncio.run(exchange())
     return Answer(status, out_headers, b"".join(body), read)

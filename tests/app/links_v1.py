@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import QueryParams
 
-from app.links import make_link, parse_params
+from app.views.links import make_link, parse_params
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from engine.syntax import format_command, parse
@@ -130,7 +130,7 @@ COMMENTS_AND_SEPARATORS = (
 
 
 def _thirty() -> str:
-    from app.bench import THIRTY_COMMANDS
+    from app.bench.engine import THIRTY_COMMANDS
 
     return THIRTY_COMMANDS.strip() + "\n"
 

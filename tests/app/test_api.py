@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 from schemathesis.checks import positive_data_acceptance
 from starlette.testclient import TestClient
 
-from app.main import app
+from app.http.main import app
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.presets import PRESETS
-from engine.trace import replay, trace_to_json
+from engine.trace import answer_to_json, replay
 
 
 def test_simulate_answers_the_engines_json(client: TestClient) -> None:
     text = PRESETS["cve-2020-29374"].text
     r = client.post("/api/v1/simulate", json={"scenario": text, "policy": "5.7"})
     assert r.status_code == 200
-    assert r.json() == trace_to_json(replay(text, "5.7"))
+    assert r.json() == answer_to_json(replay(text, "5.7"))
     assert r.json()["verdicts"][0]["kind"] == "leak"
 
 
@@ -68,7 +70,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
 @schema.parametrize()
-def test_every_route_honours_its_schema(case: schemathesis.Case) -> None:
+def test_every_route_honours_its_schema(case: schemathesis.Case[Any]) -> None:
     """Fuzzed queries and bodies: never a 5xx, and every response matches the schema.
 
     A schema-valid request may still be refused: the scenario language (and a link's `step`)

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from engine.policies import POLICIES
 from engine.syntax import parse
-from tests.app.conftest import html, hx
+from tests.app.conftest import first, html, hx
 
 BROKEN = "P mmap a\nP write a\nP frok C\nC write a"
 
@@ -31,17 +31,17 @@ def test_syntax_error_page_names_line_column_expected_and_found(client: TestClie
     assert where["column"] == "3"
     assert "fork" in where["expected"]
     assert "frok" in where["found"]
-    assert "P frok C" in doc.css_first(".excerpt").text()
+    assert "P frok C" in first(doc, ".excerpt").text()
 
 
 def test_syntax_error_keeps_the_users_text_verbatim(client: TestClient) -> None:
     r = client.get("/", params={"s": BROKEN})
-    assert html(r.text).css_first("textarea[name=s]").text() == BROKEN
+    assert first(html(r.text), "textarea[name=s]").text() == BROKEN
 
 
 def test_syntax_error_offers_the_scenario_up_to_the_bad_line(client: TestClient) -> None:
     doc = html(client.get("/", params={"s": BROKEN, "policy": "5.7"}).text)
-    link = doc.css_first(".ways a").attributes["href"] or ""
+    link = first(doc, ".ways a").attributes["href"] or ""
     q = dict(parse_qsl(urlsplit(link).query))
     assert q["policy"] == "5.7"
     assert len(parse(q["s"]).commands) == 2
@@ -50,7 +50,7 @@ def test_syntax_error_offers_the_scenario_up_to_the_bad_line(client: TestClient)
 
 def test_up_to_the_bad_command_on_a_single_line_link(client: TestClient) -> None:
     doc = html(client.get("/", params={"s": "P mmap a;P write a;P frok C"}).text)
-    link = doc.css_first(".ways a").attributes["href"] or ""
+    link = first(doc, ".ways a").attributes["href"] or ""
     assert dict(parse_qsl(urlsplit(link).query))["s"] == "P mmap a;P write a"
 
 
@@ -61,7 +61,7 @@ def test_htmx_submission_with_an_error_swaps_the_simulator_region(client: TestCl
     assert "<html" not in r.text
     doc = html(r.text)
     assert doc.css_first(".problem") is not None
-    assert doc.css_first("textarea[name=s]").text() == BROKEN
+    assert first(doc, "textarea[name=s]").text() == BROKEN
     # The error is announced in the live region, and the link that shows it is pushed.
     narration = [p for p in doc.css("hx-partial") if p.attributes["hx-target"] == "#narration"]
     assert "syntax error" in narration[0].text()
@@ -78,10 +78,10 @@ def test_unknown_policy_lists_the_known_ones_as_links(client: TestClient) -> Non
     r = client.get("/", params={"s": "P mmap a", "policy": "4.2"})
     assert r.status_code == 400
     doc = html(r.text)
-    assert "4.2" in doc.css_first(".problem .what").text()
+    assert "4.2" in first(doc, ".problem .what").text()
     links = [a.attributes["href"] or "" for a in doc.css(".ways a[href^='/?']")]
     assert {dict(parse_qsl(urlsplit(h).query))["policy"] for h in links} == set(POLICIES)
-    assert doc.css_first("textarea[name=s]").text() == "P mmap a"
+    assert first(doc, "textarea[name=s]").text() == "P mmap a"
 
 
 @pytest.mark.parametrize(
@@ -98,8 +98,8 @@ def test_unreadable_parameter_page_names_it(
     r = client.get("/", params=params)
     assert r.status_code == 400
     doc = html(r.text)
-    assert f"“{param}”" in doc.css_first(".problem h2").text()
-    assert doc.css_first("textarea[name=s]").text() == params["s"]
+    assert f"“{param}”" in first(doc, ".problem h2").text()
+    assert first(doc, "textarea[name=s]").text() == params["s"]
 
 
 def test_zip_bomb_link_is_refused_cheaply(client: TestClient) -> None:
@@ -124,7 +124,7 @@ def test_unknown_path_is_an_html_page_not_json(client: TestClient) -> None:
     r = client.get("/nowhere")
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("text/html")
-    assert "/nowhere" in html(r.text).css_first(".problem").text()
+    assert "/nowhere" in first(html(r.text), ".problem").text()
 
 
 @pytest.mark.parametrize("path", ["/compare", "/embed", "/export.svg"])

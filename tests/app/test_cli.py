@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from app import cli, narrate
+from app.cli import main as cli
+from app.cli import narrate
 from engine import limits
 from engine.events import Event
 from engine.policies import POLICIES, get_policy
 from engine.presets import PRESETS
-from engine.trace import replay, trace_to_json
+from engine.trace import answer_to_json, replay
 
 # Jann Horn's CVE-2020-29374 reproducer: the child's pipe sees the parent's later write under
 # the classic mapcount rule (≤ 5.7), and its own data from 5.8 on.
@@ -145,7 +146,7 @@ def test_run_json_is_the_trace_json_of_the_engine(
     status, out, _ = run(capsys, "run", str(cve_file), "--policy", "5.8", "--json")
     assert status == 0
     document = json.loads(out)
-    assert document == json.loads(json.dumps(trace_to_json(replay(CVE, "5.8"))))
+    assert document == json.loads(json.dumps(answer_to_json(replay(CVE, "5.8"))))
     assert document["policy"] == "5.8"
     assert [s["command"] for s in document["steps"]][-1] == "pipe read"
 
@@ -158,7 +159,7 @@ def test_run_json_all_policies_is_a_list_of_runs_in_policy_order(
     document = json.loads(out)
     assert list(document) == ["runs"]
     assert [r["policy"] for r in document["runs"]] == list(POLICIES)
-    assert document["runs"][1] == json.loads(json.dumps(trace_to_json(replay(CVE, "5.7"))))
+    assert document["runs"][1] == json.loads(json.dumps(answer_to_json(replay(CVE, "5.7"))))
 
 
 def test_run_json_latest_names_the_resolved_policy(
@@ -294,18 +295,21 @@ def test_console_entry_point_has_no_traceback_on_bad_input() -> None:
 
 
 def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
-    # JSON of all policies is far larger than a pipe buffer, so the writer meets EPIPE.
+    # Three full states of 512 pages under every policy: megabytes, far more than a pipe
+    # buffer, so the writer meets EPIPE.
+    big = "P mmap " + " ".join(f"g{i}" for i in range(256)) + "\nP fork C\nC write g1 x\n"
+    command = ["run", "-", "--policy", "all", "--json", "--states", "1,2,3"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "run", "-", "--policy", "all", "--json"],
+        [sys.executable, "-m", "app.cli", *command],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    proc.stdin.write(CVE.encode())
+    proc.stdin.write(big.encode())
     proc.stdin.close()
-    assert proc.stdout.readline().strip() == b"{"
+    assert proc.stdout.read(9) == b'{"runs":['
     proc.stdout.close()
     assert proc.wait(timeout=60) == cli.EXIT_BROKEN_PIPE
     assert b"Traceback" not in proc.stderr.read()
@@ -388,7 +392,7 @@ def test_a_module_with_register_adds_a_subcommand(
         extra.add_argument("--n", type=int, default=1)
         extra.set_defaults(func=lambda args: print("extra", args.n) or 0)
 
-    module.register = register  # type: ignore[attr-defined]
+    vars(module)["register"] = register
     monkeypatch.setitem(sys.modules, "cowlab_test_extra", module)
     monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("cowlab_test_extra",))
     assert run(capsys, "extra", "--n", "3") == (0, "extra 3\n", "")

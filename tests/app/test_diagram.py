@@ -7,19 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.diagram import (
-    Group,
-    Rect,
-    RefMark,
-    Scene,
-    SceneOptions,
-    Text,
-    build_scene,
-    compute_layout,
-)
-from app.runs import Run, run
-from app.sim import proc_notes, ref_marks
-from app.svg import draw
+from app.picture.layout import compute_layout
+from app.picture.scene import RefMark, SceneOptions, build_scene
+from app.picture.shapes import Group, Rect, Scene, Text
+from app.picture.svg import draw
+from app.views.runs import Run, run
+from app.views.sim import proc_notes, ref_marks
 from engine.commands import RefKind
 from engine.policies import POLICIES
 from engine.presets import PRESETS

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from app.guard import MAX_QUERY_BYTES
-from app.main import create_app
+from app.http.guard import MAX_QUERY_BYTES
+from app.http.main import create_app
 from app.paths import HTMX_FILE
 from tests.app import asgi
 from tests.app.conftest import HTMX, hx, preset_link

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
 
-from app.links import LinkError, decode_scenario, encode_scenario, make_link, parse_params
-from app.main import create_app
+from app.http.main import create_app
+from app.views.links import LinkError, decode_scenario, encode_scenario, make_link, parse_params
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from engine.syntax import canonical_text, parse

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from app import cli
-from app.lab_cli import knobs_json
-from app.lab_view import MAX_CUSTOM_COLUMNS, SweepJob, custom_columns
-from app.links import LinkError, make_link
+from app.cli import main as cli
+from app.cli.lab import knobs_json
+from app.views.lab import MAX_CUSTOM_COLUMNS, SweepJob, custom_columns
+from app.views.links import LinkError, make_link
 from engine.policies import POLICIES, UnknownPolicy
 from engine.policies.knobs import KNOBS, REFUSALS
 from engine.presets import PRESETS
-from tests.app.conftest import HTMX, html, preset_text
+from tests.app.conftest import HTMX, attr, first, html, preset_text
 from tests.app.test_headers import check
 
 POINT = "custom:base=5.8,gup_read=break-cow,fork_pinned=copy"
@@ -155,13 +155,13 @@ def test_lab_page_shows_the_point_its_nearest_era_and_what_the_change_did(
     r = client.get("/lab?policy=" + POINT)
     assert r.status_code == 200
     page = html(r.text)
-    assert page.css_first(".point-name").text() == "5.8-break-cow + fork_pinned=copy"
-    assert page.css_first("#knob-fork_pinned option[selected]").attributes["value"] == "copy"
+    assert first(page, ".point-name").text() == "5.8-break-cow + fork_pinned=copy"
+    assert attr(first(page, "#knob-fork_pinned option[selected]"), "value") == "copy"
     columns = [th.text(strip=True) for th in page.css("table.lab-grid thead th")][1:]
     assert columns == ["5.8-break-cow", "your design"]
-    effects = page.css_first(".effects").text()
+    effects = first(page, ".effects").text()
     assert "share → copy" in effects and "Fixes" in effects and "RDMA" in effects
-    assert page.css_first("#lab-share-link").attributes["href"] == "/lab?policy=" + POINT
+    assert attr(first(page, "#lab-share-link"), "href") == "/lab?policy=" + POINT
 
 
 def test_the_lab_form_redirects_to_the_canonical_link_without_javascript(
@@ -230,7 +230,9 @@ def test_the_sweep_page_runs_in_the_background_then_shows_the_answer(
 def test_the_bench_measures_the_sweep_and_a_custom_column(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from app import bench, labbench, webbench
+    from app.bench import command as bench
+    from app.bench import lab as labbench
+    from app.bench import web as webbench
 
     figures = labbench.measure_lab(quick=True)
     assert set(figures) == {"sweep_s", "custom_column_ms"}
@@ -276,19 +278,19 @@ def test_the_sweep_page_lists_designs_by_fixed_knobs(client: TestClient) -> None
     job: SweepJob = client.app.state.lab_sweep  # type: ignore[attr-defined]
     assert job.wait(300) and job.doc is not None
     r = client.get("/lab/sweep?clean=1&gup_read=break-cow&ro_pin=nonsense")
-    section = html(r.text).css_first("section[aria-labelledby=designs-title]")
-    status = section.css_first("[role=status]").text()
+    section = first(html(r.text), "section[aria-labelledby=designs-title]")
+    status = first(section, "[role=status]").text()
     matching = int(status.split()[0])
     points = job.doc["points"]
     index = job.doc["knobs"]["gup_read"].index("break-cow")
     n = len(job.doc["knobs"])
     expected = [p for p in points if p[1] == index and not any(p[n:])]
     assert matching == len(expected) > 0
-    assert section.css_first("#f-gup_read option[selected]").attributes["value"] == "break-cow"
+    assert attr(first(section, "#f-gup_read option[selected]"), "value") == "break-cow"
     for a in section.css("tbody a")[:3]:
         r = client.get(a.attributes["href"] or "")
         assert r.status_code == 200
         design = [tr.css("td")[-1] for tr in html(r.text).css("table.lab-grid tbody tr")]
         assert design and all("w-ok" in (td.attributes.get("class") or "") for td in design)
     empty = html(client.get("/lab/sweep?wp_reuse=mapcount&clean=1").text)
-    assert empty.css_first("[aria-labelledby=designs-title] [role=status]").text().startswith("0")
+    assert first(empty, "[aria-labelledby=designs-title] [role=status]").text().startswith("0")

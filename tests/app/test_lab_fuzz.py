@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from app import cli
-from app.main import create_app
+from app.cli import main as cli
+from app.http.main import create_app
 from engine.policies import POLICIES
 from engine.policies.knobs import KNOBS
 

@@ -16,9 +16,9 @@ from urllib.parse import quote, urlencode
 import pytest
 from starlette.testclient import TestClient
 
-from app.cli import main as cli_main
-from app.guard import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_QUERY_BYTES
-from app.main import create_app
+from app.cli.main import main as cli_main
+from app.http.guard import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_QUERY_BYTES
+from app.http.main import create_app
 from engine.limits import MAX_DECOMPRESSED_BYTES, MAX_LINK_SCENARIO_BYTES
 from tests.app import asgi
 from tests.app.asgi import Answer

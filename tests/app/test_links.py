@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.links import (
+from app.views.links import (
     READABLE_LIMIT,
     LinkError,
     decode_scenario,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from starlette.testclient import TestClient
+from starlette.types import Scope
 
-from app.main import create_app
-from app.memo import request_key
-from app.webbench import HX, call
+from app.bench.web import HX, call
+from app.http.main import create_app
+from app.http.memo import request_key
 from tests.app.conftest import hx, preset_link
 
 
@@ -26,7 +27,7 @@ def test_repeated_request_is_served_from_the_memo_with_identical_bytes() -> None
 
 
 def test_the_key_tells_fragments_pages_hosts_and_encodings_apart() -> None:
-    def scope(headers: dict[str, str], path: str = "/", query: str = "s=P+mmap+a") -> dict:
+    def scope(headers: dict[str, str], path: str = "/", query: str = "s=P+mmap+a") -> Scope:
         return {
             "type": "http",
             "method": "GET",

@@ -5,13 +5,14 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from selectolax.lexbor import LexborHTMLParser
 from starlette.testclient import TestClient
 
-from app.links import make_link
+from app.views.links import make_link
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from engine.syntax import parse
-from tests.app.conftest import HTMX, html, hx, preset_link, preset_text
+from tests.app.conftest import HTMX, attr, first, html, hx, preset_link, preset_text
 
 
 def query(link: str) -> dict[str, str]:
@@ -25,7 +26,7 @@ def test_plain_request_gets_the_whole_page(client: TestClient) -> None:
     assert doc.css_first("html") is not None
     assert doc.css_first("#sim .layout") is not None
     assert doc.css_first("#stage svg.diagram") is not None
-    assert doc.css_first("#stepbar .counter strong").text() == "3"
+    assert first(doc, "#stepbar .counter strong").text() == "3"
     assert "HX-Push-Url" not in r.headers
     assert "HX-Request" in r.headers["Vary"]
 
@@ -42,7 +43,7 @@ def test_step_request_returns_the_stage_and_its_partials(client: TestClient) -> 
     partials = {n.attributes["hx-target"] for n in doc.css("hx-partial")}
     # The whole timeline of a short scenario is on the page already; app.js moves its mark.
     assert partials == {"#stepbar", "#narration"}
-    assert doc.css_first("hx-partial .stepbar").attributes["data-step"] == "4"
+    assert first(doc, "hx-partial .stepbar").attributes["data-step"] == "4"
     assert r.headers["HX-Push-Url"] == link
     assert "HX-Request" in r.headers["Vary"]
 
@@ -52,9 +53,11 @@ def test_action_request_returns_the_whole_simulator_region(client: TestClient) -
     doc = html(r.text)
     assert doc.css_first("textarea#scenario-text") is not None
     assert doc.css_first("#stage svg.diagram") is not None
+    # The heading names the scenario, which an action or the editor may change.
     assert {n.attributes["hx-target"] for n in doc.css("hx-partial")} == {
         "#stepbar",
         "#narration",
+        "#scenario_head",
     }
 
 
@@ -119,11 +122,11 @@ def test_step_past_the_end_shows_the_end(client: TestClient) -> None:
     assert query(r.headers["HX-Push-Url"])["step"] == "1"
 
 
-def action_form(doc: object) -> tuple[dict[str, str], list[tuple[str, str]]]:
+def action_form(doc: LexborHTMLParser) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """The actions form's hidden fields, and its buttons as (label, command)."""
-    form = doc.css_first(".actions form")  # type: ignore[attr-defined]
-    hidden = {i.attributes["name"]: i.attributes["value"] for i in form.css("input[type=hidden]")}
-    buttons = [(b.text(), b.attributes["value"]) for b in form.css("button[name=add]")]
+    form = first(doc, ".actions form")
+    hidden = {attr(i, "name"): attr(i, "value") for i in form.css("input[type=hidden]")}
+    buttons = [(b.text(), attr(b, "value")) for b in form.css("button[name=add]")]
     return hidden, buttons
 
 
@@ -132,7 +135,7 @@ def test_action_buttons_send_one_command_to_append_to_the_scenario_so_far(
 ) -> None:
     link = preset_link("cow-basic", "5.7", 3)
     doc = html(client.get(link).text)
-    form = doc.css_first(".actions form")
+    form = first(doc, ".actions form")
     assert form.attributes["action"] == "/" and form.attributes["hx-get"] == "/"
     hidden, buttons = action_form(doc)
     # The preset's first three commands, with its title, policy and their comments.
@@ -191,7 +194,7 @@ def test_following_every_action_gives_a_page(client: TestClient) -> None:
 
 def test_action_at_an_earlier_step_says_it_replaces_the_later_steps(client: TestClient) -> None:
     doc = html(client.get(preset_link("cow-basic", "5.7", 2)).text)
-    assert "replaces the 4 steps after it" in doc.css_first(".actions .note").text()
+    assert "replaces the 4 steps after it" in first(doc, ".actions .note").text()
 
 
 def test_fork_suggests_a_name_no_step_uses(client: TestClient) -> None:
@@ -203,19 +206,19 @@ def test_fork_suggests_a_name_no_step_uses(client: TestClient) -> None:
 def test_page_shows_the_narration_timeline_policy_story_and_verdicts(client: TestClient) -> None:
     r = client.get(preset_link("cve-2020-29374", "5.7"))
     doc = html(r.text)
-    narration = doc.css_first("#narration")
+    narration = first(doc, "#narration")
     assert narration.attributes["aria-live"] == "polite"
     assert "pipe read" in narration.text()
     timeline = doc.css("#timeline li[aria-current]")
     assert len(timeline) == 1 and "pipe read" in timeline[0].text()
     assert len(doc.css("#timeline form > ol > li")) == 8  # step 0 and seven commands
-    form = doc.css_first("#timeline form")
+    form = first(doc, "#timeline form")
     assert form.attributes["hx-target"] == "#stage"
     assert [b.attributes["value"] for b in form.css("button[name=step]")] == [
         str(k) for k in range(8)
     ]
-    assert doc.css_first(".policy a.current").text() == "5.7"
-    assert str(POLICIES["5.7"].story) in doc.css_first(".policy .story").text()
+    assert first(doc, ".policy a.current").text() == "5.7"
+    assert str(POLICIES["5.7"].story) in first(doc, ".policy .story").text()
     assert len(doc.css(".all-stories dd")) == len(POLICIES)
     verdicts = doc.css(".verdicts li")
     assert len(verdicts) == 1 and "leak" in verdicts[0].text()
@@ -231,7 +234,7 @@ def test_policy_links_keep_the_step(client: TestClient) -> None:
 
 def test_text_table_repeats_the_diagram(client: TestClient) -> None:
     doc = html(client.get(preset_link("cow-iouring-fork", "5.7", 5)).text)
-    tables = {t.css_first("caption").text(): t for t in doc.css(".state-text table")}
+    tables = {first(t, "caption").text(): t for t in doc.css(".state-text table")}
     assert set(tables) == {"Page tables", "Physical frames", "References"}
     ref_rows = tables["References"].css("tbody tr")
     assert len(ref_rows) == 1
@@ -243,18 +246,18 @@ def test_text_table_repeats_the_diagram(client: TestClient) -> None:
 def test_present_view_is_kept_by_every_link(client: TestClient) -> None:
     link = preset_link("cow-basic", "5.7", 2) + "&view=present"
     doc = html(client.get(link).text)
-    assert "present" in (doc.css_first("body").attributes["class"] or "")
+    assert "present" in (first(doc, "body").attributes["class"] or "")
     for a in doc.css("#stepbar a, .policies a"):
         assert query(a.attributes["href"] or "").get("view") == "present"
-    assert doc.css_first("#timeline input[name=view]").attributes["value"] == "present"
+    assert first(doc, "#timeline input[name=view]").attributes["value"] == "present"
     assert action_form(doc)[0]["view"] == "present"
-    toggle = doc.css_first("a[data-nav=present]")
+    toggle = first(doc, "a[data-nav=present]")
     assert "view" not in query(toggle.attributes["href"] or "")
 
 
 def test_empty_link_is_the_empty_machine_with_a_start(client: TestClient) -> None:
     doc = html(client.get("/").text)
-    assert doc.css_first("#stepbar .counter strong").text() == "0"
+    assert first(doc, "#stepbar .counter strong").text() == "0"
     assert action_form(doc)[1] == [("P mmap a", "P mmap a")]
 
 
@@ -267,23 +270,23 @@ def test_every_preset_renders_at_every_step_boundary(client: TestClient, name: s
 
 def test_editor_form_submits_to_the_page_and_keeps_the_policy(client: TestClient) -> None:
     doc = html(client.get(preset_link("cow-basic", "5.9")).text)
-    form = doc.css_first(".editor form")
+    form = first(doc, ".editor form")
     assert form.attributes["action"] == "/"
-    assert form.css_first("input[name=policy]").attributes["value"] == "5.9"
+    assert first(form, "input[name=policy]").attributes["value"] == "5.9"
     # One canonical command per line: the preset's comments and spacing are not in links.
-    assert form.css_first("textarea[name=s]").text() == preset_text("cow-basic").replace(";", "\n")
+    assert first(form, "textarea[name=s]").text() == preset_text("cow-basic").replace(";", "\n")
 
 
 def test_share_link_field_holds_the_absolute_link(client: TestClient) -> None:
     link = preset_link("cow-basic", "5.7", 2)
     doc = html(client.get(link).text)
-    assert doc.css_first("input.share-link").attributes["value"] == "http://testserver" + link
+    assert first(doc, "input.share-link").attributes["value"] == "http://testserver" + link
 
 
 def test_embed_link_and_export_link_carry_the_same_step(client: TestClient) -> None:
     doc = html(client.get(preset_link("cow-basic", "5.7", 2)).text)
     for path in ("/export.svg", "/embed"):
-        a = doc.css_first(f"figcaption a[href^='{path}']")
+        a = first(doc, f"figcaption a[href^='{path}']")
         q = query(a.attributes["href"] or "")
         assert q["step"] == "2" and q["policy"] == "5.7"
 
@@ -296,7 +299,7 @@ def test_htmx_partial_of_a_link_with_no_target_header_is_the_sim_region(
 
 
 def test_probe_button_appears_only_when_the_server_allows_probing() -> None:
-    from app.main import create_app
+    from app.http.main import create_app
     from app.probe.gate import ProbeSettings
 
     link = preset_link("cow-basic", "5.7")
@@ -305,16 +308,14 @@ def test_probe_button_appears_only_when_the_server_allows_probing() -> None:
     with TestClient(create_app(ProbeSettings(True, frozenset({"testserver"}), b"k"))) as c:
         box = html(c.get(link).text).css_first(".probe-box form")
         assert box is not None and box.attributes["hx-post"] == "/probe"
-        assert box.css_first("input[name=s]").attributes["value"] == preset_text(
-            "cow-basic"
-        ).replace(";", "\n")
+        assert first(box, "input[name=s]").attributes["value"] == preset_text("cow-basic").replace(
+            ";", "\n"
+        )
 
 
 def test_a_timeline_step_request_shows_that_step(client: TestClient) -> None:
     doc = html(client.get(preset_link("cve-2020-29374", "5.7")).text)
-    fields = {
-        i.attributes["name"]: i.attributes["value"] for i in doc.css("#timeline input[type=hidden]")
-    }
+    fields = {attr(i, "name"): attr(i, "value") for i in doc.css("#timeline input[type=hidden]")}
     r = client.get("/", params={**fields, "step": "2"}, headers=hx("stage"))
     assert r.headers["HX-Push-Url"] == preset_link("cve-2020-29374", "5.7", 2)
 
@@ -322,7 +323,7 @@ def test_a_timeline_step_request_shows_that_step(client: TestClient) -> None:
 def test_a_very_large_scenario_draws_what_the_step_touched_and_stays_small(
     client: TestClient,
 ) -> None:
-    from app.bench import scale_scenario
+    from app.bench.engine import scale_scenario
     from engine.syntax import format_scenario
 
     text = format_scenario(scale_scenario(1000, 64, 256), ";")
@@ -330,7 +331,7 @@ def test_a_very_large_scenario_draws_what_the_step_touched_and_stays_small(
     assert r.status_code == 200
     assert len(r.content) < 300_000
     doc = html(r.text)
-    note = doc.css_first(".focus-note").text()
+    note = first(doc, ".focus-note").text()
     assert "of 64 processes" in note
     assert len(doc.css("svg.diagram g.pte")) <= 40
     steps = doc.css("hx-partial[hx-target='#timeline'] form > ol > li")
@@ -341,7 +342,7 @@ def test_a_very_large_scenario_draws_what_the_step_touched_and_stays_small(
 def test_the_table_says_every_vma_flag_the_picture_shows(client: TestClient) -> None:
     text = "P mmap a;P write a x;P clear-softdirty;P mprotect a ro;P uffd-wp a on"
     doc = html(client.get(make_link("/", text, policy="6.2")).text)
-    picture = doc.css_first("svg.diagram g.pte").text()
+    picture = first(doc, "svg.diagram g.pte").text()
     row = next(r for r in doc.css(".state-text table tbody tr") if "P" in r.text())
     vma_cell = row.css("td")[4].text()
     for flag in ("read-only VMA", "sd tracking", "uffd-wp armed"):

@@ -208,7 +208,9 @@ def test_the_report_json_has_the_documented_shape() -> None:
     )
     doc = report.to_json()
     assert set(doc) == {"kernel", "policy", "results"}
-    (result,) = doc["results"]  # type: ignore[misc]
+    results = doc["results"]
+    assert isinstance(results, list)
+    (result,) = results
     assert set(result) >= {"preset", "agree", "kernel_observed", "sim_observed", "skipped"}
     assert result["preset"] == "cow-basic" and result["agree"] is True
     assert report.ok
@@ -274,7 +276,7 @@ def test_cli_json_names_kernel_policy_and_results(
 
 
 def test_cli_refuses_an_unknown_preset_as_input_error() -> None:
-    from app.cli import InputError
+    from app.cli.main import InputError
 
     args = _cli(["probe", "--preset", "no-such-preset"])
     with pytest.raises(InputError, match="unknown preset"):
@@ -296,7 +298,8 @@ def client(monkeypatch: pytest.MonkeyPatch, fake_kernel: dict[int, str]) -> Test
 
 def allow(client: TestClient) -> None:
     """Switch probing on for the client's app, as `cowlab serve` on loopback would."""
-    client.app.state.probe = ON  # type: ignore[attr-defined]
+    assert isinstance(client.app, FastAPI)
+    client.app.state.probe = ON
 
 
 def form(text: str) -> dict[str, str]:
@@ -307,11 +310,12 @@ def form(text: str) -> dict[str, str]:
 def button(client: TestClient, text: str) -> str:
     """The probe control a page of ``client``'s app would show for ``text``."""
     app = client.app
+    assert isinstance(app, FastAPI)
 
     async def route(request: Request) -> HTMLResponse:
         return HTMLResponse(str(web.probe_button(request, request.query_params["s"])))
 
-    app.add_api_route("/_button", route)  # type: ignore[attr-defined]
+    app.add_api_route("/_button", route)
     return client.get("/_button", params={"s": text}).text
 
 

@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from selectolax.lexbor import LexborHTMLParser
 
-from app.main import create_app
+from app.http.main import create_app
 from app.probe import compare, gate, web
 from app.probe.capabilities import kernel_release
 from app.probe.executor import KernelRun
 from app.probe.gate import ProbeSettings
 from engine import commands as c
-from tests.app.conftest import preset_link
+from tests.app.conftest import first, preset_link
 
 SCENARIO = "P mmap a\nP write a v1\nP fork C\nC read a"
 # `cowlab serve` on its default address.
@@ -49,7 +49,7 @@ def server(runs: list[str]) -> Iterator[TestClient]:
 
 def token_on_page(client: TestClient, headers: dict[str, str] | None = None) -> str:
     page = LexborHTMLParser(client.get(preset_link("cow-basic"), headers=headers).text)
-    field = page.css_first(f".probe-box input[name={gate.TOKEN_FIELD}]")
+    field = first(page, f".probe-box input[name={gate.TOKEN_FIELD}]")
     assert field is not None, "the page shows no probe form"
     return str(field.attributes["value"])
 
@@ -180,7 +180,7 @@ def test_a_request_through_a_proxy_never_probes_and_the_page_says_why(
     proxied = {header: value}
     page = LexborHTMLParser(server.get(preset_link("cow-basic", "5.8"), headers=proxied).text)
     assert page.css_first(".probe-box form") is None
-    assert f"came through a proxy ({header.lower()})" in page.css_first(".probe-box").text()
+    assert f"came through a proxy ({header.lower()})" in first(page, ".probe-box").text()
     status, text = post_form(server, {**SAME_ORIGIN, **proxied}, token=token_on_page(server))
     assert status == 403 and "proxy" in text
     api = server.post("/api/v1/probe", json={"scenario": SCENARIO}, headers=proxied)
@@ -188,6 +188,18 @@ def test_a_request_through_a_proxy_never_probes_and_the_page_says_why(
     info = server.get("/api/v1/probe", headers=proxied).json()
     assert info["enabled"] is False and "proxy" in info["reason"]
     assert runs == []
+
+
+def test_a_page_seen_directly_is_not_served_from_the_memo_to_a_proxied_visitor(
+    server: TestClient,
+) -> None:
+    """The page memo keys pages by whether the request was relayed: the button a direct
+    visitor got must not reach a visitor behind a proxy (the click would only be refused)."""
+    link = preset_link("cow-basic", "5.9")
+    direct = LexborHTMLParser(server.get(link).text)
+    assert direct.css_first(".probe-box form") is not None
+    relayed = LexborHTMLParser(server.get(link, headers={"X-Forwarded-For": "1.2.3.4"}).text)
+    assert relayed.css_first(".probe-box form") is None
 
 
 # ------------------------------------------------------------------------ legitimate use

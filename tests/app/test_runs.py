@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app import runs
+from app.views import runs
+from engine.commands import Scenario
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from engine.syntax import format_command, parse
-from engine.trace import replay, trace_to_json
+from engine.trace import Trace, replay, trace_to_json
 
 # The commands alone: no comments, no annotations.
 CVE = "\n".join(format_command(c) for c in parse(PRESETS["cve-2020-29374"].text).commands)
@@ -23,13 +23,13 @@ def memo() -> runs.RunMemo:
 
 
 @pytest.fixture
-def replays(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def replays(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every full replay asked of the engine (the policy id of each)."""
     calls: list[str] = []
 
-    def counting(scenario: object, policy: str) -> object:
+    def counting(scenario: Scenario, policy: str) -> Trace:
         calls.append(policy)
-        return replay(scenario, policy)  # type: ignore[arg-type]
+        return replay(scenario, policy)
 
     monkeypatch.setattr(runs, "replay", counting)
     return calls
@@ -83,13 +83,13 @@ def test_the_memo_is_bounded_by_weight_and_entries() -> None:
     memo = runs.RunMemo(max_entries=3, max_weight=100)
     run = runs.run(CVE, "5.7")
     for i in range(5):
-        memo.put(((), str(i)), run, 10)
+        memo.put(("", str(i)), run, 10)
     assert len(memo) == 3 and memo.weight == 30
-    assert memo.get(((), "0")) is None and memo.get(((), "4")) is run
-    memo.put(((), "heavy"), run, 90)
-    assert memo.weight <= 100 and memo.get(((), "heavy")) is run
-    memo.put(((), "too heavy"), run, 101)  # larger than the whole memo: not kept
-    assert memo.get(((), "too heavy")) is None and memo.get(((), "heavy")) is run
+    assert memo.get(("", "0")) is None and memo.get(("", "4")) is run
+    memo.put(("", "heavy"), run, 90)
+    assert memo.weight <= 100 and memo.get(("", "heavy")) is run
+    memo.put(("", "too heavy"), run, 101)  # larger than the whole memo: not kept
+    assert memo.get(("", "too heavy")) is None and memo.get(("", "heavy")) is run
 
 
 def test_a_runs_weight_grows_with_what_its_trace_holds() -> None:
@@ -160,3 +160,19 @@ def test_a_lesson_link_without_policy_opens_in_its_policy() -> None:
     assert runs.lesson_policy("#policy 5.7\nP mmap a") == "5.7"
     assert runs.lesson_policy("P mmap a") is None
     assert runs.lesson_policy("#policy 5.7\nP bogus a") is None
+
+
+def test_the_memo_keeps_a_run_at_every_limit(replays: list[str], memo: runs.RunMemo) -> None:
+    """The worst scenario within each limit is replayed once, then found: the references
+    case (64 pins, then 63 forks copying the pinned pages) copied its 4,300-frame table at
+    every step and weighed 3.3 million, more than the whole memo, so every route replayed it."""
+    from app.bench.web import worst_cases
+
+    for case in worst_cases():
+        if case.limit in ("references", "commands"):
+            replays.clear()
+            found = runs.run(case.text, "6.2", memo)
+            assert found.weight <= runs.RUNS_MAX_WEIGHT, case.limit
+            assert runs.run(case.text, "6.2", memo) is found
+            assert replays == ["6.2"], case.limit
+            memo.clear()

@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.paths import HTMX_FILE, STATIC_DIR
-from tests.app.conftest import html, preset_link
+from tests.app.conftest import first, html, preset_link
 
 HTMX_SHA256 = "a0abb04f2f45a1f89d1d4844023245537e5e6014c87b144553e0607b4cc32130"
 PAGES = [
@@ -75,7 +75,7 @@ def test_user_text_cannot_inject_markup(client: TestClient) -> None:
     doc = html(r.text)
     assert all(s.attributes.get("src") for s in doc.css("script"))
     assert not doc.css("img")
-    assert doc.css_first("textarea[name=s]").text() == evil
+    assert first(doc, "textarea[name=s]").text() == evil
     assert "<script>alert(1)</script>" not in r.text
 
 

@@ -1,4 +1,4 @@
-"""`cowlab serve`: the subcommand the CLI adds through `app.serve_cli.register`."""
+"""`cowlab serve`: the subcommand the CLI adds through `app.cli.serve.register`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from app import serve_cli
+from app.cli import serve as serve_cli
 
 
 def parser() -> argparse.ArgumentParser:
@@ -75,7 +75,7 @@ def test_serve_prints_the_url_and_runs_uvicorn(
     assert args.func(args) == 0
     assert "http://127.0.0.1:8123/" in capsys.readouterr().out
     # Several workers on loopback probe: the supervisor reaps what a killed worker leaves.
-    assert [name for name, _ in no_uvicorn] == ["reaper", "app.main:create_app"]
+    assert [name for name, _ in no_uvicorn] == ["reaper", "app.http.main:create_app"]
     kwargs = no_uvicorn[1][1]
     assert kwargs["workers"] == 3 and kwargs["port"] == 8123 and kwargs["factory"] is True
 

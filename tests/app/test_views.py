@@ -8,12 +8,12 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from app.compare import step_signature
-from app.links import make_link
-from app.runs import run
+from app.views.compare import step_signature
+from app.views.links import make_link
+from app.views.runs import run
 from engine.policies import POLICIES
 from engine.presets import PRESETS
-from tests.app.conftest import html, hx, preset_link, preset_text
+from tests.app.conftest import first, html, hx, preset_link, preset_text
 
 
 def query(link: str) -> dict[str, str]:
@@ -41,7 +41,7 @@ def test_compare_shows_every_read_under_every_era_and_flags_differences(
 
 def test_compare_names_the_first_step_where_eras_diverge(client: TestClient) -> None:
     doc = html(client.get(preset_link("cve-2020-29374", path="/compare")).text)
-    lead = doc.css_first(".divergence .lead")
+    lead = first(doc, ".divergence .lead")
     assert "step 4" in lead.text() and "C vmsplice data as pipe" in lead.text()
     groups = [li.text() for li in doc.css(".groups-diff li")]
     assert len(groups) >= 2
@@ -65,9 +65,9 @@ def test_compare_with_chosen_policies_and_small_diagrams_at_the_step(
     assert len(panels) == 2
     for panel, pid in zip(panels, ("5.7", "6.2"), strict=True):
         assert panel.css_first("svg.diagram") is not None
-        q = query(panel.css_first("figcaption a").attributes["href"] or "")
+        q = query(first(panel, "figcaption a").attributes["href"] or "")
         assert q["policy"] == pid and q["step"] == "3"
-    assert "Every chosen era does exactly the same" in doc.css_first(".divergence").text()
+    assert "Every chosen era does exactly the same" in first(doc, ".divergence").text()
 
 
 def test_compare_checkbox_form_and_step_fragment_push_canonical_links(
@@ -112,9 +112,9 @@ def test_presets_cells_hold_the_live_verdicts_and_open_their_run(client: TestCli
     expected = [bool(run(PRESETS["cve-2020-29374"].text, pid).trace.verdicts) for pid in POLICIES]
     assert ["leak" in c.text() for c in cells] == expected
     for cell, pid in zip(cells, POLICIES, strict=True):
-        href = cell.css_first("a").attributes["href"] or ""
+        href = first(cell, "a").attributes["href"] or ""
         assert query(href)["policy"] == pid
-    assert client.get(cells[0].css_first("a").attributes["href"] or "").status_code == 200
+    assert client.get(first(cells[0], "a").attributes["href"] or "").status_code == 200
 
 
 # ---- /embed
@@ -127,7 +127,7 @@ def test_embed_is_minimal_and_steps_within_embed(client: TestClient) -> None:
     assert doc.css_first("svg.diagram") is not None
     for a in doc.css(".stepbar a"):
         assert (a.attributes["href"] or "").startswith("/embed?")
-    assert query(doc.css_first(".embed-open a").attributes["href"] or "")["step"] == "3"
+    assert query(first(doc, ".embed-open a").attributes["href"] or "")["step"] == "3"
     r = client.get(link, headers=hx("embed"))
     assert "<html" not in r.text and r.headers["HX-Push-Url"] == link
 

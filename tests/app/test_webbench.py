@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.main import create_app
-from app.webbench import (
+from app.bench.web import (
     STAGE,
     STATIC_PATH,
     _connections,
@@ -20,6 +19,7 @@ from app.webbench import (
     empty_memos,
     step_paths,
 )
+from app.http.main import create_app
 
 BODY_BYTES = 4321
 

@@ -71,16 +71,16 @@ def timed(
     return status, time.monotonic() - start
 
 
-async def _burst(port: int, count: int, path: str) -> list[int]:
+async def _burst(port: int, count: int, path: str) -> list[tuple[int, str]]:
     connections = await asyncio.gather(*(asyncio.open_connection(HOST, port) for _ in range(count)))
     try:
         # Every connection is open at once before any request is sent: all of them admitted.
         for _, writer in connections:
             writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
 
-        async def status(reader: asyncio.StreamReader) -> int:
+        async def status(reader: asyncio.StreamReader) -> tuple[int, str]:
             head = await reader.readuntil(b"\r\n\r\n")
-            return int(head.split()[1])
+            return int(head.split()[1]), head.decode("latin-1")
 
         return list(await asyncio.gather(*(status(r) for r, _ in connections)))
     finally:
@@ -88,10 +88,11 @@ async def _burst(port: int, count: int, path: str) -> list[int]:
             writer.close()
 
 
-def burst(port: int, count: int, path: str, timeout: float) -> list[int]:
-    """The statuses of ``count`` requests sent over ``count`` connections open at once."""
+def burst(port: int, count: int, path: str, timeout: float) -> list[tuple[int, str]]:
+    """The status and response head of ``count`` requests sent over ``count`` connections open
+    at once (the head says who answered a failure: nginx or the worker)."""
 
-    async def bounded() -> list[int]:
+    async def bounded() -> list[tuple[int, str]]:
         return await asyncio.wait_for(_burst(port, count, path), timeout)
 
     return asyncio.run(bounded())

@@ -1,4 +1,4 @@
-"""A short run of the deployment load test (`scripts/loadtest.py --deploy`, shortened): nginx
+"""A short run of the deployment load test (`cowlab bench --load --deploy`, shortened): nginx
 in front, a worker killed mid-run and replaced, then 1,100 slow sockets that fail no request."""
 
 from __future__ import annotations
@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "loadtest.py"
+LOAD = [sys.executable, "-m", "app.cli", "bench", "--load"]
 
 
 def test_a_short_deploy_run_survives_a_killed_worker_and_slow_sockets(nginx_binary: str) -> None:
-    command = [sys.executable, str(SCRIPT), "--duration", "5", "--clients", "6", "--json"]
+    command = [*LOAD, "--duration", "5", "--clients", "6", "--json"]
     command += ["--allowed-errors", "6"]
     command += ["--mix", "--proxy", "--kill-worker-at", "2", "--slow-sockets", "1100"]
     command += ["--slow-phase", "3"]

@@ -14,8 +14,8 @@ import pytest
 
 from app.deploy import run
 from app.deploy.nginx import NginxSettings
-from app.guard import MAX_BODY_BYTES, MAX_QUERY_BYTES
-from app.security import DENY_HEADERS
+from app.http.guard import MAX_BODY_BYTES, MAX_QUERY_BYTES
+from app.http.security import DENY_HEADERS
 from tests.deploy.clients import HOST, burst
 from tests.deploy.conftest import started
 
@@ -88,8 +88,9 @@ def test_the_upstream_sees_the_clients_address_not_the_one_it_claims(stream_prox
 
 def test_a_burst_of_600_connections_from_one_address_is_admitted(proxy_port: int) -> None:
     """A lecture hall behind one NAT address: 600 connections open at once, all answered."""
-    statuses = burst(proxy_port, 600, "/static/favicon.svg", timeout=45)
-    assert statuses == [200] * 600
+    answers = burst(proxy_port, 600, "/static/favicon.svg", timeout=45)
+    failed = [head for status, head in answers if status != 200]
+    assert not failed, f"{len(failed)} of 600 not answered 200; first: {failed[0]}"
 
 
 def security_headers_of(response: httpx.Response) -> dict[str, str]:

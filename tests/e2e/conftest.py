@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import ConsoleMessage, Page, Request
 
-from app.main import app
+from app.http.main import app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -118,14 +118,24 @@ def test_editing_the_scenario_runs_it_and_pushes_the_canonical_link(
     expect(page.locator("#narration")).to_contain_text("hello")
 
 
-def test_a_syntax_error_is_shown_in_place_with_the_text_kept(page: Page) -> None:
-    page.goto("/?v=1&policy=5.7")
+def test_a_syntax_error_is_shown_once_beside_the_editor_with_the_picture_kept(
+    page: Page,
+) -> None:
+    page.goto(preset_link(LEAK, "5.7", 3))
+    before = page.url
     page.locator("#scenario-text").fill("P mmap a\nP frok C")
     page.locator(".editor button[type=submit]").click()
-    expect(page.locator(".problem")).to_contain_text("line")
+    problem = page.locator("#editor-error .problem")
+    expect(problem).to_contain_text("syntax error in this scenario")
+    expect(problem).to_contain_text("did you mean `fork`?")
+    expect(page.locator(".problem")).to_have_count(1)
+    expect(page.locator("#narration")).not_to_contain_text("syntax error")
+    # The picture of the scenario that last ran stays, and so does its link.
+    expect(page.locator("#stage svg.diagram")).to_be_visible()
+    expect(page.locator("#stepbar .counter strong")).to_have_text("3")
+    assert page.url == before
     expect(page.locator("#scenario-text")).to_have_value("P mmap a\nP frok C")
-    expect(page.locator("#narration")).to_contain_text("syntax error")
-    page.locator(".ways a").first.click()
+    problem.locator("a", has_text="up to the bad line").click()
     page.wait_for_url(re.compile(r"s=P\+mmap\+a&"))
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from app.lab_view import SweepJob
-from app.main import app
+from app.http.main import app
+from app.views.lab import SweepJob
 from tests.e2e.conftest import Watch
 
 pytestmark = pytest.mark.e2e

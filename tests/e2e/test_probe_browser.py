@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Page, Route, expect
 
-from app.main import create_app
+from app.http.main import create_app
 from app.probe import gate
 from tests.app.conftest import preset_link
 from tests.e2e.conftest import _free_port

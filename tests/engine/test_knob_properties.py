@@ -23,7 +23,7 @@ SEEN: set[str] = set()
 
 class CustomPointKernel(Kernel):
     @initialize(knobs=settings_st, with_file=st.booleans())
-    def start(self, knobs: dict[str, str], with_file: bool) -> None:  # type: ignore[override]
+    def start(self, knobs: dict[str, str], with_file: bool) -> None:
         spelled = "custom:" + ",".join(["base=5.7", *(f"{k}={v}" for k, v in knobs.items())])
         self.policy = get_policy(spelled)
         SEEN.add(self.policy.id)

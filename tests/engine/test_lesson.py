@@ -125,7 +125,8 @@ def test_a_goal_is_met_when_every_term_holds() -> None:
 
 def test_differ_counts_a_fault_as_an_observation() -> None:
     # The read faults nowhere and sees the same everywhere; without reads nothing differs.
-    assert not evaluate_goal(parse("#goal differ@4.8,6.2\nP mmap a")).met  # type: ignore[union-attr]
+    goal = evaluate_goal(parse("#goal differ@4.8,6.2\nP mmap a"))
+    assert goal is not None and not goal.met
 
 
 def test_a_scenario_without_a_goal_has_no_result() -> None:

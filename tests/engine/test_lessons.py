@@ -438,5 +438,6 @@ def test_cow_from_scratch_copies_on_the_parents_write_and_reuses_on_the_childs()
         assert pfn(child_write, "C") == pfn(child_write - 1, "C"), era
         # and the zero page: the first read maps a frame, the first write another one.
         read, write = step_of(text, "P read a"), step_of(text, "P write a v1")
-        assert t.steps[read].state.frames[pfn(read, "P")].kind == "zero", era  # type: ignore[index]
+        read_pfn = pfn(read, "P")
+        assert read_pfn is not None and t.steps[read].state.frames[read_pfn].kind == "zero", era
         assert pfn(write, "P") != pfn(read, "P"), era

@@ -3,6 +3,8 @@ accounting laws, and replaying a prefix gives exactly the first steps of the ful
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -84,7 +86,12 @@ class Kernel(RuleBasedStateMachine):
 
     @rule(proc=procs, page=pages, how=st.sampled_from(["munmap", "dontneed", "swapout"]))
     def drop(self, proc: str, page: str, how: str) -> None:
-        command = {"munmap": c.Munmap, "dontneed": c.Dontneed, "swapout": c.Swapout}[how]
+        kinds: dict[str, Callable[[str, str], c.Command]] = {
+            "munmap": c.Munmap,
+            "dontneed": c.Dontneed,
+            "swapout": c.Swapout,
+        }
+        command = kinds[how]
         self.run(command(proc, page))
 
     @rule(proc=procs, page=pages, dofork=st.booleans())
@@ -149,11 +156,12 @@ class Kernel(RuleBasedStateMachine):
     @rule(data=st.data(), verb=st.sampled_from(["read", "write", "release"]), value=values)
     def use_ref(self, data: st.DataObject, verb: str, value: str) -> None:
         target = data.draw(st.sampled_from(self.known_refs()))
-        command: c.Command = {
+        commands: dict[str, c.Command] = {
             "read": c.RefRead(target),
             "write": c.RefWrite(target, value),
             "release": c.RefRelease(target),
-        }[verb]
+        }
+        command = commands[verb]
         self.run(command)
 
     @invariant()
@@ -206,12 +214,13 @@ class SwapKernel(RuleBasedStateMachine):
     @rule(proc=two_procs, verb=st.sampled_from(["read", "write", "swapout", "dontneed"]))
     def touch(self, proc: str, verb: str) -> None:
         page = "a"  # one page, so that swap-outs, faults and forks meet on it
-        command: c.Command = {
+        commands: dict[str, c.Command] = {
             "read": c.Read(proc, page),
             "write": c.Write(proc, page, None),
             "swapout": c.Swapout(proc, page),
             "dontneed": c.Dontneed(proc, page),
-        }[verb]
+        }
+        command = commands[verb]
         self.kernel.run(command)
 
     @rule(proc=two_procs, child=two_procs)

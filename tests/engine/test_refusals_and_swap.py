@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app import cli
+from app.cli import main as cli
 from engine import commands as c
 from engine.machine import apply
 from engine.policies import POLICIES, get_policy

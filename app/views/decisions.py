@@ -1,0 +1,56 @@
+"""The kernel's decision at a step, as the picture shows it on the frame it concerns.
+
+The events of a step say what the write (or unshare, or GUP) fault decided: the page was
+copied (``copy``: `wp_page_copy()`), kept (``reuse``: `wp_page_reuse()`), or made exclusive in
+place (``unshare``: `FAULT_FLAG_UNSHARE`, 5.19). The picture writes that word on the frame, so a
+class sees the decision where it happens rather than only in the narration.
+
+A page reused while a pipe, a GET or a pin still holds it is *at risk*: the writer now owns a
+page someone else reads or writes behind its back (CVE-2020-29374 under the mapcount rule, 5.7
+and earlier). Nothing has gone wrong yet — the verdict comes with the read — which is exactly
+the moment a teacher wants to stop at. This module only reads the trace: the rule that reused
+the page is the engine's (`do_wp_page()` in each era's policy).
+"""
+
+from __future__ import annotations
+
+from app.picture.scene import Decision, RefMark
+from engine.trace import Trace
+
+
+def frame_decisions(trace: Trace, k: int) -> dict[int, Decision]:
+    """pfn → what step ``k`` decided about that frame (a copy is written on the new frame)."""
+    step = trace.steps[k]
+    state = step.state
+    found: dict[int, Decision] = {}
+    for event in step.events:
+        if event.kind == "copy" and event.new_pfn is not None:
+            source = f" of pfn {event.pfn}" if event.pfn is not None else ""
+            found[event.new_pfn] = Decision(f"COPY{source}")
+        elif event.kind == "unshare" and event.pfn is not None:
+            found[event.pfn] = Decision("UNSHARE")
+        elif event.kind == "reuse" and event.pfn is not None:
+            holders = [
+                f"{ref.holder} {ref.name}" if ref.holder != ref.name else ref.name
+                for ref in state.refs.values()
+                if ref.pfn == event.pfn
+            ]
+            found[event.pfn] = Decision("REUSE", ", ".join(holders))
+    return found
+
+
+def at_risk_marks(trace: Trace, k: int, decisions: dict[int, Decision]) -> dict[str, RefMark]:
+    """The references that hold a page step ``k`` reused for a writer: drawn at risk."""
+    marks: dict[str, RefMark] = {}
+    step = trace.steps[k]
+    for event in step.events:
+        if event.kind != "reuse" or event.pfn is None:
+            continue
+        decision = decisions.get(event.pfn)
+        if decision is None or not decision.at_risk:
+            continue
+        for ref in step.state.refs.values():
+            if ref.pfn == event.pfn:
+                who = event.proc or "the writer"
+                marks[ref.name] = RefMark("at-risk", f"{who} reused pfn {event.pfn} for writing")
+    return marks

@@ -1,0 +1,303 @@
+// Live sessions (app/live): "Go live" on every page; on a room's page, the event stream, the
+// followed view, the poll. The view is the simulator's (or comparison's) own page, fetched and
+// shown inside the room's page: its buttons work as everywhere, and this script only decides
+// where their links go (the teacher's go to the room, a student's detach the student).
+(function () {
+  "use strict";
+
+  // The form was drawn with the page's link; htmx has moved the address bar since.
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (form.classList && form.classList.contains("golive")) {
+      form.elements.link.value = location.pathname + location.search;
+    }
+  });
+
+  var panel = document.getElementById("live-panel");
+  if (!panel) return;
+  var code = panel.dataset.code;
+  var role = panel.dataset.role;
+  var view = document.getElementById("live-view");
+  var following = role === "student";
+  var shown = null; // the link the view shows
+  var latest = null; // the newest state
+  var pollId = null;
+  var myChoice = null;
+  var loads = 0;
+
+  function $(id) { return document.getElementById(id); }
+
+  function say(message) {
+    var box = $("live-error");
+    if (!box) return;
+    box.textContent = message || "";
+    box.hidden = !message;
+  }
+
+  function setText(id, text) {
+    var el = $(id);
+    if (el) el.textContent = text;
+  }
+
+  // The view's page, fetched whole; its <main> goes into the room's view and htmx wires it.
+  function loadView(link) {
+    shown = link;
+    var ticket = ++loads;
+    return fetch(link, { headers: { Accept: "text/html" }, credentials: "same-origin" })
+      .then(function (response) { return response.text(); })
+      .then(function (html) {
+        if (ticket !== loads) return; // a newer link is on its way
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var main = doc.querySelector("main");
+        if (!main) return;
+        var nodes = Array.prototype.map.call(main.childNodes, function (node) {
+          return document.importNode(node, true);
+        });
+        view.replaceChildren.apply(view, nodes);
+        view.dataset.link = link;
+        if (window.htmx) window.htmx.process(view);
+      })
+      .catch(function () { say("Could not load the view; it comes back with the next step."); });
+  }
+
+  // The teacher's changes go to the room one at a time, the newest last.
+  var pending = null;
+  var sending = false;
+
+  function post(what, body) {
+    return fetch("/api/v1/live/" + code + "/" + what, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify(body || {})
+    }).then(function (response) {
+      return response.json().then(function (data) {
+        if (!response.ok) {
+          say((data.detail && data.detail.message) || "The server refused.");
+          return null;
+        }
+        say("");
+        return data;
+      });
+    }).catch(function () {
+      say("The server cannot be reached; retrying when the stream comes back.");
+      return null;
+    });
+  }
+
+  function report(link) {
+    pending = link;
+    if (sending) return;
+    sending = true;
+    var next = pending;
+    pending = null;
+    post("state", { link: next }).then(function (state) {
+      if (state) onState(state);
+      sending = false;
+      if (pending !== null) report(pending);
+    });
+  }
+
+  function detach() {
+    following = false;
+    panel.classList.add("detached");
+    setText("live-mode", "Exploring on my own");
+    $("live-detach").hidden = true;
+    $("live-rejoin").hidden = false;
+  }
+
+  function rejoin() {
+    following = true;
+    panel.classList.remove("detached");
+    setText("live-mode", "Following the teacher");
+    $("live-detach").hidden = false;
+    $("live-rejoin").hidden = true;
+    if (latest) loadView(latest.link);
+  }
+
+  // A link followed inside the view: the room's page keeps the address bar (it is the room).
+  function navigated(link) {
+    shown = link;
+    if (role === "teacher") report(link);
+    else if (following) detach();
+  }
+
+  document.addEventListener("htmx:before:history:update", function (ev) {
+    var source = ev.detail && ev.detail.sourceElement;
+    if (source && !view.contains(source)) return;
+    ev.preventDefault();
+    navigated(ev.detail.history.path);
+  });
+
+  view.addEventListener("click", function (ev) {
+    if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey) return;
+    var a = ev.target.closest && ev.target.closest("a[href]");
+    if (!a || a.hasAttribute("download") || a.target) return;
+    var url = new URL(a.href, location.href);
+    if (url.origin !== location.origin || (url.pathname !== "/" && url.pathname !== "/compare")) return;
+    ev.preventDefault();
+    var link = url.pathname + url.search;
+    loadView(link);
+    navigated(link);
+  });
+
+  function bars(poll) {
+    var list = $("live-choices");
+    if (poll.id !== pollId) {
+      pollId = poll.id;
+      myChoice = null;
+      setText("live-my-choice", "");
+      list.replaceChildren();
+      poll.choices.forEach(function (choice) {
+        var li = document.createElement("li");
+        li.className = "live-choice";
+        li.dataset.choice = choice;
+        var label = document.createElement(role === "student" ? "button" : "span");
+        label.className = "choice-label";
+        label.textContent = choice;
+        if (role === "student") {
+          label.type = "button";
+          label.setAttribute("aria-pressed", "false");
+          label.addEventListener("click", function () { vote(choice); });
+        }
+        var bar = document.createElement("span");
+        bar.className = "bar";
+        var fill = document.createElement("span");
+        fill.className = "bar-fill";
+        bar.appendChild(fill);
+        var count = document.createElement("span");
+        count.className = "choice-count";
+        li.append(label, bar, count);
+        list.appendChild(li);
+      });
+    }
+    var most = Math.max.apply(null, poll.counts.concat([1]));
+    Array.prototype.forEach.call(list.children, function (li, i) {
+      var n = poll.counts[i] || 0;
+      // Set through the CSS object model: the page's CSP refuses style attributes.
+      li.querySelector(".bar-fill").style.width = (100 * n / most) + "%";
+      li.querySelector(".choice-count").textContent = String(n);
+      li.classList.toggle("answer", poll.revealed && poll.answer === li.dataset.choice);
+      var button = li.querySelector("button");
+      if (button) {
+        button.disabled = poll.revealed;
+        button.setAttribute("aria-pressed", String(myChoice === li.dataset.choice));
+      }
+    });
+  }
+
+  function onPoll(poll) {
+    var box = $("live-poll");
+    if (!poll) {
+      box.hidden = true;
+      pollId = null;
+      return;
+    }
+    box.hidden = false;
+    box.classList.toggle("revealed", poll.revealed);
+    setText("live-poll-command", poll.command);
+    setText("live-poll-policy", poll.policy);
+    setText("live-answered", String(poll.answered));
+    if (myChoice !== null) {
+      setText("live-my-choice", " · your answer: " + myChoice +
+        (poll.revealed ? "" : " (you may change it until the reveal)"));
+    }
+    bars(poll);
+    $("live-answer").hidden = !poll.revealed;
+    setText("live-answer-value", poll.revealed ? poll.answer : "");
+    setText("live-why", poll.revealed ? poll.why : "");
+    var reveal = $("live-reveal");
+    if (reveal) reveal.hidden = poll.revealed;
+  }
+
+  function vote(choice) {
+    post("vote", { choice: choice }).then(function (answer) {
+      if (!answer) return;
+      myChoice = choice;
+      if (latest && latest.poll) onPoll(latest.poll);
+    });
+  }
+
+  function onState(state) {
+    latest = state;
+    setText("live-students", String(state.students));
+    if (role === "screen") return;
+    if (role === "teacher") {
+      if (shown === null) loadView(state.link);
+      var open = $("live-open-poll");
+      open.disabled = !state.can_poll || !!(state.poll && !state.poll.revealed);
+      open.title = state.can_poll ? "" : "A poll asks what a read will see: step to a read";
+      document.querySelectorAll("[data-live-view]").forEach(function (button) {
+        button.setAttribute("aria-pressed", String(button.dataset.liveView === state.view));
+      });
+    } else if (following && state.link !== shown) {
+      loadView(state.link);
+    }
+    onPoll(state.poll);
+  }
+
+  // The view stays, and is the student's now: nothing will move it any more.
+  function ended() {
+    following = false;
+    panel.classList.add("offline");
+    setText("live-mode", "This live session has ended: the view is yours to explore");
+    panel.querySelectorAll(".live-tools, .live-count, #live-poll").forEach(function (el) {
+      el.hidden = true;
+    });
+  }
+
+  function connect() {
+    var url = "/live/" + code + "/events" + (role === "student" ? "" : "?role=" + role);
+    var source = new EventSource(url);
+    source.addEventListener("state", function (ev) {
+      panel.classList.remove("offline");
+      onState(JSON.parse(ev.data));
+    });
+    source.addEventListener("poll", function (ev) {
+      var poll = JSON.parse(ev.data);
+      if (latest) latest.poll = poll;
+      onPoll(poll);
+    });
+    source.addEventListener("ended", function () {
+      source.close();
+      ended();
+    });
+    source.addEventListener("error", function () {
+      // The browser reconnects by itself (a phone waking up, a worker restarted); a stream
+      // the server refused stays closed.
+      if (source.readyState === EventSource.CLOSED) ended();
+      else panel.classList.add("offline");
+    });
+  }
+
+  if (role === "student") {
+    $("live-detach").addEventListener("click", detach);
+    $("live-rejoin").addEventListener("click", rejoin);
+  }
+  if (role === "teacher") {
+    $("live-open-poll").addEventListener("click", function () {
+      post("poll").then(function (state) { if (state) onState(state); });
+    });
+    // Presentation mode on the room's page is the page's own class (app.css), kept while
+    // the view changes underneath; app.js's `p` key clicks this link as it does on the page.
+    $("live-present").addEventListener("click", function (ev) {
+      ev.preventDefault();
+      var on = document.body.classList.toggle("present");
+      this.setAttribute("aria-pressed", String(on));
+    });
+    $("live-reveal").addEventListener("click", function () {
+      post("reveal").then(function (state) { if (state) onState(state); });
+    });
+    document.querySelectorAll("[data-live-view]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        post("state", { view: button.dataset.liveView }).then(function (state) {
+          if (!state) return;
+          onState(state);
+          loadView(state.link);
+        });
+      });
+    });
+  }
+  if (role !== "screen" && panel.dataset.link) loadView(panel.dataset.link);
+  connect();
+})();
