@@ -20,3 +20,13 @@
     if (el) el.focus({ preventScroll: true });
   });
 })();
+
+// The sweep page while the sweep runs: reload every 2 s until its figures are there (a script,
+// not <meta http-equiv=refresh>, which takes control of the page away from its reader — WCAG
+// 2.2.1; without scripts the page offers a Reload link).
+(function () {
+  "use strict";
+  if (document.querySelector("[data-sweep-running]")) {
+    setTimeout(function () { window.location.reload(); }, 2000);
+  }
+})();
