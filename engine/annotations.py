@@ -81,9 +81,9 @@ class Annotations:
     as (step, text) pairs in step order; ``questions`` are in step order, at most one a step;
     ``goal`` is None when the text has no `#goal` line.
 
-    ``swap`` is parsed and carried (§10: `#swap zram` will make swap a synchronous device,
-    1493a1913e34), but the engine does not model the device yet: every era replays a scenario
-    the same way whichever device it names. Default `file`.
+    ``swap`` is the swap device (§10), default `file`: the replay hands it to the machine,
+    and each era's policy decides what it changes (on `zram`, SWP_SYNCHRONOUS_IO, a page read
+    back skips the swap cache and, from PageAnonExclusive on, is exclusive).
     """
 
     title: str | None = None

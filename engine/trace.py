@@ -90,7 +90,9 @@ def replay(scenario: Scenario | str, policy: Policy | str) -> Trace:
         for index, (command, line, ref_name) in enumerate(
             zip(scenario.commands, lines, names, strict=True), 1
         ):
-            result = apply(state, command, policy, index, ref_name)
+            result = apply(
+                state, command, policy, index, ref_name, swap_device=scenario.annotations.swap
+            )
             state = result.state
             steps.append(Step(index, command, line, state, result.events, result.observed))
         return Trace(policy, scenario, tuple(steps), derive_verdicts(steps))
@@ -109,10 +111,19 @@ def extend(trace: Trace, commands: Sequence[Command]) -> Trace:
         state = steps[-1].state
         for index in range(len(steps), len(all_commands) + 1):
             command = all_commands[index - 1]
-            result = apply(state, command, trace.policy, index, names[index - 1])
+            result = apply(
+                state,
+                command,
+                trace.policy,
+                index,
+                names[index - 1],
+                swap_device=trace.scenario.annotations.swap,
+            )
             state = result.state
             steps.append(Step(index, command, None, state, result.events, result.observed))
-        scenario = Scenario(all_commands)
+        scenario = Scenario(
+            all_commands, remarks=trace.scenario.remarks, annotations=trace.scenario.annotations
+        )
         return Trace(trace.policy, scenario, tuple(steps), derive_verdicts(steps))
 
 

@@ -325,6 +325,14 @@ def scenarios(draw: st.DrawFn, max_commands: int = 30, verbs: Sequence[str] = PR
     return _join(_draw_chooser(draw), commands)
 
 
+@st.composite
+def swap_scenarios(draw: st.DrawFn, max_commands: int = 30) -> str:
+    """Swap-heavy scenarios (`SWAP_HEAVY`) on either swap device: `#swap zram` (a synchronous
+    device: swap-in skips the swap cache), `#swap file`, or no line (the default, a file)."""
+    device = draw(st.sampled_from(("#swap zram\n", "#swap file\n", "")))
+    return device + draw(scenarios(max_commands, SWAP_HEAVY))
+
+
 def random_scenario(seed: int, max_commands: int = 30, verbs: Sequence[str] = PROCESS_VERBS) -> str:
     """What `scenarios()` draws, from a seed: for surveys of the strategy's reach, long local
     hunts, and a look at typical texts (``[random_scenario(i) for i in range(5)]``)."""

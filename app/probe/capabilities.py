@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from app.probe import gup_test, libc
 from app.probe.iouring import FixedBuffer
 from app.probe.uffd import WriteProtect
+from engine.annotations import SwapDevice
 from engine.policies import policy_for_kernel
 
 PAGE = libc.PAGE_SIZE
@@ -44,6 +45,67 @@ def check_swap() -> str | None:
     except OSError:
         return "no swap configured (/proc/swaps unreadable)"
     return None if active else "no swap configured"
+
+
+# Block devices whose driver sets BLK_FEAT_SYNCHRONOUS (QUEUE_FLAG_SYNCHRONOUS before 6.11), so
+# that swapon gives their swap area SWP_SYNCHRONOUS_IO: zram, brd (ram*), pmem and its btt
+# (pmem*s). sysfs does not show the flag, so the driver's device name tells.
+_SYNCHRONOUS_DEVICES = re.compile(r"(zram|ram|pmem)\d+s?")
+
+
+@dataclass(frozen=True, slots=True)
+class SwapArea:
+    path: str  # as /proc/swaps names it
+    kind: str  # "partition" or "file"
+    priority: int
+    synchronous: bool
+
+    @property
+    def device(self) -> SwapDevice:
+        """The scenario's `#swap` word for this area."""
+        return "zram" if self.synchronous else "file"
+
+    def describe(self) -> str:
+        how = "synchronous, SWP_SYNCHRONOUS_IO" if self.synchronous else "through the swap cache"
+        return f"{self.path} ({self.kind}, {how})"
+
+
+def swap_areas(text: str | None = None) -> tuple[SwapArea, ...]:
+    """The active swap areas of /proc/swaps (or of ``text``), the one used first (highest
+    priority) first."""
+    if text is None:
+        try:
+            with open("/proc/swaps") as f:
+                text = f.read()
+        except OSError:
+            return ()
+    areas = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        path, kind, priority = fields[0].replace("\\040", " "), fields[1], int(fields[4])
+        name = os.path.basename(os.path.realpath(path)) if kind == "partition" else ""
+        areas.append(SwapArea(path, kind, priority, bool(_SYNCHRONOUS_DEVICES.fullmatch(name))))
+    return tuple(sorted(areas, key=lambda a: -a.priority))
+
+
+def swap_device() -> SwapDevice | None:
+    """The `#swap` device this machine pages out to first; None without swap."""
+    areas = swap_areas()
+    return areas[0].device if areas else None
+
+
+def describe_swap(*, paths: bool = True) -> str:
+    """Which `#swap` device this machine's swap-outs go to; with ``paths`` every area too (the
+    CLI's report; the web app names no path of the server)."""
+    areas = swap_areas()
+    if not areas:
+        return "no swap configured"
+    device = areas[0].device
+    if not paths:
+        return f"#swap {device}" + (" (synchronous device)" if device == "zram" else "")
+    return f"#swap {device}: {'; '.join(a.describe() for a in areas)}"
 
 
 def check_softdirty() -> str | None:

@@ -82,7 +82,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def format_report(report: ProbeReport) -> str:
-    lines = [f"kernel {report.kernel} -> policy {report.policy}", ""]
+    lines = [f"kernel {report.kernel} -> policy {report.policy}", f"swap: {report.swap}", ""]
     width = max((len(r.preset) for r in report.results), default=0)
     for result in report.results:
         lines.append(f"{result.status:<9} {result.preset:<{width}}  {_summary(result)}")

@@ -13,15 +13,18 @@ sides (the executor maps NUL bytes to "0").
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from app.probe import capabilities
 from app.probe.executor import KernelRun, KernelStep
 from app.probe.isolate import run_isolated
 from engine import commands as c
+from engine.annotations import SwapDevice
 from engine.presets import PRESETS
 from engine.syntax import parse
 from engine.trace import Step, Trace, replay
@@ -98,6 +101,7 @@ class ProbeReport:
     kernel: str
     policy: str
     results: tuple[ProbeResult, ...]
+    swap: str = "no swap configured"  # `capabilities.describe_swap()`: the device swap-outs use
 
     @property
     def ok(self) -> bool:
@@ -108,6 +112,7 @@ class ProbeReport:
         return {
             "kernel": self.kernel,
             "policy": self.policy,
+            "swap": self.swap,
             "results": [r.to_json() for r in self.results],
         }
 
@@ -141,20 +146,33 @@ def _is_read(cmd: c.Command | None) -> bool:
     return isinstance(cmd, c.Read | c.RefRead)
 
 
+def _file_pageout(before: Step, cmd: c.Command | None) -> bool:
+    """Whether ``cmd`` pages out a page of a file mapping that holds no anonymous page.
+
+    Neither side can say what happened there: the kernel's reclaim unmaps a page-cache page
+    (the next pageout finds no PTE, and pagemap cannot tell a dropped page from one never
+    touched), while the simulator pages out anonymous pages only and keeps the mapping. Such
+    steps are compared on neither side: what follows (the next read faults the same page-cache
+    contents back in) still is."""
+    if not isinstance(cmd, c.Swapout):
+        return False
+    proc = before.state.procs.get(cmd.proc)
+    vma = proc.vmas.get(cmd.page) if proc is not None else None
+    if vma is None or vma.file is None:
+        return False
+    pte = proc.ptes.get(cmd.page) if proc is not None else None
+    if pte is None or pte.swap_slot is not None:
+        return pte is None
+    return pte.pfn is None or before.state.frames[pte.pfn].kind != "anon"
+
+
 def _sim_pageout(before: Step, step: Step) -> str | None:
     """What the simulator's MADV_PAGEOUT left behind, in the kernel's pagemap terms (not for a
-    page-cache page, whose fate pagemap cannot show; see the worker)."""
+    page of a file mapping, `_file_pageout`)."""
     cmd = step.command
     if not isinstance(cmd, c.Swapout) or _sim_refusal(step) is not None:
         return None
-    old_proc = before.state.procs.get(cmd.proc)
-    old_pte = old_proc.ptes.get(cmd.page) if old_proc is not None else None
-    old_frame = (
-        before.state.frames[old_pte.pfn]
-        if old_pte is not None and old_pte.pfn is not None
-        else None
-    )
-    if old_frame is not None and old_frame.kind == "pagecache":
+    if _file_pageout(before, cmd):
         return None
     proc = step.state.procs.get(cmd.proc)
     pte = proc.ptes.get(cmd.page) if proc is not None else None
@@ -181,12 +199,19 @@ def sim_observations(trace: Trace, upto: int | None = None) -> tuple[Observation
     return tuple(out)
 
 
-def kernel_observations(run: KernelRun, scenario: c.Scenario) -> tuple[Observation, ...]:
+def kernel_observations(
+    run: KernelRun, scenario: c.Scenario, trace: Trace | None = None
+) -> tuple[Observation, ...]:
+    """The kernel's observations; with the simulator's ``trace``, a pageout of a file
+    mapping's page says nothing (`_file_pageout`), as on the simulator's side."""
     out: list[Observation] = []
     for step in run.steps:
         cmd = scenario.commands[step.index - 1]
         refusal = _kernel_refusal(step)
-        if _is_read(cmd) or (isinstance(cmd, c.Swapout) and step.value is not None):
+        file_pageout = trace is not None and _file_pageout(trace.steps[step.index - 1], cmd)
+        if _is_read(cmd) or (
+            isinstance(cmd, c.Swapout) and step.value is not None and not file_pageout
+        ):
             value = step.value if step.value is not None else (refusal or "nothing")
             out.append(Observation(step.index, step.command, value))
         elif refusal is not None:
@@ -204,25 +229,48 @@ def probe_scenario(
     policy: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     runner: Runner | None = None,
+    swap: SwapDevice | Literal["detect"] | None = "detect",
 ) -> ProbeResult:
     """Run one scenario on the kernel (``runner``, by default `run_isolated`) and in the
-    simulator; compare their observations."""
+    simulator; compare their observations. ``swap`` is the machine's swap device (None: no
+    swap), read from /proc/swaps unless given: a scenario that pages out runs in the
+    simulator on that device, and is skipped when its `#swap` line names another."""
     policy = policy or capabilities.policy_for(capabilities.kernel_release())
     runner = runner or run_isolated
+    device = capabilities.swap_device() if swap == "detect" else swap
+    mismatch = _swap_mismatch(scenario, device)
+    if mismatch is not None:
+        return ProbeResult(name, title, None, (), (), mismatch)
+    if device is not None and device != scenario.annotations.swap:
+        # The scenario names no device: the simulator swaps to the one the kernel will use.
+        scenario = dataclasses.replace(
+            scenario, annotations=dataclasses.replace(scenario.annotations, swap=device)
+        )
     trace = replay(scenario, policy)
     sim = sim_observations(trace)
     run = runner(scenario, timeout)
     if run.skipped is not None:
         partial = sim_observations(trace, upto=len(run.steps))
         return ProbeResult(
-            name, title, None, kernel_observations(run, scenario), partial, run.skipped
+            name, title, None, kernel_observations(run, scenario, trace), partial, run.skipped
         )
-    kernel = kernel_observations(run, scenario)
+    kernel = kernel_observations(run, scenario, trace)
     declined = _declined_pageout(kernel, sim)
     if declined is not None:
         return ProbeResult(name, title, None, kernel, sim, declined)
     agree = sorted((o.step, o.value) for o in kernel) == sorted((o.step, o.value) for o in sim)
     return ProbeResult(name, title, agree, kernel, sim)
+
+
+def _swap_mismatch(scenario: c.Scenario, device: SwapDevice | None) -> str | None:
+    named = any(r.text.split()[:1] == ["#swap"] for r in scenario.remarks)
+    pages_out = any(isinstance(cmd, c.Swapout) for cmd in scenario.commands)
+    if not (named and pages_out and device is not None) or device == scenario.annotations.swap:
+        return None
+    return (
+        f"the scenario names `#swap {scenario.annotations.swap}`, but this machine swaps to "
+        f"{'a synchronous device (zram)' if device == 'zram' else 'a swap file or partition'}"
+    )
 
 
 def _declined_pageout(kernel: tuple[Observation, ...], sim: tuple[Observation, ...]) -> str | None:
@@ -269,4 +317,4 @@ def probe(
                 parse(text), name=file_name, policy=policy, timeout=timeout, runner=runner
             )
         )
-    return ProbeReport(release, policy, tuple(results))
+    return ProbeReport(release, policy, tuple(results), capabilities.describe_swap())

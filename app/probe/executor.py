@@ -124,7 +124,11 @@ def static_skip(scenario: c.Scenario, caps: Capabilities) -> str | None:
     """Why this kernel (or user space in general) cannot run the scenario, before running it."""
     names = reference_names(scenario.commands)
     takes: dict[str, c.TakeRef] = {}
+    # (process, page) of each shared file mapping: MADV_PAGEOUT unmaps its page-cache page
+    # without a swap device (shmem without swap is unmapped, then kept in the page cache).
+    shared_files: set[tuple[str, str]] = set()
     for cmd, name in zip(scenario.commands, names, strict=True):
+        _track_shared_files(shared_files, cmd)
         reason: str | None = None
         if isinstance(cmd, c.TakeRef):
             if name is not None:
@@ -151,7 +155,7 @@ def static_skip(scenario: c.Scenario, caps: Capabilities) -> str | None:
                 else caps.forcewrite
             )
         elif isinstance(cmd, c.Swapout):
-            reason = caps.swap
+            reason = None if (cmd.proc, cmd.page) in shared_files else caps.swap
         elif isinstance(cmd, c.ClearSoftdirty):
             reason = caps.softdirty
         elif isinstance(cmd, c.UffdWp):
@@ -159,6 +163,21 @@ def static_skip(scenario: c.Scenario, caps: Capabilities) -> str | None:
         if reason is not None:
             return f"{reason} (needed by `{format_command(cmd)}`)"
     return None
+
+
+def _track_shared_files(shared: set[tuple[str, str]], cmd: c.Command) -> None:
+    if isinstance(cmd, c.Mmap):
+        for page in cmd.pages:
+            if cmd.file is not None and cmd.shared:
+                shared.add((cmd.proc, page))
+            else:
+                shared.discard((cmd.proc, page))
+    elif isinstance(cmd, c.Munmap):
+        shared.discard((cmd.proc, cmd.page))
+    elif isinstance(cmd, c.Fork):
+        shared.update({(cmd.child, page) for proc, page in set(shared) if proc == cmd.proc})
+    elif isinstance(cmd, c.Exit):
+        shared.difference_update({key for key in shared if key[0] == cmd.proc})
 
 
 # --------------------------------------------------------------------------- the coordinator

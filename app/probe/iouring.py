@@ -22,6 +22,7 @@ IORING_OFF_SQES = 0x10000000
 IORING_FEAT_SINGLE_MMAP = 1 << 0
 IORING_ENTER_GETEVENTS = 1 << 0
 IORING_REGISTER_BUFFERS = 0
+IORING_UNREGISTER_BUFFERS = 1
 IORING_OP_READ_FIXED = 4
 IORING_OP_WRITE_FIXED = 5
 
@@ -116,6 +117,7 @@ class FixedBuffer:
         self.fd = -1
         self._maps: list[tuple[int, int]] = []
         self._scratch = -1
+        self._registered = False
         try:
             self._setup()
         except BaseException:
@@ -159,6 +161,7 @@ class FixedBuffer:
         libc.syscall(
             "io_uring_register", self.fd, IORING_REGISTER_BUFFERS, ctypes.addressof(iov), 1
         )
+        self._registered = True
         self._scratch = os.memfd_create("cowlab-iouring", os.MFD_CLOEXEC)
         os.ftruncate(self._scratch, self.length)
 
@@ -199,11 +202,21 @@ class FixedBuffer:
         self._submit(IORING_OP_READ_FIXED, len(data))
 
     def close(self) -> None:
-        """Unmap the ring and close it: the pin is dropped when the ring is torn down."""
-        for addr, size in self._maps:
-            libc.munmap(addr, size)
-        self._maps = []
-        for fd in (self._scratch, self.fd):
-            if fd >= 0:
-                os.close(fd)
-        self._scratch = self.fd = -1
+        """Unpin the buffer, then unmap the ring and close it.
+
+        Closing the ring alone leaves the unpin to the ring's teardown, which runs later from a
+        workqueue (io_ring_exit_work): a fork right after the release would still find the page
+        pinned and copy it, which the simulator's release does not. IORING_UNREGISTER_BUFFERS
+        unpins before it returns, so the release is complete when reported."""
+        try:
+            if self.fd >= 0 and self._registered:
+                self._registered = False
+                libc.syscall("io_uring_register", self.fd, IORING_UNREGISTER_BUFFERS, 0, 0)
+        finally:
+            for addr, size in self._maps:
+                libc.munmap(addr, size)
+            self._maps = []
+            for fd in (self._scratch, self.fd):
+                if fd >= 0:
+                    os.close(fd)
+            self._scratch = self.fd = -1

@@ -145,6 +145,7 @@ def render_result(result: ProbeResult, *, cached: bool) -> str:
         label=f"the kernel {label} with the simulator" if result.skipped is None else label,
         kernel=release,
         policy=capabilities.policy_for(release),
+        swap=capabilities.describe_swap(paths=False),
         cached=cached,
         skipped=result.skipped,
         rows=_rows(result) if result.skipped is None else [],
@@ -187,6 +188,7 @@ class ResultOut(BaseModel):
 class ProbeOut(BaseModel):
     kernel: str
     policy: str
+    swap: str = Field(description="The swap device(s) of this machine, as `cowlab probe` says.")
     results: list[ResultOut]
     cached: bool
 
@@ -196,6 +198,7 @@ class ProbeInfoOut(BaseModel):
     reason: str | None = Field(description="Why not, when it would not.")
     kernel: str
     policy: str
+    swap: str = Field(description="The swap device(s) of this machine, as `cowlab probe` says.")
     unavailable: dict[str, str]
 
 
@@ -296,6 +299,7 @@ def probe_api(request: Request, body: ProbeRequest) -> JSONResponse:
         {
             "kernel": release,
             "policy": capabilities.policy_for(release),
+            "swap": capabilities.describe_swap(paths=False),
             "results": [result.to_json()],
             "cached": cached,
         }
@@ -317,6 +321,7 @@ def probe_info(request: Request) -> JSONResponse:
             "reason": None if refused is None else refused.message,
             "kernel": release,
             "policy": capabilities.policy_for(release),
+            "swap": capabilities.describe_swap(paths=False),
             "unavailable": {
                 name: reason
                 for name, reason in (

@@ -306,7 +306,9 @@ def replay(scenario: Scenario, policy_id: str) -> Trace:
             zip(scenario.commands, lines, names, strict=True), 1
         ):
             check()
-            result = apply(state, command, policy, index, ref_name)
+            result = apply(
+                state, command, policy, index, ref_name, swap_device=scenario.annotations.swap
+            )
             state = result.state
             steps.append(Step(index, command, line, state, result.events, result.observed))
         check()

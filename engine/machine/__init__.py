@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from engine import commands as c
+from engine.annotations import SwapDevice
 from engine.events import Event
 from engine.machine.core import Abort, written_value
 from engine.machine.fork import Fork
@@ -65,10 +66,17 @@ _HANDLERS: dict[type, Callable[[Machine, Any], None]] = {
 
 
 def apply(
-    state: State, command: c.Command, policy: Policy, step: int, ref_name: str | None = None
+    state: State,
+    command: c.Command,
+    policy: Policy,
+    step: int,
+    ref_name: str | None = None,
+    *,
+    swap_device: SwapDevice = "file",
 ) -> StepResult:
     """Perform one command. ``ref_name`` is the name a reference take gets when the command
-    has no `as R`: the parser's `reference_names`, so text and engine always agree."""
-    machine = Machine(state, policy, step, ref_name)
+    has no `as R`: the parser's `reference_names`, so text and engine always agree.
+    ``swap_device`` is the scenario's `#swap` annotation (DESIGN.md §10)."""
+    machine = Machine(state, policy, step, ref_name, swap_device)
     machine.run(command)
     return StepResult(machine.freeze(), tuple(machine.events), machine.observed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from engine import commands as c
+from engine.annotations import SwapDevice
 from engine.events import Event, EventKind
 from engine.frame_table import FrameTableBuilder, frozen, working_copy
 from engine.policies import Decision, Policy
@@ -48,8 +49,17 @@ class MachineCore:
     (`own_frames` and friends), so a step costs what it changes, not the size of the machine;
     reads go straight to the attribute."""
 
-    def __init__(self, state: State, policy: Policy, step: int, ref_name: str | None) -> None:
+    def __init__(
+        self,
+        state: State,
+        policy: Policy,
+        step: int,
+        ref_name: str | None,
+        swap_device: SwapDevice = "file",
+    ) -> None:
         self.policy = policy
+        # The scenario's `#swap` device: the policy decides what an era does with it.
+        self.swap_device = swap_device
         self.ref_name = ref_name
         self.k = step
         self.procs: Mapping[str, Proc] = state.procs

@@ -343,15 +343,32 @@ class Faults(MachineCore):
         assert pte.swap_slot is not None
         slot = self.swap[pte.swap_slot]
         fresh = slot.cache_pfn is None
+        skip = self.policy.swapin_skips_swapcache(self.swap_device, slot.swapcount)
+        skipped = fresh and skip.outcome == "allow"
         if not fresh:
             assert slot.cache_pfn is not None
             frame = self.frames[slot.cache_pfn]
             source = f"frame #{frame.pfn} is still in the swap cache"
+        elif skipped:
+            frame = self.alloc(slot.value)
+            source = f"it is read from swap slot {slot.slot} into new frame #{frame.pfn}"
+            self.emit(
+                "swap",
+                f"#swap {self.swap_device}: {skip.why}",
+                skip,
+                proc=proc_name,
+                page=page,
+                new_pfn=frame.pfn,
+            )
         else:
             frame = self.alloc(slot.value, swapcache=True)
             slot = slot._replace(cache_pfn=frame.pfn)
             source = f"it is read from swap slot {slot.slot} into new frame #{frame.pfn}"
-        marker = self.policy.swapin_exclusive(pte, frame, fresh)
+        marker = (
+            self.policy.swapin_skipped_cache_exclusive()
+            if skipped
+            else self.policy.swapin_exclusive(pte, frame, fresh)
+        )
         exclusive = marker.outcome == "allow"
         frame = frame._replace(
             mapcount=frame.mapcount + 1,
@@ -359,13 +376,23 @@ class Faults(MachineCore):
         )
         self.put_frame(frame)
         slot = slot._replace(swapcount=slot.swapcount - 1)
-        self.put_slot(slot)
+        if skipped:
+            # swap_free: nothing else uses the slot and no page caches it.
+            del self.own_swap()[slot.slot]
+        else:
+            self.put_slot(slot)
         new_pte = Pte(pfn=frame.pfn, softdirty=pte.softdirty, uffd_wp=pte.uffd_wp)
         self.set_pte(proc_name, page, new_pte)
         self.emit(
             "swap",
             f"{proc_name} faults on its swap entry for {page}: {source}; mapped read-only"
-            + (" and exclusive (the swap PTE remembered it)" if exclusive else ""),
+            + (
+                ""
+                if not exclusive
+                else f" and exclusive ({marker.why})"
+                if skipped
+                else " and exclusive (the swap PTE remembered it)"
+            ),
             rule="swap-in",
             kernel="do_swap_page",
             commit=marker.commit,
@@ -380,7 +407,21 @@ class Faults(MachineCore):
             frame = self.frames[frame.pfn]
         decision = self.policy.swapin_write_reuse(frame, self.swapcount(frame))
         if decision.outcome == "reuse":
-            self.reuse(proc_name, page, frame, decision, writable=vma.write)
+            # The reuse happens (swap cache dropped, page exclusive), but a uffd-wp bit carried
+            # over from the swap entry keeps the PTE write-protected, so the write faults again.
+            kept = self.policy.swapin_uffd_wp() if pte.uffd_wp and vma.uffd_wp else None
+            protect = kept is not None and kept.outcome == "allow"
+            self.reuse(proc_name, page, frame, decision, writable=vma.write and not protect)
+            if protect:
+                assert kept is not None
+                self.emit(
+                    "protect",
+                    f"yet {proc_name}'s PTE for {page} is mapped read-only after all: {kept.why}",
+                    kept,
+                    proc=proc_name,
+                    page=page,
+                    pfn=frame.pfn,
+                )
         else:
             self.emit(
                 "info",

@@ -13,7 +13,8 @@ from __future__ import annotations
 from engine import commands as c
 from engine.events import Event
 from engine.machine.core import MachineCore
-from engine.state import ZERO_PFN, Proc, Pte, Vma, frame_mapped, pte_readonly
+from engine.policies import Decision
+from engine.state import ZERO_PFN, Frame, Proc, Pte, Vma, frame_mapped, pte_readonly
 
 
 class Fork(MachineCore):
@@ -96,6 +97,11 @@ class Fork(MachineCore):
             return pte
         frame = self.frames[pfn]
         if vma.shared or frame.kind != "anon":
+            if not vma.shared:
+                decision = self.policy.fork_pagecache_pte(frame, self.procs[parent].has_pinned)
+                if decision.outcome == "copy":
+                    # copy_present_page: the parent's PTE and the page stay as they were.
+                    return self.fork_copy(child, page, vma, pte, frame, decision)
             self.put_frame(frame_mapped(frame, 1, frame.anon_exclusive))
             if vma.shared:
                 self.emit(
@@ -124,17 +130,7 @@ class Fork(MachineCore):
             return readonly
         decision = self.policy.fork_anon_pte(frame, self.procs[parent].has_pinned)
         if decision.outcome == "copy":
-            new = self.alloc(frame.value, mapcount=1, exclusive=True)
-            self.emit(
-                "fork",
-                f"{child} gets its own copy #{new.pfn} of {page}: {decision.why}",
-                decision,
-                proc=child,
-                page=page,
-                pfn=pfn,
-                new_pfn=new.pfn,
-            )
-            return Pte(pfn=new.pfn, writable=vma.write, dirty=True, softdirty=pte.softdirty)
+            return self.fork_copy(child, page, vma, pte, frame, decision)
         self.put_frame(frame_mapped(frame, 1, False))
         readonly = pte_readonly(pte)
         if readonly is not pte:
@@ -156,3 +152,19 @@ class Fork(MachineCore):
             )
         )
         return readonly
+
+    def fork_copy(
+        self, child: str, page: str, vma: Vma, pte: Pte, frame: Frame, decision: Decision
+    ) -> Pte:
+        """copy_present_page: the child gets a new anonymous copy, mapped writable if it may."""
+        new = self.alloc(frame.value, mapcount=1, exclusive=True)
+        self.emit(
+            "fork",
+            f"{child} gets its own copy #{new.pfn} of {page}: {decision.why}",
+            decision,
+            proc=child,
+            page=page,
+            pfn=frame.pfn,
+            new_pfn=new.pfn,
+        )
+        return Pte(pfn=new.pfn, writable=vma.write, dirty=True, softdirty=pte.softdirty)

@@ -205,7 +205,9 @@ class Syscalls(Faults):
             )
             return
         frame = self.frames[pte.pfn]
-        if vma.shared:
+        if vma.shared and pte.uffd_wp and vma.uffd_wp:
+            decision = self.policy.mprotect_shared_uffd_wp(pte)
+        elif vma.shared:
             decision = self.policy.mprotect_shared()
         else:
             decision = self.policy.mprotect_makes_writable(pte, frame, vma)
@@ -276,6 +278,17 @@ class Syscalls(Faults):
                 cmd.page,
                 pte._replace(uffd_wp=cmd.on, writable=pte.writable and not cmd.on),
             )
+        elif pte is not None and pte.swap_slot is not None:
+            swapped = self.policy.uffd_wp_swap_entry(cmd.on)
+            if swapped.outcome == "allow":
+                self.set_pte(cmd.proc, cmd.page, pte._replace(uffd_wp=cmd.on))
+                self.emit(
+                    "protect",
+                    f"{cmd.page} of {cmd.proc} is swapped out: {swapped.why}",
+                    swapped,
+                    proc=cmd.proc,
+                    page=cmd.page,
+                )
         self.emit(
             "protect",
             f"{cmd.proc} "

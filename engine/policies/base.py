@@ -33,8 +33,8 @@ from engine.policies.decision import (
 from engine.policies.knobs import EXCLUSIVE_BIT, HAS_PINNED, Choice, needs_of, resolve
 from engine.policies.knobs.fork_and_reclaim import ClearRefs, ForkPinned, SwapPinned
 from engine.policies.knobs.gup import ForceWrite, GupRead, RoPin
-from engine.policies.knobs.protection import MprotectUpgrade, UffdWpFile
-from engine.policies.knobs.write_fault import SwapinReuse, WpReuse
+from engine.policies.knobs.protection import MprotectUffdWp, MprotectUpgrade, UffdWpFile
+from engine.policies.knobs.write_fault import SwapinReuse, SwapinZram, WpReuse
 from engine.state import Frame, Pte, Vma
 
 __all__ = ["Decision", "GupRequest", "KernelVersion", "Outcome", "Policy", "counts", "holders"]
@@ -49,8 +49,10 @@ CLASSIC: Mapping[str, str] = {
     "fork_pinned": "share",
     "force_write": "foll-cow-dirty",
     "swapin_reuse": "mapcount",
+    "swapin_zram": "skip-cache",
     "swap_pinned": "allow",
     "mprotect_upgrade": "never",
+    "mprotect_uffd_wp": "drop",
     "clear_refs": "write-protect-all",
     "uffd_wp_file": "anon-only",
 }
@@ -127,6 +129,20 @@ class Policy:
         """change_pte_range on a shared mapping: there is no COW to protect, map writable."""
         return _MPROTECT_SHARED
 
+    def uffd_wp_swap_entry(self, on: bool) -> Decision:
+        """UFFDIO_WRITEPROTECT on a swapped-out page: change_pte_range sets or clears the uffd-wp
+        bit of the swap entry (f45ec5ff16a7, "userfaultfd: wp: support swap and page
+        migration", 5.7: uffd-wp was merged with it, so every kernel that has uffd-wp has the
+        swap bit; cowlab lets the ≤ 4.8 era arm uffd-wp as well and gives it the same rule)."""
+        return _UFFD_WP_SWAP_ON if on else _UFFD_WP_SWAP_OFF
+
+    def swapin_uffd_wp(self) -> Decision:
+        """do_swap_page on a swap entry with the uffd-wp bit: the new PTE gets pte_mkuffd_wp and
+        pte_wrprotect, so even a write fault that could reuse the page maps it read-only and the
+        write reaches the monitor (f45ec5ff16a7; later kernels test userfaultfd_pte_wp before
+        pte_mkwrite, the same outcome)."""
+        return _SWAPIN_UFFD_WP
+
     def fork_swap_entry(self, pte: Pte) -> Decision:
         """copy_nonpresent_pte: duplicate the swap entry; a child never inherits the exclusive
         marker, and the parent's is cleared (1493a1913e34 where the marker exists)."""
@@ -178,6 +194,12 @@ class Policy:
             return _SWAP_EXCLUSIVE
         return NOTHING
 
+    def swapin_skipped_cache_exclusive(self) -> Decision:
+        """do_swap_page (1493a1913e34): a fresh page that skipped the swap cache cannot be
+        shared with anyone, so it is mapped exclusive, whatever the swap PTE said; only where
+        some choice reads the bit (before 5.19 there was none to set)."""
+        return _SKIPPED_CACHE_EXCLUSIVE if self._keeps(EXCLUSIVE_BIT) else NOTHING
+
     def pin_marks_mm(self) -> Decision:
         """The first FOLL_PIN sets mm->has_pinned (008cfe4418b3), where a fork rule reads it."""
         return _HAS_PINNED if self._keeps(HAS_PINNED) else NOTHING
@@ -201,6 +223,15 @@ class Policy:
     def swapin_write_reuse(self, frame: Frame, swapcount: int) -> Decision:
         return self._choice("swapin_reuse", SwapinReuse).swapin_write_reuse(frame, swapcount)
 
+    # ------------------------------------------------------ knob: swapin_zram (do_swap_page)
+    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
+        """Only a swap-in from a synchronous device (zram) whose entry only this PTE uses
+        (__swap_count == 1) may skip the swap cache; a swap file or partition always goes
+        through it, in every era, so the knob is asked only for the first kind."""
+        if device != "zram" or swapcount != 1:
+            return NOTHING
+        return self._choice("swapin_zram", SwapinZram).swapin_skips_swapcache(device, swapcount)
+
     # ------------------------------------------------------------- knobs: gup_read, ro_pin
     def gup_breaks_cow(self, req: GupRequest, vma: Vma) -> Decision | None:
         return self._choice("gup_read", GupRead).gup_breaks_cow(req, vma)
@@ -219,6 +250,9 @@ class Policy:
     def fork_anon_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
         return self._choice("fork_pinned", ForkPinned).fork_anon_pte(frame, parent_has_pinned)
 
+    def fork_pagecache_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        return self._choice("fork_pinned", ForkPinned).fork_pagecache_pte(frame, parent_has_pinned)
+
     def swapout_blocked(self, frame: Frame) -> Decision | None:
         return self._choice("swap_pinned", SwapPinned).swapout_blocked(frame)
 
@@ -229,6 +263,9 @@ class Policy:
         return self._choice("mprotect_upgrade", MprotectUpgrade).mprotect_makes_writable(
             pte, frame, vma
         )
+
+    def mprotect_shared_uffd_wp(self, pte: Pte) -> Decision:
+        return self._choice("mprotect_uffd_wp", MprotectUffdWp).mprotect_shared_uffd_wp(pte)
 
 
 _GET_REFERENCE = Decision("allow", "take reference", "try_grab_page", "", "FOLL_GET: refcount +1")
@@ -241,6 +278,28 @@ _PIN_REFERENCE = Decision(
 )
 _MPROTECT_SHARED = Decision(
     "allow", "shared mapping", "change_pte_range", "", "a shared mapping has no COW to protect"
+)
+_UFFD_WP_SWAP_ON = Decision(
+    "allow",
+    "uffd-wp bit in the swap entry",
+    "change_pte_range → pte_swp_mkuffd_wp",
+    "f45ec5ff16a7",
+    "the page is swapped out, so the protection is kept in its swap entry",
+)
+_UFFD_WP_SWAP_OFF = Decision(
+    "allow",
+    "uffd-wp bit in the swap entry",
+    "change_pte_range → pte_swp_clear_uffd_wp",
+    "f45ec5ff16a7",
+    "the page is swapped out, so the protection is cleared from its swap entry",
+)
+_SWAPIN_UFFD_WP = Decision(
+    "allow",
+    "swap entry's uffd-wp bit carried over",
+    "do_swap_page → pte_mkuffd_wp, pte_wrprotect",
+    "f45ec5ff16a7",
+    "the swap entry carried the userfaultfd write-protection, so the page is mapped "
+    "write-protected and the write goes to the monitor first",
 )
 _FORK_SWAP = Decision("share", "copy swap entry", "copy_nonpresent_pte", "", "")
 _FORK_SWAP_EXCLUSIVE = Decision(
@@ -256,6 +315,13 @@ _EXCLUSIVE_BIT = Decision(
     "__page_set_anon_rmap",
     "6c287605fd56",
     "the page is marked exclusive to the process that maps it",
+)
+_SKIPPED_CACHE_EXCLUSIVE = Decision(
+    "allow",
+    "fresh page, never in the swap cache",
+    "do_swap_page",
+    "1493a1913e34",
+    "nobody else can hold a page that never entered the swap cache",
 )
 _SWAP_EXCLUSIVE = Decision(
     "allow",

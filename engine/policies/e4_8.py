@@ -28,6 +28,8 @@ class DirtyCow48(Classic57):
     knobs: ClassVar[Mapping[str, str]] = {
         **Classic57.knobs,
         "force_write": "drop-foll-write",
+        # Before 4.15 (0bcac06f27d7) every swap-in goes through the swap cache, zram too.
+        "swapin_zram": "through-cache",
     }
 
 

@@ -45,6 +45,12 @@ class Exclusive519(PageCount518):
         "swap_pinned": "refuse-unmap",
         "mprotect_upgrade": "dirty-exclusive",
         "uffd_wp_file": "file-too",
+        # mprotect_uffd_wp stays "drop": 51d3d5eb74ff was merged for 6.2 and Cc stable (5.19+),
+        # but this era shows mainline 6.1, released without it (DESIGN §3: stable backports are
+        # not modelled), so mprotect(PROT_WRITE) of a shared uffd-wp mapping drops the
+        # protection; eras before 5.19 cannot write-protect a shared file mapping at all.
+        # swapin_zram stays "skip-cache"; a page that skipped the swap cache is mapped exclusive
+        # (1493a1913e34), which `Policy` decides from the exclusive bit this era keeps.
     }
 
 

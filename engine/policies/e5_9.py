@@ -36,6 +36,9 @@ class PageCount59(Classic57):
     knobs: ClassVar[Mapping[str, str]] = {
         **Classic57.knobs,
         "wp_reuse": "page-count",
+        # copy_present_page (70e806e4e645) has no anonymous check: a maybe-pinned page-cache
+        # page of a private mapping is copied for the child too, in mainline through 5.18
+        # (the stable branches' PageAnon check is not modelled, DESIGN §3).
         "fork_pinned": "copy",
         "swap_pinned": "refuse",
         "clear_refs": "skip-pinned",

@@ -17,7 +17,11 @@ class LongtermUnshare62(Exclusive519):
     kernels = "6.2 – today"
     since = (6, 2)
     until: ClassVar[KernelVersion | None] = None
-    commits: ClassVar[tuple[str, ...]] = Exclusive519.commits + ("8d6a0ac09a16", "84209e87c696")
+    commits: ClassVar[tuple[str, ...]] = Exclusive519.commits + (
+        "8d6a0ac09a16",
+        "84209e87c696",
+        "51d3d5eb74ff",
+    )
     story = (
         "'mm/gup: reliable R/O long-term pinning in COW mappings' (84209e87c696) extends "
         "FAULT_FLAG_UNSHARE to anything in a private mapping: a R/O FOLL_LONGTERM pin of the "
@@ -29,6 +33,9 @@ class LongtermUnshare62(Exclusive519):
         **Exclusive519.knobs,
         "ro_pin": "longterm-all",
         "mprotect_upgrade": "clean-exclusive",
+        # 51d3d5eb74ff (merged for 6.2, Cc stable 5.19+): uffd-wp enables writenotify, so
+        # mprotect keeps a shared mapping's uffd-wp PTE read-only. Not in 5.19 (see there).
+        "mprotect_uffd_wp": "keep",
     }
 
 

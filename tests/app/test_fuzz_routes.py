@@ -25,13 +25,13 @@ from engine.policies import POLICIES, UnknownPolicy, get_policy
 from engine.syntax import ScenarioError, parse
 from tests.app.conftest import HTMX, html, hx
 from tests.strategies import (
-    SWAP_HEAVY,
     fuzz_examples,
     invalid_scenarios,
     large_scenario,
     lessons,
     mutated_scenarios,
     scenarios,
+    swap_scenarios,
 )
 
 FUZZ = settings(
@@ -78,7 +78,7 @@ ODD_STEPS = ("", "-1", "abc", "9999999", "99999999", " 3", "1e3", "٣", "0x1", "
 step_values = mostly(st.one_of(st.none(), st.integers(0, 40).map(str)), st.sampled_from(ODD_STEPS))
 text_values = mostly(
     # Swap-heavy scenarios too: a swap-in crash was once a 500 on every route (issue 14).
-    st.one_of(scenarios(), scenarios(verbs=SWAP_HEAVY), lessons()),
+    st.one_of(scenarios(), swap_scenarios(), lessons()),
     st.one_of(
         invalid_scenarios().map(lambda broken: broken.text),
         mutated_scenarios(),

@@ -5,6 +5,7 @@ cached). Tests that run scenarios on this machine's kernel are in tests/kernel/.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -89,6 +90,9 @@ def test_a_shorter_value_written_over_a_longer_one_hides_it() -> None:
         ("P mmap a\nP pin a ro longterm as d", "gup_test not available"),
         ("P mmap a\nP iouring a as io", "no io_uring"),
         ("P mmap a\nP swapout a", "no swap configured"),
+        ("file F x\nP mmap a file=F\nP swapout a", "no swap configured"),
+        ("file F x\nP mmap a file=F shared\nP munmap a\nP mmap a\nP swapout a", "no swap"),
+        ("file F x\nP mmap a file=F shared\nP fork C\nC exit\nC mmap a\nC swapout a", "no swap"),
         ("P mmap a\nP clear-softdirty", "no soft-dirty"),
         ("P mmap a\nP uffd-wp a on", "no uffd"),
         ("P mmap a\nP forcewrite a x", "no force"),
@@ -207,7 +211,7 @@ def test_the_report_json_has_the_documented_shape() -> None:
         presets=["cow-basic"], runner=lambda s, t: _kernel_run(s, {4: "v1", 6: "v1"})
     )
     doc = report.to_json()
-    assert set(doc) == {"kernel", "policy", "results"}
+    assert set(doc) == {"kernel", "policy", "swap", "results"}
     results = doc["results"]
     assert isinstance(results, list)
     (result,) = results
@@ -507,3 +511,86 @@ def test_what_a_run_failed_to_clean_up_goes_to_the_log_not_to_the_result(
         run = isolate.run_isolated(parse("P mmap a"), timeout=5)
     assert run.skipped == executor.CLEANUP_FAILED and "alice" not in run.skipped
     assert "/home/alice/x" in caplog.text
+
+
+def test_a_second_pageout_of_a_file_page_is_compared_like_with_like() -> None:
+    """The kernel's first pageout unmaps the page-cache page (pagemap cannot tell it from a
+    dropped one, so the worker says nothing), and its second finds no PTE; the simulator keeps
+    the page mapped. Neither pageout is an observation on either side; the reads still are."""
+    scenario = parse("file F x\nP mmap a file=F\nP read a\nP swapout a\nP swapout a\nP read a")
+    run = _kernel_run(scenario, {3: "x", 5: "nothing to page out", 6: "x"})
+    result = compare.probe_scenario(
+        scenario, name="t", policy="6.2", runner=lambda s, t: run, swap="file"
+    )
+    assert result.agree is True, result
+    assert {o.step for o in result.kernel_observed} == {3, 6}
+
+
+def test_an_anonymous_page_of_a_file_mapping_still_reports_its_pageout() -> None:
+    scenario = parse("file F x\nP mmap a file=F\nP write a v1\nP swapout a\nP read a")
+    run = _kernel_run(scenario, {4: "swapped out", 5: "v1"})
+    result = compare.probe_scenario(
+        scenario, name="t", policy="6.2", runner=lambda s, t: run, swap="file"
+    )
+    assert result.agree is True
+    assert (4, "swapped out") in {(o.step, o.value) for o in result.kernel_observed}
+
+
+ZRAM_SCENARIO = (
+    "P mmap a\nP write a v1\nP fork C\nC exit\nP swapout a\nP vmsplice a as pipe\n"
+    "P write a v2\npipe read"
+)
+
+
+@pytest.mark.parametrize(("device", "pipe"), [("zram", "v2"), ("file", "v1")])
+def test_the_simulator_swaps_to_the_machines_device(device: str, pipe: str) -> None:
+    """A scenario without `#swap` runs in the simulator on the device the kernel will use:
+    on zram (6.2) the page read back is exclusive and the write reuses it under the pipe."""
+    scenario = parse(ZRAM_SCENARIO)
+    run = _kernel_run(scenario, {5: "swapped out", 8: pipe})
+    result = compare.probe_scenario(
+        scenario,
+        name="t",
+        policy="6.2",
+        runner=lambda s, t: run,
+        swap="zram" if device == "zram" else "file",
+    )
+    assert result.agree is True, result
+
+
+def test_a_scenario_naming_another_swap_device_is_skipped() -> None:
+    scenario = parse("#swap zram\n" + ZRAM_SCENARIO)
+
+    def runner(s: c.Scenario, t: float) -> KernelRun:
+        raise AssertionError("must not run")
+
+    result = compare.probe_scenario(scenario, name="t", policy="6.2", runner=runner, swap="file")
+    assert result.status == "skipped"
+    assert result.skipped is not None and "#swap zram" in result.skipped
+
+
+def test_swap_areas_say_which_device_is_used_first() -> None:
+    from app.probe.capabilities import swap_areas
+
+    text = (
+        "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+        "/swap\\040file\t\t\t\tfile\t\t2097148\t\t0\t\t-2\n"
+        "/dev/zram0                              partition\t8388604\t\t0\t\t100\n"
+    )
+    first, second = swap_areas(text)
+    assert (first.path, first.device) == ("/dev/zram0", "zram")
+    assert (second.path, second.device) == ("/swap file", "file")
+    assert "SWP_SYNCHRONOUS_IO" in first.describe()
+    assert swap_areas("Filename\tType\tSize\tUsed\tPriority\n") == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "file F x\nP mmap a file=F shared\nP read a\nP swapout a",
+        "file F x\nP mmap a file=F shared\nP fork C\nC swapout a",
+    ],
+)
+def test_paging_out_a_shared_file_page_needs_no_swap(text: str) -> None:
+    """MADV_PAGEOUT unmaps a shared memfd page whether or not there is swap to write it to."""
+    assert static_skip(parse(text), dataclasses.replace(NOTHING, swap="no swap configured")) is None

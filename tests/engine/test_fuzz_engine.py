@@ -16,7 +16,7 @@ from engine.policies import POLICIES
 from engine.syntax import parse
 from engine.trace import replay
 from tests.engine.invariants import check_state
-from tests.strategies import SWAP_HEAVY, fuzz_examples, large_scenarios, lessons, scenarios
+from tests.strategies import fuzz_examples, large_scenarios, lessons, scenarios, swap_scenarios
 
 
 @settings(
@@ -24,8 +24,9 @@ from tests.strategies import SWAP_HEAVY, fuzz_examples, large_scenarios, lessons
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-@given(text=st.one_of(scenarios(), scenarios(verbs=SWAP_HEAVY)))
+@given(text=st.one_of(scenarios(), swap_scenarios()))
 @example(text="P mmap b file=F; P fork D")
+@example(text="#swap zram\nP mmap a; P write a v1; P uffd-wp a on; P swapout a; P fork C; C read a")
 @example(text="P mmap a; P write a v1; P swapout a; P fork C; P read a; P swapout a; C read a")
 def test_every_valid_scenario_replays_under_every_policy_keeping_the_laws(text: str) -> None:
     scenario = parse(text)

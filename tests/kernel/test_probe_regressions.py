@@ -73,3 +73,47 @@ def test_uffd_wp_cannot_register_a_shared_read_only_file_mapping() -> None:
     result = probe("file F f0\nP mmap f file=F shared ro\nP uffd-wp f on\nP read f")
     assert {o.step: o.value for o in result.kernel_observed} == {3: "call fails", 4: "f0"}
     assert result.agree
+
+
+# Issue 14, first part: what 3,450 random scenarios through the probe found.
+MPROTECT_SHARED = (
+    "file F x\nP mmap a file=F shared\nP write a v1\nP uffd-wp a on\nP mprotect a rw\n"
+)
+
+
+def test_mprotect_rw_keeps_uffd_wp_on_a_shared_mapping() -> None:
+    """51d3d5eb74ff (6.2): uffd-wp makes the VMA want writenotify, so the write still faults."""
+    result = probe(MPROTECT_SHARED + "P write a v2\nP read a")
+    assert {o.step: o.value for o in result.kernel_observed} == {6: "userfault ×1", 7: "v2"}
+    assert result.agree, result
+
+
+def test_forcewrite_after_mprotect_rw_still_fails_on_a_uffd_wp_shared_page() -> None:
+    result = probe(MPROTECT_SHARED + "P forcewrite a v2\nP read a")
+    assert {o.step: o.value for o in result.kernel_observed} == {6: "call fails", 7: "v1"}
+    assert result.agree, result
+
+
+def test_a_released_io_uring_buffer_is_unpinned_before_the_next_command() -> None:
+    """Closing a ring leaves the unpin to a workqueue: a fork right after found the page still
+    pinned and copied it for the child, so the parent's write reused the page under the pipe
+    (v2). IORING_UNREGISTER_BUFFERS unpins at once: the fork shares, the write copies (v1)."""
+    missing = detect().iouring
+    if missing is not None:
+        pytest.skip(missing)
+    text = (
+        "P mmap a\nP write a v1\nP vmsplice a as pipe\nP iouring a as R\nR release\nP fork C\n"
+        "P write a v2\npipe read"
+    )
+    for _ in range(5):  # the workqueue usually lost the race; it must never win
+        result = probe(text)
+        assert {o.step: o.value for o in result.kernel_observed} == {8: "v1"}
+        assert result.agree, result
+
+
+def test_a_second_pageout_of_a_file_page_agrees() -> None:
+    """The first MADV_PAGEOUT unmaps the page-cache page, so the second finds no PTE; neither
+    is compared (the simulator keeps the page mapped), the reads around them are."""
+    result = probe("file F x\nP mmap a file=F shared\nP read a\nP swapout a\nP swapout a\nP read a")
+    assert {o.step: o.value for o in result.kernel_observed} == {3: "x", 6: "x"}
+    assert result.agree, result

@@ -19,8 +19,8 @@ from engine.policies.errors import RefusedCombination, UnknownPolicy
 from engine.policies.knobs.choice import EXCLUSIVE_BIT, HAS_PINNED, Choice
 from engine.policies.knobs.fork_and_reclaim import CLEAR_REFS, FORK_PINNED, SWAP_PINNED
 from engine.policies.knobs.gup import FORCE_WRITE, GUP_READ, RO_PIN
-from engine.policies.knobs.protection import MPROTECT_UPGRADE, UFFD_WP_FILE
-from engine.policies.knobs.write_fault import SWAPIN_REUSE, WP_REUSE
+from engine.policies.knobs.protection import MPROTECT_UFFD_WP, MPROTECT_UPGRADE, UFFD_WP_FILE
+from engine.policies.knobs.write_fault import SWAPIN_REUSE, SWAPIN_ZRAM, WP_REUSE
 
 __all__ = [
     "EXCLUSIVE_BIT",
@@ -84,7 +84,8 @@ KNOBS: Mapping[str, Knob] = _knobs(
     Knob(
         "fork_pinned",
         "fork with a pinned page",
-        "fork meets an anonymous page the parent may have pinned: share it or copy it?",
+        "fork meets a page of a private mapping the parent may have pinned (anonymous or page "
+        "cache): share it or copy it?",
         FORK_PINNED,
     ),
     Knob(
@@ -100,6 +101,13 @@ KNOBS: Mapping[str, Knob] = _knobs(
         SWAPIN_REUSE,
     ),
     Knob(
+        "swapin_zram",
+        "zram swap-in",
+        "A swap-in from a synchronous device (zram) whose slot no other entry uses: through the "
+        "swap cache, or straight into a new page?",
+        SWAPIN_ZRAM,
+    ),
+    Knob(
         "swap_pinned",
         "Swapping pinned pages",
         "Reclaim meets a page that may be pinned: may it enter the swap cache?",
@@ -110,6 +118,13 @@ KNOBS: Mapping[str, Knob] = _knobs(
         "mprotect write upgrade",
         "mprotect(PROT_WRITE) on a private mapping: map exclusive pages writable at once?",
         MPROTECT_UPGRADE,
+    ),
+    Knob(
+        "mprotect_uffd_wp",
+        "mprotect and shared uffd-wp",
+        "mprotect(PROT_WRITE) on a shared mapping whose PTE is userfaultfd write-protected: "
+        "does the protection survive?",
+        MPROTECT_UFFD_WP,
     ),
     Knob(
         "clear_refs",

@@ -9,13 +9,20 @@ from engine.state import Frame, Vma
 
 
 class ForkPinned(Choice):
-    """copy_one_pte / copy_present_pte for a present anonymous page: share it, or copy it for
-    the child when it may be pinned?"""
+    """copy_one_pte / copy_present_pte for a present page of a private mapping: share it, or
+    copy it for the child when it may be pinned? The anonymous page and the page-cache page
+    (a private file mapping fork walks because it has an anon_vma, vma_needs_copy) go through
+    the same function, so one choice answers both."""
 
     knob = "fork_pinned"
 
     def fork_anon_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
         raise NotImplementedError
+
+    def fork_pagecache_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_one_pte for a page-cache page in a private mapping: share it read-only whatever
+        pins it has."""
+        return _FORK_PAGECACHE_SHARE
 
 
 class ForkShares(ForkPinned):
@@ -48,7 +55,8 @@ class ForkCopiesPinned(ForkPinned):
     commit = "70e806e4e645"
     why = (
         "in an mm that ever pinned (mm->has_pinned, brought along), a page with refcount ≥ 1024 "
-        "is copied for the child at once and the parent keeps it writable"
+        "is copied for the child at once and the parent keeps it writable; there is no "
+        "anonymous check, so a pinned page-cache page of a private mapping is copied too"
     )
     needs = frozenset({HAS_PINNED})
 
@@ -75,6 +83,29 @@ class ForkCopiesPinned(ForkPinned):
             inputs,
         )
 
+    def fork_pagecache_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_present_page (70e806e4e645) has no anonymous check: any normal page of a COW
+        mapping that may be pinned in an mm that ever pinned is copied for the child, a
+        page-cache page too (the child gets an anonymous copy, writable if the VMA is).
+
+        Mainline kept it so through 5.18 (97a7e4733b9b only moved the test into
+        page_needs_cow_for_dma); fb3d824d1a46 (5.19) calls copy_present_page for anonymous
+        pages only, and the 5.15/5.10 stable branches got a PageAnon check instead. DESIGN §3
+        shows mainline at the end of each range (5.17 for 5.9, 5.18 for the next era), so both
+        copy. Fork only walks the PTEs of a VMA with an anon_vma (vma_needs_copy), so the page
+        must sit in a private file mapping that already had an anonymous page."""
+        if not (parent_has_pinned and frame.maybe_dma_pinned):
+            return super().fork_pagecache_pte(frame, parent_has_pinned)
+        return Decision(
+            "copy",
+            "page_maybe_dma_pinned at fork, any page",
+            "copy_present_pte → copy_present_page",
+            "70e806e4e645",
+            "the parent may have pinned this page-cache page (refcount ≥ 1024) and the early "
+            "copy does not check for anonymous pages, so the child gets its own anonymous copy",
+            counts(frame) | {"has_pinned": parent_has_pinned},
+        )
+
 
 class ForkDupAnonRmap(ForkPinned):
     id = "copy-if-exclusive"
@@ -83,7 +114,8 @@ class ForkDupAnonRmap(ForkPinned):
     commit = "fb3d824d1a46"
     why = (
         "a shared page is shared again; an exclusive one keeps its bit and is copied for the "
-        "child when it may be pinned (brings the exclusive bit and mm->has_pinned)"
+        "child when it may be pinned; a page-cache page is always shared (brings the "
+        "exclusive bit and mm->has_pinned)"
     )
     needs = frozenset({EXCLUSIVE_BIT, HAS_PINNED})
 
@@ -118,6 +150,20 @@ class ForkDupAnonRmap(ForkPinned):
             "the page is not pinned, so fork clears its exclusive bit, write-protects it in both "
             "and shares it",
             inputs,
+        )
+
+    def fork_pagecache_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_present_pte (fb3d824d1a46): only an anonymous page goes through
+        page_try_dup_anon_rmap and may be copied; a page-cache page gets page_dup_file_rmap and
+        is shared, pinned or not."""
+        return Decision(
+            "share",
+            "page-cache page: page_dup_file_rmap",
+            "copy_present_pte → page_dup_file_rmap",
+            "fb3d824d1a46",
+            "fork copies only anonymous pages early; the page-cache page is shared read-only "
+            "with the child, pinned or not",
+            counts(frame) | {"has_pinned": parent_has_pinned},
         )
 
 
@@ -219,6 +265,13 @@ class ClearRefsSkipPinned(ClearRefs):
         return _CLEAR_REFS_SKIPS_PINNED
 
 
+_FORK_PAGECACHE_SHARE = Decision(
+    "share",
+    "share R/O",
+    "copy_present_pte",
+    "",
+    "the page-cache page is shared read-only with the child",
+)
 _CLEAR_REFS_SKIPS_PINNED = Decision(
     "skip",
     "skip maybe-pinned pages (5.11: mm: don't play games with pinned pages in clear_page_refs)",

@@ -1,5 +1,6 @@
-"""Write permission without a fault: mprotect(PROT_WRITE) upgrading PTEs at once, and which
-mappings userfaultfd may write-protect."""
+"""Write permission without a fault: mprotect(PROT_WRITE) upgrading PTEs at once, whether it
+keeps a shared mapping's userfaultfd write-protection, and which mappings userfaultfd may
+write-protect."""
 
 from __future__ import annotations
 
@@ -92,6 +93,76 @@ class CleanExclusiveUpgrade(DirtyExclusiveUpgrade):
     need_dirty = False
 
 
+class MprotectUffdWp(Choice):
+    """mprotect(PROT_WRITE) of a shared mapping whose PTE is userfaultfd write-protected: does
+    the protection survive?"""
+
+    knob = "mprotect_uffd_wp"
+
+    def mprotect_shared_uffd_wp(self, pte: Pte) -> Decision:
+        raise NotImplementedError
+
+
+class MprotectDropsUffdWp(MprotectUffdWp):
+    id = "drop"
+    label = "the PTE becomes writable, the protection is lost"
+    kernel = "change_pte_range → pte_modify"
+    commit = ""
+    why = (
+        "uffd-wp does not make the VMA want writenotify, so a shared mapping without dirty "
+        "tracking (shmem, memfd) keeps a writable vm_page_prot and no write faults any more"
+    )
+
+    def mprotect_shared_uffd_wp(self, pte: Pte) -> Decision:
+        """mprotect(PROT_WRITE) of a shared mapping whose PTE is uffd-wp protected.
+
+        Before 51d3d5eb74ff ("mm/userfaultfd: enable writenotify while userfaultfd-wp is
+        enabled for a VMA", merged for 6.2) registering uffd-wp did not make the VMA want
+        writenotify, so a shared mapping without dirty tracking (shmem, memfd) has a writable
+        vm_page_prot and change_pte_range's pte_modify() maps the PTE writable: the uffd-wp bit
+        stays but no write faults any more. Only points with file-backed uffd-wp
+        (``uffd_wp_file=file-too``) reach this."""
+        return Decision(
+            "allow",
+            "uffd-wp does not enable writenotify",
+            "change_pte_range → pte_modify",
+            "",
+            "the shared mapping's page protection is writable and uffd-wp does not ask for "
+            "write notification, so the PTE becomes writable and the protection is lost",
+            {"uffd_wp": pte.uffd_wp},
+        )
+
+
+class MprotectKeepsUffdWp(MprotectUffdWp):
+    id = "keep"
+    label = "uffd-wp enables writenotify, the PTE stays read-only"
+    kernel = "vma_wants_writenotify → can_change_pte_writable"
+    commit = "51d3d5eb74ff"
+    why = (
+        "'mm/userfaultfd: enable writenotify while userfaultfd-wp is enabled for a VMA' (6.2): "
+        "vm_page_prot is read-only and can_change_pte_writable() refuses a uffd-wp PTE, so the "
+        "write still reaches the monitor"
+    )
+
+    def mprotect_shared_uffd_wp(self, pte: Pte) -> Decision:
+        """51d3d5eb74ff ("mm/userfaultfd: enable writenotify while userfaultfd-wp is enabled for
+        a VMA"): a uffd-wp VMA wants writenotify, so vm_page_prot is read-only and
+        can_change_pte_writable() refuses a uffd-wp PTE; the write still faults.
+
+        Merged for 6.2 and Cc stable (5.19+). The 5.19 era shows mainline 6.1, released
+        without it (DESIGN §3: stable backports are not modelled), so there mprotect drops the
+        protection; eras before 5.19 cannot write-protect a shared file mapping at all."""
+        return Decision(
+            "none",
+            "uffd-wp enables writenotify",
+            "vma_wants_writenotify → can_change_pte_writable",
+            "51d3d5eb74ff",
+            "the PTE is userfaultfd write-protected and uffd-wp makes the VMA want write "
+            "notification, so it stays read-only",
+            {"uffd_wp": pte.uffd_wp},
+        )
+
+
 class UffdWpFile(Choice):
     """userfaultfd_register with UFFDIO_REGISTER_MODE_WP on a file-backed private mapping."""
 
@@ -136,4 +207,5 @@ _NO_UPGRADE = Decision(
 )
 
 MPROTECT_UPGRADE = (NoUpgrade(), DirtyExclusiveUpgrade(), CleanExclusiveUpgrade())
+MPROTECT_UFFD_WP = (MprotectDropsUffdWp(), MprotectKeepsUffdWp())
 UFFD_WP_FILE = (UffdWpAnonOnly(), UffdWpFileToo())

@@ -3,6 +3,8 @@
 These two knobs are the heart of CVE-2020-29374 and of the page_count argument: reuse a
 write-protected anonymous page when no other page table maps it (mapcount), only when nobody
 holds any reference (page_count), or when the page is known to be exclusive (PageAnonExclusive).
+Whether a zram swap-in skips the swap cache (and so brings no swap-cache reference to that test)
+is a third knob here.
 """
 
 from __future__ import annotations
@@ -320,5 +322,60 @@ _SWAPIN_FREES_SWAPCACHE = Decision(
     "a write fault with no other user frees the swap cache",
 )
 
+
+class SwapinZram(Choice):
+    """do_swap_page on a SWP_SYNCHRONOUS_IO device (zram) whose slot only this PTE uses: read the
+    page through the swap cache, or straight into a new page that skips it?"""
+
+    knob = "swapin_zram"
+
+    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
+        raise NotImplementedError
+
+
+class SwapinThroughCache(SwapinZram):
+    id = "through-cache"
+    label = "every swap-in goes through the swap cache"
+    kernel = "do_swap_page → swapin_readahead"
+    commit = ""
+    why = (
+        "a zram page is added to the swap cache like any other, so its extra reference is there "
+        "when the write fault decides"
+    )
+
+    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
+        """Before 4.15 (0bcac06f27d7) every swap-in goes through the swap cache, zram too."""
+        return NOTHING
+
+
+class SwapinSkipsCache(SwapinZram):
+    id = "skip-cache"
+    label = "a synchronous device skips the swap cache"
+    kernel = "do_swap_page → swap_readpage (synchronous)"
+    commit = "0bcac06f27d7"
+    why = (
+        "'mm, swap: skip swapcache for swapin of synchronous device' (4.15): a zram slot only one "
+        "PTE uses is read into a new page that never enters the swap cache, and the slot is freed"
+    )
+
+    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
+        """do_swap_page on a SWP_SYNCHRONOUS_IO device (zram) whose entry only this PTE uses
+        (__swap_count == 1) reads the page into a new page that never enters the swap cache and
+        frees the slot at once (0bcac06f27d7, "mm, swap: skip swapcache for swapin of
+        synchronous device", 4.15). `Policy` asks only for such a swap-in: a swap file or
+        partition always goes through the cache."""
+        return Decision(
+            "allow",
+            "SWP_SYNCHRONOUS_IO skips the swap cache",
+            "do_swap_page → swap_readpage (synchronous)",
+            "0bcac06f27d7",
+            "the swap device is synchronous (zram) and no other swap entry shares the slot, so "
+            "the page is read straight into a new page that skips the swap cache, and the slot "
+            "is freed",
+            {"swap_device": device, "swapcount": swapcount},
+        )
+
+
 WP_REUSE = (MapcountReuse(), PageCountReuse(), PageCountFreeSwapcache(), AnonExclusiveReuse())
 SWAPIN_REUSE = (MapcountSwapin(), PageCountSwapin(), AnonExclusiveSwapin())
+SWAPIN_ZRAM = (SwapinThroughCache(), SwapinSkipsCache())
