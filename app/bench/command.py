@@ -15,6 +15,7 @@ import platform
 import sys
 from typing import Any
 
+from app.bench import lab
 from app.bench.engine import measure_engine
 
 # The budgets of DESIGN.md §7 that `cowlab bench` measures (the others need --browser, --live
@@ -34,6 +35,8 @@ BUDGETS = {
     "live_redis_kb_per_student": 64.0,
     "click_paint_ms_p50": 33.0,  # with --browser
     "click_paint_ms_p99": 50.0,
+    "sweep_s": 30.0,
+    "custom_column_ms": 100.0,
 }
 LOWER_BOUNDS = {"class_ratio"}
 
@@ -67,6 +70,7 @@ def measure(quick: bool, live: bool = False, browser: bool = False) -> dict[str,
         "quick": quick,
     }
     figures.update(measure_engine(quick))
+    figures.update(lab.measure_lab(quick))
     try:
         from app.bench import web
     except ImportError:  # the web app is optional for the engine figures

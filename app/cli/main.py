@@ -53,7 +53,13 @@ EXIT_INPUT = 2  # the status argparse itself uses for a bad command line
 EXIT_BROKEN_PIPE = 1
 
 # Modules that add their own subcommand (see the module docstring).
-SUBCOMMAND_MODULES = ("app.cli.serve", "app.bench.command", "app.probe.cli", "app.deploy.cli")
+SUBCOMMAND_MODULES = (
+    "app.cli.serve",
+    "app.bench.command",
+    "app.probe.cli",
+    "app.deploy.cli",
+    "app.cli.lab",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = argparse._SubParsersAction  # argparse has no public name for this type

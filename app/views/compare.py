@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
+from urllib.parse import quote_plus
 
 from app.picture.shapes import Scene
 from app.views.links import View, at_step, encode_scenario, link_prefix
@@ -130,24 +131,30 @@ class Comparison:
     present_toggle: str  # this comparison in (or out of) presentation mode
     s_value: str  # the scenario as `s`, for the step form
     policies_param: str  # `policies=` as chosen, "" for all
+    customs: tuple[str, ...] = ()  # the custom lab points, one `custom=` each
 
 
 def build_comparison(
-    runs: tuple[Run, ...], text: str, policies_param: tuple[str, ...] | None, k: int, view: View
+    runs: tuple[Run, ...],
+    text: str,
+    policies_param: tuple[str, ...] | None,
+    k: int,
+    view: View,
+    customs: tuple[str, ...] = (),
 ) -> Comparison:
     """``runs`` are the same scenario under each chosen era, in the order to show them."""
     first = runs[0]
     ids = tuple(r.policy.id for r in runs)
 
     # The scenario is encoded once; every link of the page is one of these prefixes + a step.
-    compare_prefix = link_prefix("/compare", text, policies=policies_param)
+    compare_prefix = link_prefix("/compare", text, policies=policies_param, customs=customs)
     sim_bare = link_prefix("/", text)
 
     def link(step: int) -> str:
         return at_step(compare_prefix, step, view)
 
     def sim_link(policy: str, step: int) -> str:
-        return at_step(f"{sim_bare}&policy={policy}", step, view)
+        return at_step(f"{sim_bare}&policy={quote_plus(policy, safe=':=,')}", step, view)
 
     reads: list[ReadRow] = []
     for index in range(len(first.trace.steps)):
@@ -231,4 +238,5 @@ def build_comparison(
         present_toggle=at_step(compare_prefix, k, "normal" if view == "present" else "present"),
         s_value=encode_scenario(text),
         policies_param=",".join(policies_param) if policies_param else "",
+        customs=customs,
     )

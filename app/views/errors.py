@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from app.views.hints import did_you_mean
 from app.views.links import LinkError, View, make_link
 from app.views.runs import Stopped
-from engine.policies import POLICIES, UnknownPolicy
+from engine.policies import POLICIES, RefusedCombination, UnknownPolicy
 from engine.syntax import ScenarioError, ScenarioLimitError, parse
 
 
@@ -133,7 +133,10 @@ def policy_error(
 ) -> ErrorView:
     return ErrorView(
         status=400,
-        title="This link names a kernel era cowlab does not know",
+        # A custom lab point whose knobs contradict each other is known, and refused.
+        title="This link names a design the policy lab refuses"
+        if isinstance(exc, RefusedCombination)
+        else "This link names a kernel era cowlab does not know",
         message=str(exc),
         text=text,
         where=(("parameter", "policy"),),

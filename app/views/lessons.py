@@ -29,6 +29,7 @@ from engine.lesson import (
     TooCostly,
     ask,
     evaluate_goal,
+    observation,
 )
 from engine.policies import POLICIES, get_policy
 from engine.presets import PRESETS
@@ -147,6 +148,8 @@ def era_traces(run_: Run, policies: tuple[str, ...], memo: RunMemo | None) -> di
 
 def _era_neighbours(linker: Linker, current: str, k: int) -> tuple[EraLink | None, EraLink | None]:
     ids = list(POLICIES)
+    if current not in ids:
+        return None, None  # a policy-lab point has no neighbours among the eras
     i = ids.index(current)
     prev = EraLink(ids[i - 1], linker.policy_link(ids[i - 1], k)) if i > 0 else None
     nxt = EraLink(ids[i + 1], linker.policy_link(ids[i + 1], k)) if i + 1 < len(ids) else None
@@ -159,7 +162,9 @@ def answer_link(base: str, choice: str) -> str:
 
 
 def _question(asked: Asked, run_: Run, k: int, linker: Linker, picked: str | None) -> QuestionView:
-    right = asked.answers[run_.policy.id]
+    # A policy-lab point is not among the eras the choices were computed under: its answer is
+    # what its own trace observed (a written value, the zero page's 0 or SIGSEGV, as for eras).
+    right = asked.answers.get(run_.policy.id) or observation(run_.trace, asked.question.step)
     base = linker.step(k)
     # A pick that is not among the choices (a hand-edited link) is no pick at all. An empty
     # one is a class's "show us" (a presentation clicker has no digits): no choice is empty.

@@ -166,9 +166,12 @@ def make_link(
     step: int | None = None,
     view: View = "normal",
     policies: tuple[str, ...] | None = None,
+    customs: tuple[str, ...] = (),
 ) -> str:
     """A share link: ``path?v=1&s=…&policy=…&step=…`` with the scenario in readable or z: form."""
-    return at_step(link_prefix(path, text, policy=policy, policies=policies), step, view)
+    return at_step(
+        link_prefix(path, text, policy=policy, policies=policies, customs=customs), step, view
+    )
 
 
 def link_prefix(
@@ -177,8 +180,10 @@ def link_prefix(
     *,
     policy: str | None = None,
     policies: tuple[str, ...] | None = None,
+    customs: tuple[str, ...] = (),
 ) -> str:
     """The part of a link that names the scenario and policy; `at_step` completes it.
+    ``customs`` are the custom lab points of `/compare`, one ``custom=`` each (DESIGN.md §11).
 
     Encoding the scenario is the costly part of a link, and a page holds dozens of links that
     differ only in their step: it encodes once and appends the step to this prefix.
@@ -188,6 +193,7 @@ def link_prefix(
         parts.append("s=" + quote_plus(encode_scenario(text), safe=_SAFE))
     if policies is not None:
         parts.append("policies=" + quote_plus(",".join(policies), safe=","))
+    parts.extend("custom=" + quote_plus(c, safe=":=,") for c in customs)
     if policy is not None:
         parts.append("policy=" + quote_plus(policy))
     return path + "?" + "&".join(parts)

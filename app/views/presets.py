@@ -7,13 +7,14 @@ it, the era whose fix broke something else. Each cell opens its run in the simul
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.views.links import make_link
 from app.views.runs import RunMemo, run
 from app.views.scenario_head import story_era
 from app.views.sim import Era
-from engine.policies import POLICIES
+from engine.policies import POLICIES, get_policy
 from engine.presets import PRESETS
 from engine.verdicts import Verdict
 
@@ -43,9 +44,12 @@ class PresetRow:
 
 
 def build_grid(
-    memo: RunMemo | None = None,
+    memo: RunMemo | None = None, policy_ids: Sequence[str] | None = None
 ) -> tuple[tuple[Era, ...], tuple[PresetRow, ...]]:
-    columns = tuple(Era.of(p) for p in POLICIES.values())
+    """Every preset under ``policy_ids`` (default: every era; custom lab points may be among
+    them, DESIGN.md §11)."""
+    ids = tuple(POLICIES) if policy_ids is None else policy_ids
+    columns = tuple(Era.of(get_policy(i)) for i in ids)
     rows: list[PresetRow] = []
     for preset in PRESETS.values():
         cells: list[Cell] = []

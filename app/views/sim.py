@@ -21,7 +21,7 @@ from app.views.decisions import at_risk_marks, frame_decisions
 from app.views.links import View, at_step, encode_scenario, link_prefix
 from app.views.runs import EventView, Run
 from app.views.tables import StateTable, state_table
-from engine.policies import POLICIES, Policy
+from engine.policies import POLICIES, Policy, get_policy
 from engine.syntax import canonical_prefix
 from engine.trace import Trace
 from engine.verdicts import Verdict
@@ -335,10 +335,14 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
 
 
 def choices(linker: Linker, current: str, k: int) -> tuple[PolicyChoice, ...]:
-    return tuple(
+    eras = tuple(
         PolicyChoice(Era.of(p), linker.policy_link(p.id, k), p.id == current)
         for p in POLICIES.values()
     )
+    if current in POLICIES:
+        return eras
+    # A custom lab point (DESIGN.md §11) is shown as one more, current, choice.
+    return (*eras, PolicyChoice(Era.of(get_policy(current)), linker.policy_link(current, k), True))
 
 
 def build_sim(run: Run, policy_param: str, k: int, view: View) -> Sim:

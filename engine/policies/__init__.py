@@ -1,14 +1,19 @@
 """Kernel policy eras: every decision that differs between eras, and nothing else.
 
-One module per era (`e5_9.py` is 5.9 – 5.17), each holding one `Policy` subclass as ``POLICY``
-with its mainline version range; `base.py` holds the rules every era shares. The package finds
-its eras itself, so adding an era that only changes decisions is one new module plus its tests:
+Every decision that differs between eras is a knob (`engine.policies.knobs`), each choice one
+class holding its rule, kernel function, commit and why. One module per era (`e5_9.py` is
+5.9 – 5.17) holds one `Policy` subclass as ``POLICY`` with its mainline version range and its
+knob settings; `base.py` holds the rules every era shares and asks the chosen knob for the rest;
+`custom.py` builds the points no era is (``custom:base=ID,KNOB=CHOICE,…``, DESIGN.md §11). The
+package finds its eras itself, so adding an era is one new module plus its tests:
 
 1. ``engine/policies/e6_9.py`` (say) subclasses the era it changed, e.g. ``LongtermUnshare62``,
    sets ``id``, ``label``, ``kernels``, ``commits``, ``story``, ``since = (6, 9)`` and
-   ``until = None``, overrides the decisions its commits changed (each returning a `Decision`
-   that names kernel function and commit), and ends with ``POLICY = TheClass()``. The
-   previous open-ended era needs no edit: the era with the latest ``since`` wins.
+   ``until = None``, sets ``knobs = {**LongtermUnshare62.knobs, KNOB: CHOICE}`` for the
+   decisions its commits changed — a rule no era had yet is one more `Choice` class in its
+   knob's module, which the lab and the sweep then offer too — and ends with
+   ``POLICY = TheClass()``. The previous open-ended era needs no edit: the era with the
+   latest ``since`` wins.
 2. `POLICIES` lists it in version order, `get_policy` and every page offer it, and
    `policy_for_kernel` (the probe's "which era is this kernel") maps its versions to it;
    ``tests/engine/test_policy_package.py::test_a_new_era_is_one_module`` does exactly this with a
@@ -17,11 +22,15 @@ its eras itself, so adding an era that only changes decisions is one new module 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
+import re
 from collections.abc import Mapping
 
 from engine.policies.base import Decision, GupRequest, KernelVersion, Outcome, Policy
+from engine.policies.custom import Point, build, is_custom, parse
+from engine.policies.errors import RefusedCombination, UnknownPolicy
 
 __all__ = [
     "LATEST",
@@ -31,6 +40,7 @@ __all__ = [
     "KernelVersion",
     "Outcome",
     "Policy",
+    "RefusedCombination",
     "UnknownPolicy",
     "discover",
     "get_policy",
@@ -38,8 +48,9 @@ __all__ = [
 ]
 
 
-class UnknownPolicy(ValueError):
-    """Raised for a policy id that is not one of `POLICIES` (nor the alias `latest`)."""
+# Era modules are e<major>_<minor>[_proposal]; the rest of the package (base, knobs, custom)
+# holds what the eras are made of.
+_ERA_MODULE = re.compile(r"e\d+_\d+\w*")
 
 
 def discover(package: str = __name__) -> dict[str, Policy]:
@@ -47,7 +58,7 @@ def discover(package: str = __name__) -> dict[str, Policy]:
     merged era it was proposed against."""
     found: list[Policy] = []
     for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
-        if info.name == "base":
+        if not _ERA_MODULE.fullmatch(info.name):
             continue
         policy = getattr(importlib.import_module(f"{package}.{info.name}"), "POLICY", None)
         if not isinstance(policy, Policy):
@@ -81,11 +92,29 @@ LATEST = policy_for_kernel((999, 0)).id
 
 
 def get_policy(policy_id: str) -> Policy:
+    """The era of ``policy_id`` (or ``latest``), or the custom point a ``custom:`` id names."""
+    if is_custom(policy_id):
+        return _custom_policy(policy_id)
     if policy_id == "latest":
         policy_id = LATEST
     try:
         return POLICIES[policy_id]
     except KeyError:
         raise UnknownPolicy(
-            f"unknown policy {policy_id!r}; expected one of: {', '.join(POLICIES)}, latest"
+            f"unknown policy {policy_id!r}; expected one of: {', '.join(POLICIES)}, latest, "
+            "or custom:base=ID,KNOB=CHOICE,…"
         ) from None
+
+
+def _custom_policy(policy_id: str) -> Policy:
+    point = parse(policy_id, POLICIES)
+    return _built(point)
+
+
+@functools.lru_cache(maxsize=256)
+def _built(point: Point) -> Policy:
+    """One policy object per canonical point, so memo keys (the policy id) and identity agree;
+    a point with no change from its base is the base era itself."""
+    if not point.changes:
+        return POLICIES[point.base]
+    return build(point, POLICIES)

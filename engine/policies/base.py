@@ -1,70 +1,69 @@
-"""The policy base: the decisions every era shares, and the classic defaults later eras override.
+"""The policy base: the rules every era shares, and the dispatch of every knob-governed decision.
 
-Each era is one module of this package holding one class; a later era inherits from the one it
-changed and overrides only the decisions that commit changed, so reading a module tells exactly
-what that kernel did differently. The mechanics every era shares (page tables, counters, mapping,
-freeing) live in `engine.machine`, which asks the policy at every point where the kernel had to
-decide and gets a `Decision` back; the machine itself holds no era fact, commit id or era wording.
+The mechanics every era shares (page tables, counters, mapping, freeing) live in
+`engine.machine`, which asks the policy at every point where the kernel had to decide and gets a
+`Decision` back; the machine itself holds no era fact, commit id or era wording.
+
+A `Policy` is a point in the knob space (`engine.policies.knobs`): ``knobs`` names one choice
+per knob, and each knob-governed decision is answered by that choice object, where the rule is
+written once. An era module is its identity plus its knob setting; a custom point
+(`engine.policies.custom`) is the same class with another setting. Rules every era shares (and
+their commits) live here.
 
 Every decision names the rule, the kernel function, the commit that introduced the behaviour, one
 sentence of why and the counters it read, so the narration can show it. Facts and commit ids come
 from `shared/kernel-cow-semantics.md`; where it is silent the docstring says which reading we
-chose. Rules every era shares (and their commits) live here, in `Policy`.
+chose.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, TypeVar
 
+from engine.policies.decision import (
+    NOTHING,
+    Decision,
+    GupRequest,
+    KernelVersion,
+    Outcome,
+    counts,
+    holders,
+)
+from engine.policies.knobs import EXCLUSIVE_BIT, HAS_PINNED, Choice, needs_of, resolve
+from engine.policies.knobs.fork_and_reclaim import ClearRefs, ForkPinned, SwapPinned
+from engine.policies.knobs.gup import ForceWrite, GupRead, RoPin
+from engine.policies.knobs.protection import MprotectUffdWp, MprotectUpgrade, UffdWpFile
+from engine.policies.knobs.write_fault import SwapinReuse, SwapinZram, WpReuse
 from engine.state import Frame, Pte, Vma
 
-Outcome = Literal["reuse", "copy", "share", "unshare", "allow", "refuse", "fault", "skip", "none"]
+__all__ = ["Decision", "GupRequest", "KernelVersion", "Outcome", "Policy", "counts", "holders"]
 
+C = TypeVar("C", bound=Choice)
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    outcome: Outcome
-    rule: str
-    kernel: str
-    commit: str
-    why: str
-    inputs: Mapping[str, int | bool | str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class GupRequest:
-    """The FOLL_* flags of one get_user_pages call, as the policy sees them."""
-
-    pin: bool  # FOLL_PIN (else FOLL_GET)
-    write: bool  # FOLL_WRITE
-    longterm: bool = False  # FOLL_LONGTERM
-    fast: bool = False  # pin_user_pages_fast / get_user_pages_fast
-    force: bool = False  # FOLL_FORCE (/proc/PID/mem)
-    wrong_side_ok: bool = False  # the seed's READ_WRONG_SIDE_COW_OK opt-out
-
-
-def counts(frame: Frame) -> dict[str, int | bool | str]:
-    return {
-        "refcount": frame.refcount,
-        "mapcount": frame.mapcount,
-        "pins": frame.pins,
-        "gets": frame.gets,
-        "swapcache": frame.swapcache,
-        "anon_exclusive": frame.anon_exclusive,
-    }
-
-
-KernelVersion = tuple[int, int]
+# The classic (4.9 – 5.7) answer to every knob: what `Policy` itself decides.
+CLASSIC: Mapping[str, str] = {
+    "wp_reuse": "mapcount",
+    "gup_read": "none",
+    "ro_pin": "never",
+    "fork_pinned": "share",
+    "force_write": "foll-cow-dirty",
+    "swapin_reuse": "mapcount",
+    "swapin_zram": "skip-cache",
+    "swap_pinned": "allow",
+    "mprotect_upgrade": "never",
+    "mprotect_uffd_wp": "drop",
+    "clear_refs": "write-protect-all",
+    "uffd_wp_file": "anon-only",
+}
 
 
 class Policy:
-    """The shared rules, and the classic (≤ 5.7) answer to every decision later eras changed.
+    """The shared rules, and the knob setting every era-specific decision is read from.
 
-    An era module subclasses `Policy` (or the era it changed), declares its identity and the
+    An era module subclasses `Policy` (or the era it changed), declares its identity, the
     mainline kernel versions it covers (``since``/``until``, inclusive; ``until`` None means
-    today), and overrides only what its commits changed.
+    today) and the knobs its commits changed.
     """
 
     id: ClassVar[str]
@@ -75,9 +74,31 @@ class Policy:
     merged: ClassVar[bool] = True  # False for a proposal that never reached mainline
     since: ClassVar[KernelVersion] = (0, 0)
     until: ClassVar[KernelVersion | None] = None
-    # Whether anonymous pages carry PG_anon_exclusive (the picture shows the bit when they do);
-    # the machine asks `exclusive_bit()` instead.
-    has_exclusive_bit: ClassVar[bool] = False
+    # One choice id per knob; an era overrides the knobs its commits changed.
+    knobs: ClassVar[Mapping[str, str]] = CLASSIC
+
+    def __init__(self) -> None:
+        # Resolved once per instance (eras are singletons), refused combinations raise here.
+        self.chosen: Mapping[str, Choice] = resolve(self.knobs)
+        self.keeps: frozenset[str] = needs_of(self.chosen)
+        # Whether anonymous pages carry PG_anon_exclusive (the picture shows the bit when they
+        # do); the machine asks `exclusive_bit()` instead.
+        self.has_exclusive_bit: bool = EXCLUSIVE_BIT in self.keeps
+        # The sweep sets an empty dict here to learn which knobs (and which kept state,
+        # "state:NAME") a replay read, in the order it first read them.
+        self.consulted: dict[str, None] | None = None
+
+    def _choice(self, knob: str, kind: type[C]) -> C:
+        if self.consulted is not None:
+            self.consulted.setdefault(knob)
+        choice = self.chosen[knob]
+        assert isinstance(choice, kind)
+        return choice
+
+    def _keeps(self, state: str) -> bool:
+        if self.consulted is not None:
+            self.consulted.setdefault(f"state:{state}")
+        return state in self.keeps
 
     def covers(self, version: KernelVersion) -> bool:
         """Whether this era is what a mainline kernel of ``version`` does (proposals: never)."""
@@ -108,24 +129,6 @@ class Policy:
         """change_pte_range on a shared mapping: there is no COW to protect, map writable."""
         return _MPROTECT_SHARED
 
-    def mprotect_shared_uffd_wp(self, pte: Pte) -> Decision:
-        """mprotect(PROT_WRITE) of a shared mapping whose PTE is uffd-wp protected.
-
-        Before 51d3d5eb74ff ("mm/userfaultfd: enable writenotify while userfaultfd-wp is
-        enabled for a VMA", merged for 6.2) registering uffd-wp did not make the VMA want
-        writenotify, so a shared mapping without dirty tracking (shmem, memfd) has a writable
-        vm_page_prot and change_pte_range's pte_modify() maps the PTE writable: the uffd-wp bit
-        stays but no write faults any more. Only eras with file-backed uffd-wp reach this."""
-        return Decision(
-            "allow",
-            "uffd-wp does not enable writenotify",
-            "change_pte_range → pte_modify",
-            "",
-            "the shared mapping's page protection is writable and uffd-wp does not ask for "
-            "write notification, so the PTE becomes writable and the protection is lost",
-            {"uffd_wp": pte.uffd_wp},
-        )
-
     def uffd_wp_swap_entry(self, on: bool) -> Decision:
         """UFFDIO_WRITEPROTECT on a swapped-out page: change_pte_range sets or clears the uffd-wp
         bit of the swap entry (f45ec5ff16a7, "userfaultfd: wp: support swap and page
@@ -139,34 +142,6 @@ class Policy:
         write reaches the monitor (f45ec5ff16a7; later kernels test userfaultfd_pte_wp before
         pte_mkwrite, the same outcome)."""
         return _SWAPIN_UFFD_WP
-
-    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
-        """do_swap_page on a SWP_SYNCHRONOUS_IO device (zram) whose entry only this PTE uses
-        (__swap_count == 1) reads the page into a new page that never enters the swap cache and
-        frees the slot at once (0bcac06f27d7, "mm, swap: skip swapcache for swapin of
-        synchronous device", 4.15). A swap file or partition always goes through the cache."""
-        if device != "zram" or swapcount != 1:
-            return _NOTHING
-        return Decision(
-            "allow",
-            "SWP_SYNCHRONOUS_IO skips the swap cache",
-            "do_swap_page → swap_readpage (synchronous)",
-            "0bcac06f27d7",
-            "the swap device is synchronous (zram) and no other swap entry shares the slot, so "
-            "the page is read straight into a new page that skips the swap cache, and the slot "
-            "is freed",
-            {"swap_device": device, "swapcount": swapcount},
-        )
-
-    def swapin_skipped_cache_exclusive(self) -> Decision:
-        """Whether a page that skipped the swap cache is mapped exclusive: not before 5.19 (no
-        PG_anon_exclusive)."""
-        return _NO_EXCLUSIVE_BIT
-
-    def fork_pagecache_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
-        """copy_present_pte for a page-cache page in a private mapping: before 5.9 fork shares it
-        read-only whatever pins it has."""
-        return _FORK_PAGECACHE_SHARE
 
     def fork_swap_entry(self, pte: Pte) -> Decision:
         """copy_nonpresent_pte: duplicate the swap entry; a child never inherits the exclusive
@@ -187,7 +162,7 @@ class Policy:
 
     def uffd_wp_register(self, vma: Vma) -> Decision | None:
         """userfaultfd_register: refuse a VMA without VM_MAYWRITE (29ec90660d68, CVE-2018-18397);
-        before 5.19 write-protection works on anonymous memory only (vma_can_userfault)."""
+        whether a file-backed VMA may be write-protected is the ``uffd_wp_file`` knob."""
         if not vma.maywrite:
             return Decision(
                 "refuse",
@@ -198,200 +173,101 @@ class Policy:
                 "fails with -EPERM (29ec90660d68, CVE-2018-18397)",
             )
         if vma.file is not None:
-            return Decision(
-                "refuse",
-                "uffd-wp is anonymous-only",
-                "userfaultfd_register → vma_can_userfault",
-                "",
-                f"{vma.page} is file-backed: before 5.19 userfaultfd write-protection works "
-                "on anonymous memory only, UFFDIO_REGISTER fails with -EINVAL",
-            )
+            return self._choice("uffd_wp_file", UffdWpFile).uffd_wp_register_file(vma)
         return None
 
-    # ------------------------------------------------------ PageAnonExclusive (5.19+ only)
+    # ------------------------------------------- state a choice brings (PageAnonExclusive)
     def exclusive_bit(self) -> Decision:
-        """Whether a new or reused anonymous page is marked PG_anon_exclusive: not before 5.19."""
-        return _NO_EXCLUSIVE_BIT
+        """Whether a new or reused anonymous page is marked PG_anon_exclusive (6c287605fd56):
+        only where some choice reads the bit."""
+        return _EXCLUSIVE_BIT if self._keeps(EXCLUSIVE_BIT) else NOTHING
 
     def swapout_exclusive(self, frame: Frame) -> Decision:
-        """Whether the swap PTE remembers the page was exclusive: not before 5.19."""
-        return _NO_EXCLUSIVE_BIT
+        """try_to_unmap_one (1493a1913e34): the swap PTE keeps the exclusive marker."""
+        if frame.anon_exclusive and self._keeps(EXCLUSIVE_BIT):
+            return _SWAP_EXCLUSIVE
+        return NOTHING
 
     def swapin_exclusive(self, pte: Pte, frame: Frame, fresh: bool) -> Decision:
-        """Whether do_swap_page maps the page exclusive at once: not before 5.19."""
-        return _NO_EXCLUSIVE_BIT
+        """do_swap_page (1493a1913e34): the swap PTE's exclusive marker survives swap-out."""
+        if pte.swap_exclusive and self._keeps(EXCLUSIVE_BIT):
+            return _SWAP_EXCLUSIVE
+        return NOTHING
 
-    # ------------------------------------------------------------------------- swap cache
+    def swapin_skipped_cache_exclusive(self) -> Decision:
+        """do_swap_page (1493a1913e34): a fresh page that skipped the swap cache cannot be
+        shared with anyone, so it is mapped exclusive, whatever the swap PTE said; only where
+        some choice reads the bit (before 5.19 there was none to set)."""
+        return _SKIPPED_CACHE_EXCLUSIVE if self._keeps(EXCLUSIVE_BIT) else NOTHING
+
+    def pin_marks_mm(self) -> Decision:
+        """The first FOLL_PIN sets mm->has_pinned (008cfe4418b3), where a fork rule reads it."""
+        return _HAS_PINNED if self._keeps(HAS_PINNED) else NOTHING
+
+    # ------------------------------------------------------- knob: wp_reuse (do_wp_page)
     def free_swapcache_before_reuse(self, frame: Frame, swapcount: int) -> Decision:
-        """Before 5.18 do_wp_page does not free an unused swap cache before its test."""
-        return _NOTHING
+        return self._choice("wp_reuse", WpReuse).free_swapcache_before_reuse(frame, swapcount)
 
     def reuse_frees_swapcache(self, frame: Frame) -> Decision:
-        """reuse_swap_page (c475a8ab625d) deletes a page it lets the writer keep from the swap
-        cache; from 5.18 the swap cache was already dropped before the test."""
-        return _REUSE_FREES_SWAPCACHE
+        return self._choice("wp_reuse", WpReuse).reuse_frees_swapcache(frame)
 
-    def swapin_write_frees_swapcache(self, frame: Frame, swapcount: int) -> Decision:
-        """Before 5.18 do_swap_page leaves the swap cache to reuse_swap_page."""
-        return _NOTHING
-
-    # ---------------------------------------------------------------------- mm->has_pinned
-    def pin_marks_mm(self) -> Decision:
-        """Before 5.9 no mm remembers that it ever pinned a page."""
-        return _NOTHING
-
-    # ----------------------------------------------------------------------- clear_refs
-    def clear_refs_skip(self, frame: Frame, vma: Vma) -> Decision | None:
-        """Before 5.11 clear_refs write-protects pinned pages like any other."""
-        return None
-
-    # ---------------------------------------------------------------- write fault (do_wp_page)
     def wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
-        """do_wp_page → reuse_swap_page(): reuse iff mapcount + swapcount ≤ 1 (c475a8ab625d).
+        return self._choice("wp_reuse", WpReuse).wp_reuse(frame, swapcount)
 
-        ``swapcount`` is the number of swap PTEs that still reference the page's swap slot when
-        the page sits in the swap cache. Extra page references (GUP, pins, pipes) are not looked
-        at: that blindness is CVE-2020-29374.
-        """
-        count = frame.mapcount + (swapcount if frame.swapcache else 0)
-        inputs = counts(frame) | {"swapcount": swapcount}
-        if count <= 1:
-            return Decision(
-                "reuse",
-                "mapcount + swapcount ≤ 1",
-                "do_wp_page → reuse_swap_page",
-                "c475a8ab625d",
-                f"only one page table maps the page (mapcount {frame.mapcount}, swap count "
-                f"{swapcount if frame.swapcache else 0}), so the writer takes it over"
-                + (
-                    f"; the {others} other reference(s) are not counted"
-                    if (others := frame.refcount - frame.mapcount)
-                    else ""
-                ),
-                inputs,
-            )
-        return Decision(
-            "copy",
-            "mapcount + swapcount > 1",
-            "do_wp_page → wp_page_copy",
-            "c475a8ab625d",
-            f"{count} page-table users share the page (mapcount {frame.mapcount}), so the writer "
-            "gets a private copy",
-            inputs,
+    # ----------------------------------------------------- knob: swapin_reuse (do_swap_page)
+    def swapin_write_frees_swapcache(self, frame: Frame, swapcount: int) -> Decision:
+        return self._choice("swapin_reuse", SwapinReuse).swapin_write_frees_swapcache(
+            frame, swapcount
         )
 
     def swapin_write_reuse(self, frame: Frame, swapcount: int) -> Decision:
-        """do_swap_page on a write fault: the classic reuse_swap_page() rule.
+        return self._choice("swapin_reuse", SwapinReuse).swapin_write_reuse(frame, swapcount)
 
-        The kernel counts before adding our mapping and before freeing our swap entry; the
-        machine asks after both, which leaves mapcount + swapcount unchanged.
-        """
-        count = frame.mapcount + swapcount
-        inputs = counts(frame) | {"swapcount": swapcount}
-        if count <= 1:
-            return Decision(
-                "reuse",
-                "mapcount + swapcount ≤ 1 at swap-in",
-                "do_swap_page → reuse_swap_page",
-                "c475a8ab625d",
-                f"no other page table maps the page and only this swap entry refers to it "
-                f"(mapcount {frame.mapcount}, swap count {swapcount}), so it is mapped writable "
-                "at once; references held by pipes or GUP are not counted",
-                inputs,
-            )
-        return Decision(
-            "copy",
-            "mapcount + swapcount > 1 at swap-in",
-            "do_swap_page",
-            "c475a8ab625d",
-            f"other users still refer to the page (mapcount {frame.mapcount}, swap count "
-            f"{swapcount}), so it is mapped read-only and the write takes the COW path",
-            inputs,
-        )
+    # ------------------------------------------------------ knob: swapin_zram (do_swap_page)
+    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
+        """Only a swap-in from a synchronous device (zram) whose entry only this PTE uses
+        (__swap_count == 1) may skip the swap cache; a swap file or partition always goes
+        through it, in every era, so the knob is asked only for the first kind."""
+        if device != "zram" or swapcount != 1:
+            return NOTHING
+        return self._choice("swapin_zram", SwapinZram).swapin_skips_swapcache(device, swapcount)
 
-    # ------------------------------------------------------------------------------ GUP
+    # ------------------------------------------------------------- knobs: gup_read, ro_pin
     def gup_breaks_cow(self, req: GupRequest, vma: Vma) -> Decision | None:
-        """Whether a read GUP must break COW first (only 5.8 and its proposals say yes).
-
-        Outcome "fault" breaks it with a real write fault (uffd-wp notified, PTE made
-        writable); "unshare" without calling it a write; "skip" records a caller's opt-out."""
-        return None
+        return self._choice("gup_read", GupRead).gup_breaks_cow(req, vma)
 
     def gup_must_unshare(self, req: GupRequest, frame: Frame, vma: Vma) -> Decision | None:
-        """Whether a R/O pin must first unshare the page (FAULT_FLAG_UNSHARE, 5.19+)."""
-        return None
+        return self._choice("ro_pin", RoPin).gup_must_unshare(req, frame, vma)
 
-    # -------------------------------------------------------------- FOLL_FORCE (/proc/PID/mem)
+    # ------------------------------------------------- knob: force_write (/proc/PID/mem)
     def force_write_proof(self, pte: Pte, frame: Frame, vma: Vma, cow_done: bool) -> Decision:
-        """May a FOLL_FORCE write follow this read-only PTE, i.e. is there proof COW happened?
-
-        4.9–5.19.5 (19be0eaffa3a): only if FOLL_COW is set (this GUP did the COW) and the PTE is
-        dirty — a page-cache page mapped by a read fault is clean, so a racing MADV_DONTNEED
-        just makes the next round COW again.
-        """
-        ok = cow_done and pte.dirty
-        return Decision(
-            "allow" if ok else "fault",
-            "FOLL_COW and PTE dirty" if ok else "no FOLL_COW or clean PTE",
-            "can_follow_write_pte",
-            "19be0eaffa3a",
-            "the PTE is dirty and this GUP made the COW copy itself, so the R/O PTE maps the "
-            "private copy"
-            if ok
-            else "nothing proves the R/O PTE maps a private copy, so GUP takes a write fault "
-            "to break COW and tries again",
-            {"foll_cow": cow_done, "pte_dirty": pte.dirty},
-        )
+        return self._choice("force_write", ForceWrite).force_write_proof(pte, frame, vma, cow_done)
 
     def after_force_cow(self) -> Decision:
-        """Whether GUP drops FOLL_WRITE once a FOLL_FORCE write broke COW: only ≤ 4.8."""
-        return _NOTHING
+        return self._choice("force_write", ForceWrite).after_force_cow()
 
-    # ----------------------------------------------------------------------------- fork
+    # ------------------------------------------------ knobs: fork_pinned, swap_pinned, ...
     def fork_anon_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
-        """copy_one_pte: before 5.9 fork knows nothing about pins: share and write-protect."""
-        return Decision(
-            "share",
-            "fork shares every anon page",
-            "copy_one_pte",
-            "",
-            "fork write-protects the page in parent and child and shares it (mapcount +1); "
-            "pins are not looked at, so a pinned page can end up on the wrong side of a COW",
-            counts(frame),
-        )
+        return self._choice("fork_pinned", ForkPinned).fork_anon_pte(frame, parent_has_pinned)
 
-    # -------------------------------------------------------------------------- mprotect
-    def mprotect_makes_writable(self, pte: Pte, frame: Frame, vma: Vma) -> Decision:
-        """Before 6.0 mprotect(PROT_WRITE) leaves PTEs R/O until the next write fault."""
-        return Decision(
-            "none",
-            "no write upgrade",
-            "change_pte_range",
-            "",
-            "this kernel never maps a page writable in mprotect; the next write takes a fault",
-        )
+    def fork_pagecache_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        return self._choice("fork_pinned", ForkPinned).fork_pagecache_pte(frame, parent_has_pinned)
 
-    # --------------------------------------------------------------------------- swap-out
     def swapout_blocked(self, frame: Frame) -> Decision | None:
-        """Before 5.11 a pinned page is unmapped and put in the swap cache like any other."""
-        return None
+        return self._choice("swap_pinned", SwapPinned).swapout_blocked(frame)
+
+    def clear_refs_skip(self, frame: Frame, vma: Vma) -> Decision | None:
+        return self._choice("clear_refs", ClearRefs).clear_refs_skip(frame, vma)
+
+    def mprotect_makes_writable(self, pte: Pte, frame: Frame, vma: Vma) -> Decision:
+        return self._choice("mprotect_upgrade", MprotectUpgrade).mprotect_makes_writable(
+            pte, frame, vma
+        )
+
+    def mprotect_shared_uffd_wp(self, pte: Pte) -> Decision:
+        return self._choice("mprotect_uffd_wp", MprotectUffdWp).mprotect_shared_uffd_wp(pte)
 
 
-def holders(frame: Frame) -> str:
-    parts = [f"{frame.mapcount} mapping(s)"] if frame.mapcount else []
-    if frame.pins:
-        parts.append(f"{frame.pins} pin(s) × 1024")
-    if frame.gets:
-        parts.append(f"{frame.gets} GUP/pipe reference(s)")
-    if frame.swapcache:
-        parts.append("the swap cache")
-    if frame.file is not None:
-        parts.append("the page cache")
-    return " + ".join(parts) if parts else "no holders"
-
-
-_NOTHING = Decision("none", "", "", "", "")
-_NO_EXCLUSIVE_BIT = _NOTHING
 _GET_REFERENCE = Decision("allow", "take reference", "try_grab_page", "", "FOLL_GET: refcount +1")
 _PIN_REFERENCE = Decision(
     "allow",
@@ -425,13 +301,6 @@ _SWAPIN_UFFD_WP = Decision(
     "the swap entry carried the userfaultfd write-protection, so the page is mapped "
     "write-protected and the write goes to the monitor first",
 )
-_FORK_PAGECACHE_SHARE = Decision(
-    "share",
-    "share R/O",
-    "copy_present_pte",
-    "",
-    "the page-cache page is shared read-only with the child",
-)
 _FORK_SWAP = Decision("share", "copy swap entry", "copy_nonpresent_pte", "", "")
 _FORK_SWAP_EXCLUSIVE = Decision(
     "share",
@@ -440,10 +309,31 @@ _FORK_SWAP_EXCLUSIVE = Decision(
     "1493a1913e34",
     "the parent's exclusive marker is cleared",
 )
-_REUSE_FREES_SWAPCACHE = Decision(
+_EXCLUSIVE_BIT = Decision(
     "allow",
-    "reuse_swap_page deletes from the swap cache",
-    "reuse_swap_page → delete_from_swap_cache",
-    "c475a8ab625d",
-    "a page the writer keeps leaves the swap cache",
+    "PageAnonExclusive",
+    "__page_set_anon_rmap",
+    "6c287605fd56",
+    "the page is marked exclusive to the process that maps it",
+)
+_SKIPPED_CACHE_EXCLUSIVE = Decision(
+    "allow",
+    "fresh page, never in the swap cache",
+    "do_swap_page",
+    "1493a1913e34",
+    "nobody else can hold a page that never entered the swap cache",
+)
+_SWAP_EXCLUSIVE = Decision(
+    "allow",
+    "exclusive swap entry",
+    "do_swap_page",
+    "1493a1913e34",
+    "the swap PTE remembers that the page was exclusive",
+)
+_HAS_PINNED = Decision(
+    "allow",
+    "mm->has_pinned",
+    "try_grab_page",
+    "008cfe4418b3",
+    "the mm remembers that it pinned a page, so fork checks its pages for pins",
 )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
-from engine.policies.base import Decision, KernelVersion
+from engine.policies.base import KernelVersion
 from engine.policies.e5_7 import Classic57
-from engine.state import Frame, Pte, Vma
 
 
 class DirtyCow48(Classic57):
@@ -25,42 +25,12 @@ class DirtyCow48(Classic57):
         "copy in between, so the retry maps the page-cache page and the write lands in a file the "
         "writer may only read: Dirty COW (CVE-2016-5195), exploited in the wild."
     )
-
-    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
-        """Before 4.15 (0bcac06f27d7) every swap-in goes through the swap cache, zram too."""
-        return Decision("none", "", "", "", "")
-
-    def force_write_proof(self, pte: Pte, frame: Frame, vma: Vma, cow_done: bool) -> Decision:
-        """f33ea7f404e5 (2005) – 19be0eaffa3a (2016): once faultin_page saw VM_FAULT_WRITE on a
-        !VM_WRITE VMA it cleared FOLL_WRITE, so the retry follows whatever the PTE maps."""
-        if cow_done:
-            return Decision(
-                "allow",
-                "FOLL_WRITE dropped after COW",
-                "faultin_page",
-                "f33ea7f404e5",
-                "the COW fault happened once, so get_user_pages dropped FOLL_WRITE and now "
-                "follows the PTE as a read, whatever page it maps",
-                {"foll_write_dropped": True},
-            )
-        return Decision(
-            "fault",
-            "write fault first",
-            "faultin_page",
-            "f33ea7f404e5",
-            "the PTE is read-only, so GUP takes a write fault to break COW",
-            {"foll_write_dropped": False},
-        )
-
-    def after_force_cow(self) -> Decision:
-        return Decision(
-            "allow",
-            "drop FOLL_WRITE after COW",
-            "faultin_page",
-            "f33ea7f404e5",
-            "the COW fault is done, so get_user_pages drops FOLL_WRITE and retries as a read — "
-            "it will follow whatever the PTE maps next",
-        )
+    knobs: ClassVar[Mapping[str, str]] = {
+        **Classic57.knobs,
+        "force_write": "drop-foll-write",
+        # Before 4.15 (0bcac06f27d7) every swap-in goes through the swap cache, zram too.
+        "swapin_zram": "through-cache",
+    }
 
 
 POLICY = DirtyCow48()

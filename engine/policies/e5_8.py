@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
-from engine.policies.base import Decision, GupRequest, KernelVersion
+from engine.policies.base import KernelVersion
 from engine.policies.e5_7 import Classic57
-from engine.state import Vma
 
 
 class EnforcedCow58(Classic57):
@@ -26,20 +26,10 @@ class EnforcedCow58(Classic57):
         "userfaultfd write-protected page raises a userfault on a mere read (Peter Xu's umap "
         "deadlock), and later COW events can still go the wrong way."
     )
-
-    def gup_breaks_cow(self, req: GupRequest, vma: Vma) -> Decision | None:
-        """should_force_cow_break(): COW mapping and FOLL_GET|FOLL_PIN ⇒ OR in FOLL_WRITE."""
-        if req.write or not vma.is_cow_mapping:
-            return None
-        return Decision(
-            "fault",
-            "should_force_cow_break",
-            "should_force_cow_break → faultin_page(FOLL_WRITE)",
-            "17839856fd58",
-            "a reference-taking GUP on a COW mapping is treated as a write, so COW is broken "
-            "now and the caller cannot end up on the wrong side of it later",
-            {"cow_mapping": vma.is_cow_mapping, "foll_pin": req.pin},
-        )
+    knobs: ClassVar[Mapping[str, str]] = {
+        **Classic57.knobs,
+        "gup_read": "break-as-write",
+    }
 
 
 POLICY = EnforcedCow58()

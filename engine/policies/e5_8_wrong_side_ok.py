@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
-from engine.policies.base import Decision, GupRequest, KernelVersion
+from engine.policies.base import KernelVersion
 from engine.policies.e5_8 import EnforcedCow58
-from engine.state import Vma
 
 
 class WrongSideOkProposal(EnforcedCow58):
@@ -27,20 +27,10 @@ class WrongSideOkProposal(EnforcedCow58):
         "FOLL_READ_WRONG_SIDE_COW_OK, and only that caller skips the COW break. In cowlab, "
         "`wrong-side-ok` on a get or pin is that flag; the flag says *why* the COW is skipped."
     )
-
-    def gup_breaks_cow(self, req: GupRequest, vma: Vma) -> Decision | None:
-        decision = super().gup_breaks_cow(req, vma)
-        if decision is None or not req.wrong_side_ok:
-            return decision
-        return Decision(
-            "skip",
-            "READ_WRONG_SIDE_COW_OK",
-            "should_force_cow_break",
-            "CAHk-=wiSF+aKhDOewxQGCGUPyGnA=K7OtAczL5M7aisA5mgFzg",
-            "the caller passed READ_WRONG_SIDE_COW_OK: it accepts seeing the wrong side of a "
-            "later COW, so no COW is broken for this read",
-            dict(decision.inputs) | {"wrong_side_ok": True},
-        )
+    knobs: ClassVar[Mapping[str, str]] = {
+        **EnforcedCow58.knobs,
+        "gup_read": "wrong-side-ok",
+    }
 
 
 POLICY = WrongSideOkProposal()

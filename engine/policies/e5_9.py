@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
-from engine.policies.base import Decision, KernelVersion, counts, holders
+from engine.policies.base import KernelVersion
 from engine.policies.e5_7 import Classic57
-from engine.state import Frame, Vma
 
 
 class PageCount59(Classic57):
@@ -33,116 +33,16 @@ class PageCount59(Classic57):
         "uses the old mapcount rule. Modelled with 5.11's changes: pinned pages stay out of the "
         "swap cache and clear_refs leaves them alone."
     )
+    knobs: ClassVar[Mapping[str, str]] = {
+        **Classic57.knobs,
+        "wp_reuse": "page-count",
+        # copy_present_page (70e806e4e645) has no anonymous check: a maybe-pinned page-cache
+        # page of a private mapping is copied for the child too, in mainline through 5.18
+        # (the stable branches' PageAnon check is not modelled, DESIGN §3).
+        "fork_pinned": "copy",
+        "swap_pinned": "refuse",
+        "clear_refs": "skip-pinned",
+    }
 
-    def pin_marks_mm(self) -> Decision:
-        """The first FOLL_PIN sets mm->has_pinned, which fork looks at (008cfe4418b3)."""
-        return _HAS_PINNED
-
-    def clear_refs_skip(self, frame: Frame, vma: Vma) -> Decision | None:
-        """5.11, "mm: don't play games with pinned pages in clear_page_refs": write-protecting
-        a maybe-pinned page of a COW mapping would make its owner copy away from the pin."""
-        if not (vma.is_cow_mapping and frame.maybe_dma_pinned):
-            return None
-        return _CLEAR_REFS_SKIPS_PINNED
-
-    def wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
-        """do_wp_page (09854ba94c6a): refcount != 1 ⇒ copy; under the page lock mapcount and
-        refcount must both be 1. The swap cache's own reference counts, so a page still in the
-        swap cache is copied needlessly."""
-        inputs = counts(frame) | {"swapcount": swapcount}
-        if frame.refcount == 1 and frame.mapcount == 1:
-            return Decision(
-                "reuse",
-                "page_count == 1",
-                "do_wp_page",
-                "09854ba94c6a",
-                "the faulting page table holds the only reference to the page, so nobody can "
-                "see a write to it: reuse",
-                inputs,
-            )
-        return Decision(
-            "copy",
-            "page_count != 1",
-            "do_wp_page → wp_page_copy",
-            "09854ba94c6a",
-            f"page_count is {frame.refcount}, not 1 ({holders(frame)}), so the writer "
-            "cannot prove it is the only user and copies",
-            inputs,
-        )
-
-    def fork_anon_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
-        """copy_present_pte → copy_present_page (70e806e4e645): a page that may be DMA-pinned in
-        an mm that ever pinned is copied for the child at once; the parent keeps its page."""
-        inputs = counts(frame) | {"has_pinned": parent_has_pinned}
-        if parent_has_pinned and frame.maybe_dma_pinned:
-            return Decision(
-                "copy",
-                "page_maybe_dma_pinned at fork",
-                "copy_present_pte → copy_present_page",
-                "70e806e4e645",
-                "the parent has pinned this page (refcount ≥ 1024), so the child gets its own "
-                "copy now and the parent keeps the pinned page writable",
-                inputs,
-            )
-        return Decision(
-            "share",
-            "fork shares unpinned anon page",
-            "copy_present_pte",
-            "70e806e4e645",
-            "the page is not pinned, so fork write-protects it in both and shares it",
-            inputs,
-        )
-
-    def fork_pagecache_pte(self, frame: Frame, parent_has_pinned: bool) -> Decision:
-        """copy_present_page (70e806e4e645) has no anonymous check: any normal page of a COW
-        mapping that may be pinned in an mm that ever pinned is copied for the child, a
-        page-cache page too (the child gets an anonymous copy, writable if the VMA is).
-
-        Mainline kept it so through 5.18 (97a7e4733b9b only moved the test into
-        page_needs_cow_for_dma); fb3d824d1a46 (5.19) calls copy_present_page for anonymous
-        pages only, and the 5.15/5.10 stable branches got a PageAnon check instead. DESIGN §3
-        shows mainline at the end of each range (5.17 for this era, 5.18 for the next), so both
-        copy. Fork only walks the PTEs of a VMA with an anon_vma (vma_needs_copy), so the page
-        must sit in a private file mapping that already had an anonymous page."""
-        if not (parent_has_pinned and frame.maybe_dma_pinned):
-            return super().fork_pagecache_pte(frame, parent_has_pinned)
-        return Decision(
-            "copy",
-            "page_maybe_dma_pinned at fork, any page",
-            "copy_present_pte → copy_present_page",
-            "70e806e4e645",
-            "the parent may have pinned this page-cache page (refcount ≥ 1024) and the early "
-            "copy does not check for anonymous pages, so the child gets its own anonymous copy",
-            counts(frame) | {"has_pinned": parent_has_pinned},
-        )
-
-    def swapout_blocked(self, frame: Frame) -> Decision | None:
-        if not frame.maybe_dma_pinned:
-            return None
-        return Decision(
-            "refuse",
-            "pinned pages stay out of the swap cache",
-            "shrink_page_list",
-            "feb889fb40fa",
-            "the page may be DMA-pinned, so reclaim leaves it mapped instead of putting it in "
-            "the swap cache",
-            counts(frame),
-        )
-
-
-_HAS_PINNED = Decision(
-    "allow",
-    "mm->has_pinned",
-    "try_grab_page",
-    "008cfe4418b3",
-    "the mm remembers that it pinned a page, so fork checks its pages for pins",
-)
-_CLEAR_REFS_SKIPS_PINNED = Decision(
-    "skip",
-    "skip maybe-pinned pages (5.11: mm: don't play games with pinned pages in clear_page_refs)",
-    "clear_soft_dirty",
-    "",
-    "write-protecting it would make its owner copy away from the pin",
-)
 
 POLICY = PageCount59()

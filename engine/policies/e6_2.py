@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
-from engine.policies.base import Decision, GupRequest, KernelVersion
+from engine.policies.base import KernelVersion
 from engine.policies.e5_19 import Exclusive519
-from engine.state import Frame, Pte, Vma
 
 
 class LongtermUnshare62(Exclusive519):
@@ -29,53 +29,14 @@ class LongtermUnshare62(Exclusive519):
         "so the pin keeps seeing what the process writes. Drivers stop abusing FOLL_FORCE to get "
         "the same effect, and mprotect may map clean exclusive pages writable too."
     )
-
-    def gup_must_unshare(self, req: GupRequest, frame: Frame, vma: Vma) -> Decision | None:
-        """gup_must_unshare (84209e87c696): for FOLL_LONGTERM R/O pins in a COW mapping, every
-        page that is not an exclusive anon page must be unshared, zero page and page cache too."""
-        decision = super().gup_must_unshare(req, frame, vma)
-        if decision is not None:
-            return decision
-        if (
-            req.write
-            or not req.pin
-            or not req.longterm
-            or frame.kind == "anon"
-            or not vma.is_cow_mapping
-        ):
-            return None
-        what = "shared zero page" if frame.kind == "zero" else "page-cache page"
-        return Decision(
-            "unshare",
-            "R/O long-term pin of a non-anon page in a COW mapping",
-            "gup_must_unshare → FAULT_FLAG_UNSHARE",
-            "84209e87c696",
-            f"a long-term read-only pin of the {what} in a private mapping would miss the "
-            "process's later writes, so GUP first replaces it with an exclusive anonymous copy",
-            {"frame_kind": frame.kind, "foll_longterm": True, "cow_mapping": True},
-        )
-
-    def mprotect_shared_uffd_wp(self, pte: Pte) -> Decision:
-        """51d3d5eb74ff ("mm/userfaultfd: enable writenotify while userfaultfd-wp is enabled for
-        a VMA"): a uffd-wp VMA wants writenotify, so vm_page_prot is read-only and
-        can_change_pte_writable() refuses a uffd-wp PTE; the write still faults.
-
-        Merged for 6.2 and Cc stable (5.19+). The 5.19 era shows mainline 6.1, released
-        without it (DESIGN §3: stable backports are not modelled), so there mprotect drops the
-        protection; eras before 5.19 cannot write-protect a shared file mapping at all."""
-        return Decision(
-            "none",
-            "uffd-wp enables writenotify",
-            "vma_wants_writenotify → can_change_pte_writable",
-            "51d3d5eb74ff",
-            "the PTE is userfaultfd write-protected and uffd-wp makes the VMA want write "
-            "notification, so it stays read-only",
-            {"uffd_wp": pte.uffd_wp},
-        )
-
-    def mprotect_makes_writable(self, pte: Pte, frame: Frame, vma: Vma) -> Decision:
-        """6.2 (Nadav Amit, 'mm/mprotect: allow clean exclusive anon pages to be writable')."""
-        return self._mprotect_upgrade(pte, frame, vma, need_dirty=False, commit="64fe24a3e05e")
+    knobs: ClassVar[Mapping[str, str]] = {
+        **Exclusive519.knobs,
+        "ro_pin": "longterm-all",
+        "mprotect_upgrade": "clean-exclusive",
+        # 51d3d5eb74ff (merged for 6.2, Cc stable 5.19+): uffd-wp enables writenotify, so
+        # mprotect keeps a shared mapping's uffd-wp PTE read-only. Not in 5.19 (see there).
+        "mprotect_uffd_wp": "keep",
+    }
 
 
 POLICY = LongtermUnshare62()

@@ -95,7 +95,7 @@ def test_proposals_are_never_a_kernel() -> None:
 
 def test_every_era_module_holds_one_policy_named_after_its_file() -> None:
     package = Path(engine.policies.__file__).parent
-    modules = sorted(p.stem for p in package.glob("e*.py"))
+    modules = sorted(p.stem for p in package.glob("e[0-9]*.py"))
     assert len(modules) == len(POLICIES)
     for module in modules:
         policy = sys.modules[f"engine.policies.{module}"].POLICY
@@ -104,37 +104,32 @@ def test_every_era_module_holds_one_policy_named_after_its_file() -> None:
 
 NEW_ERA = textwrap.dedent(
     '''
-    """A made-up era 6.9 that only changes one decision: it never reuses on a write fault."""
+    """A made-up era 6.9 that changes one knob: mprotect never maps a page writable again."""
 
     from __future__ import annotations
 
-    from engine.policies.base import Decision, counts
     from engine.policies.e6_2 import LongtermUnshare62
-    from engine.state import Frame
 
 
-    class AlwaysCopy69(LongtermUnshare62):
+    class NoUpgrade69(LongtermUnshare62):
         id = "6.9"
-        label = "Always copy"
+        label = "No mprotect upgrade"
         kernels = "6.9 – today"
         commits = ("0123456789ab",)
         story = "A made-up era for the test."
         since = (6, 9)
         until = None
-
-        def wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
-            return Decision(
-                "copy", "always copy", "do_wp_page", "0123456789ab", "made up", counts(frame)
-            )
+        knobs = {**LongtermUnshare62.knobs, "mprotect_upgrade": "never"}
 
 
-    POLICY = AlwaysCopy69()
+    POLICY = NoUpgrade69()
     '''
 )
 
 
-# After the child exits the parent's page is write-protected but its own again: 6.2 reuses it.
-ALONE_AGAIN = "P mmap a\nP write a v1\nP fork C\nC exit\nP write a v2\n"
+# mprotect(PROT_WRITE) of an exclusive anon page: 6.2 maps it writable at once, so the write
+# after it takes no fault; an era without the upgrade faults and reuses.
+ROUND_TRIP = "P mmap a\nP write a v1\nP mprotect a ro\nP mprotect a rw\nP write a v2\n"
 
 
 def test_a_new_era_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,11 +143,11 @@ def test_a_new_era_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert policy_for_kernel((6, 8), eras).id == "6.2"  # the old open range is cut
         new = eras["6.9"]
         assert isinstance(new, Policy)
-        trace = replay(ALONE_AGAIN, new)
-        (copy,) = [e for e in trace.steps[-1].events if e.kind == "copy"]
-        assert (copy.rule, copy.commit) == ("always copy", "0123456789ab")
-        # The era it derives from still reuses: only the one decision changed.
-        assert "reuse" in [e.kind for e in replay(ALONE_AGAIN, "6.2").steps[-1].events]
+        trace = replay(ROUND_TRIP, new)
+        assert [e.rule for e in trace.steps[-2].events] == ["no write upgrade"]
+        assert [e.kind for e in trace.steps[-1].events] == ["reuse", "write"]
+        # The era it derives from still upgrades: only the one knob changed.
+        assert [e.kind for e in replay(ROUND_TRIP, "6.2").steps[-1].events] == ["write"]
     finally:
         sys.modules.pop("engine.policies.e6_9", None)
 

@@ -19,6 +19,7 @@ from app.views.runs import RunMemo, Stopped, check_budget, run
 from engine.lesson import MAX_REPLAYED_COMMANDS, TooCostly, evaluate_goal, goal_to_json
 from engine.limits import MAX_DECOMPRESSED_BYTES
 from engine.policies import POLICIES, UnknownPolicy
+from engine.policies.custom import MAX_ID_LENGTH
 from engine.syntax import ScenarioError, ScenarioLimitError
 from engine.trace import (
     MAX_JSON_BYTES,
@@ -58,9 +59,10 @@ class SimulateRequest(BaseModel):
     )
     policy: str = Field(
         default="latest",
-        max_length=64,
-        description="Policy era id, or `latest`.",
-        examples=["5.7", "latest"],
+        max_length=MAX_ID_LENGTH,
+        description="Policy era id, `latest`, or a policy-lab point "
+        "`custom:base=ID,KNOB=CHOICE,…` (DESIGN.md §11; `cowlab lab knobs` lists the knobs).",
+        examples=["5.7", "latest", "custom:base=5.8,gup_read=break-cow"],
     )
     states: Literal["none", "last", "changes"] | list[int] = Field(
         default="last",

@@ -39,6 +39,7 @@ from app.views.errors import (
     scenario_error,
     stopped_error,
 )
+from app.views.lab import MAX_CUSTOM_COLUMNS, custom_columns
 from app.views.lessons import (
     TooCostly,
     answer_link,
@@ -54,6 +55,7 @@ from app.views.runs import Run, Stopped, lesson_policy, run
 from app.views.scenario_head import scenario_head
 from app.views.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
 from engine.policies import POLICIES, UnknownPolicy, get_policy
+from engine.policies.custom import MAX_ID_LENGTH
 from engine.syntax import ScenarioError, ScenarioLimitError
 
 router = APIRouter()
@@ -66,8 +68,8 @@ router = APIRouter()
 PARAMETERS = {
     "s": "The scenario: commands joined by `;` (by newlines when it has `#` lines), "
     "or `z:` + base64url(deflate).",
-    "policy": "Policy era id (`latest` is the newest); default: the scenario's `#policy`, "
-    "else `latest`.",
+    "policy": "Policy era id (`latest` is the newest) or a policy-lab point "
+    "`custom:base=ID,KNOB=CHOICE,…`; default: the scenario's `#policy`, else `latest`.",
     "step": "Step to show, 0 = empty machine.",
     "v": "Link format version; `1`.",
     "view": "`present` for presentation mode.",
@@ -84,6 +86,14 @@ PoliciesQ = Annotated[str | None, Query(description=PARAMETERS["policies"])]
 AddQ = Annotated[str | None, Query(description=PARAMETERS["add"])]
 SrcQ = Annotated[str | None, Query(description=PARAMETERS["src"])]
 PQ = Annotated[list[str] | None, Query(description="Policy ids (checkbox form of `policies`).")]
+CustomQ = Annotated[
+    list[str] | None,
+    Query(
+        description="A custom lab point `custom:base=ID,KNOB=CHOICE,…` as one more column "
+        f"(repeat for more, at most {MAX_CUSTOM_COLUMNS}, each at most {MAX_ID_LENGTH} "
+        "characters; DESIGN.md §11).",
+    ),
+]
 # A pick that is not one of the question's choices is no pick (app.views.lessons): no length
 # limit of its own, which would answer a long one with FastAPI's JSON 422 instead of the page.
 AnswerQ = Annotated[
@@ -526,13 +536,14 @@ async def compare(
     v: VQ = None,
     view: ViewQ = None,
     policy: PolicyQ = None,
+    custom: CustomQ = None,
 ) -> Response:
     hx = htmx_details(request)
     # Every era replays the scenario: offload sooner than a single-era page.
     columns = len(p) if p else len(policies.split(",")) if policies else len(POLICIES)
-    chars = scenario_chars(s) * columns
+    chars = scenario_chars(s) * (columns + len(custom or ()))
     return await _answer(
-        request, chars, _compare, request, hx, s, policies, p, step, v, view, policy
+        request, chars, _compare, request, hx, s, policies, p, step, v, view, policy, custom
     )
 
 
@@ -546,11 +557,13 @@ def _compare(
     v: str | None,
     view: str | None,
     policy: str | None,
+    custom: list[str] | None = None,
 ) -> Response:
     try:
         params = parse_params(
             _query(s=s, policies=policies, step=step, v=v, view=view, policy=policy)
         )
+        customs = custom_columns(custom)
     except LinkError as exc:
         return _error_response(
             request,
@@ -561,18 +574,33 @@ def _compare(
             "normal",
             latest_id(),
         )
+    except UnknownPolicy as exc:
+        return _failure(
+            request,
+            hx,
+            exc,
+            parse_params(_query(s=s)),
+            "compare.html",
+            "compare",
+            latest_id(),
+            "/compare",
+        )
     chosen = _chosen_policies(params, p)
     ids = chosen or tuple(POLICIES)
     try:
-        # The last column first: the newest era, whose run the page the user came from has
+        # The last era column first: the newest era, whose run the page the user came from has
         # most likely left in the memo, so a scenario over the limit costs no replay.
         newest = _replay(request, params, ids[-1])
-        if newest.weight > COMPARE_MAX_WEIGHT and len(ids) > 1:
+        if newest.weight > COMPARE_MAX_WEIGHT and len(ids) + len(customs) > 1:
             error = compare_limit_error(newest.weight, COMPARE_MAX_WEIGHT, params.text, ids[-1])
             return _error_response(
                 request, hx, error, "compare.html", "compare", params.view, latest_id()
             )
-        runs = (*(_replay(request, params, pid) for pid in ids[:-1]), newest)
+        runs = (
+            *(_replay(request, params, pid) for pid in ids[:-1]),
+            newest,
+            *(_replay(request, params, pid) for pid in customs),
+        )
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(
             request, hx, exc, params, "compare.html", "compare", latest_id(), "/compare"
@@ -580,8 +608,8 @@ def _compare(
     link_text = runs[0].link_text
     k = _step(params, runs[0])
     # Keep `policies=` in links only when the user chose a subset, in the canonical ids.
-    policies_param = tuple(r.policy.id for r in runs) if chosen else None
-    comparison = build_comparison(runs, link_text, policies_param, k, params.view)
+    policies_param = tuple(r.policy.id for r in runs[: len(ids)]) if chosen else None
+    comparison = build_comparison(runs, link_text, policies_param, k, params.view, customs)
     ctx = _context(request, "compare", params.view, link_text, latest_id())
     ctx.update(
         cmp=comparison,
@@ -601,14 +629,38 @@ def _compare(
 @router.get(
     "/presets",
     response_class=HTMLResponse,
+    responses=LINK_ERRORS,
     summary="Every preset under every policy, as a grid of verdicts",
 )
-async def presets(request: Request) -> Response:
-    return _presets(request)
+async def presets(request: Request, custom: CustomQ = None) -> Response:
+    return _presets(request, custom)
 
 
-def _presets(request: Request) -> Response:
-    columns, rows = build_grid(request.app.state.runs)
+def _presets(request: Request, custom: list[str] | None = None) -> Response:
+    try:
+        customs = custom_columns(custom)
+    except LinkError as exc:
+        return _error_response(
+            request,
+            htmx_details(request),
+            link_error(exc, ""),
+            "compare.html",
+            "compare",
+            "normal",
+            latest_id(),
+        )
+    except UnknownPolicy as exc:
+        return _error_response(
+            request,
+            htmx_details(request),
+            policy_error(exc, "", None, "normal", "/compare"),
+            "compare.html",
+            "compare",
+            "normal",
+            latest_id(),
+        )
+    ids = (*POLICIES, *(c for c in customs if c not in POLICIES))
+    columns, rows = build_grid(request.app.state.runs, ids)
     ctx = _context(request, "presets", "normal", "", latest_id())
     ctx.update(columns=columns, rows=rows)
     return _html(render_page("presets.html", ctx))

@@ -1,0 +1,114 @@
+"""`cowlab lab`: the policy lab in a terminal (DESIGN.md §11).
+
+    cowlab lab knobs [--json]   every knob, its choices, the eras' settings, refused combinations
+    cowlab lab sweep [--json]   every knob combination against every preset
+
+Custom points themselves need no command of their own: ``cowlab run --policy
+custom:base=5.9,gup_read=break-cow`` replays under one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from engine.policies import POLICIES
+from engine.policies.knobs import KNOBS, refusals_json
+from engine.sweep import run_sweep, sweep_json
+
+
+def knobs_json() -> dict[str, Any]:
+    return {
+        "knobs": {k: [c.id for c in knob.choices] for k, knob in KNOBS.items()},
+        "eras": {e.id: dict(e.knobs) for e in POLICIES.values()},
+        "refused": refusals_json(),
+    }
+
+
+def knobs_text() -> str:
+    out: list[str] = []
+    for knob in KNOBS.values():
+        out.append(f"{knob.id} — {knob.title}: {knob.question}")
+        for choice in knob.choices:
+            eras = [e.id for e in POLICIES.values() if e.knobs[knob.id] == choice.id]
+            where = ", ".join(eras) if eras else "no era"
+            commit = f", {choice.commit}" if choice.commit else ""
+            out.append(f"  {choice.id:<26} {choice.label} ({choice.kernel}{commit}) [{where}]")
+            out.append(f"  {'':<26} {choice.why}")
+        out.append("")
+    out.append("refused combinations:")
+    for refusal in refusals_json():
+        out.append(f"  {refusal['knob']}={refusal['choice']} with any of: ")
+        out.append("    " + ", ".join(refusal["conflicts_with"]))  # type: ignore[arg-type]
+        out.append(f"    {refusal['why']}")
+    return "\n".join(out) + "\n"
+
+
+def sweep_text(doc: dict[str, Any]) -> str:
+    kinds = doc["kinds"]
+    out = [
+        f"{doc['points_total']} points ({doc['points_refused']} refused, {doc['points_run']} "
+        f"run) × {len(doc['presets'])} presets, {doc['replays']} replays after reuse",
+        "",
+        "eras (presets giving each verdict):",
+    ]
+    for era, counts in doc["eras"].items():
+        out.append(f"  {era:<18} " + "  ".join(f"{k} {counts[k]}" for k in kinds if counts[k]))
+    out.append(f"\nclean designs (no verdict on any preset): {doc['clean_points']}")
+    out.append("smallest change to a clean design:")
+    for era, ids in doc["smallest_clean_change"].items():
+        out.append(
+            f"  {era:<18} {ids[0] if ids else '-'}"
+            + (f" (+{len(ids) - 1} more)" if len(ids) > 1 else "")
+        )
+    out.append("\nknobs that matter (groups of points where changing the knob alone changes it):")
+    for kind, knobs in doc["knobs_that_matter"].items():
+        out.append(f"  {kind:<15} " + ", ".join(f"{k} ({n})" for k, n in knobs.items()))
+    aug = doc["august_2020"]
+    out.append(f"\nAugust 2020, from {aug['from']}: gup_read with the rest of {aug['from']} kept")
+    for choice, counts in aug["gup_read"].items():
+        out.append(
+            f"  {choice:<16} leak {counts['leak']}  userfault {counts['userfault']}  "
+            f"stale {counts['stale']}"
+        )
+    out.append(
+        f"  no leak and no userfault needs {aug['changes_needed']} knob(s) changed from "
+        f"{aug['from']}: " + "; ".join(aug["no_leak_no_userfault_nearest"])
+    )
+    return "\n".join(out) + "\n"
+
+
+def cmd_knobs(args: argparse.Namespace) -> int:
+    if args.json:
+        json.dump(knobs_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(knobs_text())
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    doc = sweep_json(run_sweep())
+    if args.json:
+        json.dump(doc, sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(sweep_text(doc))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    lab = subparsers.add_parser(
+        "lab",
+        help="the policy lab: knobs, custom points and the sweep",
+        description="Compose COW/GUP designs from the kernel's rule choices (DESIGN.md §11).",
+    )
+    commands = lab.add_subparsers(dest="lab_command", required=True, metavar="LAB_COMMAND")
+    knobs = commands.add_parser("knobs", help="list every knob, choice and refused combination")
+    knobs.add_argument("--json", action="store_true", help="print JSON")
+    knobs.set_defaults(func=cmd_knobs)
+    sweep = commands.add_parser("sweep", help="every knob combination against every preset")
+    sweep.add_argument("--json", action="store_true", help="print JSON (reproducible)")
+    sweep.set_defaults(func=cmd_sweep)

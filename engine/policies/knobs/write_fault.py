@@ -1,0 +1,381 @@
+"""The write fault's reuse test (do_wp_page) and its twin at swap-in (do_swap_page).
+
+These two knobs are the heart of CVE-2020-29374 and of the page_count argument: reuse a
+write-protected anonymous page when no other page table maps it (mapcount), only when nobody
+holds any reference (page_count), or when the page is known to be exclusive (PageAnonExclusive).
+Whether a zram swap-in skips the swap cache (and so brings no swap-cache reference to that test)
+is a third knob here.
+"""
+
+from __future__ import annotations
+
+from engine.policies.decision import NOTHING, Decision, counts, holders
+from engine.policies.knobs.choice import EXCLUSIVE_BIT, Choice
+from engine.state import Frame
+
+
+class WpReuse(Choice):
+    """do_wp_page on a write-protected private anonymous page: reuse it or copy it?"""
+
+    knob = "wp_reuse"
+
+    def wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        raise NotImplementedError
+
+    def free_swapcache_before_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """Before 5.18 do_wp_page does not free an unused swap cache before its test."""
+        return NOTHING
+
+    def reuse_frees_swapcache(self, frame: Frame) -> Decision:
+        """reuse_swap_page (c475a8ab625d) deletes a page it lets the writer keep from the swap
+        cache."""
+        return _REUSE_FREES_SWAPCACHE
+
+
+class MapcountReuse(WpReuse):
+    id = "mapcount"
+    label = "mapcount + swapcount ≤ 1"
+    kernel = "do_wp_page → reuse_swap_page"
+    commit = "c475a8ab625d"
+    why = (
+        "reuse when no other page table maps the page; references held by GUP, pins and pipes "
+        "are not counted (CVE-2020-29374)"
+    )
+
+    def wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """do_wp_page → reuse_swap_page(): reuse iff mapcount + swapcount ≤ 1 (c475a8ab625d).
+
+        ``swapcount`` is the number of swap PTEs that still reference the page's swap slot when
+        the page sits in the swap cache. Extra page references (GUP, pins, pipes) are not looked
+        at: that blindness is CVE-2020-29374.
+        """
+        count = frame.mapcount + (swapcount if frame.swapcache else 0)
+        inputs = counts(frame) | {"swapcount": swapcount}
+        if count <= 1:
+            return Decision(
+                "reuse",
+                "mapcount + swapcount ≤ 1",
+                "do_wp_page → reuse_swap_page",
+                "c475a8ab625d",
+                f"only one page table maps the page (mapcount {frame.mapcount}, swap count "
+                f"{swapcount if frame.swapcache else 0}), so the writer takes it over"
+                + (
+                    f"; the {others} other reference(s) are not counted"
+                    if (others := frame.refcount - frame.mapcount)
+                    else ""
+                ),
+                inputs,
+            )
+        return Decision(
+            "copy",
+            "mapcount + swapcount > 1",
+            "do_wp_page → wp_page_copy",
+            "c475a8ab625d",
+            f"{count} page-table users share the page (mapcount {frame.mapcount}), so the writer "
+            "gets a private copy",
+            inputs,
+        )
+
+
+class PageCountReuse(WpReuse):
+    id = "page-count"
+    label = "page_count == 1"
+    kernel = "do_wp_page"
+    commit = "09854ba94c6a"
+    why = (
+        "reuse only if nobody else holds any reference: copying is always safe, but a pinned or "
+        "swap-cached page is copied away from its pin (stale) or needlessly"
+    )
+
+    def wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """do_wp_page (09854ba94c6a): refcount != 1 ⇒ copy; under the page lock mapcount and
+        refcount must both be 1. The swap cache's own reference counts, so a page still in the
+        swap cache is copied needlessly."""
+        inputs = counts(frame) | {"swapcount": swapcount}
+        if frame.refcount == 1 and frame.mapcount == 1:
+            return Decision(
+                "reuse",
+                "page_count == 1",
+                "do_wp_page",
+                "09854ba94c6a",
+                "the faulting page table holds the only reference to the page, so nobody can "
+                "see a write to it: reuse",
+                inputs,
+            )
+        return Decision(
+            "copy",
+            "page_count != 1",
+            "do_wp_page → wp_page_copy",
+            "09854ba94c6a",
+            f"page_count is {frame.refcount}, not 1 ({holders(frame)}), so the writer "
+            "cannot prove it is the only user and copies",
+            inputs,
+        )
+
+
+class PageCountFreeSwapcache(PageCountReuse):
+    id = "page-count-free-swapcache"
+    label = "page_count == 1 after freeing an unused swap cache"
+    kernel = "do_wp_page → folio_free_swap"
+    commit = "53a05ad9f21d"
+    why = (
+        "the page_count test, but a swap cache no swap entry needs is dropped first, so a "
+        "swapped-in page is not copied needlessly"
+    )
+
+    def free_swapcache_before_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """do_wp_page → folio_free_swap (53a05ad9f21d): a swap-cache page whose slot no swap PTE
+        uses any more leaves the swap cache before the refcount test, so that reference does
+        not force a copy."""
+        if not frame.swapcache or swapcount != 0:
+            return NOTHING
+        return _FREE_UNUSED_SWAPCACHE
+
+    def reuse_frees_swapcache(self, frame: Frame) -> Decision:
+        """reuse_swap_page() is gone (53a05ad9f21d): the test above already dropped it."""
+        return NOTHING
+
+    def wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """The machine drops that swap-cache reference before asking; here we only read the
+        counters, so only the commit of a reuse differs from `PageCountReuse`."""
+        decision = super().wp_reuse(frame, swapcount)
+        return Decision(
+            decision.outcome,
+            decision.rule,
+            decision.kernel,
+            "53a05ad9f21d" if decision.outcome == "reuse" else "09854ba94c6a",
+            decision.why,
+            decision.inputs,
+        )
+
+
+class AnonExclusiveReuse(PageCountFreeSwapcache):
+    id = "anon-exclusive"
+    label = "PageAnonExclusive, else page_count == 1"
+    kernel = "do_wp_page → wp_can_reuse_anon_folio"
+    commit = "6c287605fd56"
+    why = (
+        "an exclusive page is reused whatever pins it has; any other page takes the page_count "
+        "test and is marked exclusive when reused (brings the exclusive bit)"
+    )
+    needs = frozenset({EXCLUSIVE_BIT})
+
+    def wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """do_wp_page (6c287605fd56): PageAnonExclusive ⇒ reuse without looking at refcounts;
+        otherwise the page_count test, and a successful reuse marks the page exclusive."""
+        if frame.anon_exclusive:
+            return Decision(
+                "reuse",
+                "PageAnonExclusive",
+                "do_wp_page",
+                "6c287605fd56",
+                "the page is marked exclusive to this process, so it is reused whatever other "
+                "references (pins) exist",
+                counts(frame) | {"swapcount": swapcount},
+            )
+        decision = super().wp_reuse(frame, swapcount)
+        if decision.outcome == "reuse":
+            return Decision(
+                "reuse",
+                "page_count == 1, set exclusive",
+                "do_wp_page → wp_can_reuse_anon_folio",
+                "6c287605fd56",
+                decision.why + " and marks it exclusive",
+                decision.inputs,
+            )
+        return decision
+
+
+class SwapinReuse(Choice):
+    """do_swap_page on a write fault: map the swapped-in page writable at once, or go COW?"""
+
+    knob = "swapin_reuse"
+
+    def swapin_write_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        raise NotImplementedError
+
+    def swapin_write_frees_swapcache(self, frame: Frame, swapcount: int) -> Decision:
+        """Before 5.18 do_swap_page leaves the swap cache to reuse_swap_page."""
+        return NOTHING
+
+
+class MapcountSwapin(SwapinReuse):
+    id = "mapcount"
+    label = "mapcount + swapcount ≤ 1 at swap-in"
+    kernel = "do_swap_page → reuse_swap_page"
+    commit = "c475a8ab625d"
+    why = "the classic rule at swap-in: pipe and GUP references are not counted (the swap hole)"
+
+    def swapin_write_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """do_swap_page on a write fault: the classic reuse_swap_page() rule.
+
+        The kernel counts before adding our mapping and before freeing our swap entry; the
+        machine asks after both, which leaves mapcount + swapcount unchanged.
+        """
+        count = frame.mapcount + swapcount
+        inputs = counts(frame) | {"swapcount": swapcount}
+        if count <= 1:
+            return Decision(
+                "reuse",
+                "mapcount + swapcount ≤ 1 at swap-in",
+                "do_swap_page → reuse_swap_page",
+                "c475a8ab625d",
+                f"no other page table maps the page and only this swap entry refers to it "
+                f"(mapcount {frame.mapcount}, swap count {swapcount}), so it is mapped writable "
+                "at once; references held by pipes or GUP are not counted",
+                inputs,
+            )
+        return Decision(
+            "copy",
+            "mapcount + swapcount > 1 at swap-in",
+            "do_swap_page",
+            "c475a8ab625d",
+            f"other users still refer to the page (mapcount {frame.mapcount}, swap count "
+            f"{swapcount}), so it is mapped read-only and the write takes the COW path",
+            inputs,
+        )
+
+
+class PageCountSwapin(SwapinReuse):
+    id = "page-count"
+    label = "page_count == 1 at swap-in"
+    kernel = "do_swap_page → should_try_to_free_swap"
+    commit = "c145e0b47c77"
+    why = "the page_count rule at swap-in too, after the swap cache lets go when nobody needs it"
+
+    def swapin_write_frees_swapcache(self, frame: Frame, swapcount: int) -> Decision:
+        """do_swap_page → should_try_to_free_swap (c145e0b47c77): a write fault with no other
+        user (the swap cache and our mapping are the only references) frees the swap cache."""
+        if swapcount == 0 and frame.swapcache and frame.refcount == 2:
+            return _SWAPIN_FREES_SWAPCACHE
+        return NOTHING
+
+    def swapin_write_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """do_swap_page (c145e0b47c77): after freeing our swap entry (and the swap cache when no
+        entry is left), map writable only if we hold the only reference."""
+        inputs = counts(frame) | {"swapcount": swapcount}
+        if frame.refcount == 1 and frame.mapcount == 1:
+            return Decision(
+                "reuse",
+                "page_count == 1 at swap-in",
+                "do_swap_page",
+                "c145e0b47c77",
+                "after the swap entry and the swap cache let go, this mapping is the page's only "
+                "reference, so it is mapped writable at once",
+                inputs,
+            )
+        return Decision(
+            "copy",
+            "page_count != 1 at swap-in",
+            "do_swap_page",
+            "c145e0b47c77",
+            f"page_count is {frame.refcount} ({holders(frame)}), so the page is mapped "
+            "read-only and the write takes the COW path",
+            inputs,
+        )
+
+
+class AnonExclusiveSwapin(PageCountSwapin):
+    id = "anon-exclusive"
+    label = "exclusive swap entry, else page_count == 1"
+    kernel = "do_swap_page"
+    commit = "1493a1913e34"
+    why = (
+        "the swap PTE remembers that the page was exclusive, so it is mapped writable at once "
+        "without counting (brings the exclusive bit)"
+    )
+    needs = frozenset({EXCLUSIVE_BIT})
+
+    def swapin_write_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        if frame.anon_exclusive:
+            return Decision(
+                "reuse",
+                "exclusive swap entry",
+                "do_swap_page",
+                "1493a1913e34",
+                "the swap PTE remembered that the page was exclusive, so it is mapped writable "
+                "at once",
+                counts(frame) | {"swapcount": swapcount},
+            )
+        return super().swapin_write_reuse(frame, swapcount)
+
+
+_REUSE_FREES_SWAPCACHE = Decision(
+    "allow",
+    "reuse_swap_page deletes from the swap cache",
+    "reuse_swap_page → delete_from_swap_cache",
+    "c475a8ab625d",
+    "a page the writer keeps leaves the swap cache",
+)
+_FREE_UNUSED_SWAPCACHE = Decision(
+    "allow",
+    "free unused swap cache before the refcount test",
+    "do_wp_page → folio_free_swap",
+    "53a05ad9f21d",
+    "no swap entry needs the swap cache's reference any more",
+)
+_SWAPIN_FREES_SWAPCACHE = Decision(
+    "allow",
+    "should_try_to_free_swap",
+    "do_swap_page → should_try_to_free_swap",
+    "c145e0b47c77",
+    "a write fault with no other user frees the swap cache",
+)
+
+
+class SwapinZram(Choice):
+    """do_swap_page on a SWP_SYNCHRONOUS_IO device (zram) whose slot only this PTE uses: read the
+    page through the swap cache, or straight into a new page that skips it?"""
+
+    knob = "swapin_zram"
+
+    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
+        raise NotImplementedError
+
+
+class SwapinThroughCache(SwapinZram):
+    id = "through-cache"
+    label = "every swap-in goes through the swap cache"
+    kernel = "do_swap_page → swapin_readahead"
+    commit = ""
+    why = (
+        "a zram page is added to the swap cache like any other, so its extra reference is there "
+        "when the write fault decides"
+    )
+
+    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
+        """Before 4.15 (0bcac06f27d7) every swap-in goes through the swap cache, zram too."""
+        return NOTHING
+
+
+class SwapinSkipsCache(SwapinZram):
+    id = "skip-cache"
+    label = "a synchronous device skips the swap cache"
+    kernel = "do_swap_page → swap_readpage (synchronous)"
+    commit = "0bcac06f27d7"
+    why = (
+        "'mm, swap: skip swapcache for swapin of synchronous device' (4.15): a zram slot only one "
+        "PTE uses is read into a new page that never enters the swap cache, and the slot is freed"
+    )
+
+    def swapin_skips_swapcache(self, device: str, swapcount: int) -> Decision:
+        """do_swap_page on a SWP_SYNCHRONOUS_IO device (zram) whose entry only this PTE uses
+        (__swap_count == 1) reads the page into a new page that never enters the swap cache and
+        frees the slot at once (0bcac06f27d7, "mm, swap: skip swapcache for swapin of
+        synchronous device", 4.15). `Policy` asks only for such a swap-in: a swap file or
+        partition always goes through the cache."""
+        return Decision(
+            "allow",
+            "SWP_SYNCHRONOUS_IO skips the swap cache",
+            "do_swap_page → swap_readpage (synchronous)",
+            "0bcac06f27d7",
+            "the swap device is synchronous (zram) and no other swap entry shares the slot, so "
+            "the page is read straight into a new page that skips the swap cache, and the slot "
+            "is freed",
+            {"swap_device": device, "swapcount": swapcount},
+        )
+
+
+WP_REUSE = (MapcountReuse(), PageCountReuse(), PageCountFreeSwapcache(), AnonExclusiveReuse())
+SWAPIN_REUSE = (MapcountSwapin(), PageCountSwapin(), AnonExclusiveSwapin())
+SWAPIN_ZRAM = (SwapinThroughCache(), SwapinSkipsCache())
