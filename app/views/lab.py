@@ -34,7 +34,13 @@ MAX_CUSTOM_COLUMNS = 4
 def custom_columns(values: Sequence[str] | None) -> tuple[str, ...]:
     """The canonical ids of repeated ``custom=`` parameters; `LinkError` for too many or for
     an era id (eras go in ``policies=``), `UnknownPolicy` for a point that cannot be built."""
-    named = tuple(dict.fromkeys(v.strip() for v in values or () if v.strip()))
+    if any(not v.strip() for v in values or ()):
+        # Refused rather than skipped: no form sends one, and a schema fuzzer's negative cases
+        # (a value that is not a string) arrive as empty ones.
+        raise LinkError(
+            "custom", "an empty value; give custom:base=ID,KNOB=CHOICE,… or leave it out"
+        )
+    named = tuple(dict.fromkeys(v.strip() for v in values or ()))
     if len(named) > MAX_CUSTOM_COLUMNS:
         raise LinkError(
             "custom", f"at most {MAX_CUSTOM_COLUMNS} custom columns, this link has {len(named)}"

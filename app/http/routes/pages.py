@@ -91,7 +91,7 @@ CustomQ = Annotated[
     Query(
         description="A custom lab point `custom:base=ID,KNOB=CHOICE,…` as one more column "
         f"(repeat for more, at most {MAX_CUSTOM_COLUMNS}, each at most {MAX_ID_LENGTH} "
-        "characters; DESIGN.md §11).",
+        "characters; DESIGN.md §11); anything else, an empty value too, is a 400 page.",
     ),
 ]
 # A pick that is not one of the question's choices is no pick (app.views.lessons): no length
