@@ -143,6 +143,8 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
     app.state.runs = RunMemo()
     app.state.pages = PageMemo()
     app.state.memos = (app.state.runs, app.state.pages)
+    if app.state.live.broker is not None:
+        app.state.live.broker.runs = app.state.runs
     app.include_router(pages.router)
     app.include_router(lessons.router)
     app.include_router(api.router)

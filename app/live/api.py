@@ -209,7 +209,9 @@ async def api_open_poll(request: Request, code: str) -> Response:
             id=room.polls_opened + 1,
             step=room.step,
             policy=room.policy,
-            command=run(room.text, room.policy).texts[room.step],
+            command=(await run_in_threadpool(run, room.text, room.policy, broker.runs)).texts[
+                room.step
+            ],
             choices=choices,
         )
         room = replace(room, poll=poll, polls_opened=poll.id)

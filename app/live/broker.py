@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sse_starlette import ServerSentEvent
+from starlette.concurrency import run_in_threadpool
 
 from app.live.polls import is_read
 from app.live.rooms import (
@@ -41,7 +42,7 @@ from app.live.rooms import (
     public_poll,
     public_state,
 )
-from app.views.runs import run
+from app.views.runs import RunMemo, run
 
 log = logging.getLogger("cowlab.live")
 
@@ -130,6 +131,9 @@ class Broker(ABC):
         self.clock = clock
         self._later: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._closing = False
+        # The app's run memo (`create_app` hands it over): a room's scenario is the one its
+        # teacher's page just replayed, so announcing a step replays nothing.
+        self.runs: RunMemo | None = None
 
     async def start(self) -> None:
         """Called when the event loop runs (the application's lifespan, which may start again
@@ -183,7 +187,10 @@ class Broker(ABC):
     async def state(self, room: Room) -> dict[str, Any]:
         state = public_state(room, await self.students(room.code), await self.counts(room))
         # The teacher's page offers a poll only where one can open.
-        state["can_poll"] = is_read(run(room.text, room.policy), room.step)
+        # Off the event loop: a scenario never seen by this worker replays in full (up to the
+        # limits: a second), and every stream of the worker waits on the loop meanwhile.
+        replayed = await run_in_threadpool(run, room.text, room.policy, self.runs)
+        state["can_poll"] = is_read(replayed, room.step)
         return state
 
     async def announce(self, room: Room) -> dict[str, Any]:
