@@ -37,6 +37,7 @@ from app.live.rooms import (
     IDLE_SECONDS,
     MAX_POLLS,
     MAX_ROOMS,
+    MAX_ROOMS_PER_CLIENT,
     MAX_STUDENTS,
     Room,
     public_poll,
@@ -118,6 +119,7 @@ class Broker(ABC):
         self,
         *,
         max_rooms: int = MAX_ROOMS,
+        max_rooms_per_client: int = MAX_ROOMS_PER_CLIENT,
         max_students: int = MAX_STUDENTS,
         max_polls: int = MAX_POLLS,
         idle_seconds: float = IDLE_SECONDS,
@@ -125,6 +127,7 @@ class Broker(ABC):
     ) -> None:
         self.hub = Hub()
         self.max_rooms = max_rooms
+        self.max_rooms_per_client = max_rooms_per_client
         self.max_students = max_students
         self.max_polls = max_polls
         self.idle_seconds = idle_seconds
@@ -149,7 +152,9 @@ class Broker(ABC):
     # --- the store ---------------------------------------------------------------------
     @abstractmethod
     async def create(self, room: Room) -> bool:
-        """Store a new room; False when its code is taken. Raises `RoomsFull`."""
+        """Store a new room; False when its code is taken. Raises `RoomsFull` when the server
+        holds ``max_rooms`` rooms, `ClientRoomsFull` when the room's owner holds
+        ``max_rooms_per_client``."""
 
     @abstractmethod
     async def load(self, code: str) -> Room | None:
@@ -251,6 +256,10 @@ class RoomsFull(Exception):
     """The server holds as many live rooms as it allows."""
 
 
+class ClientRoomsFull(Exception):
+    """The client that asks for a room holds as many live rooms as one client may."""
+
+
 class MemoryBroker(Broker):
     """Rooms in this process: the default with one worker (DESIGN.md §9)."""
 
@@ -272,6 +281,10 @@ class MemoryBroker(Broker):
             return False
         if len(self.rooms) >= self.max_rooms:
             raise RoomsFull
+        if room.owner:
+            held = sum(1 for other in self.rooms.values() if other.owner == room.owner)
+            if held >= self.max_rooms_per_client:
+                raise ClientRoomsFull
         self.rooms[room.code] = room
         return True
 

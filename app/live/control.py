@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from app.http.render import render_error_page
-from app.live.broker import Broker, RoomsFull
+from app.live.broker import Broker, ClientRoomsFull, RoomsFull
 from app.live.rooms import (
     VIEW_PATHS,
     Room,
@@ -24,6 +24,7 @@ from app.live.rooms import (
     new_code,
     new_key,
     normalize_code,
+    owner_digest,
 )
 from app.views.errors import ErrorView
 from app.views.links import LinkError, parse_params
@@ -203,7 +204,17 @@ async def start_room(request: Request, link: str) -> tuple[Room, str]:
     wanted = from_link(link)
     key = new_key()
     now = broker.clock()
-    blank = Room(code="", key_digest=key_digest(key), text="", policy="latest", step=0)
+    # Behind the deployment's nginx, uvicorn (proxy_headers) has put the visitor's address
+    # from X-Forwarded-For here; a proxy it does not trust cannot choose whom a room counts for.
+    address = request.client.host if request.client is not None else ""
+    blank = Room(
+        code="",
+        key_digest=key_digest(key),
+        text="",
+        policy="latest",
+        step=0,
+        owner=owner_digest(address) if address else "",
+    )
     room = await applied(blank, replace(wanted, policy=wanted.policy or "latest"))
     room = room.touched(now, broker.idle_seconds)
     for _ in range(8):  # 3 × 10⁸ codes: a collision is rare, eight in a row is not a thing
@@ -214,6 +225,13 @@ async def start_room(request: Request, link: str) -> tuple[Room, str]:
         except RoomsFull:
             raise Refused(
                 503, "rooms-full", f"this server runs {broker.max_rooms} live sessions already"
+            ) from None
+        except ClientRoomsFull:
+            raise Refused(
+                429,
+                "rooms-per-client",
+                f"this address holds {broker.max_rooms_per_client} live sessions already; a"
+                " session ends after six idle hours, or use one you started",
             ) from None
     raise Refused(503, "rooms-full", "no free room code was found; try again")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from app.live.broker import Broker, RoomsFull
+from app.live.broker import Broker, ClientRoomsFull, RoomsFull
 from app.live.rooms import Room
 
 log = logging.getLogger("cowlab.live")
@@ -51,6 +51,9 @@ class RedisBroker(Broker):
 
     def _students_key(self, code: str) -> str:
         return f"{PREFIX}students:{code}"
+
+    def _owner_key(self, owner: str) -> str:
+        return f"{PREFIX}owner:{owner}"
 
     def _ttl(self, room: Room) -> int:
         return max(1, int(room.expires - self.clock()) + 1)
@@ -98,18 +101,30 @@ class RedisBroker(Broker):
             return False
         now = self.clock()
         rooms = f"{PREFIX}rooms"
+        # Like the server's rooms, an owner's rooms are a set scored by expiry: a room that
+        # expired stops counting without anyone deleting it.
+        owned = self._owner_key(room.owner)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(rooms, "-inf", now)
             pipe.zcard(rooms)
-            _, count = await pipe.execute()
+            pipe.zremrangebyscore(owned, "-inf", now)
+            pipe.zcard(owned)
+            _, count, _, held = await pipe.execute()
         if count >= self.max_rooms:
             raise RoomsFull
+        if room.owner and held >= self.max_rooms_per_client:
+            raise ClientRoomsFull
         created = await self.redis.set(
             self._room_key(room.code), room.to_json(), ex=self._ttl(room), nx=True
         )
         if not created:
             return False
-        await self.redis.zadd(rooms, {room.code: room.expires})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(rooms, {room.code: room.expires})
+            if room.owner:
+                pipe.zadd(owned, {room.code: room.expires})
+                pipe.expire(owned, self._ttl(room))
+            await pipe.execute()
         return True
 
     async def load(self, code: str) -> Room | None:
@@ -123,6 +138,9 @@ class RedisBroker(Broker):
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._room_key(room.code), room.to_json(), ex=self._ttl(room))
             pipe.zadd(f"{PREFIX}rooms", {room.code: room.expires})
+            if room.owner:
+                pipe.zadd(self._owner_key(room.owner), {room.code: room.expires})
+                pipe.expire(self._owner_key(room.owner), self._ttl(room))
             await pipe.execute()
 
     async def vote(self, room: Room, poll_id: int, student: str, choice: str) -> None:

@@ -26,6 +26,9 @@ CODE_LENGTH = 6
 KEY_BYTES = 32
 
 MAX_ROOMS = 200  # per server (or per Redis database)
+# Live rooms one client address may hold at once: a few teachers behind one school NAT, each
+# with several classes a day, stay below it, and one visitor can no longer take all MAX_ROOMS.
+MAX_ROOMS_PER_CLIENT = 16
 MAX_STUDENTS = 500  # per room
 MAX_POLLS = 100  # per room
 IDLE_SECONDS = 6 * 3600
@@ -55,6 +58,13 @@ def new_key() -> str:
 
 def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def owner_digest(address: str) -> str:
+    """Who started a room, as the live store keeps it: a digest, not the address itself, so a
+    dump of the store lists no visitor's address in clear (the IPv4 space is small enough to
+    search, so this hides an address from a glance, not from a determined reader)."""
+    return hashlib.sha256(f"cowlab-live-owner:{address}".encode()).hexdigest()[:32]
 
 
 def key_matches(room: Room, key: str | None) -> bool:
@@ -90,6 +100,7 @@ class Room:
     poll: Poll | None = None
     polls_opened: int = 0
     expires: float = field(default=0.0)  # wall-clock seconds: Redis and every worker agree
+    owner: str = ""  # `owner_digest` of the address that started the room
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

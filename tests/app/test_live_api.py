@@ -268,3 +268,16 @@ def test_the_api_is_documented_in_openapi(client: TestClient) -> None:
     ):
         assert path in paths, path
     assert set(paths["/api/v1/live/{code}/state"]["post"]["responses"]) >= {"200", "403", "404"}
+
+
+def test_one_address_cannot_take_every_room() -> None:
+    app, _ = live_app(max_rooms=10, max_rooms_per_client=2)
+    client = TestClient(app)
+    start(client)
+    start(client)
+    third = client.post("/api/v1/live", json={"link": LINK})
+    assert (third.status_code, third.json()["detail"]["error"]) == (429, "rooms-per-client")
+    assert "2 live sessions" in third.json()["detail"]["message"]
+    # Another address still gets a room: the bound is per client, not per server.
+    other = TestClient(app, client=("203.0.113.7", 50000))
+    assert other.post("/api/v1/live", json={"link": LINK}).status_code == 201

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from app.live.broker import RoomsFull
+from app.live.broker import ClientRoomsFull, RoomsFull
 from app.live.loopback import JsonClient, SseStream, Worker, free_port, redis_server, workers
 from app.live.redis_broker import RedisBroker
 from app.live.rooms import Room
@@ -142,5 +142,27 @@ def test_redis_rooms_are_bounded_and_expire(redis_url: str) -> None:
         assert await broker.create(later.touched(clock(), broker.idle_seconds))
         await broker.redis.flushdb()
         await broker.close()
+
+    asyncio.run(scenario())
+
+
+def test_redis_bounds_the_rooms_of_one_owner(redis_url: str) -> None:
+    clock = Clock()
+
+    async def scenario() -> None:
+        broker = RedisBroker(
+            redis_url.rsplit("/", 1)[0] + "/4", max_rooms_per_client=1, clock=clock
+        )
+        await broker.redis.flushdb()
+        room = Room(code="ACDEFG", key_digest="k", text="P mmap a", policy="5.7", step=1)
+        room = replace(room.touched(clock(), broker.idle_seconds), owner="o1")
+        assert await broker.create(room)
+        with pytest.raises(ClientRoomsFull):
+            await broker.create(replace(room, code="ACDEFH"))
+        assert await broker.create(replace(room, code="ACDEFJ", owner="o2"))
+        # A room's owner set follows its expiry: once the room expired, the owner may start one.
+        clock.now += broker.idle_seconds + 1
+        assert await broker.create(replace(room, code="ACDEFK").touched(clock(), 60))
+        await broker.redis.aclose()
 
     asyncio.run(scenario())
