@@ -263,9 +263,7 @@ def _steps(scenario: c.Scenario, names: _Names) -> list[_Step]:
         read = isinstance(cmd, c.Read)
         out.append(_Step(code, kind, proc, ref, read=read, needs=needs, take=take, body=body))
         if isinstance(cmd, c.Mmap) and cmd.file is not None:
-            out[-1] = dataclasses.replace(
-                out[-1], file=names.name(cmd.file), readonly=cmd.readonly
-            )
+            out[-1] = dataclasses.replace(out[-1], file=names.name(cmd.file), readonly=cmd.readonly)
     return out
 
 
@@ -294,12 +292,21 @@ def _ref_step(
         kind, body = "K_REF_RELEASE", f"ring_release(r, {ref} /* {cmd.ref} */);"
         other = {"pin": "gup_release"}
     if taken is not None and taken.kind == "iouring":
-        where, helpers = f"process {taken.proc}, which owns the ring", [body.split("(")[0]]
+        where = f"process {taken.proc}, which owns the ring"
+        code = _code(k, text, where, [body.split("(")[0]], body, impossible)
     else:
-        where = "the coordinator"
+        # The coordinator holds the pipe or the pin: it performs the command itself (`run_step`
+        # in the program); step_K is there for a ring that may hold the name at run time.
         helper = other.get(taken.kind) if taken is not None else None
-        helpers = [helper] if helper else []
-    code = _code(k, text, where, helpers, body, impossible)
+        held = {"vmsplice": "a pipe", "pin": "a gup_test pin"}.get(taken.kind if taken else "")
+        if isinstance(cmd, c.RefWrite) and held:
+            note = f"{held} is read-only: the write is refused (call fails)"
+        elif held and helper:
+            note = f"the coordinator holds {held}: {helper}()"
+        else:
+            note = "no such reference when the program reaches it: an error"
+        code = _code(k, text, "the coordinator", [helper] if helper else [], None, impossible)
+        code = dataclasses.replace(code, function=f"/* step {k}: {c_comment(text)}: {note} */")
     return _Step(code, kind, ref=ref, read=isinstance(cmd, c.RefRead), body=body)
 
 
@@ -325,11 +332,15 @@ def _code(
     elif body is None:
         function = f"/* step {k}: {c_comment(text)}: {c_comment(impossible or 'nothing')} */"
     else:
-        function = (
-            f"/* step {k}: {c_comment(text)} */\n"
-            f"static void step_{k}(struct reply *r)\n{{\n\t{body}\n}}"
-        )
+        function = _function(k, text, body)
     return StepCode(k, text, where, function, tuple(dict.fromkeys(helpers)), impossible)
+
+
+def _function(k: int, text: str, body: str) -> str:
+    return (
+        f"/* step {k}: {c_comment(text)} */\n"
+        f"static void step_{k}(struct reply *r)\n{{\n\t{body}\n}}"
+    )
 
 
 # ------------------------------------------------------------------------------ expectations
@@ -385,7 +396,10 @@ def _header(scenario: c.Scenario) -> Iterator[str]:
 
 def program(scenario: c.Scenario) -> str:
     """The C program of ``scenario``: deterministic, self-contained, C11 with GNU extensions
-    that gcc and clang both accept; it builds with ``cc -O2 -Wall -Werror``."""
+    that gcc and clang both accept; it builds with ``cc -O2 -Wall -Werror``. Raises
+    `ExportRefused` for a scenario no program can be written for (one without commands)."""
+    if not scenario.commands:
+        raise ExportRefused("the scenario has no command: there is nothing for a program to run")
     names = _Names()
     steps = _steps(scenario, names)
     devices, named_swap = _variants(scenario)
@@ -425,7 +439,8 @@ def program(scenario: c.Scenario) -> str:
     out.extend(f"\t{c_string(name)},\n" for name in names.names)
     out.append('\t"",\n};\n\n')
     for step in steps:
-        out.append(step.code.function + "\n\n")
+        if step.body is not None:
+            out.append(_function(step.code.index, step.code.command, step.body) + "\n\n")
     out.append("static const struct step steps[NSTEPS + 1] = {\n\t{ 0 },\n")
     for step in steps:
         k = step.code.index
