@@ -182,9 +182,9 @@ def _steps(scenario: c.Scenario, names: _Names) -> list[_Step]:
         impossible: str | None = None
         if isinstance(cmd, c.FileDecl):
             declared.add(cmd.name)
-            body = f"file_decl(r, {names.name(cmd.name)} /* {cmd.name} */, {c_string(cmd.value)});"
-            code = _code(k, text, "the coordinator", ["file_decl"], body)
-            step = _Step(code, "K_FILE", file=names.name(cmd.name), body=body)
+            decl = f"file_decl(r, {names.name(cmd.name)} /* {cmd.name} */, {c_string(cmd.value)});"
+            code = _code(k, text, "the coordinator", ["file_decl"], decl)
+            step = _Step(code, "K_FILE", file=names.name(cmd.name), body=decl)
             out.append(step)
             continue
         if isinstance(cmd, c.RefRead | c.RefWrite | c.RefRelease):
