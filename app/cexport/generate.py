@@ -75,29 +75,38 @@ def c_comment(text: str) -> str:
 # ------------------------------------------------------------------------------ the runtime
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    prelude: str
-    runtime: str  # globals and the plumbing every helper uses
+    """`runtime.c` cut where the scenario goes in, and its helpers (the functions that make
+    the system calls, each after a ``/* @helper NAME */`` line) for the step view."""
+
+    prelude: str  # includes and fallbacks for old headers
+    runtime: str  # what every process knows, and the helpers
+    main: str  # the coordinator
     helpers: dict[str, str]  # helper name -> its source (comment and function)
-    main: str
-
-    @property
-    def helpers_text(self) -> str:
-        return "".join(self.helpers.values())
+    calls: dict[str, tuple[str, ...]]  # helper name -> the helpers it calls, transitively
 
 
-_MARK = re.compile(r"^/\* @(section|helper) (\w+) \*/\n", re.MULTILINE)
+_HELPER = re.compile(r"^/\* @helper (\w+) \*/\n(.*?^\}\n)", re.MULTILINE | re.DOTALL)
 
 
 @functools.cache
 def runtime() -> Runtime:
-    """The sections of `runtime.c`: prelude, runtime, the helpers one by one, main."""
     source = resources.files("app.cexport").joinpath("runtime.c").read_text(encoding="utf-8")
-    parts = _MARK.split(source)
-    sections: dict[str, str] = {}
-    helpers: dict[str, str] = {}
-    for kind, name, body in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
-        (helpers if kind == "helper" else sections)[name] = body
-    return Runtime(sections["prelude"], sections["runtime"], helpers, sections["main"])
+    prelude, rest = source.split("/* @generated dimensions */\n")
+    part, main = rest.split("/* @generated scenario */\n")
+    helpers = {m.group(1): m.group(2) for m in _HELPER.finditer(source)}
+    direct = {
+        name: tuple(other for other in helpers if other != name and f"{other}(" in body)
+        for name, body in helpers.items()
+    }
+
+    def closure(name: str, seen: tuple[str, ...]) -> tuple[str, ...]:
+        for callee in direct[name]:
+            if callee not in seen:
+                seen = closure(callee, (*seen, callee))
+        return seen
+
+    calls = {name: closure(name, ()) for name in helpers}
+    return Runtime(prelude, part, main, helpers, calls)
 
 
 # ------------------------------------------------------------------------------ the scenario
@@ -114,8 +123,10 @@ class StepCode:
 
     @property
     def helper_sources(self) -> tuple[tuple[str, str], ...]:
+        """Each helper the step calls, then the helpers those call, with their sources."""
         rt = runtime()
-        return tuple((name, rt.helpers[name].strip("\n")) for name in self.helpers)
+        names = dict.fromkeys(n for h in self.helpers for n in (h, *rt.calls[h]))
+        return tuple((name, rt.helpers[name].strip("\n")) for name in names)
 
     @property
     def text(self) -> str:
@@ -425,7 +436,7 @@ def program(scenario: c.Scenario) -> str:
     n = len(steps)
     out: list[str] = [*_header(scenario), rt.prelude]
     out.append(
-        "\n/* ---- the scenario's dimensions ---- */\n"
+        "/* ---- the scenario's dimensions ---- */\n"
         f"enum {{ NSTEPS = {n}, NPAGES = {len(names.pages)}, NNAMES = {len(names.names)}, "
         f"NERAS = {len(eras)}, NVARIANTS = {len(devices)}, NCHECKED = {len(checked)} }};\n"
         f"enum {{ NEEDS = {len(NEEDS)}, "
@@ -433,8 +444,7 @@ def program(scenario: c.Scenario) -> str:
         + " };\n"
     )
     out.append(rt.runtime)
-    out.append(rt.helpers_text)
-    out.append("\n/* ---- the scenario: what each process does at each step ---- */\n")
+    out.append("/* ---- the scenario: what each process does at each step ---- */\n")
     out.append("static const char *const names[NNAMES + 1] = {\n")
     out.extend(f"\t{c_string(name)},\n" for name in names.names)
     out.append('\t"",\n};\n\n')

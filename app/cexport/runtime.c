@@ -1,4 +1,3 @@
-/* @section prelude */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -60,7 +59,7 @@
 #define VALUE_WIDTH 33                /* a value is at most 32 characters, then NUL */
 #define OBS_WIDTH 96
 #define REAP_GRACE_MS 5000
-/* @section runtime */
+/* @generated dimensions */
 /* ------------------------------------------------------------------------------------------
  * What every process knows. A scenario process is a fork of this program serving one channel;
  * its page table (pg) is inherited by fork, as the kernel's page tables are. */
@@ -211,6 +210,7 @@ struct cow_uffd_msg {
 #define COW_UFFD_PAGEFAULT_FLAG_WP (1ULL << 1)
 #define COW_UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1ULL << 12)
 
+/* @helper uffd_open */
 /* A userfaultfd with the API handshake done, asking for write-protection of shared memory
  * (memfd pages) where the kernel offers it. No UFFD_USER_MODE_ONLY: faults raised by the
  * kernel itself (GUP for io_uring, /proc/self/mem) must be delivered too. */
@@ -238,12 +238,14 @@ fail:;
 	return -1;
 }
 
+/* @helper uffd_writeprotect */
 HELPER int uffd_writeprotect(int fd, uintptr_t addr, size_t len, int on)
 {
 	struct cow_uffdio_writeprotect wp = { { addr, len }, on ? COW_UFFDIO_WRITEPROTECT_MODE_WP : 0 };
 	return ioctl(fd, COW_UFFDIO_WRITEPROTECT, &wp);
 }
 
+/* @helper uffd_register */
 HELPER int uffd_register(int fd, uintptr_t addr, size_t len)
 {
 	struct cow_uffdio_register reg = { { addr, len }, COW_UFFDIO_REGISTER_MODE_WP, 0 };
@@ -307,6 +309,7 @@ struct ring {
 };
 static struct ring rings[NNAMES + 1];
 
+/* @helper ring_close */
 HELPER void ring_close(struct ring *ring)
 {
 	/* IORING_UNREGISTER_BUFFERS unpins before it returns; closing the ring alone would leave
@@ -325,6 +328,7 @@ HELPER void ring_close(struct ring *ring)
 	ring->fd = ring->scratch = -1;
 }
 
+/* @helper ring_map */
 HELPER void *ring_map(struct ring *ring, int i, size_t size, unsigned long long off)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring->fd, (off_t)off);
@@ -336,6 +340,7 @@ HELPER void *ring_map(struct ring *ring, int i, size_t size, unsigned long long 
 	return p;
 }
 
+/* @helper ring_open */
 /* io_uring_setup, the ring mappings, then IORING_REGISTER_BUFFERS: pin_user_pages with
  * FOLL_WRITE|FOLL_LONGTERM on the page, from this process's mm. Returns 0 or an errno. */
 HELPER int ring_open(struct ring *ring, uintptr_t addr)
@@ -381,6 +386,7 @@ fail:;
 	return err;
 }
 
+/* @helper ring_submit */
 /* One fixed-buffer operation between the page and the scratch file; returns 0 or an errno. */
 HELPER int ring_submit(struct ring *ring, int opcode, uint32_t len)
 {
@@ -419,7 +425,22 @@ struct cow_pin_longterm_test {
 /* -- the coordinator's side of the file declarations ------------------------------------------ */
 static int files[NNAMES + 1]; /* file name -> memfd held by the coordinator, or -1 */
 
-/* @section helpers */
+/* Close every inherited fd but stdio and the channel: a new scenario process must not keep
+ * another process's pipes (page references!), pins, rings or sockets alive. */
+HELPER void close_fds_but_channel(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	if (!dir)
+		return;
+	struct dirent *entry;
+	while ((entry = readdir(dir)) != NULL) {
+		int fd = atoi(entry->d_name);
+		if (fd > 2 && fd != my_sock && fd != dirfd(dir))
+			close(fd);
+	}
+	closedir(dir);
+}
+
 /* @helper file_decl */
 /* `file F VALUE`: a memfd whose one page starts with VALUE, held by the coordinator. */
 HELPER void file_decl(struct reply *r, int name, const char *value)
@@ -741,16 +762,7 @@ HELPER void do_fork(struct reply *r)
 			memset(&rings[i], 0, sizeof rings[i]);
 			rings[i].fd = rings[i].scratch = -1;
 		}
-		DIR *dir = opendir("/proc/self/fd");
-		if (dir) {
-			struct dirent *entry;
-			while ((entry = readdir(dir)) != NULL) {
-				int fd = atoi(entry->d_name);
-				if (fd > 2 && fd != my_sock && fd != dirfd(dir))
-					close(fd);
-			}
-			closedir(dir);
-		}
+		close_fds_but_channel();
 		r->child = 1;
 		return;
 	}
@@ -759,7 +771,7 @@ HELPER void do_fork(struct reply *r)
 	r->fd = sv[0];
 	r->fd_kind = FD_CHANNEL;
 }
-/* @section main */
+/* @generated scenario */
 /* ------------------------------------------------------------------------------------------
  * The coordinator: this program's first process. It runs the scenario one command at a time,
  * asking the process that performs each one, and holds the references a process handed over
@@ -977,11 +989,8 @@ static void spawn_root(int name)
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
-		close(sv[0]);
 		my_sock = sv[1];
-		for (int i = 0; i <= NNAMES; i++)
-			if (files[i] >= 0)
-				close(files[i]);
+		close_fds_but_channel();
 		serve();
 	}
 	close(sv[1]);
