@@ -105,6 +105,7 @@ static size_t page_size;
 static int my_sock = -1;  /* a scenario process's channel to the coordinator */
 static int in_fd = -1;    /* an fd that came with the request (a file to map) */
 static int uffd = -1;     /* this process's userfaultfd, once it asked for uffd-wp */
+static uintptr_t uffd_registered[NPAGES + 1]; /* page name -> address registered with uffd */
 static uintptr_t pg[NPAGES + 1]; /* page name -> address of its latest mmap, else HOLE */
 
 HELPER uintptr_t slot_addr(int slot)
@@ -588,7 +589,7 @@ HELPER void do_clear_softdirty(struct reply *r)
  * way a real monitor does (by lifting the protection of that page) and counts it. */
 HELPER void do_uffd_wp(struct reply *r, int page, int on)
 {
-	static uintptr_t registered[NPAGES + 1];
+	uintptr_t *registered = uffd_registered;
 	char perms[5];
 	int mapped = vma_perms(pg[page], perms);
 	if (uffd < 0) {
@@ -758,6 +759,7 @@ HELPER void do_fork(struct reply *r)
 		close(my_sock);
 		my_sock = sv[1];
 		uffd = -1;
+		memset(uffd_registered, 0, sizeof uffd_registered); /* registered with that uffd */
 		for (int i = 0; i <= NNAMES; i++) {
 			memset(&rings[i], 0, sizeof rings[i]);
 			rings[i].fd = rings[i].scratch = -1;

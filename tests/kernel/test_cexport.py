@@ -167,3 +167,19 @@ def test_a_random_scenarios_program_observes_what_the_probe_observes(text: str) 
         binary = build(program(scenario), Path(tmp), "random", ("cc", "-O0", "-Wall", "-Werror"))
         out = run_program(binary)
     check_against_probe(scenario, out, "random")
+
+
+# Scenarios where the program once disagreed with the probe, kept as regressions.
+REGRESSIONS = {
+    # A forked child gets a userfaultfd of its own: it must register the page again, not take
+    # its parent's registration for its own (the program answered ENOENT, no userfault).
+    "uffd-wp-in-a-child": "P mmap a\nP write a v1\nP uffd-wp a on\nP fork C\n"
+    "C uffd-wp a on\nC write a c1\nC read a",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_scenarios_the_program_once_got_wrong(name: str, tmp_path: Path) -> None:
+    scenario = parse(REGRESSIONS[name])
+    out = run_program(build(program(scenario), tmp_path, "regression"))
+    check_against_probe(scenario, out, name)
