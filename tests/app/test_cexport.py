@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from starlette.testclient import TestClient
 
 from app.cexport import ExportRefused, program, step_code
@@ -22,7 +23,7 @@ from engine.presets import PRESETS
 from engine.syntax import canonical_text, format_command, parse
 from engine.trace import replay
 from tests.app.conftest import HTMX, html
-from tests.strategies import PROCESS_VERBS
+from tests.strategies import PROCESS_VERBS, Broken, fuzz_examples, invalid_scenarios, scenarios
 
 # One scenario with every verb of the language (and every kind of reference command).
 EVERY_VERB = """\
@@ -272,6 +273,45 @@ def test_the_cli_answers_bad_input_with_exit_2_and_where(
     path.write_text("# nothing\n")
     assert cli_main(["export", "c", str(path)]) == 2
     assert "no command" in capsys.readouterr().err
+
+
+CLI_FUZZ = settings(
+    max_examples=fuzz_examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@CLI_FUZZ
+@given(text=scenarios())
+def test_the_cli_exports_every_valid_scenario(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    path = tmp_path / "s.txt"
+    path.write_text(text, encoding="utf-8", newline="")
+    status = cli_main(["export", "c", str(path)])
+    captured = capsys.readouterr()
+    if not parse(text).commands:
+        assert status == 2 and "no command" in captured.err
+        return
+    assert status == 0, captured.err
+    assert captured.out.startswith("/* cowlab export c") and captured.err == ""
+
+
+@CLI_FUZZ
+@given(broken=invalid_scenarios())
+def test_the_cli_refuses_every_broken_scenario_naming_the_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], broken: Broken
+) -> None:
+    path = tmp_path / "s.txt"
+    path.write_text(broken.text, encoding="utf-8", newline="")
+    assert cli_main(["export", "c", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    first = captured.err.splitlines()[0]
+    assert first.startswith(f"cowlab: {path}: line {broken.line}, column ")
+    column = int(first.split(", column ")[1].split(":")[0])
+    assert broken.first_column <= column <= broken.last_column
 
 
 # ---- the web
