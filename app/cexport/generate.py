@@ -27,6 +27,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+# The probe's own rules, so that the program skips and compares exactly as the probe does:
+# which pageouts neither side can observe, and which pageouts (of a shared file's page) need no
+# swap.
 from app.probe.compare import _file_pageout, sim_observations
 from app.probe.executor import _track_shared_files
 from app.views.links import make_link
