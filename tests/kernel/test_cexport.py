@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from app.cexport import program
+from app.cexport import program, step_code
 from app.probe.compare import ProbeResult, probe_scenario
 from app.probe.executor import KernelRun
 from app.probe.isolate import run_isolated
@@ -111,36 +111,47 @@ def advice_taken_apart(mine: list[tuple[int, str]], kernel: list[tuple[int, str]
 
 
 def check_against_probe(scenario: c.Scenario, out: Output, name: str) -> None:
-    """What the program observed equals what the probe observed, on the steps the probe ran;
-    where the probe skipped before running everything, the program says why it stopped."""
+    """What the program observed equals what the probe observed, on every step both ran; where
+    one stopped early, the other did too, or the program says why no program can go on."""
     result, kernel_run = probe(scenario, name)
     ran = len(kernel_run.steps)
-    kernel = sorted((o.step, o.value) for o in result.kernel_observed)
-    mine = sorted((step, value) for step, value in out.observed if step <= ran)
-    apart = advice_taken_apart(mine, kernel)
-    if apart is not None or "kept the page resident" in out.skip_reason:
+    stopped = len(scenario.commands) if out.skipped_from is None else out.skipped_from - 1
+    upto = min(ran, stopped)
+    apart = advice_taken_apart(
+        sorted(o for o in out.observed if o[0] <= upto),
+        sorted((o.step, o.value) for o in result.kernel_observed),
+    )
+    declined = "kept the page resident" in out.skip_reason or "resident" in (result.skipped or "")
+    if apart is not None:
         # Compared up to where MADV_PAGEOUT's advice was taken in one run and not the other.
-        upto = apart or (out.skipped_from or 1) - 1
-        assert [o for o in mine if o[0] < upto] == [o for o in kernel if o[0] < upto]
+        upto = apart - 1
+    mine = sorted(o for o in out.observed if o[0] <= upto)
+    kernel = sorted((o.step, o.value) for o in result.kernel_observed if o.step <= upto)
+    assert mine == kernel, f"{name}: program {mine} vs probe {kernel} (both ran {upto} steps)"
+    if apart is not None or declined:
         return
-    assert mine == kernel, f"{name}: program {mine} vs probe {kernel} (probe ran {ran} steps)"
-    if result.skipped is None:
-        assert out.skipped_from is None, out.skip_reason
+    if out.skipped_from is None:
+        assert result.skipped is None, f"{name}: only the probe skipped ({result.skipped})"
         if result.agree:
             # The probe agreed with the engine, the program with the probe: every test is ok.
             assert all(line.startswith("ok ") for line in out.tap), out.tap
-    elif 0 < ran < len(scenario.commands):
+        return
+    assert out.skip_reason.strip()
+    for line in out.tap:
+        step = re.search(r" - step (\d+) ", line)
+        if step is not None:
+            assert ("# SKIP " in line) == (int(step.group(1)) >= out.skipped_from), line
+    impossible = step_code(scenario, out.skipped_from).impossible
+    if impossible is not None:
+        # No program performs this step (the generator says so): the probe may still have.
+        assert out.skip_reason == impossible
+    elif ran > 0 and result.skipped is not None:
+        # The probe stopped at the same step, for the same missing facility or refusal.
         assert out.skipped_from == ran + 1, (out.skipped_from, ran, out.skip_reason)
-    elif ran == 0:
+    else:
         # The probe runs nothing when the scenario needs what this kernel lacks; the program
         # runs the steps before the first that needs it.
-        assert out.skipped_from is not None, result.skipped
-    if out.skipped_from is not None:
-        assert out.skip_reason.strip()
-        for line in out.tap:
-            step = re.search(r" - step (\d+) ", line)
-            if step is not None:
-                assert ("# SKIP " in line) == (int(step.group(1)) >= out.skipped_from), line
+        assert result.skipped is not None, f"{name}: the program skipped ({out.skip_reason})"
 
 
 @pytest.fixture(scope="module")
