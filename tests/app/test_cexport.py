@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from starlette.testclient import TestClient
 
 from app.cexport import ExportRefused, program, step_code
-from app.cexport.generate import c_comment, c_string
+from app.cexport.ctext import c_comment, c_string
 from app.cli.main import main as cli_main
 from app.probe.compare import sim_observations
 from app.views.links import make_link
