@@ -95,6 +95,10 @@ def test_the_real_code_of_a_step_opens_beside_it_and_reads_on_a_phone(
     results: dict[str, Any] = page.evaluate(
         "axe.run({include: [['section.realcode']]}, {resultTypes: ['violations']})"
     )
-    page.close()
     serious = [v["id"] for v in results["violations"] if v["impact"] in ("serious", "critical")]
     assert serious == []
+    # Without JavaScript the link opens the same code as a page of its own, as readable.
+    page.goto(PAGES["realcode"])
+    assert "vmsplice(" in page.locator("pre.code").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.close()
