@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -217,3 +218,44 @@ def test_scenarios_the_program_once_got_wrong(name: str, tmp_path: Path) -> None
     scenario = parse(REGRESSIONS[name])
     out = run_program(build(program(scenario), tmp_path, "regression"))
     check_against_probe(scenario, out, name)
+
+
+# Run the program from a child subreaper: whatever the program leaves behind (a process it did
+# not reap, an orphan of one) comes back to this script, which reports it.
+ADOPT_LEFTOVERS = """
+import os, subprocess, sys, time
+from app.probe.libc import set_child_subreaper
+set_child_subreaper()
+out = subprocess.run(sys.argv[1:], capture_output=True, text=True, timeout=60)
+time.sleep(0.2)
+try:
+    pid, _ = os.waitpid(-1, os.WNOHANG)
+    print(f"left behind: {'a running process' if pid == 0 else f'process {pid}'}")
+except ChildProcessError:
+    print("nothing left behind")
+sys.stdout.write(out.stdout)
+"""
+
+
+@pytest.mark.parametrize(
+    ("timeout", "ending"),
+    [("10", "# behaves like: "), ("0.000000001", "# skipped from step 1: timed out at step 1")],
+)
+def test_the_program_reaps_every_process_on_every_way_out(
+    tmp_path: Path, timeout: str, ending: str
+) -> None:
+    # Forks, an orphan (C exits before its child D), a pipe and a ring held to the end.
+    text = (
+        "P mmap a\nP write a v1\nP fork C\nC fork D\nP vmsplice a as p\nP iouring a as io\n"
+        "C exit\nD write a d1\nD read a\np read"
+    )
+    binary = build(program(parse(text)), tmp_path, "reaped")
+    result = subprocess.run(
+        [sys.executable, "-c", ADOPT_LEFTOVERS, str(binary), timeout],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("nothing left behind\n"), result.stdout
+    assert ending in result.stdout
