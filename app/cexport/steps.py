@@ -16,10 +16,6 @@ from dataclasses import dataclass
 
 from app.cexport.ctext import c_comment, c_string
 from app.cexport.runtime import runtime
-
-# The probe's own rule of which pageouts need no swap (a shared file's page), so the program
-# skips exactly where the probe does.
-from app.probe.executor import _track_shared_files
 from engine import commands as c
 from engine.machine import written_value
 from engine.syntax import format_command, reference_names
@@ -132,7 +128,7 @@ class _Planner:
 
     def _step(self, k: int, cmd: c.Command, ref_name: str | None) -> Step:
         text = format_command(cmd)
-        _track_shared_files(self.shared_files, cmd)
+        self._track_shared_files(cmd)
         if isinstance(cmd, c.FileDecl):
             self.declared.add(cmd.name)
             name = self.names.name(cmd.name)
@@ -159,6 +155,23 @@ class _Planner:
             take=todo.take,
             body=body,
         )
+
+    def _track_shared_files(self, cmd: c.Command) -> None:
+        """Which (process, page) map a shared file: MADV_PAGEOUT unmaps such a page-cache page
+        without a swap device (as the probe's `static_skip` decides)."""
+        shared = self.shared_files
+        if isinstance(cmd, c.Mmap):
+            for page in cmd.pages:
+                if cmd.file is not None and cmd.shared:
+                    shared.add((cmd.proc, page))
+                else:
+                    shared.discard((cmd.proc, page))
+        elif isinstance(cmd, c.Munmap):
+            shared.discard((cmd.proc, cmd.page))
+        elif isinstance(cmd, c.Fork):
+            shared.update({(cmd.child, page) for proc, page in set(shared) if proc == cmd.proc})
+        elif isinstance(cmd, c.Exit):
+            shared.difference_update({key for key in shared if key[0] == cmd.proc})
 
     def _plan(self, k: int, cmd: c.Command, ref_name: str | None) -> _Plan:
         page = self.names.page

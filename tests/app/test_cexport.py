@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,26 @@ from starlette.testclient import TestClient
 
 from app.cexport import ExportRefused, program, step_code
 from app.cexport.ctext import c_comment, c_string
+from app.cexport.steps import NEED, NEEDS, plan
 from app.cli.main import main as cli_main
+from app.probe.capabilities import Capabilities
 from app.probe.compare import sim_observations
+from app.probe.executor import static_skip
 from app.views.links import make_link
+from engine import commands as c
 from engine.policies import POLICIES
 from engine.presets import PRESETS
 from engine.syntax import canonical_text, format_command, parse
 from engine.trace import replay
 from tests.app.conftest import HTMX, html
-from tests.strategies import PROCESS_VERBS, Broken, fuzz_examples, invalid_scenarios, scenarios
+from tests.strategies import (
+    PROCESS_VERBS,
+    Broken,
+    fuzz_examples,
+    invalid_scenarios,
+    random_scenario,
+    scenarios,
+)
 
 # One scenario with every verb of the language (and every kind of reference command).
 EVERY_VERB = """\
@@ -392,3 +404,39 @@ def test_step_0_has_no_system_call(client: TestClient) -> None:
     r = client.get(make_link("/realcode", "P mmap a", step=0))
     assert r.status_code == 200
     assert "empty machine" in r.text
+
+
+# ---- where the program stops: as the probe decides
+
+
+def _first_blocked(scenario: c.Scenario, missing: str | None) -> tuple[int, str] | None:
+    """The first step the program cannot run when the kernel lacks ``missing``, and why."""
+    steps, _ = plan(scenario)
+    for step in steps:
+        if step.code.impossible is not None:
+            return step.code.index, step.code.impossible
+        if missing is not None and step.needs & NEED[missing]:
+            return step.code.index, ""
+    return None
+
+
+@pytest.mark.parametrize("missing", [None, *NEEDS])
+def test_the_program_stops_where_the_probe_would_skip(missing: str | None) -> None:
+    texts = [p.text for p in PRESETS.values()] + [random_scenario(s, 30) for s in range(150)]
+    # Every other facility is there (whatever facilities the probe checks).
+    caps = Capabilities(
+        **{f.name: "missing" if f.name == missing else None for f in fields(Capabilities)}
+    )
+    for text in texts:
+        scenario = parse(text)
+        reason = static_skip(scenario, caps)
+        blocked = _first_blocked(scenario, missing)
+        if reason is None:
+            assert blocked is None or blocked[1], (text, blocked)
+            continue
+        assert blocked is not None, (text, reason)
+        k, impossible = blocked
+        needed_by = f"(needed by `{format_command(scenario.commands[k - 1])}`)"
+        assert reason.endswith(needed_by), (text, reason, k)
+        if impossible:
+            assert reason == impossible
