@@ -46,12 +46,24 @@
 #ifndef __NR_io_uring_register
 #define __NR_io_uring_register 427
 #endif
-#ifndef __NR_memfd_create
+/* Headers older than the system call (memfd_create: 3.17, userfaultfd: 4.3): its number on the
+ * common architectures; a kernel without it answers ENOSYS, which the program reports. */
+#if !defined(__NR_memfd_create) && defined(__x86_64__)
+#define __NR_memfd_create 319
+#elif !defined(__NR_memfd_create) && defined(__aarch64__)
+#define __NR_memfd_create 279
+#elif !defined(__NR_memfd_create)
 #error "this program needs __NR_memfd_create (Linux 3.17 headers or later)"
 #endif
-#ifndef __NR_userfaultfd
+#if !defined(__NR_userfaultfd) && defined(__x86_64__)
+#define __NR_userfaultfd 323
+#elif !defined(__NR_userfaultfd) && defined(__aarch64__)
+#define __NR_userfaultfd 282
+#elif !defined(__NR_userfaultfd)
 #error "this program needs __NR_userfaultfd (Linux 4.3 headers or later)"
 #endif
+
+_Static_assert(sizeof(void *) == 8, "the scenario's pages live above 4 GiB: build on a 64-bit system");
 
 #define HELPER static __attribute__((unused))
 #define ADDRESS_BASE 0x5C0000000000UL /* the scenario's pages: slot n at BASE + 2n pages */
@@ -450,6 +462,12 @@ HELPER void file_decl(struct reply *r, int name, const char *value)
 	if (files[name] >= 0)
 		return error_text(r, "name in use");
 	int fd = (int)syscall(__NR_memfd_create, "cowlab-file", MFD_CLOEXEC);
+	if (fd < 0 && errno == ENOSYS) { /* before 3.17: an unlinked file of /tmp instead */
+		char path[] = "/tmp/cowlab-file-XXXXXX";
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(path);
+	}
 	if (fd < 0)
 		return fail(r, errno);
 	encode_value(bytes, value);
