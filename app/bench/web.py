@@ -15,9 +15,10 @@
 - ``first_load_kb``: ``/`` as a browser fetches it (gzip) plus every script, stylesheet, icon
   and image it loads; ``first_load_kb_max`` the same for the heaviest preset link.
 - ``worst_request_s`` / ``worst_body_mb``: the slowest and the largest answer of a real worker
-  to every route (``/``, a step, ``/embed``, ``/export.svg``, ``/compare``, the API with its
-  default states and with ``changes``) on the worst scenario within each documented limit
-  (`worst_cases`), each in ``worst_requests: [{route, limit, status, s, body_mb, tiny_…}]``;
+  to every route (``/``, a step, ``/embed``, ``/export.svg``, ``/export.c``, ``/realcode``,
+  ``/compare``, the API with its default states and with ``changes``) on the worst scenario
+  within each documented limit (`worst_cases`), each in ``worst_requests: [{route, limit,
+  status, s, body_mb, tiny_…}]``;
   ``worst_tiny_s`` the slowest tiny page asked for meanwhile, ``worst_rss_mb`` the worker's
   memory afterwards.
 
@@ -539,7 +540,17 @@ def worst_link(case: WorstCase, path: str, **params: str) -> str:
     return f"{path}?" + urlencode({"v": "1", "s": s, **params})
 
 
-WORST_ROUTES = ("/", "/ step", "/embed", "/export.svg", "/compare", "api", "api changes")
+WORST_ROUTES = (
+    "/",
+    "/ step",
+    "/embed",
+    "/export.svg",
+    "/export.c",
+    "/realcode",
+    "/compare",
+    "api",
+    "api changes",
+)
 
 
 def worst_request(case: WorstCase, route: str) -> tuple[str, str, dict[str, str], bytes]:

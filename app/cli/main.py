@@ -59,6 +59,7 @@ SUBCOMMAND_MODULES = (
     "app.probe.cli",
     "app.deploy.cli",
     "app.cli.lab",
+    "app.cexport.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -8,7 +8,8 @@
 - `routes` — the hypermedia pages, the JSON API and its documentation.
 
 May import `app.views`, `app.picture`, `app.probe`, `app.live` (features with routes of their
-own, mounted by `create_app`), `app.paths` and the engine
+own, mounted by `create_app`), `app.cexport` (the C program and the real code of a step),
+`app.paths` and the engine
 (tests/app/test_layering.py checks). Outside this package only the CLI's `serve` (by uvicorn's
 import string), the probe's web routes, `app.deploy` (the limits nginx must match) and the
 benchmarks use it.

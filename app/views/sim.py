@@ -160,6 +160,8 @@ class Stage(NamedTuple):
     share: str
     export: str
     export_png: str
+    export_c: str  # the scenario as a C program (DESIGN.md §12)
+    realcode: str  # the system calls of this step, from the same generator
     embed: str
     present_toggle: str
 
@@ -327,6 +329,8 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         share=linker.step(k),
         export=linker.elsewhere("/export.svg", k, "normal"),
         export_png=linker.elsewhere("/export.png", k, "normal"),
+        export_c=linker.elsewhere("/export.c", None, "normal"),
+        realcode=linker.elsewhere("/realcode", k, "normal"),
         embed=linker.elsewhere("/embed", k, "normal"),
         present_toggle=linker.elsewhere(
             linker.path, k, "normal" if linker.view == "present" else "present"

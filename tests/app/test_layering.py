@@ -24,9 +24,11 @@ ALLOWED = {
         "app.picture",
         "app.probe",
         "app.live",
+        "app.cexport",
         "app.paths",
         "engine",
     },
+    "app.cexport": {"app.cexport", "app.probe", "app.views", "app.cli", "engine"},
 }
 COWLAB = ("engine", "app")
 

@@ -28,6 +28,7 @@ PAGES = {
     "embed": preset_link(LEAK, "5.7", 6, "/embed"),
     "present": preset_link(LEAK, "5.7", 6) + "&view=present",
     "reference": "/reference",
+    "realcode": preset_link(LEAK, "5.7", 4, "/realcode"),
 }
 
 
@@ -68,3 +69,36 @@ def test_no_serious_accessibility_violation(
     browser: Browser, base_url: str, name: str, width: int
 ) -> None:
     assert serious_violations(browser, base_url, PAGES[name], width) == []
+
+
+@pytest.mark.skipif(not AXE_JS.exists(), reason=f"axe-core is not installed at {AXE_JS}")
+def test_the_real_code_of_a_step_opens_beside_it_and_reads_on_a_phone(
+    browser: Browser, base_url: str
+) -> None:
+    page = browser.new_page(
+        base_url=base_url,
+        viewport={"width": 375, "height": 812},
+        reduced_motion="reduce",
+        bypass_csp=True,
+    )
+    link = preset_link(LEAK, "5.7", 4)
+    page.goto(link)
+    page.get_by_role("link", name="The system calls of this step").click()
+    code = page.locator("#realcode-body pre.code")
+    code.wait_for()
+    assert "vmsplice(" in code.inner_text()
+    # The fragment came in beside the step: the simulator is still the page, at step 4.
+    assert page.url == base_url + link
+    # The code scrolls inside its box; the page itself never scrolls sideways.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.add_script_tag(path=str(AXE_JS))
+    results: dict[str, Any] = page.evaluate(
+        "axe.run({include: [['section.realcode']]}, {resultTypes: ['violations']})"
+    )
+    serious = [v["id"] for v in results["violations"] if v["impact"] in ("serious", "critical")]
+    assert serious == []
+    # Without JavaScript the link opens the same code as a page of its own, as readable.
+    page.goto(PAGES["realcode"])
+    assert "vmsplice(" in page.locator("pre.code").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.close()

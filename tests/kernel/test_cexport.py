@@ -1,0 +1,261 @@
+"""The C program of a scenario (`cowlab export c`) on this machine's kernel, against the probe.
+
+Every preset's program is compiled once (`cc -O2 -Wall -Werror`, in parallel) and run; what it
+observed must equal what `cowlab probe` observed on every step the probe ran, and where the
+probe skips, the program skips too, with a reason. A hypothesis sample of random scenarios
+does the same (the probe's differential test, C leg).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from app.cexport import program, step_code
+from app.probe.compare import ProbeResult, probe_scenario
+from app.probe.executor import KernelRun
+from app.probe.isolate import run_isolated
+from engine import commands as c
+from engine.presets import PRESETS
+from engine.syntax import parse
+from tests.strategies import PROCESS_VERBS, fuzz_examples, scenarios
+
+pytestmark = pytest.mark.kernel
+
+CC = ("cc", "-O2", "-Wall", "-Werror")
+# Verbs a random scenario may use: `get` and short-term pins skip on every kernel (no program
+# can hold them), so a sample with them would mostly test skipping.
+RANDOM_VERBS = tuple(v for v in PROCESS_VERBS if v not in ("get", "pin"))
+
+
+@dataclass(frozen=True)
+class Output:
+    observed: list[tuple[int, str]]
+    tap: list[str]
+    skipped_from: int | None
+    skip_reason: str
+    behaves_like: list[str]
+
+
+def parse_output(text: str) -> Output:
+    observed = []
+    for line in text.splitlines():
+        if line.startswith("observed "):
+            _, step, value = line.split(" ", 2)
+            observed.append((int(step), value))
+    tap = [line for line in text.splitlines() if re.match(r"(not )?ok \d+ ", line)]
+    skip = re.search(r"^# skipped from step (\d+): (.*)$", text, re.MULTILINE)
+    behaves = re.search(r"^# behaves like[^:]*:(.*)$", text, re.MULTILINE)
+    assert behaves is not None, text
+    return Output(
+        observed,
+        tap,
+        int(skip.group(1)) if skip else None,
+        skip.group(2) if skip else "",
+        behaves.group(1).split(),
+    )
+
+
+def build(source: str, where: Path, name: str, flags: tuple[str, ...] = CC) -> Path:
+    path = where / f"{name}.c"
+    path.write_text(source)
+    binary = where / name
+    result = subprocess.run(
+        [*flags, "-o", str(binary), str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, f"{name}: {result.stderr[:4000]}"
+    return binary
+
+
+def run_program(binary: Path) -> Output:
+    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return parse_output(result.stdout)
+
+
+def probe(scenario: c.Scenario, name: str) -> tuple[ProbeResult, KernelRun]:
+    runs: list[KernelRun] = []
+
+    def runner(s: c.Scenario, timeout: float) -> KernelRun:
+        runs.append(run_isolated(s, timeout))
+        return runs[-1]
+
+    result = probe_scenario(scenario, name=name, runner=runner)
+    return result, runs[0] if runs else KernelRun("", (), result.skipped)
+
+
+PAGEOUT_ADVICE = {"swapped out", "stays resident"}
+
+
+def advice_taken_apart(mine: list[tuple[int, str]], kernel: list[tuple[int, str]]) -> int | None:
+    """The first step where one run paged a page out and the other kept it resident.
+
+    MADV_PAGEOUT is advice: the kernel may keep a page for reasons neither run controls (a
+    per-CPU LRU batch, memory pressure), so two runs of one scenario may differ there; what
+    follows is then a different experiment, not a disagreement."""
+    theirs = dict(kernel)
+    for step, value in mine:
+        other = theirs.get(step)
+        if value != other and {value, other} <= PAGEOUT_ADVICE:
+            return step
+    return None
+
+
+def check_against_probe(scenario: c.Scenario, out: Output, name: str) -> None:
+    """What the program observed equals what the probe observed, on every step both ran; where
+    one stopped early, the other did too, or the program says why no program can go on."""
+    result, kernel_run = probe(scenario, name)
+    ran = len(kernel_run.steps)
+    stopped = len(scenario.commands) if out.skipped_from is None else out.skipped_from - 1
+    upto = min(ran, stopped)
+    apart = advice_taken_apart(
+        sorted(o for o in out.observed if o[0] <= upto),
+        sorted((o.step, o.value) for o in result.kernel_observed),
+    )
+    declined = "kept the page resident" in out.skip_reason or "resident" in (result.skipped or "")
+    if apart is not None:
+        # Compared up to where MADV_PAGEOUT's advice was taken in one run and not the other.
+        upto = apart - 1
+    mine = sorted(o for o in out.observed if o[0] <= upto)
+    kernel = sorted((o.step, o.value) for o in result.kernel_observed if o.step <= upto)
+    assert mine == kernel, f"{name}: program {mine} vs probe {kernel} (both ran {upto} steps)"
+    if apart is not None or declined:
+        return
+    if out.skipped_from is None:
+        assert result.skipped is None, f"{name}: only the probe skipped ({result.skipped})"
+        if result.agree:
+            # The probe agreed with the engine, the program with the probe: every test is ok.
+            assert all(line.startswith("ok ") for line in out.tap), out.tap
+        return
+    assert out.skip_reason.strip()
+    for line in out.tap:
+        step = re.search(r" - step (\d+) ", line)
+        if step is not None:
+            assert ("# SKIP " in line) == (int(step.group(1)) >= out.skipped_from), line
+    impossible = step_code(scenario, out.skipped_from).impossible
+    if impossible is not None:
+        # No program performs this step (the generator says so): the probe may still have.
+        assert out.skip_reason == impossible
+    elif ran > 0 and result.skipped is not None:
+        # The probe stopped at the same step, for the same missing facility or refusal.
+        assert out.skipped_from == ran + 1, (out.skipped_from, ran, out.skip_reason)
+    else:
+        # The probe runs nothing when the scenario needs what this kernel lacks; the program
+        # runs the steps before the first that needs it.
+        assert result.skipped is not None, f"{name}: the program skipped ({out.skip_reason})"
+
+
+@pytest.fixture(scope="module")
+def binaries() -> Iterator[dict[str, Path]]:
+    """Every preset's program, compiled once, as many at a time as there are CPUs."""
+    with tempfile.TemporaryDirectory(prefix="cowlab-c-") as tmp:
+        where = Path(tmp)
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            jobs = {
+                name: pool.submit(build, program(parse(preset.text)), where, name)
+                for name, preset in PRESETS.items()
+            }
+            yield {name: job.result() for name, job in jobs.items()}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_presets_program_observes_what_the_probe_observes(
+    binaries: dict[str, Path], name: str
+) -> None:
+    out = run_program(binaries[name])
+    check_against_probe(parse(PRESETS[name].text), out, name)
+
+
+def test_a_program_that_ran_every_step_behaves_like_this_kernels_era(
+    binaries: dict[str, Path],
+) -> None:
+    out = run_program(binaries["cve-2020-29374"])
+    assert out.skipped_from is None
+    assert out.tap and all(line.startswith("ok ") for line in out.tap), out.tap
+    # 6.2 and every era since 5.8 read the old data; 4.8 and 5.7 leak the child's write.
+    assert "4.8" not in out.behaves_like and "5.7" not in out.behaves_like
+    assert "6.2" in out.behaves_like
+
+
+@settings(
+    max_examples=fuzz_examples(4),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(text=scenarios(max_commands=12, verbs=RANDOM_VERBS))
+def test_a_random_scenarios_program_observes_what_the_probe_observes(text: str) -> None:
+    scenario = parse(text)
+    if not scenario.commands:
+        return
+    with tempfile.TemporaryDirectory(prefix="cowlab-c-") as tmp:
+        # -O0: the sample is about behaviour; -O2 -Werror is held above for every preset.
+        binary = build(program(scenario), Path(tmp), "random", ("cc", "-O0", "-Wall", "-Werror"))
+        out = run_program(binary)
+    check_against_probe(scenario, out, "random")
+
+
+# Scenarios where the program once disagreed with the probe, kept as regressions.
+REGRESSIONS = {
+    # A forked child gets a userfaultfd of its own: it must register the page again, not take
+    # its parent's registration for its own (the program answered ENOENT, no userfault).
+    "uffd-wp-in-a-child": "P mmap a\nP write a v1\nP uffd-wp a on\nP fork C\n"
+    "C uffd-wp a on\nC write a c1\nC read a",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_scenarios_the_program_once_got_wrong(name: str, tmp_path: Path) -> None:
+    scenario = parse(REGRESSIONS[name])
+    out = run_program(build(program(scenario), tmp_path, "regression"))
+    check_against_probe(scenario, out, name)
+
+
+# Run the program from a child subreaper: whatever the program leaves behind (a process it did
+# not reap, an orphan of one) comes back to this script, which reports it.
+ADOPT_LEFTOVERS = """
+import os, subprocess, sys, time
+from app.probe.libc import set_child_subreaper
+set_child_subreaper()
+out = subprocess.run(sys.argv[1:], capture_output=True, text=True, timeout=60)
+time.sleep(0.2)
+try:
+    pid, _ = os.waitpid(-1, os.WNOHANG)
+    print(f"left behind: {'a running process' if pid == 0 else f'process {pid}'}")
+except ChildProcessError:
+    print("nothing left behind")
+sys.stdout.write(out.stdout)
+"""
+
+
+@pytest.mark.parametrize(
+    ("timeout", "ending"),
+    [("10", "# behaves like: "), ("0.000000001", "# skipped from step 1: timed out at step 1")],
+)
+def test_the_program_reaps_every_process_on_every_way_out(
+    tmp_path: Path, timeout: str, ending: str
+) -> None:
+    # Forks, an orphan (C exits before its child D), a pipe and a ring held to the end.
+    text = (
+        "P mmap a\nP write a v1\nP fork C\nC fork D\nP vmsplice a as p\nP iouring a as io\n"
+        "C exit\nD write a d1\nD read a\np read"
+    )
+    binary = build(program(parse(text)), tmp_path, "reaped")
+    result = subprocess.run(
+        [sys.executable, "-c", ADOPT_LEFTOVERS, str(binary), timeout],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("nothing left behind\n"), result.stdout
+    assert ending in result.stdout
