@@ -126,7 +126,10 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: {"model": ProblemAnswer, "description": "No such room, or it expired."},
     409: {"model": ProblemAnswer, "description": "Not now (no open poll, not a read step…)."},
     400: {"model": ProblemAnswer, "description": "A link, scenario, era, step or choice refused."},
-    429: {"model": ProblemAnswer, "description": "A bound of the room is reached."},
+    429: {
+        "model": ProblemAnswer,
+        "description": "A bound of the room, or of the rooms one client may hold, is reached.",
+    },
     503: {"model": ProblemAnswer, "description": "Live sessions are off or the server is full."},
 }
 

@@ -67,7 +67,7 @@ async def join(request: Request, code: str | None = None) -> Response:
     description="Answers 303 to the teacher's page and keeps the teacher's key in a cookie. "
     "Without `link`, the page the request came from (`Referer`).",
     status_code=303,
-    responses=html_refusals(400, 503),
+    responses=html_refusals(400, 429, 503),
 )
 async def start(
     request: Request, link: Annotated[str, Form(max_length=MAX_LINK_CHARS)] = ""
