@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine import commands as c
 from engine.machine.core import written_value
-from engine.machine.faults import Faults
+from engine.machine.huge_faults import HugeFaults
 from engine.policies import GupRequest
 from engine.state import ZERO_PFN, Frame, Ref
 from engine.syntax import auto_ref_name
@@ -14,7 +14,7 @@ from engine.syntax import auto_ref_name
 _GUP_MAX_ROUNDS = 6
 
 
-class Gup(Faults):
+class Gup(HugeFaults):
     def gup(
         self,
         proc_name: str,

@@ -171,6 +171,10 @@ class UffdWpFile(Choice):
     def uffd_wp_register_file(self, vma: Vma) -> Decision | None:
         return None
 
+    def uffd_wp_register_hugetlb(self, vma: Vma) -> Decision | None:
+        """hugetlbfs came with shmem in the same 5.19 series: the choice answers both."""
+        return self.uffd_wp_register_file(vma)
+
 
 class UffdWpAnonOnly(UffdWpFile):
     id = "anon-only"
@@ -187,6 +191,18 @@ class UffdWpAnonOnly(UffdWpFile):
             "",
             f"{vma.page} is file-backed: before 5.19 userfaultfd write-protection works "
             "on anonymous memory only, UFFDIO_REGISTER fails with -EINVAL",
+        )
+
+    def uffd_wp_register_hugetlb(self, vma: Vma) -> Decision | None:
+        """vma_can_userfault before 5.19: VM_UFFD_WP only on vma_is_anonymous() VMAs, and a
+        hugetlb VMA is not one (it is backed by hugetlbfs)."""
+        return Decision(
+            "refuse",
+            "uffd-wp is anonymous-only",
+            "userfaultfd_register → vma_can_userfault",
+            "",
+            f"{vma.page} is a hugetlb mapping: before 5.19 userfaultfd write-protection works "
+            "on anonymous (non-hugetlb) memory only, UFFDIO_REGISTER fails with -EINVAL",
         )
 
 
