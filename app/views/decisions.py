@@ -26,6 +26,8 @@ def frame_decisions(trace: Trace, k: int) -> dict[int, Decision]:
     for event in step.events:
         if event.kind == "copy" and event.new_pfn is not None:
             source = f" of pfn {event.pfn}" if event.pfn is not None else ""
+            if event.pfn is not None and _copied_out_of_folio(trace, k, event.pfn, event.new_pfn):
+                source += " #0"  # one subpage of a large folio, not the whole of it
             found[event.new_pfn] = Decision(f"COPY{source}")
         elif event.kind == "unshare" and event.pfn is not None:
             found[event.pfn] = Decision("UNSHARE")
@@ -54,3 +56,37 @@ def at_risk_marks(trace: Trace, k: int, decisions: dict[int, Decision]) -> dict[
                 who = event.proc or "the writer"
                 marks[ref.name] = RefMark("at-risk", f"{who} reused pfn {event.pfn} for writing")
     return marks
+
+
+def _copied_out_of_folio(trace: Trace, k: int, pfn: int, new_pfn: int) -> bool:
+    """Whether step ``k`` copied a small page out of the large folio ``pfn``."""
+    if k == 0:
+        return False
+    source = trace.steps[k - 1].state.frames.get(pfn)
+    copy = trace.steps[k].state.frames.get(new_pfn)
+    return (
+        source is not None and source.folio is not None and copy is not None and copy.folio is None
+    )
+
+
+def split_origins(trace: Trace, k: int) -> dict[int, tuple[int, str]]:
+    """Small pages that a COW (a write or unshare fault, or fork's early copy) copied out of a
+    large folio up to step ``k``: pfn → (the folio's pfn, "THP" or "hugetlb").
+
+    The picture says where such a page came from for as long as it lives: a 4 KiB page beside a
+    2 MiB folio is the moment a THP stops being one page for that process (5.8's and 5.18's
+    do_huge_pmd_wp_page fall back to PTEs and copy one subpage). pfns are never reused
+    (`State.next_pfn`), so a pfn found here means the same page at every later step.
+    """
+    found: dict[int, tuple[int, str]] = {}
+    for i in range(1, k + 1):
+        step = trace.steps[i]
+        for event in step.events:
+            if event.new_pfn is None or event.pfn is None or event.kind not in ("copy", "fork"):
+                continue
+            if not _copied_out_of_folio(trace, i, event.pfn, event.new_pfn):
+                continue
+            folio = trace.steps[i - 1].state.frames[event.pfn].folio
+            kind = "hugetlb" if folio is not None and folio.kind == "hugetlb" else "THP"
+            found[event.new_pfn] = (event.pfn, kind)
+    return found
