@@ -449,6 +449,25 @@ def _spread(state: State, folios: frozenset[int] = frozenset()) -> dict[tuple[st
     return offsets
 
 
+def _arrow_label(x: float, y: float, text: str, size: float) -> tuple[Item, ...]:
+    """A label at an arrow's start on a white ground, so a line crossing it does not cut it."""
+    width = 0.68 * size * len(text) + 6
+    return (
+        Rect(
+            x - 3,
+            y - size,
+            width,
+            size + 4,
+            fill="#FFFFFF",
+            stroke="none",
+            stroke_width=0,
+            rx=3,
+            opacity=0.85,
+        ),
+        Text(x, y, text, size=size, weight="bold"),
+    )
+
+
 def _huge_arrows(
     proc: str,
     page: str,
@@ -476,7 +495,7 @@ def _huge_arrows(
                     Path(d, stroke=color, width=10 if pte.writable else 8),
                     Path(d, stroke="#FFFFFF", width=3),
                     Poly(head, fill=color),
-                    Text(x1 + 8, y1 - 8, "PMD", size=14, weight="bold"),
+                    *_arrow_label(x1 + 8, y1 - 8, "PMD", 14),
                 ),
                 key=f"map:{proc}:{page}",
             )
@@ -495,7 +514,7 @@ def _huge_arrows(
                 (
                     Path(d, stroke=color, width=4 if pte.writable else 2.5),
                     Poly(head, fill=color),
-                    Text(x1 + 10, y1 - 6, "PTE #0", size=13, weight="bold"),
+                    *_arrow_label(x1 + 10, y1 - 6, "PTE #0", 13),
                 ),
                 key=f"map:{proc}:{page}",
             )
@@ -512,7 +531,7 @@ def _huge_arrows(
                 (
                     Path(d, stroke=color, width=2.5),
                     Poly(head, fill=color),
-                    Text(x1 + 10, y1 + 17, "511 PTEs", size=13, weight="bold"),
+                    *_arrow_label(x1 + 10, y1 + 17, "511 PTEs", 13),
                 ),
                 key=f"maprest:{proc}:{page}",
             )

@@ -150,6 +150,7 @@ class Stage(NamedTuple):
     verdicts: tuple[VerdictView, ...]  # verdicts found at this step
     scene: Scene
     focus_note: str  # for a large scenario: what the picture leaves out
+    huge: bool  # the picture draws a large folio: the legend tells PMD from PTE lines
     table: StateTable
     actions: tuple[ActionGroup, ...]
     actions_base: str  # the scenario up to this step, as `s`: the actions form sends it with `add`
@@ -321,6 +322,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         verdicts=verdicts_here,
         scene=pic.scene,
         focus_note=focus.note if focus else "",
+        huge=bool(run.layout.folios),
         table=state_table(step.state, prev, has_bit, marks, focus, pic.split_from),
         actions=actions,
         actions_base=encode_scenario(linker.prefix(k)),

@@ -18,6 +18,13 @@ from engine.state import (
 )
 
 N = 512
+# The selftest's "Basic COW after fork() ... with THP", replayed by the engine in the web and
+# browser tests: at step 3 parent and child map one folio with a PMD each; at step 5 the
+# parent's write fault has copied subpage 0 (from 5.8 on) or the whole folio (up to 5.7).
+THP = (
+    "P mmap mem backing=thp; P write mem v1; P fork C; C read mem; P write mem parent-v2; "
+    "C read mem"
+)
 V1 = Value("v1", "P", "cpu", 2)
 ZERO = Frame(ZERO_PFN, "zero", ZERO_VALUE)
 
