@@ -8,7 +8,7 @@ import struct
 from starlette.testclient import TestClient
 
 from app.views.links import make_link
-from tests.app.conftest import first, html
+from tests.app.conftest import attr, first, html
 from tests.app.folio_states import THP
 
 
@@ -48,3 +48,20 @@ def test_the_text_table_says_how_each_process_maps_the_folio(client: TestClient)
     assert "subpage #0 by a PTE to pfn 2; subpages #1–511 by 511 PTEs to the folio pfn 1" in table
     assert "pfn 1, the whole 2 MiB folio, by one PMD" in table
     assert "4 KiB copied out of subpage #0 of THP pfn 1" in table
+
+
+def _buttons(client: TestClient, link: str) -> set[str]:
+    doc = html(client.get(link).text)
+    return {attr(b, "value") for b in doc.css(".actions button[name=add]")}
+
+
+def test_the_buttons_offer_huge_pages_and_pte_map_where_it_applies(client: TestClient) -> None:
+    pmd = _buttons(client, make_link("/", THP, policy="6.2", step=3))
+    assert {"P pte-map mem", "C pte-map mem"} <= pmd
+    assert {"P mmap a backing=thp", "P mmap a backing=hugetlb"} <= pmd
+    # Once PTE-mapped (or split by a write fault) there is no PMD left to remap.
+    assert "P pte-map mem" not in _buttons(client, make_link("/", THP, policy="6.2", step=5))
+    hugetlb = "P mmap mem backing=hugetlb; P write mem v1"
+    buttons = _buttons(client, make_link("/", hugetlb, policy="6.2", step=2))
+    assert "P swapout mem" not in buttons and "P pte-map mem" not in buttons
+    assert "P swapout a" in _buttons(client, make_link("/", "P mmap a; P write a v", step=2))
