@@ -176,13 +176,19 @@ class Gup(HugeFaults):
             "pin": "a device's DMA pin",
             "iouring": "an io_uring fixed buffer",
         }[cmd.kind]
-        count = "+1024 (GUP_PIN_COUNTING_BIAS)" if pin else "+1"
+        large = frame.folio is not None
+        count = (
+            ("+1 and _pincount +1 (a large folio counts pins exactly)" if large else "+1024 "
+             "(GUP_PIN_COUNTING_BIAS)")
+            if pin
+            else "+1"
+        )  # fmt: skip
         self.emit(
             "gup",
             f"{name} ({holder}) now holds frame #{frame.pfn} of {cmd.proc}'s {cmd.page} with "
             f"{'|'.join(ref.foll)}"
             + (f"; refcount {count}" if frame.pfn != ZERO_PFN else " (the zero page)"),
-            rule=(took := self.policy.gup_reference(pin)).rule,
+            rule=(took := self.policy.gup_reference(pin, large)).rule,
             commit=took.commit,
             kernel={
                 "vmsplice": "vmsplice_to_pipe → iov_iter_get_pages",

@@ -222,6 +222,8 @@ class Syscalls(HugeFaults):
         frame = self.frames[pte.pfn]
         if vma.backing == "hugetlb":
             decision = self.policy.hugetlb_mprotect_upgrade()
+        elif pte.pmd:
+            decision = self.policy.mprotect_makes_pmd_writable(pte, frame, vma)
         elif vma.shared and pte.uffd_wp and vma.uffd_wp:
             decision = self.policy.mprotect_shared_uffd_wp(pte)
         elif vma.shared:

@@ -151,8 +151,8 @@ class Policy:
 
     def hugetlb_mprotect_upgrade(self) -> Decision:
         """hugetlb_change_protection, every era: mprotect(PROT_WRITE) never maps a private
-        hugetlb page writable; only change_pte_range and change_huge_pmd learned to
-        (64fe24a3e05e), so the next write takes a fault."""
+        hugetlb page writable; only change_pte_range (64fe24a3e05e) and change_huge_pmd
+        (c27f479ef542) learned to, so the next write takes a fault."""
         return _HUGETLB_NO_UPGRADE
 
     def hugetlb_pageout(self) -> Decision:
@@ -343,6 +343,11 @@ class Policy:
 
     def mprotect_makes_writable(self, pte: Pte, frame: Frame, vma: Vma) -> Decision:
         return self._choice("mprotect_upgrade", MprotectUpgrade).mprotect_makes_writable(
+            pte, frame, vma
+        )
+
+    def mprotect_makes_pmd_writable(self, pte: Pte, frame: Frame, vma: Vma) -> Decision:
+        return self._choice("mprotect_upgrade", MprotectUpgrade).mprotect_makes_pmd_writable(
             pte, frame, vma
         )
 
