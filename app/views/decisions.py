@@ -15,6 +15,7 @@ the page is the engine's (`do_wp_page()` in each era's policy).
 from __future__ import annotations
 
 from app.picture.scene import Decision, RefMark
+from engine.state import Frame
 from engine.trace import Trace
 
 
@@ -75,18 +76,40 @@ def split_origins(trace: Trace, k: int) -> dict[int, tuple[int, str]]:
 
     The picture says where such a page came from for as long as it lives: a 4 KiB page beside a
     2 MiB folio is the moment a THP stops being one page for that process (5.8's and 5.18's
-    do_huge_pmd_wp_page fall back to PTEs and copy one subpage). pfns are never reused
-    (`State.next_pfn`), so a pfn found here means the same page at every later step.
+    do_huge_pmd_wp_page fall back to PTEs and copy one subpage; fork copies a pinned folio's
+    subpage for the child). A copy event names its new page (``new_pfn``), or else the page is
+    the one a huge-page VMA of the copied page's name maps from that step on. pfns are never
+    reused (`State.next_pfn`), so a pfn found here means the same page at every later step.
     """
     found: dict[int, tuple[int, str]] = {}
     for i in range(1, k + 1):
-        step = trace.steps[i]
+        before, step = trace.steps[i - 1].state, trace.steps[i]
+        sources: dict[str, int] = {}  # page name -> the folio a copy or fork event copied
         for event in step.events:
-            if event.new_pfn is None or event.pfn is None or event.kind not in ("copy", "fork"):
+            if event.kind not in ("copy", "fork") or event.pfn is None:
                 continue
-            if not _copied_out_of_folio(trace, i, event.pfn, event.new_pfn):
+            source = before.frames.get(event.pfn)
+            if source is None or source.folio is None:
                 continue
-            folio = trace.steps[i - 1].state.frames[event.pfn].folio
-            kind = "hugetlb" if folio is not None and folio.kind == "hugetlb" else "THP"
-            found[event.new_pfn] = (event.pfn, kind)
+            if event.new_pfn is not None:
+                if _copied_out_of_folio(trace, i, event.pfn, event.new_pfn):
+                    found[event.new_pfn] = (event.pfn, _kind(source))
+            elif event.page is not None:
+                sources[event.page] = event.pfn
+        if not sources:
+            continue
+        new = range(before.next_pfn, step.state.next_pfn)
+        for proc in step.state.procs.values():
+            for page, folio_pfn in sources.items():
+                pte, vma = proc.ptes.get(page), proc.vmas.get(page)
+                pfn = pte.pfn if pte is not None else None
+                if pfn is None or pfn not in new or vma is None or not vma.huge:
+                    continue
+                small = step.state.frames.get(pfn)
+                if small is not None and small.folio is None and pfn not in found:
+                    found[pfn] = (folio_pfn, _kind(before.frames[folio_pfn]))
     return found
+
+
+def _kind(frame: Frame) -> str:
+    return "hugetlb" if frame.folio is not None and frame.folio.kind == "hugetlb" else "THP"

@@ -215,3 +215,15 @@ def test_a_page_copied_out_of_a_folio_is_found_in_the_trace_and_stays_so() -> No
     after = fs.split_by_cow()
     after = after._replace(frames={**after.frames, 3: after.frames[2]._replace(pfn=3)})
     assert 3 not in split_origins(_trace((fs.split_by_cow(), ()), (after, (small,))), 1)
+
+
+def test_a_page_fork_copied_out_of_a_pinned_folio_is_found_without_a_new_pfn() -> None:
+    # fork's early copy of a pinned folio's subpage names only the folio it copied; the copy is
+    # the new small page the child's huge-page VMA of that name maps from that step on.
+    pinned = fs.state(
+        [fs.proc("P", None, Pte(1, writable=True, dirty=True, rest_pfn=1))],
+        [fs.folio(1, sub0=1, rest=1, pins=1)],
+    )
+    fork = Event("fork", "subpage 0 is copied for C", proc="P", page="a", pfn=1)
+    trace = _trace((pinned, ()), (fs.split_by_cow(), (fork,)))
+    assert split_origins(trace, 1) == {2: (1, "THP")}
