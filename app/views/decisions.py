@@ -84,6 +84,8 @@ def split_origins(trace: Trace, k: int) -> dict[int, tuple[int, str]]:
     found: dict[int, tuple[int, str]] = {}
     for i in range(1, k + 1):
         before, step = trace.steps[i - 1].state, trace.steps[i]
+        if step.state.next_pfn == before.next_pfn:
+            continue  # a copy allocates a page: a step that allocated none copied nothing
         sources: dict[str, int] = {}  # page name -> the folio a copy or fork event copied
         for event in step.events:
             if event.kind not in ("copy", "fork") or event.pfn is None:
