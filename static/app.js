@@ -192,6 +192,8 @@
     } else if (el.matches("button[name=add], button[name=step]")) {
       focusSelector =
         'button[name="' + el.name + '"][value="' + CSS.escape(el.value) + '"]';
+    } else if (el.matches("a[data-backing]")) {
+      focusSelector = 'a[data-backing="' + CSS.escape(el.dataset.backing) + '"]';
     } else if (el.dataset && el.dataset.nav) {
       focusSelector = 'a[data-nav="' + CSS.escape(el.dataset.nav) + '"]';
     }

@@ -5,6 +5,10 @@ slots), and references (then files). The layout is computed once from *every* st
 trace (`compute_layout`): each process, page, frame, swap slot, reference and file that ever
 exists gets a fixed place, so pressing → never moves anything — things appear, change and
 disappear in place. A trace too big to draw whole is drawn around its step's `Focus`.
+
+A large folio (a huge page, DESIGN.md §10) takes the place of two frames, one above the other:
+it shows its counters and its subpages (`FOLIO_H`). A scenario of base pages has none, and is
+laid out exactly as before folios existed.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ FRAME_W = 300.0
 FRAME_H = 112.0
 FRAME_GAP = 18.0
 FRAME_COL_GAP = 40.0
+FOLIO_SLOTS = 2  # a large folio takes the place of this many frames
+FOLIO_H = FOLIO_SLOTS * FRAME_H + (FOLIO_SLOTS - 1) * FRAME_GAP
 SWAP_H = 70.0
 REF_W = 320.0
 REF_H = 112.0
@@ -60,6 +66,10 @@ class Layout:
     ref_x: float
     width: float
     height: float
+    folios: frozenset[int] = frozenset()  # pfns drawn as large folios (FOLIO_H tall)
+
+    def frame_h(self, pfn: int) -> float:
+        return FOLIO_H if pfn in self.folios else FRAME_H
 
 
 def _ordered_union(groups: Iterable[Iterable[str]]) -> list[str]:
@@ -191,6 +201,29 @@ def focus_of(
     )
 
 
+def _folio_pfns(states: Sequence[State], pfns: Sequence[int], focus: bool) -> frozenset[int]:
+    """The pfns that are a large folio in some state of ``states``.
+
+    A folio is born large (a huge-page fault or a copy of one) and pfns are never reused, so
+    each pfn is looked at in the state that allocated it (the pfns from one state's
+    ``next_pfn`` to the next's): linear in the frames the trace allocated, not steps × frames.
+    A focused layout (two states of a large trace) looks at its few frames in both states.
+    """
+    found: set[int] = set()
+    if focus:
+        for state in states:
+            found.update(p for p in pfns if (f := state.frames.get(p)) and f.folio is not None)
+        return frozenset(found)
+    start = 0
+    for state in states:
+        for pfn in range(start, state.next_pfn):
+            frame = state.frames.get(pfn)
+            if frame is not None and frame.folio is not None:
+                found.add(pfn)
+        start = max(start, state.next_pfn)
+    return frozenset(found)
+
+
 def compute_layout(states: Sequence[State], focus: Focus | None = None) -> Layout:
     """Places for every process, page, frame, slot, reference and file in ``states``.
 
@@ -236,12 +269,18 @@ def compute_layout(states: Sequence[State], focus: Focus | None = None) -> Layou
     frame_x = PROC_X + PROC_W + ARROW_GAP
     pitch = FRAME_H + FRAME_GAP
     per_column = max(MIN_FRAMES_PER_COLUMN, int((procs_bottom - top) // pitch))
+    folios = _folio_pfns(states, pfns, focus is not None)
     frames: dict[int, tuple[float, float]] = {}
-    for i, pfn in enumerate(pfns):
-        column, row = divmod(i, per_column)
+    column, row, rows_used = 0, 0, 0
+    for pfn in pfns:
+        size = FOLIO_SLOTS if pfn in folios else 1
+        if row + size > per_column and row > 0:  # a folio never straddles two columns
+            column, row = column + 1, 0
         frames[pfn] = (frame_x + column * (FRAME_W + FRAME_COL_GAP), top + row * pitch)
-    columns = max(1, -(-len(pfns) // per_column))
-    frames_bottom = top + min(len(pfns), per_column) * pitch
+        row += size
+        rows_used = max(rows_used, row)
+    columns = column + 1
+    frames_bottom = top + rows_used * pitch
     swap: dict[int, tuple[float, float]] = {}
     y = frames_bottom
     for slot in slots:
@@ -274,4 +313,5 @@ def compute_layout(states: Sequence[State], focus: Focus | None = None) -> Layou
         ref_x=ref_x,
         width=right + MARGIN,
         height=bottom + MARGIN,
+        folios=folios,
     )

@@ -32,6 +32,7 @@ from engine.commands import (
     Mmap,
     Mprotect,
     Munmap,
+    PteMap,
     Read,
     RefRead,
     RefRelease,
@@ -94,11 +95,12 @@ def _act(cmd: Command, subject: str) -> Action:
 # its value after the step (a forced write is ``forced-PAGE``, a device write ``dma-REF``): the
 # step that wrote a value is in its description (narration, table, tooltip) all the same, and a
 # button that does not change from step to step does not distract.
-PageFacts = tuple[str, bool, bool, bool, bool]  # page, VM_WRITE, dontfork, uffd-wp, present
+# page, VM_WRITE, dontfork, uffd-wp, present and swappable, a THP mapped by a PMD (`pte-map`)
+PageFacts = tuple[str, bool, bool, bool, bool, bool]
 
 
 def _page_row(p: str, facts: PageFacts) -> ActionRow:
-    page, write, dontcopy, uffd_wp, present = facts
+    page, write, dontcopy, uffd_wp, present, pmd_thp = facts
     main = (
         _act(Read(p, page), p),
         _act(Write(p, page), p),
@@ -121,6 +123,8 @@ def _page_row(p: str, facts: PageFacts) -> ActionRow:
     ]
     if present:
         more.insert(4, _act(Swapout(p, page), p))
+    if pmd_thp:
+        more.insert(0, _act(PteMap(p, page), p))
     return ActionRow(page, main, tuple(more))
 
 
@@ -132,7 +136,9 @@ def _proc_group(p: str, pages: tuple[PageFacts, ...], child: str, new_page: str)
         _act(ClearSoftdirty(p), p),
         _act(Exit(p), p),
     )
-    rows.append(ActionRow("", process_wide))
+    # Huge pages (DESIGN.md §10) under "more": a new page backed by a THP or a hugetlb page.
+    huge = tuple(_act(Mmap(p, (new_page,), backing=b), p) for b in ("thp", "hugetlb"))
+    rows.append(ActionRow("", process_wide, huge))
     return ActionGroup(p, "proc", tuple(rows))
 
 
@@ -198,8 +204,10 @@ def suggest_actions(
         facts = []
         for page, vma in islice(pages, MAX_PAGES):
             pte = proc.ptes.get(page)
-            present = pte is not None and pte.pfn is not None
-            facts.append((page, vma.write, vma.dontcopy, vma.uffd_wp, present))
+            # MADV_PAGEOUT of a hugetlb VMA is -EINVAL: hugetlb pages are never swapped.
+            present = pte is not None and pte.pfn is not None and vma.backing != "hugetlb"
+            pmd_thp = vma.backing == "thp" and pte is not None and pte.pmd
+            facts.append((page, vma.write, vma.dontcopy, vma.uffd_wp, present, pmd_thp))
         groups.append(_proc_group(p, tuple(facts), fresh.child, fresh.new_page(p)))
     groups.extend(_ref_group(ref.name, ref.holder, ref.write) for ref in islice(refs, MAX_REFS))
     groups.append(_newcomer_group(fresh.newcomer))

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from app.views.links import LinkError, make_link
-from app.views.presets import Cell, PresetRow, build_grid
+from app.views.presets import Cell, PresetRow, RowGroup, build_grid, group_rows
 from app.views.runs import RunMemo, run
 from app.views.sim import Era
 from engine.policies import POLICIES, Policy, UnknownPolicy, get_policy
@@ -104,6 +104,7 @@ class Lab:
     keeps: tuple[str, ...]  # state the point keeps, in words
     columns: tuple[Era, ...]
     rows: tuple[PresetRow, ...]
+    groups: tuple[RowGroup, ...]  # the rows by backing, as the grid shows them
     effects: tuple[Effect, ...]
     share: str
     simulator: str
@@ -179,6 +180,7 @@ def build_lab(base: str, settings: Mapping[str, str], memo: RunMemo | None) -> L
         keeps=tuple(STATES[s] for s in sorted(policy.keeps)) if not error else (),
         columns=columns,
         rows=rows,
+        groups=group_rows(rows),
         effects=effects,
         share=lab_link(point),
         simulator=make_link("/", sim_text, policy=point),

@@ -17,7 +17,7 @@ from app.picture.layout import Focus, compute_layout, focus_of
 from app.picture.scene import RefMark, SceneOptions, build_scene
 from app.picture.shapes import Scene
 from app.views.actions import ActionGroup, fresh_names, suggest_actions
-from app.views.decisions import at_risk_marks, frame_decisions
+from app.views.decisions import at_risk_marks, frame_decisions, split_origins
 from app.views.links import View, at_step, encode_scenario, link_prefix
 from app.views.runs import EventView, Run
 from app.views.tables import StateTable, state_table
@@ -150,6 +150,7 @@ class Stage(NamedTuple):
     verdicts: tuple[VerdictView, ...]  # verdicts found at this step
     scene: Scene
     focus_note: str  # for a large scenario: what the picture leaves out
+    huge: bool  # the picture draws a large folio: the legend tells PMD from PTE lines
     table: StateTable
     actions: tuple[ActionGroup, ...]
     actions_base: str  # the scenario up to this step, as `s`: the actions form sends it with `add`
@@ -229,6 +230,7 @@ def proc_notes(trace: Trace, k: int) -> dict[str, str]:
 class Picture:
     scene: Scene
     focus: Focus | None  # set when the scenario is too large to draw whole
+    split_from: Mapping[int, tuple[int, str]]  # small pages copied out of a large folio
 
 
 def _subjects(command: object) -> list[str]:
@@ -249,6 +251,8 @@ def picture(run: Run, k: int, title: str, marks: Mapping[str, RefMark] | None = 
     if not run.fits:
         focus = focus_of(step.state, prev, step.events, _subjects(step.command))
         layout = compute_layout([s for s in (prev, step.state) if s is not None], focus)
+    # Only a trace with a large folio can have split one (and the scan costs k steps).
+    split_from = split_origins(trace, k) if run.layout.folios or layout.folios else {}
     scene = build_scene(
         layout,
         step.state,
@@ -259,9 +263,10 @@ def picture(run: Run, k: int, title: str, marks: Mapping[str, RefMark] | None = 
             proc_notes=proc_notes(trace, k),
             title=title,
             decisions=frame_decisions(trace, k),
+            split_from=split_from,
         ),
     )
-    return Picture(scene, focus)
+    return Picture(scene, focus, split_from)
 
 
 def timeline_is_windowed(run: Run) -> bool:
@@ -319,7 +324,8 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         verdicts=verdicts_here,
         scene=pic.scene,
         focus_note=focus.note if focus else "",
-        table=state_table(step.state, prev, has_bit, marks, focus),
+        huge=bool(run.layout.folios),
+        table=state_table(step.state, prev, has_bit, marks, focus, pic.split_from),
         actions=actions,
         actions_base=encode_scenario(linker.prefix(k)),
         s_value=encode_scenario(run.link_text),

@@ -11,9 +11,12 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from app.picture.labels import (
+    backing_words,
+    folio_kind,
     frame_counters,
     frame_extras,
     frame_heading,
+    huge_mapping_words,
     pte_flags,
     ref_detail,
     vma_flags,
@@ -67,6 +70,8 @@ def _vma_words(vma: Vma | None) -> str:
     if vma is None:
         return "no VMA"
     kind = ["file " + vma.file if vma.file else "anonymous", "shared" if vma.shared else "private"]
+    if vma.huge:
+        kind.append(backing_words(vma))
     return ", ".join(kind + vma_flags(vma))
 
 
@@ -75,6 +80,8 @@ def _pte_row(
 ) -> PteRow:
     if pte is None:
         maps = "not present"
+    elif vma is not None and vma.huge:
+        maps = huge_mapping_words(pte)
     elif pte.pfn is not None:
         maps = f"pfn {pte.pfn}"
     else:
@@ -89,10 +96,19 @@ def _pte_row(
     )
 
 
-def _frame_row(frame: Frame, changed: bool, has_exclusive_bit: bool) -> FrameRow:
+def _frame_row(
+    frame: Frame, changed: bool, has_exclusive_bit: bool, origin: tuple[int, str] | None = None
+) -> FrameRow:
+    what = frame_heading(frame)
+    if frame.folio is not None:
+        what = f"{folio_kind(frame)} folio · pfn {frame.pfn} · {frame.nr_pages} subpages"
+        # The pin words a reader compares with a small page's (pins × 1024 in the refcount).
+        what += " · pincount exact, +1 refcount a pin"
+    elif origin is not None:
+        what += f" · 4 KiB copied out of subpage #0 of {origin[1]} pfn {origin[0]}"
     return FrameRow(
         pfn=frame.pfn,
-        what=frame_heading(frame),
+        what=what,
         value=frame.value.describe(),
         counters=frame_counters(frame),
         extras=", ".join(frame_extras(frame, has_exclusive_bit)),
@@ -150,8 +166,11 @@ def state_table(
     has_exclusive_bit: bool,
     marks: Mapping[str, RefMark],
     focus: Focus | None = None,
+    split_from: Mapping[int, tuple[int, str]] | None = None,
 ) -> StateTable:
-    """The tables of ``state``; with ``focus``, the same part of it the picture draws."""
+    """The tables of ``state``; with ``focus``, the same part of it the picture draws.
+    ``split_from``: small pages copied out of a large folio (`SceneOptions.split_from`)."""
+    origins = split_from or {}
     ptes: list[PteRow] = []
     for proc in state.procs.values():
         if focus is not None and proc.name not in focus.pages:
@@ -161,7 +180,10 @@ def state_table(
         ptes.extend(_rows(proc, before if prev else proc, has_exclusive_bit, wanted))
     frames = tuple(
         _frame_row(
-            frame, prev is not None and prev.frames.get(frame.pfn) != frame, has_exclusive_bit
+            frame,
+            prev is not None and prev.frames.get(frame.pfn) != frame,
+            has_exclusive_bit,
+            origins.get(frame.pfn),
         )
         for frame in state.frames.values()
         if focus is None or frame.pfn in focus.pfns

@@ -50,7 +50,7 @@ from app.views.lessons import (
     welcome_view,
 )
 from app.views.links import LinkError, LinkParams, View, make_link, parse_params
-from app.views.presets import build_grid
+from app.views.presets import BACKING_IDS, build_grid, presets_page
 from app.views.runs import Run, Stopped, lesson_policy, run
 from app.views.scenario_head import scenario_head
 from app.views.sim import Linker, build_sim, build_stage, picture, timeline_is_windowed
@@ -92,6 +92,14 @@ CustomQ = Annotated[
         description="A custom lab point `custom:base=ID,KNOB=CHOICE,…` as one more column "
         f"(repeat for more, at most {MAX_CUSTOM_COLUMNS}, each at most {MAX_ID_LENGTH} "
         "characters; DESIGN.md §11); anything else, an empty value too, is a 400 page.",
+    ),
+]
+BackingQ = Annotated[
+    str | None,
+    Query(
+        description="Show the presets of one backing: "
+        + ", ".join(f"`{b}`" for b in BACKING_IDS)
+        + " (DESIGN.md §10); anything else shows every preset and says so.",
     ),
 ]
 # A pick that is not one of the question's choices is no pick (app.views.lessons): no length
@@ -632,11 +640,13 @@ def _compare(
     responses=LINK_ERRORS,
     summary="Every preset under every policy, as a grid of verdicts",
 )
-async def presets(request: Request, custom: CustomQ = None) -> Response:
-    return _presets(request, custom)
+async def presets(request: Request, custom: CustomQ = None, backing: BackingQ = None) -> Response:
+    return _presets(request, custom, backing)
 
 
-def _presets(request: Request, custom: list[str] | None = None) -> Response:
+def _presets(
+    request: Request, custom: list[str] | None = None, backing: str | None = None
+) -> Response:
     try:
         customs = custom_columns(custom)
     except LinkError as exc:
@@ -662,5 +672,11 @@ def _presets(request: Request, custom: list[str] | None = None) -> Response:
     ids = (*POLICIES, *(c for c in customs if c not in POLICIES))
     columns, rows = build_grid(request.app.state.runs, ids)
     ctx = _context(request, "presets", "normal", "", latest_id())
-    ctx.update(columns=columns, rows=rows)
+    grid = presets_page(columns, rows, backing, customs)
+    ctx.update(grid=grid)
+    hx = htmx_details(request)
+    if hx.partial and hx.target_id == "presets-grid":
+        # The filter's links swap the grid region alone (the filter inside it shows the choice).
+        here = next(c.href for c in grid.choices if c.current)
+        return _html(render_fragment("presets.html", ctx, "grid"), push=here)
     return _html(render_page("presets.html", ctx))
