@@ -25,6 +25,7 @@ from engine.commands import Read, RefRead
 from engine.presets import PRESETS, Preset
 from engine.syntax import parse
 from engine.trace import replay
+from tests.engine.huge_preset_expectations import HUGE_EXPECTED
 from tests.engine.preset_tables import (
     ALL,
     E0,
@@ -326,9 +327,9 @@ BASE_EXPECTED: dict[str, dict[str, Outcome]] = {
     ),
 }
 
-# The huge-page presets' table (PMD-mapped THP, PTE-mapped THP, hugetlb) is derived in
-# tests/engine/huge_preset_expectations.py; it joins this one once the library holds them.
-EXPECTED: dict[str, dict[str, Outcome]] = dict(BASE_EXPECTED)
+# The huge-page presets (PMD-mapped THP, PTE-mapped THP, hugetlb) come after the base-page ones
+# in the library; their table is derived in tests/engine/huge_preset_expectations.py.
+EXPECTED: dict[str, dict[str, Outcome]] = {**BASE_EXPECTED, **HUGE_EXPECTED}
 
 # (preset, policy) -> reason: disagreements with the engine judged, after re-deriving by hand, to
 # be engine bugs. Marked xfail(strict) only so main stays green; each one is reported.
