@@ -16,8 +16,13 @@ How the selftest's C maps onto the scenario language (DESIGN.md §2):
   PIN_LONGTERM_TEST_READ is `pin read`; an io_uring fixed buffer is `iouring`.
 - the mprotect() round trip is `mprotect … ro` / `mprotect … rw`, clear_softdirty() is
   `clear-softdirty`, MADV_PAGEOUT is `swapout`.
+After the base-page library come the same anonymous cases on huge pages, PMD-mapped THP,
+PTE-mapped THP and hugetlb (DESIGN.md §10; built from engine/huge_presets.py), one backing after
+the other: the THP variant of CVE-2020-29374 that 5.9 reopened, the pins 5.18 made worse, and the
+hugetlb leaks cow.c still marks XFAIL. Every preset names its `backing`, so a view can group or
+filter the library by it.
 The expected outcome of every preset under every policy is derived by hand, with reasons, in
-tests/engine/test_presets.py.
+tests/engine/test_presets.py and tests/engine/huge_preset_expectations.py.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ from dataclasses import dataclass
 from textwrap import dedent
 from types import MappingProxyType
 
+from engine import huge_presets as huge
+from engine.huge_presets import BACKINGS, PresetBacking
+
+__all__ = ["BACKINGS", "PRESETS", "PresetBacking", "Preset"]
+
 
 @dataclass(frozen=True, slots=True)
 class Preset:
@@ -34,7 +44,9 @@ class Preset:
 
     ``name`` is the URL-safe slug, ``title`` the selftest's own description where there is one,
     ``story`` what happens in kernel terms (2–4 sentences), ``source`` where the scenario comes
-    from (selftest path and test number, commit, CVE or mail thread), ``text`` the scenario.
+    from (selftest path and test number, commit, CVE or mail thread), ``text`` the scenario,
+    ``backing`` the kind of page its memory is (`BACKINGS`: base page, PMD-mapped THP,
+    PTE-mapped THP, hugetlb).
     """
 
     name: str
@@ -42,6 +54,7 @@ class Preset:
     story: str
     source: str
     text: str
+    backing: PresetBacking = "base"
 
 
 COW_C = "tools/testing/selftests/mm/cow.c"
@@ -82,15 +95,44 @@ _STORY_ERA = {
 }
 
 
-def _preset(name: str, title: str, story: str, source: str, text: str) -> Preset:
+def _preset(
+    name: str,
+    title: str,
+    story: str,
+    source: str,
+    text: str,
+    *,
+    era: str = "",
+    backing: PresetBacking = "base",
+) -> Preset:
     # A preset is a small lesson: its text opens with its `#title` and `#policy`.
-    head = f"#title {title}\n#policy {_STORY_ERA[name]}\n"
+    head = f"#title {title}\n#policy {era or _STORY_ERA[name]}\n"
     return Preset(
         name=name,
         title=title,
         story=" ".join(story.split()),
         source=" ".join(source.split()),
         text=head + dedent(text).strip() + "\n",
+        backing=backing,
+    )
+
+
+def _huge_presets() -> tuple[Preset, ...]:
+    """cow.c's anonymous cases on each huge backing, one backing after the other and the cases
+    in the selftest's order, as the selftest runs them."""
+    return tuple(
+        _preset(
+            huge.preset_name(case, backing),
+            huge.title(case, backing),
+            story.story,
+            huge.source(case, backing, story.source),
+            huge.text(case, backing),
+            era=story.era,
+            backing=backing,
+        )
+        for backing in huge.HUGE_BACKINGS
+        for case in huge.CASES
+        for story in (huge.STORIES[(case.base, backing)],)
     )
 
 
@@ -648,5 +690,5 @@ _PRESETS: tuple[Preset, ...] = (
     ),
 )
 
-PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in _PRESETS})
+PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in _PRESETS + _huge_presets()})
 """Every preset by name, in teaching order (iteration follows insertion order)."""

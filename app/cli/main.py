@@ -289,6 +289,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
                         "story": preset.story,
                         "source": preset.source,
                         "text": preset.text,
+                        "backing": preset.backing,
                         "verdicts": {p: list(k) for p, k in kinds.items()},
                     }
                     for preset, kinds in rows

@@ -355,6 +355,10 @@ def test_presets_json_has_the_preset_fields_and_verdict_kinds_by_policy(
         preset.text,
     )
     assert first["verdicts"] == {p: list(replay(preset.text, p).verdict_kinds()) for p in POLICIES}
+    # The backing lets a script group the library as the presets grid does.
+    assert {p["name"]: p["backing"] for p in document["presets"]} == {
+        name: preset.backing for name, preset in PRESETS.items()
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -260,7 +260,10 @@ def test_the_sweep_json_route_is_the_cli_document(client: TestClient) -> None:
     assert job.wait(300)
     doc = client.get("/lab/sweep.json").json()
     assert len(doc["points"]) == doc["points_run"]
-    assert doc["eras"]["6.2"] == dict.fromkeys(doc["kinds"], 0)
+    # 6.2 is clean on every base page; its only verdicts are on huge pages: the four hugetlb
+    # vmsplice() cases cow.c marks XFAIL leak, and the R/O pins of a previously-shared
+    # PTE-mapped THP copy needlessly (tests/engine/huge_preset_expectations.py).
+    assert doc["eras"]["6.2"] == {**dict.fromkeys(doc["kinds"], 0), "leak": 4, "needless-copy": 2}
 
 
 def test_a_long_custom_id_is_accepted_everywhere(client: TestClient) -> None:
@@ -278,21 +281,21 @@ def test_the_sweep_page_lists_designs_by_fixed_knobs(client: TestClient) -> None
     client.get("/lab/sweep")
     job: SweepJob = client.app.state.lab_sweep  # type: ignore[attr-defined]
     assert job.wait(300) and job.doc is not None
-    r = client.get("/lab/sweep?clean=1&gup_read=break-cow&ro_pin=nonsense")
+    r = client.get("/lab/sweep?gup_read=break-cow&ro_pin=nonsense")
     section = first(html(r.text), "section[aria-labelledby=designs-title]")
     status = first(section, "[role=status]").text()
     matching = int(status.split()[0])
     points = job.doc["points"]
     index = job.doc["knobs"]["gup_read"].index("break-cow")
-    n = len(job.doc["knobs"])
-    expected = [p for p in points if p[1] == index and not any(p[n:])]
+    expected = [p for p in points if p[1] == index]
     assert matching == len(expected) > 0
     assert attr(first(section, "#f-gup_read option[selected]"), "value") == "break-cow"
     for a in section.css("tbody a")[:3]:
         r = client.get(a.attributes["href"] or "")
         assert r.status_code == 200
-        rows = html(r.text).css("table.lab-grid tbody tr:not(.group-row)")
-        design = [tr.css("td")[-1] for tr in rows]
-        assert design and all("w-ok" in (td.attributes.get("class") or "") for td in design)
-    empty = html(client.get("/lab/sweep?wp_reuse=mapcount&clean=1").text)
+        assert html(r.text).css("table.lab-grid tbody tr:not(.group-row)")
+    # "Only clean ones" lists none: the hugetlb vmsplice() leak cow.c marks XFAIL is beyond
+    # every knob (tests/engine/test_sweep.py), so no design is clean over the whole library.
+    assert job.doc["clean_points"] == 0
+    empty = html(client.get("/lab/sweep?gup_read=break-cow&clean=1").text)
     assert first(empty, "[aria-labelledby=designs-title] [role=status]").text().startswith("0")

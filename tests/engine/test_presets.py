@@ -6,14 +6,7 @@ names the eras it covers and says why they behave the same.
 
 Notation in the reasons: X is the page populated before the test, Y/Z are COW copies; "mc" is
 mapcount, "rc" refcount (a FOLL_PIN adds 1024, a FOLL_GET or pipe buffer 1, the swap cache 1).
-Era groups (DESIGN.md §3):
-  E0  = 4.8, 5.7            classic: reuse iff mapcount(+swapcount) <= 1; read GUP never breaks COW
-  E1  = 5.8 and proposals   as E0, but a read GUP (FOLL_GET/FOLL_PIN) on a COW mapping breaks COW
-  E2  = 5.9                 reuse iff refcount == 1 (swap-in still mapcount+swapcount);
-                            fork() copies maybe-pinned pages for the child
-  E3  = 5.18                refcount rule on swap-in too
-  E4  = 5.19                PageAnonExclusive; R/O FOLL_PIN of a !exclusive anon page unshares
-  E5  = 6.2                 + R/O FOLL_LONGTERM pins unshare the zero page / page cache too
+Era groups E0..E5: see tests/engine/preset_tables.py.
 Verdicts (DESIGN.md §4 as the engine defines them): a read's ideal value comes from a logical
 model in which fork() copies every page; a reference follows its owner's logical page (its last
 value once the owner unmapped it), and a device write through a R/W reference writes the owner's
@@ -24,8 +17,6 @@ own history (another process wrote it after the split), otherwise `stale`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -34,41 +25,22 @@ from engine.commands import Read, RefRead
 from engine.presets import PRESETS, Preset
 from engine.syntax import parse
 from engine.trace import replay
+from tests.engine.huge_preset_expectations import HUGE_EXPECTED
+from tests.engine.preset_tables import (
+    ALL,
+    E0,
+    E1,
+    E2,
+    E3,
+    E4,
+    E5,
+    POLICIES,
+    Outcome,
+    out,
+    table,
+)
 
-POLICIES = ("4.8", "5.7", "5.8", "5.8-break-cow", "5.8-wrong-side-ok", "5.9", "5.18", "5.19", "6.2")
-
-E0 = ("4.8", "5.7")
-E1 = ("5.8", "5.8-break-cow", "5.8-wrong-side-ok")
-E2 = ("5.9",)
-E3 = ("5.18",)
-E4 = ("5.19",)
-E5 = ("6.2",)
-ALL = POLICIES
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The observed text of every read step, in order, and the set of verdict kinds."""
-
-    reads: tuple[str, ...]
-    verdicts: frozenset[str]
-
-
-def out(*reads: str, verdicts: Iterable[str] = ()) -> Outcome:
-    return Outcome(tuple(reads), frozenset(verdicts))
-
-
-def table(*rows: tuple[tuple[str, ...], Outcome]) -> dict[str, Outcome]:
-    """Expand (eras, outcome) rows into one outcome per policy; each policy exactly once."""
-    expanded: dict[str, Outcome] = {}
-    for policies, outcome in rows:
-        for policy in policies:
-            assert policy not in expanded, f"policy {policy} listed twice"
-            expanded[policy] = outcome
-    return expanded
-
-
-EXPECTED: dict[str, dict[str, Outcome]] = {
+BASE_EXPECTED: dict[str, dict[str, Outcome]] = {
     "cow-basic": table(
         # All eras: after fork() X is mapped by P and C (mc 2, rc 2; 5.19+: exclusive cleared
         # because X is not pinned). P's write fault: E0/E1 mc 2 > 1, E2/E3 rc 2 != 1, E4/E5 not
@@ -354,6 +326,10 @@ EXPECTED: dict[str, dict[str, Outcome]] = {
         ((*E1, *E5), out("file-data", "file-data", "parent-v2")),
     ),
 }
+
+# The huge-page presets (PMD-mapped THP, PTE-mapped THP, hugetlb) come after the base-page ones
+# in the library; their table is derived in tests/engine/huge_preset_expectations.py.
+EXPECTED: dict[str, dict[str, Outcome]] = {**BASE_EXPECTED, **HUGE_EXPECTED}
 
 # (preset, policy) -> reason: disagreements with the engine judged, after re-deriving by hand, to
 # be engine bugs. Marked xfail(strict) only so main stays green; each one is reported.

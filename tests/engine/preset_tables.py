@@ -1,0 +1,48 @@
+"""The vocabulary of the hand-derived preset tables: eras in groups, and one outcome per era.
+
+Era groups (DESIGN.md §3, kernel-cow-semantics.md §2):
+  E0  = 4.8, 5.7            classic: reuse iff mapcount(+swapcount) <= 1; read GUP never breaks COW
+  E1  = 5.8 and proposals   as E0, but a read GUP (FOLL_GET/FOLL_PIN) on a COW mapping breaks COW
+  E2  = 5.9                 reuse iff refcount == 1 (swap-in and PMD-THP still mapcount-based);
+                            fork() copies maybe-pinned pages for the child
+  E3  = 5.18                refcount rule on swap-in and PMD-mapped THP too
+  E4  = 5.19                PageAnonExclusive; R/O FOLL_PIN of a !exclusive anon page unshares
+  E5  = 6.2                 + R/O FOLL_LONGTERM pins unshare the zero page / page cache too
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+POLICIES = ("4.8", "5.7", "5.8", "5.8-break-cow", "5.8-wrong-side-ok", "5.9", "5.18", "5.19", "6.2")
+
+E0 = ("4.8", "5.7")
+E1 = ("5.8", "5.8-break-cow", "5.8-wrong-side-ok")
+E2 = ("5.9",)
+E3 = ("5.18",)
+E4 = ("5.19",)
+E5 = ("6.2",)
+ALL = POLICIES
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The observed text of every read step, in order, and the set of verdict kinds."""
+
+    reads: tuple[str, ...]
+    verdicts: frozenset[str]
+
+
+def out(*reads: str, verdicts: Iterable[str] = ()) -> Outcome:
+    return Outcome(tuple(reads), frozenset(verdicts))
+
+
+def table(*rows: tuple[tuple[str, ...], Outcome]) -> dict[str, Outcome]:
+    """Expand (eras, outcome) rows into one outcome per policy; each policy exactly once."""
+    expanded: dict[str, Outcome] = {}
+    for policies, outcome in rows:
+        for policy in policies:
+            assert policy not in expanded, f"policy {policy} listed twice"
+            expanded[policy] = outcome
+    return expanded
