@@ -18,6 +18,9 @@ from typing import Literal
 from engine.annotations import NO_ANNOTATIONS, Annotations, Remark
 
 RefKind = Literal["vmsplice", "get", "pin", "iouring"]
+# What backs an anonymous mapping (DESIGN.md §10): base pages, a PMD-mapped 2 MiB transparent
+# huge page, or a private 2 MiB hugetlb page.
+Backing = Literal["base", "thp", "hugetlb"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +33,15 @@ class FileDecl:
 
 @dataclass(frozen=True, slots=True)
 class Mmap:
-    """`P mmap a [b …]` (private anonymous) or `P mmap a file=F [shared] [ro]`."""
+    """`P mmap a [b …] [backing=thp|hugetlb]` (private anonymous; each page its own 2 MiB huge
+    page with a backing) or `P mmap a file=F [shared] [ro]`."""
 
     proc: str
     pages: tuple[str, ...]
     file: str | None = None
     shared: bool = False
     readonly: bool = False
+    backing: Backing = "base"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,16 @@ class Mprotect:
     proc: str
     page: str
     writable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PteMap:
+    """`P pte-map a`: remap a PMD-mapped THP with PTEs, keeping the folio whole — what the
+    selftest's "PTE-mapped THP" does with mprotect() of one subpage and back
+    (__split_huge_pmd)."""
+
+    proc: str
+    page: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +185,7 @@ Command = (
     | Dontneed
     | Dontfork
     | Mprotect
+    | PteMap
     | ClearSoftdirty
     | Swapout
     | UffdWp
@@ -190,6 +206,7 @@ PROC_COMMANDS = (
     Dontneed,
     Dontfork,
     Mprotect,
+    PteMap,
     ClearSoftdirty,
     Swapout,
     UffdWp,

@@ -12,6 +12,7 @@ EventKind = Literal[
     "reuse",  # write/unshare fault kept the page (do_wp_page reuse)
     "copy",  # COW copy (write fault, unshare fault, GUP-forced COW)
     "unshare",  # FAULT_FLAG_UNSHARE made the page exclusive without a copy
+    "split",  # a huge PMD was split into PTEs (the folio stays whole), or a folio into pages
     "fork",  # fork duplicated a page table entry (shared) or copied a page for the child
     "gup",  # get_user_pages / pin_user_pages took a reference
     "release",  # a reference was dropped

@@ -7,6 +7,22 @@ built and `_replace`d about three times faster (DESIGN.md §7's 1 ms replay budg
 counters on `Frame` are the kernel's (``mapcount``, FOLL_GET and FOLL_PIN references, swap
 cache, page cache); ``refcount`` is derived from them exactly as `page_count()` would report
 it, including the GUP_PIN_COUNTING_BIAS of 1024 per FOLL_PIN on a small page (3faa52c03f44, 5.7).
+
+Huge pages (DESIGN.md §10). A `backing=thp` or `backing=hugetlb` page is one VMA of 2 MiB whose
+memory is a large folio (`Frame.folio`, order 9, 512 subpages). Reads and writes touch subpage 0
+only, so a process's mapping of such a VMA is one `Pte` that says how subpage 0 is mapped and
+how the other 511 are:
+
+- ``pmd=True``: one PMD maps the whole folio ``pfn`` (entire mapcount +1, one reference);
+  hugetlb pages are always mapped this way (a huge PTE at PMD level);
+- ``pmd=False``: PTEs. ``pfn`` is subpage 0's page — subpage 0 of the folio, or a small page
+  once subpage 0 was copied out of it — and ``rest_pfn`` the large folio whose subpages 1…511
+  this process still maps with 511 PTEs (None once they left it).
+
+Subpages 1…511 are kept only while they map a large folio: they are always treated alike (no
+command touches one of them alone), so per subpage the folio is subpage 0 and "the rest".
+Once they leave the folio (copied into small pages by fork, swapped out) no command can reach
+them again, and the model drops them rather than keep 511 frames nobody can observe.
 """
 
 from __future__ import annotations
@@ -14,12 +30,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
-from engine.commands import RefKind
+from engine.commands import Backing, RefKind
 
 GUP_PIN_COUNTING_BIAS = 1024
 ZERO_PFN = 0
 
 FrameKind = Literal["anon", "zero", "pagecache"]
+FolioKind = Literal["thp", "hugetlb"]
+# The order of a PMD-sized folio on x86-64 (HPAGE_PMD_ORDER): 512 subpages of 4 KiB.
+HPAGE_PMD_ORDER = 9
 ValueVia = Literal["cpu", "device", "file", "zero", "force", "copy"]
 
 
@@ -58,12 +77,17 @@ class Folio(NamedTuple):
     ``subpage_mapcounts`` are the PTE mappings of each subpage (they add up to the frame's
     ``mapcount``), ``subpage_exclusive`` each subpage's PageAnonExclusive bit, and
     ``entire_mapcount`` the PMD mappings of the whole folio (folio->_entire_mapcount).
+    ``kind`` tells a transparent huge page from a hugetlb page: the kernel decides their COW
+    on different paths (do_huge_pmd_wp_page / do_wp_page vs hugetlb_wp). The exact pincount
+    (folio->_pincount) is the frame's ``pins``. While PMD-mapped, PG_anon_exclusive lives in
+    the head page (``subpage_exclusive[0]``) for the whole folio.
     """
 
     order: int  # 1 << order subpages
     subpage_mapcounts: tuple[int, ...]
     subpage_exclusive: tuple[bool, ...]
     entire_mapcount: int = 0
+    kind: FolioKind = "thp"
 
 
 class Frame(NamedTuple):
@@ -150,7 +174,10 @@ class Frame(NamedTuple):
 
 
 class Pte(NamedTuple):
-    """A page-table entry: present (``pfn``) or a swap entry (``swap_slot``)."""
+    """A page-table entry: present (``pfn``) or a swap entry (``swap_slot``).
+
+    For a huge-page VMA it also says the level (``pmd``) and, at PTE level, which large folio
+    the other subpages map (``rest_pfn``); see the module docstring."""
 
     pfn: int | None = None
     swap_slot: int | None = None
@@ -159,10 +186,16 @@ class Pte(NamedTuple):
     softdirty: bool = True
     uffd_wp: bool = False
     swap_exclusive: bool = False  # exclusive marker in a swap PTE (5.19+, 1493a1913e34)
+    pmd: bool = False  # a PMD (or hugetlb huge PTE) maps the whole folio ``pfn``
+    rest_pfn: int | None = None  # PTE level: the large folio subpages 1… still map
 
     @property
     def present(self) -> bool:
         return self.pfn is not None
+
+    @property
+    def level(self) -> Literal["pmd", "pte"]:
+        return "pmd" if self.pmd else "pte"
 
 
 class Vma(NamedTuple):
@@ -182,6 +215,11 @@ class Vma(NamedTuple):
     # A uffd-wp PTE marker in the empty PTE slot (5.19+, file-backed memory): the page is
     # write-protected before it is even faulted in.
     uffd_wp_marker: bool = False
+    backing: Backing = "base"  # `backing=thp|hugetlb`: a 2 MiB huge page (DESIGN.md §10)
+
+    @property
+    def huge(self) -> bool:
+        return self.backing != "base"
 
     @property
     def is_cow_mapping(self) -> bool:
@@ -272,7 +310,15 @@ def pte_readonly(pte: Pte) -> Pte:
     if not pte.writable:
         return pte
     return Pte(
-        pte.pfn, pte.swap_slot, False, pte.dirty, pte.softdirty, pte.uffd_wp, pte.swap_exclusive
+        pte.pfn,
+        pte.swap_slot,
+        False,
+        pte.dirty,
+        pte.softdirty,
+        pte.uffd_wp,
+        pte.swap_exclusive,
+        pte.pmd,
+        pte.rest_pfn,
     )
 
 
@@ -294,7 +340,9 @@ def frame_mapped(frame: Frame, delta: int, anon_exclusive: bool) -> Frame:
 
 def frame_dropped(frame: Frame, mapcount: int, gets: int, pins: int) -> Frame:
     """``frame`` with ``mapcount`` mappings, ``gets`` FOLL_GET and ``pins`` FOLL_PIN references
-    fewer; PG_anon_exclusive goes with the last mapping (a page nobody maps is nobody's)."""
+    fewer; PG_anon_exclusive goes with the last mapping (a page nobody maps is nobody's). A
+    large folio's mappings move through `folio_mapped`, so here (references only) its bits
+    stay."""
     left = frame.mapcount - mapcount
     return Frame(
         frame.pfn,
@@ -305,6 +353,60 @@ def frame_dropped(frame: Frame, mapcount: int, gets: int, pins: int) -> Frame:
         frame.pins - pins,
         frame.swapcache,
         frame.file,
-        frame.anon_exclusive and left > 0,
+        frame.anon_exclusive and (left > 0 or frame.folio is not None),
         frame.folio,
+    )
+
+
+def folio_frame(
+    pfn: int, kind: FolioKind, value: Value, *, entire: int, sub0: int, rest: int, exclusive: bool
+) -> Frame:
+    """A new PMD-sized anonymous folio: ``entire`` PMD mappings, ``sub0`` PTE mappings of
+    subpage 0 and ``rest`` of each other subpage; every subpage PageAnonExclusive or none (a
+    new folio is mapped by one process, the head's bit standing for all while PMD-mapped)."""
+    n = 1 << HPAGE_PMD_ORDER
+    return Frame(
+        pfn=pfn,
+        kind="anon",
+        value=value,
+        mapcount=sub0 + rest * (n - 1),
+        anon_exclusive=exclusive,
+        folio=Folio(
+            HPAGE_PMD_ORDER,
+            (sub0,) + (rest,) * (n - 1),
+            (exclusive,) * n,
+            entire,
+            kind,
+        ),
+    )
+
+
+def folio_mapped(
+    frame: Frame,
+    *,
+    entire: int = 0,
+    sub0: int = 0,
+    rest: int = 0,
+    exclusive0: bool | None = None,
+    exclusive_rest: bool | None = None,
+) -> Frame:
+    """A large folio with ``entire`` more PMD mappings, ``sub0`` more PTE mappings of subpage 0
+    and ``rest`` more of each other subpage (negative: fewer), and the exclusive bits of
+    subpage 0 and of the others set when given. Subpages 1… always move together (the module
+    docstring says why), so the folio is subpage 0 and the rest."""
+    folio = frame.folio
+    assert folio is not None, f"frame #{frame.pfn} is a small page"
+    n = 1 << folio.order
+    maps = folio.subpage_mapcounts
+    bits = folio.subpage_exclusive
+    first = maps[0] + sub0
+    others = maps[1] + rest
+    bit0 = bits[0] if exclusive0 is None else exclusive0
+    bit_rest = bits[1] if exclusive_rest is None else exclusive_rest
+    new_maps = maps if (sub0, rest) == (0, 0) else (first,) + (others,) * (n - 1)
+    new_bits = bits if (bit0, bit_rest) == (bits[0], bits[1]) else (bit0,) + (bit_rest,) * (n - 1)
+    return frame._replace(
+        mapcount=first + others * (n - 1),
+        anon_exclusive=bit0,
+        folio=Folio(folio.order, new_maps, new_bits, folio.entire_mapcount + entire, folio.kind),
     )

@@ -69,6 +69,7 @@ from engine.annotations import (
     SwapDevice,
 )
 from engine.commands import (
+    Backing,
     ClearSoftdirty,
     Command,
     Dontfork,
@@ -80,6 +81,7 @@ from engine.commands import (
     Mmap,
     Mprotect,
     Munmap,
+    PteMap,
     Read,
     RefKind,
     RefRead,
@@ -121,6 +123,7 @@ PROC_VERBS = (
     "dontfork",
     "dofork",
     "mprotect",
+    "pte-map",
     "clear-softdirty",
     "swapout",
     "uffd-wp",
@@ -706,6 +709,8 @@ class _CommandParser:
         elif v == "mprotect":
             page = self.page()
             cmd = Mprotect(proc, page, writable=self.choice(("ro", "rw")) == "rw")
+        elif v == "pte-map":
+            cmd = PteMap(proc, self.page())
         elif v == "clear-softdirty":
             cmd = ClearSoftdirty(proc)
         elif v == "swapout":
@@ -749,7 +754,7 @@ class _CommandParser:
         pages: list[str] = []
         page_toks: list[_Token] = []
         tok = self.peek()
-        while tok is not None and not tok.text.startswith("file="):
+        while tok is not None and not _is_option(tok.text):
             if tok.text in ("ro", "shared"):
                 raise self.error(tok, f"a page name (`{tok.text}` needs `file=F` before it)")
             page = self.name("a page name", tok)
@@ -762,8 +767,16 @@ class _CommandParser:
         if not pages:
             raise self.error(tok, "a page name")
         file: str | None = None
+        backing: Backing = "base"
         flags: dict[str, bool] = {"shared": False, "ro": False}
-        if tok is not None:  # a `file=F` token
+        if tok is not None and tok.text.startswith("backing="):
+            self.pos += 1
+            word = tok.text[len("backing=") :]
+            if word not in ("thp", "hugetlb"):
+                raise self.error(tok, "`backing=thp` or `backing=hugetlb`")
+            backing = "thp" if word == "thp" else "hugetlb"
+            self.end_of_command()
+        elif tok is not None:  # a `file=F` token
             if len(pages) > 1:
                 raise self.error(tok, "a single page before `file=` (a file mapping is one page)")
             self.pos += 1
@@ -773,7 +786,14 @@ class _CommandParser:
             file = self.fresh(file_tok, "a file name", "file")
             self.flags(flags)
         self.count_pages(proc, pages, page_toks)
-        return Mmap(proc, tuple(pages), file, shared=flags["shared"], readonly=flags["ro"])
+        return Mmap(
+            proc,
+            tuple(pages),
+            file,
+            shared=flags["shared"],
+            readonly=flags["ro"],
+            backing=backing,
+        )
 
     def count_pages(self, proc: str, pages: list[str], toks: list[_Token]) -> None:
         known = set(self.names.pages.get(proc, frozenset()))
@@ -852,6 +872,12 @@ class _CommandParser:
 # Canonical printer
 
 
+def _is_option(token: str) -> bool:
+    """`file=F` and `backing=B` end an mmap's page list: a key=value word is never a page name
+    (a name has no `=`), so a bare word after `mmap` stays a page name (DESIGN.md §10)."""
+    return token.startswith(("file=", "backing="))
+
+
 def _check_name(name: str, what: str) -> None:
     if name == FILE_KEYWORD or NAME_RE.fullmatch(name) is None:
         raise ValueError(f"{what} {name!r} cannot be written as a scenario name")
@@ -893,6 +919,10 @@ def _format_mmap(cmd: Mmap) -> list[str]:
         if page in ("ro", "shared"):
             raise ValueError(f"{page!r} is a flag of mmap, not a page name")
     words = [cmd.proc, "mmap", *cmd.pages]
+    if cmd.backing != "base":
+        if cmd.file is not None or cmd.shared or cmd.readonly:
+            raise ValueError("`backing=` is for private anonymous mappings only")
+        return [*words, f"backing={cmd.backing}"]
     if cmd.file is None:
         if cmd.shared or cmd.readonly:
             raise ValueError("`shared` and `ro` need a file mapping")
@@ -948,6 +978,8 @@ def format_command(cmd: Command) -> str:
         words = [cmd.proc, "dofork" if cmd.dofork else "dontfork", cmd.page]
     elif isinstance(cmd, Mprotect):
         words = [cmd.proc, "mprotect", cmd.page, "rw" if cmd.writable else "ro"]
+    elif isinstance(cmd, PteMap):
+        words = [cmd.proc, "pte-map", cmd.page]
     elif isinstance(cmd, ClearSoftdirty):
         words = [cmd.proc, "clear-softdirty"]
     elif isinstance(cmd, Swapout):

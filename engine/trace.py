@@ -181,6 +181,8 @@ def value_to_json(value: Value) -> dict[str, Any]:
 def _page_json(page: str, vma: Vma, pte: Pte | None) -> dict[str, Any]:
     return {
         "page": page,
+        # How the page is mapped: "pmd" (one PMD maps a whole huge page), "pte", or null.
+        "level": None if pte is None or pte.pfn is None else pte.level,
         "vma": {
             "file": vma.file,
             "shared": vma.shared,
@@ -189,6 +191,7 @@ def _page_json(page: str, vma: Vma, pte: Pte | None) -> dict[str, Any]:
             "dontcopy": vma.dontcopy,
             "uffd_wp": vma.uffd_wp,
             "softdirty_tracking": vma.softdirty_tracking,
+            "backing": vma.backing,
         },
         "pte": None
         if pte is None
@@ -200,6 +203,7 @@ def _page_json(page: str, vma: Vma, pte: Pte | None) -> dict[str, Any]:
             "softdirty": pte.softdirty,
             "uffd_wp": pte.uffd_wp,
             "swap_exclusive": pte.swap_exclusive,
+            "rest_pfn": pte.rest_pfn,
         },
     }
 
@@ -220,6 +224,38 @@ def _frame_json(f: Frame) -> dict[str, Any]:
         "swapcache": f.swapcache,
         "file": f.file,
         "anon_exclusive": f.anon_exclusive,
+        "folio": None if f.folio is None else _folio_json(f),
+    }
+
+
+def _folio_json(f: Frame) -> dict[str, Any]:
+    """A large folio without 512 entries: the subpages that differ from the rest, and the rest.
+
+    ``rest`` is the state most subpages share (``count`` of them); ``subpages`` lists every
+    other one by index. A subpage's ``mapcount`` is page_mapcount(): its PTE mappings plus the
+    folio's PMD mappings (``entire_mapcount``); ``anon_exclusive`` its PG_anon_exclusive bit.
+    ``pincount`` is the exact folio->_pincount (a large folio's pins add 1 to the refcount
+    each, not 1024).
+    """
+    assert f.folio is not None
+    states = [(f.subpage_mapcount(i), f.subpage_anon_exclusive(i)) for i in range(f.nr_pages)]
+    common = max(set(states), key=lambda s: (states.count(s), s))
+    return {
+        "kind": f.folio.kind,
+        "order": f.folio.order,
+        "nr_pages": f.nr_pages,
+        "entire_mapcount": f.folio.entire_mapcount,
+        "pincount": f.pins,
+        "subpages": [
+            {"index": i, "mapcount": m, "anon_exclusive": x}
+            for i, (m, x) in enumerate(states)
+            if (m, x) != common
+        ],
+        "rest": {
+            "count": states.count(common),
+            "mapcount": common[0],
+            "anon_exclusive": common[1],
+        },
     }
 
 

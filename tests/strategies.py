@@ -53,6 +53,7 @@ PROCESS_VERBS = (
     "dontfork",
     "dofork",
     "mprotect",
+    "pte-map",
     "clear-softdirty",
     "swapout",
     "uffd-wp",
@@ -68,7 +69,7 @@ SWAP_HEAVY = (
     *("swapout",) * 6,
     *("read", "write", "fork") * 3,
     *("exit", "munmap", "dontneed", "vmsplice", "pin", "get", "iouring", "forcewrite"),
-    *("mprotect", "uffd-wp", "clear-softdirty", "mmap"),
+    *("mprotect", "uffd-wp", "clear-softdirty", "mmap", "pte-map"),
 )
 SEPARATORS = ("\n", ";", "; ", " ; ", "\n\n", ";\n", "\r\n", "\t;\t")
 COMMENTS = ("# a comment", "#", "# ; P exit", "#: note ; with a semicolon", "# naïve ☃ <b>&amp;")
@@ -187,7 +188,7 @@ class _Builder:
         c = self.choose
         if verb == "mmap":
             return self.mmap(proc)
-        if verb in ("read", "munmap", "dontneed", "dontfork", "dofork", "swapout"):
+        if verb in ("read", "munmap", "dontneed", "dontfork", "dofork", "swapout", "pte-map"):
             return [self.page(proc)]
         if verb == "write":
             return [self.page(proc)] + ([self.value()] if c.coin(0.5) else [])
@@ -236,6 +237,9 @@ class _Builder:
                 continue
             pages.append(page)
             known.add(page)
+        if pages and c.coin(0.3):
+            # DESIGN.md §10: each page a 2 MiB huge page
+            pages.append(f"backing={c.pick(('thp', 'hugetlb'))}")
         return pages or None
 
     def take(self, proc: str, verb: str) -> list[str] | None:

@@ -23,6 +23,7 @@ from app.bench.engine import measure_engine
 BUDGETS = {
     "replay_ms_p50": 1.0,
     "scale_replay_s": 1.0,
+    "scale_thp_replay_s": 1.0,
     "cold_step_ms_p50": 3.0,
     "cold_step_ms_p99": 10.0,
     "class_ratio": 2.0,  # a lower bound

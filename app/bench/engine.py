@@ -2,6 +2,8 @@
 
 - ``replay_ms_p50``: median in-process replay of a 30-command scenario (budget ≤ 1 ms);
 - ``scale_replay_s``: 1,000 commands, 64 processes, 256 pages each (budget ≤ 1 s);
+- ``scale_thp_replay_s``: 1,000 commands, 64 processes, 64 transparent huge pages each
+  (budget ≤ 1 s): THP faults, PMD sharing at fork, splits and subpage copies;
 - ``growth``: replay time for growing command counts and page counts, to show it grows
   linearly.
 
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from engine.commands import Scenario
+from engine.commands import Backing, Scenario
 from engine.syntax import parse
 from engine.trace import replay
 
@@ -57,8 +59,9 @@ dev release
 """
 
 
-def scale_scenario(commands: int, procs: int, pages: int) -> Scenario:
-    """A scenario of exactly ``commands`` commands with ``procs`` processes of ``pages`` pages.
+def scale_scenario(commands: int, procs: int, pages: int, backing: Backing = "base") -> Scenario:
+    """A scenario of exactly ``commands`` commands with ``procs`` processes of ``pages`` pages
+    (each a 2 MiB huge page with ``backing``).
 
     The root maps and writes every page, forks the other processes (each fork copies the whole
     page table), then the processes take turns writing and reading pages round-robin, which
@@ -66,7 +69,8 @@ def scale_scenario(commands: int, procs: int, pages: int) -> Scenario:
     """
     names = [f"p{i}" for i in range(procs)]
     page_names = [f"g{j}" for j in range(pages)]
-    lines = [f"p0 mmap {' '.join(page_names)}"]
+    option = "" if backing == "base" else f" backing={backing}"
+    lines = [f"p0 mmap {' '.join(page_names)}{option}"]
     lines += [f"p0 write {page} v" for page in page_names[: max(0, commands // 4)]]
     lines += [f"p0 fork {child}" for child in names[1:]]
     i = 0
@@ -93,6 +97,8 @@ def measure_engine(quick: bool) -> dict[str, Any]:
     replay_s = _median_seconds(lambda: replay(thirty, "latest"), 50 if quick else 400)
     scale = scale_scenario(1000, 64, 256)
     scale_s = _median_seconds(lambda: replay(scale, "latest"), 3 if quick else 7)
+    thp = scale_scenario(1000, 64, 64, "thp")
+    thp_s = _median_seconds(lambda: replay(thp, "latest"), 3 if quick else 7)
     growth = []
     for commands, pages in ((250, 256), (500, 256), (1000, 256), (1000, 64), (1000, 128)):
         scenario = scale_scenario(commands, 64, pages)
@@ -101,5 +107,6 @@ def measure_engine(quick: bool) -> dict[str, Any]:
     return {
         "replay_ms_p50": round(replay_s * 1000, 3),
         "scale_replay_s": round(scale_s, 3),
+        "scale_thp_replay_s": round(thp_s, 3),
         "growth": growth,
     }

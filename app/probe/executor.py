@@ -160,6 +160,9 @@ def static_skip(scenario: c.Scenario, caps: Capabilities) -> str | None:
             reason = caps.softdirty
         elif isinstance(cmd, c.UffdWp):
             reason = caps.uffd_wp
+        elif isinstance(cmd, c.PteMap) or (isinstance(cmd, c.Mmap) and cmd.backing != "base"):
+            # Until the probe maps huge pages itself, it must not run them as base pages.
+            reason = "the probe does not map huge pages (backing=, pte-map) yet"
         if reason is not None:
             return f"{reason} (needed by `{format_command(cmd)}`)"
     return None

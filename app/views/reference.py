@@ -35,6 +35,12 @@ PROCESS_VERBS: tuple[Verb, ...] = (
         "P mmap a file=F [shared] [ro]",
         "a page of file F: private unless shared, read-write unless ro",
     ),
+    Verb(
+        "mmap",
+        "P mmap a [b …] backing=thp|hugetlb",
+        "each page a 2 MiB huge page: a PMD-mapped transparent huge page, or a private hugetlb "
+        "page; reads and writes touch its first 4 KiB subpage",
+    ),
     Verb("read", "P read a", "load; a never-written anonymous page maps the shared zero page"),
     Verb("write", "P write a [VALUE]", "store (a write fault when the PTE is read-only)"),
     Verb("fork", "P fork C", "fork(): C is the child, sharing every private page copy-on-write"),
@@ -44,6 +50,11 @@ PROCESS_VERBS: tuple[Verb, ...] = (
     Verb("dontfork", "P dontfork a", "madvise(MADV_DONTFORK): the child does not get this range"),
     Verb("dofork", "P dofork a", "madvise(MADV_DOFORK): undo dontfork"),
     Verb("mprotect", "P mprotect a ro|rw", "mprotect(PROT_READ) or back to read-write"),
+    Verb(
+        "pte-map",
+        "P pte-map a",
+        "remap a PMD-mapped THP with 512 PTEs, keeping the folio whole (a PTE-mapped THP)",
+    ),
     Verb("clear-softdirty", "P clear-softdirty", "write 4 to /proc/PID/clear_refs"),
     Verb("swapout", "P swapout a", "madvise(MADV_PAGEOUT): push the page to swap"),
     Verb("uffd-wp", "P uffd-wp a on|off", "userfaultfd write-protect of the range"),

@@ -19,6 +19,7 @@ from engine.policies import Decision, Policy
 from engine.state import (
     ZERO_PFN,
     File,
+    FolioKind,
     Frame,
     Proc,
     Pte,
@@ -27,7 +28,10 @@ from engine.state import (
     SwapSlot,
     Value,
     Vma,
+    folio_frame,
+    folio_mapped,
     frame_dropped,
+    frame_mapped,
 )
 
 
@@ -180,6 +184,22 @@ class MachineCore:
         self.put_frame(frame)
         return frame
 
+    def alloc_folio(self, kind: FolioKind, value: Value) -> Frame:
+        """A new PMD-sized folio mapped by one PMD, exclusive where the era keeps the bit
+        (do_huge_pmd_anonymous_page, hugetlb_no_page, or a whole-page COW copy)."""
+        frame = folio_frame(
+            self.next_pfn,
+            kind,
+            value,
+            entire=1,
+            sub0=0,
+            rest=0,
+            exclusive=self.policy.exclusive_bit().outcome == "allow",
+        )
+        self.next_pfn += 1
+        self.put_frame(frame)
+        return frame
+
     def emit(
         self,
         kind: EventKind,
@@ -278,7 +298,14 @@ class MachineCore:
 
     def maybe_free(self, frame: Frame) -> None:
         slot = self.slot_of(frame) if frame.swapcache else None
-        if frame.swapcache and slot is not None and slot.swapcount == 0 and frame.refcount == 1:
+        # The swap cache holds one reference per subpage (a large folio's whole).
+        cached = 1 if frame.folio is None else frame.nr_pages
+        if (
+            frame.swapcache
+            and slot is not None
+            and slot.swapcount == 0
+            and frame.refcount == cached
+        ):
             # Nothing maps it and no swap PTE needs the slot: the swap cache lets go too.
             self.drop_swapcache(frame, slot)
             frame = self.frames[frame.pfn]
@@ -316,8 +343,14 @@ class MachineCore:
         page, or the swap entry's reference to its slot. Exit calls this for every PTE of a
         process whose page table goes away whole, so it leaves the table itself to the caller."""
         pfn = pte.pfn
+        if pte.pmd or pte.rest_pfn is not None:
+            self.zap_huge(proc_name, page, pte, why)
+            return
         if pfn is not None:
             frame = None if pfn == ZERO_PFN else self.frames[pfn]
+            if frame is not None and frame.folio is not None:
+                self.zap_huge(proc_name, page, pte, why)
+                return
             text = f"{why}: {proc_name}'s PTE for {page} goes away"
             if frame is not None and (left := frame.refcount - 1):
                 text += f"; frame #{pfn} survives with refcount {left}"
@@ -342,6 +375,98 @@ class MachineCore:
                 page=page,
             )
             self.release_swap_entry(slot)
+
+    # ------------------------------------------------------------------ huge-page mappings
+    def map_huge(self, pte: Pte, delta: int) -> None:
+        """Account ``delta`` (+1: fork duplicated it, -1: it was zapped) mappings of what a
+        huge-page VMA's entry maps: the PMD (entire mapcount), subpage 0's page and the
+        folio the other subpages map (`engine.state` module docstring). Frees nothing."""
+        pfn = pte.pfn
+        if pte.pmd:
+            if pfn is not None and pfn != ZERO_PFN:
+                self.put_frame(folio_mapped(self.frames[pfn], entire=delta))
+            return
+        rest = pte.rest_pfn
+        if pfn is not None and pfn != ZERO_PFN:
+            frame = self.frames[pfn]
+            if frame.folio is None:
+                self.put_frame(frame_mapped(frame, delta, frame.anon_exclusive and delta > 0))
+            elif pfn == rest:
+                self.put_frame(folio_mapped(frame, sub0=delta, rest=delta))
+                return
+            else:
+                self.put_frame(folio_mapped(frame, sub0=delta))
+        if rest is not None:
+            self.put_frame(folio_mapped(self.frames[rest], rest=delta))
+
+    def zap_huge(self, proc_name: str, page: str, pte: Pte, why: str) -> None:
+        """zap_huge_pmd / zap_pte_range over a huge-page VMA: every mapping of it goes, and each
+        folio or page is freed once nothing else holds it."""
+        pfns = [p for p in (pte.pfn, pte.rest_pfn) if p is not None and p != ZERO_PFN]
+        before = {p: self.frames[p].refcount for p in dict.fromkeys(pfns)}
+        if pte.swap_slot is not None:  # subpage 0 swapped out, the rest still mapped
+            self.zap_entry(proc_name, page, pte._replace(rest_pfn=None), why)
+        self.map_huge(pte, -1)
+        held = [
+            f"#{p} keeps refcount {self.frames[p].refcount}"
+            for p in before
+            if self.frames[p].refcount
+        ]
+        self.emit(
+            "unmap",
+            f"{why}: {proc_name}'s "
+            + ("PMD" if pte.pmd else "PTEs")
+            + f" for {page} "
+            + ("goes" if pte.pmd else "go")
+            + " away"
+            + (f" ({', '.join(held)})" if held else ""),
+            rule="zap_huge_pmd" if pte.pmd else "zap_pte_range",
+            kernel="zap_huge_pmd" if pte.pmd else "zap_pte_range",
+            proc=proc_name,
+            page=page,
+            pfn=pte.pfn,
+        )
+        for p in before:
+            self.maybe_free(self.frames[p])
+
+    def split_huge_pmd(self, proc_name: str, page: str) -> Pte:
+        """__split_huge_pmd: the PMD becomes 512 PTEs mapping the same folio, with the PMD's
+        protection and PageAnonExclusive carried to every subpage; the huge zero page becomes
+        PTEs of the small zero page (the 511 beyond subpage 0 leave the model)."""
+        pte = self.procs[proc_name].ptes[page]
+        assert pte.pmd and pte.pfn is not None
+        rest = None if pte.pfn == ZERO_PFN else pte.pfn
+        if rest is not None:
+            self.put_frame(folio_mapped(self.frames[rest], entire=-1, sub0=1, rest=1))
+        split = pte._replace(pmd=False, rest_pfn=rest)
+        self.set_pte(proc_name, page, split)
+        return split
+
+    def split_folio(self, frame: Frame) -> Frame:
+        """split_folio: a large folio becomes small pages. Subpage 0 stays a frame (same pfn,
+        its own counters and bit); the other subpages leave the model, so every mapping of
+        them forgets the folio (``rest_pfn``). The caller has checked can_split_folio (no
+        GUP references or pins, no PMD mapping)."""
+        assert frame.folio is not None and frame.folio.entire_mapcount == 0
+        for proc in self.procs.values():
+            for page, pte in proc.ptes.items():
+                if pte.rest_pfn == frame.pfn:
+                    self.set_pte(proc.name, page, pte._replace(rest_pfn=None))
+        mapped = frame.folio.subpage_mapcounts[0]
+        small = Frame(
+            frame.pfn,
+            frame.kind,
+            frame.value,
+            mapped,
+            frame.gets,
+            frame.pins,
+            frame.swapcache,
+            frame.file,
+            frame.anon_exclusive and mapped > 0,
+        )
+        self.put_frame(small)
+        self.maybe_free(small)
+        return small
 
     def release_swap_entry(self, slot: SwapSlot) -> None:
         slot = slot._replace(swapcount=slot.swapcount - 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.machine.core import MachineCore
 from engine.policies import Decision
-from engine.state import ZERO_PFN, ZERO_VALUE, Frame, Proc, Pte, Value, Vma
+from engine.state import ZERO_PFN, ZERO_VALUE, Frame, Proc, Pte, Value, Vma, folio_mapped
 
 
 class Faults(MachineCore):
@@ -90,7 +90,12 @@ class Faults(MachineCore):
             else:
                 keep_ro = True
         assert pte.pfn is not None
-        frame = self.frames[pte.pfn]
+        self.wp_fault(proc_name, page, pte, self.frames[pte.pfn], vma, keep_ro)
+
+    def wp_fault(
+        self, proc_name: str, page: str, pte: Pte, frame: Frame, vma: Vma, keep_ro: bool
+    ) -> None:
+        """do_wp_page on a present, write-protected PTE (after userfaultfd had its say)."""
         if vma.shared:
             self.set_pte(proc_name, page, pte._replace(writable=vma.write, dirty=True))
             self.emit(
@@ -189,7 +194,10 @@ class Faults(MachineCore):
                 self.drop_swapcache(frame, slot)
                 frame = self.frames[frame.pfn]
         exclusive = self.policy.exclusive_bit().outcome == "allow"
-        self.put_frame(frame._replace(anon_exclusive=exclusive))
+        if frame.folio is None:
+            self.put_frame(frame._replace(anon_exclusive=exclusive))
+        else:  # a subpage of a PTE-mapped THP: its own bit
+            self.put_frame(folio_mapped(frame, exclusive0=exclusive))
         # wp_page_reuse: pte_mkdirty, which on x86 also sets the soft-dirty bit.
         self.set_pte(proc_name, page, pte._replace(writable=writable, dirty=True, softdirty=True))
         self.emit(
@@ -225,11 +233,19 @@ class Faults(MachineCore):
                 dirty=not unshare,
                 softdirty=pte.softdirty or not unshare,
                 uffd_wp=pte.uffd_wp and (carry_uffd or unshare),
+                # A subpage copied out of a PTE-mapped THP: the other subpages stay mapped.
+                rest_pfn=pte.rest_pfn,
             ),
         )
         old_left = frame.refcount - 1 if frame.kind != "zero" else 0
         only_swapcache_left = frame.swapcache and old_left == 1 and self.swapcount(frame) == 0
-        needless = frame.kind == "anon" and (old_left == 0 or only_swapcache_left)
+        if frame.folio is not None:
+            # What is left of the folio is this process's own mappings of its other subpages:
+            # nobody else could have seen the write, so the copy was not needed.
+            own_rest = frame.nr_pages - 1 if pte.rest_pfn == frame.pfn else 0
+            needless = old_left == own_rest
+        else:
+            needless = frame.kind == "anon" and (old_left == 0 or only_swapcache_left)
         verb = "unshares" if unshare else "copies"
         self.emit(
             "copy",
@@ -243,7 +259,11 @@ class Faults(MachineCore):
             new_pfn=new.pfn,
             inputs={"needless": needless, "unshare": unshare, "frame_kind": frame.kind},
         )
-        self.drop(frame.pfn, mapcount=1)
+        if frame.folio is None:
+            self.drop(frame.pfn, mapcount=1)
+        else:
+            self.put_frame(folio_mapped(self.frames[frame.pfn], sub0=-1))
+            self.maybe_free(self.frames[frame.pfn])
 
     def unshare_fault(
         self, proc_name: str, page: str, decision: Decision, *, flag: str = "FAULT_FLAG_UNSHARE"
@@ -370,10 +390,15 @@ class Faults(MachineCore):
             else self.policy.swapin_exclusive(pte, frame, fresh)
         )
         exclusive = marker.outcome == "allow"
-        frame = frame._replace(
-            mapcount=frame.mapcount + 1,
-            anon_exclusive=frame.anon_exclusive or exclusive,
-        )
+        if frame.folio is None:
+            frame = frame._replace(
+                mapcount=frame.mapcount + 1,
+                anon_exclusive=frame.anon_exclusive or exclusive,
+            )
+        else:
+            # A THP paged out whole and still held in the swap cache: subpage 0 comes back
+            # PTE-mapped from the large folio (do_swap_page maps the page it found there).
+            frame = folio_mapped(frame, sub0=1, exclusive0=frame.anon_exclusive or exclusive)
         self.put_frame(frame)
         slot = slot._replace(swapcount=slot.swapcount - 1)
         if skipped:
@@ -381,7 +406,9 @@ class Faults(MachineCore):
             del self.own_swap()[slot.slot]
         else:
             self.put_slot(slot)
-        new_pte = Pte(pfn=frame.pfn, softdirty=pte.softdirty, uffd_wp=pte.uffd_wp)
+        new_pte = Pte(
+            pfn=frame.pfn, softdirty=pte.softdirty, uffd_wp=pte.uffd_wp, rest_pfn=pte.rest_pfn
+        )
         self.set_pte(proc_name, page, new_pte)
         self.emit(
             "swap",

@@ -14,7 +14,16 @@ from engine import commands as c
 from engine.events import Event
 from engine.machine.core import MachineCore
 from engine.policies import Decision
-from engine.state import ZERO_PFN, Frame, Proc, Pte, Vma, frame_mapped, pte_readonly
+from engine.state import (
+    ZERO_PFN,
+    Frame,
+    Proc,
+    Pte,
+    Vma,
+    folio_mapped,
+    frame_mapped,
+    pte_readonly,
+)
 
 
 class Fork(MachineCore):
@@ -67,6 +76,8 @@ class Fork(MachineCore):
 
     def fork_pte(self, parent: str, child: str, page: str, vma: Vma, pte: Pte) -> Pte:
         """copy_pte_range for one PTE; returns the child's PTE."""
+        if pte.pmd or pte.rest_pfn is not None:
+            return self.fork_huge(parent, child, page, vma, pte)
         if pte.swap_slot is not None:
             slot = self.swap[pte.swap_slot]
             self.put_slot(slot._replace(swapcount=slot.swapcount + 1))
@@ -96,6 +107,8 @@ class Fork(MachineCore):
             )
             return pte
         frame = self.frames[pfn]
+        if frame.folio is not None:
+            return self.fork_huge(parent, child, page, vma, pte)
         if vma.shared or frame.kind != "anon":
             if not vma.shared:
                 decision = self.policy.fork_pagecache_pte(frame, self.procs[parent].has_pinned)
@@ -168,3 +181,100 @@ class Fork(MachineCore):
             new_pfn=new.pfn,
         )
         return Pte(pfn=new.pfn, writable=vma.write, dirty=True, softdirty=pte.softdirty)
+
+    # ------------------------------------------------------------------------- huge pages
+    def fork_huge(self, parent: str, child: str, page: str, vma: Vma, pte: Pte) -> Pte:
+        """copy_huge_pmd / copy_hugetlb_page_range for a PMD; copy_pte_range for a PTE-mapped
+        THP: subpage 0 and the other subpages are decided alike, each by its own page and
+        exclusive bit."""
+        if pte.pmd:
+            return self.fork_huge_pmd(parent, child, page, vma, pte)
+        has_pinned = self.procs[parent].has_pinned
+        pfn = pte.pfn
+        if pfn is None or pfn == ZERO_PFN:
+            # Subpage 0 is a swap entry or the zero page: exactly what a small page's is.
+            child_pte = self.fork_pte(parent, child, page, vma, pte._replace(rest_pfn=None))
+            now = self.procs[parent].ptes[page]
+            if now.rest_pfn != pte.rest_pfn:
+                self.set_pte(parent, page, now._replace(rest_pfn=pte.rest_pfn))
+        else:
+            frame = self.frames[pfn]
+            decision = self.policy.fork_anon_pte(frame, has_pinned)
+            if decision.outcome == "copy":
+                new = self.alloc(frame.value, mapcount=1, exclusive=True)
+                child_pte = Pte(
+                    pfn=new.pfn, writable=vma.write, dirty=True, softdirty=pte.softdirty
+                )
+                self.emit_fork(child, page, f"subpage 0 is copied into #{new.pfn}", decision, pfn)
+            else:
+                if frame.folio is None:
+                    self.put_frame(frame_mapped(frame, 1, False))
+                else:
+                    self.put_frame(folio_mapped(frame, sub0=1, exclusive0=False))
+                child_pte = pte_readonly(pte)
+                if child_pte is not pte:
+                    self.set_pte(parent, page, child_pte)
+                self.emit_fork(child, page, f"subpage 0 (#{pfn}) is shared", decision, pfn)
+        rest = pte.rest_pfn
+        if rest is not None:
+            folio = self.frames[rest]
+            view = folio._replace(anon_exclusive=folio.subpage_anon_exclusive(1))
+            decision = self.policy.fork_anon_pte(view, has_pinned)
+            if decision.outcome == "copy":
+                # The copies of subpages 1… are the child's own small pages, which no command
+                # can reach: they leave the model (engine.state).
+                rest = None
+                self.emit_fork(child, page, "subpages 1… are copied", decision, folio.pfn)
+            else:
+                self.put_frame(folio_mapped(folio, rest=1, exclusive_rest=False))
+                self.emit_fork(
+                    child, page, f"subpages 1… of folio #{folio.pfn} are shared", decision, None
+                )
+        return child_pte._replace(rest_pfn=rest)
+
+    def fork_huge_pmd(self, parent: str, child: str, page: str, vma: Vma, pte: Pte) -> Pte:
+        pfn = pte.pfn
+        assert pfn is not None
+        if pfn == ZERO_PFN:
+            self.emit(
+                "fork",
+                f"{page} maps the huge zero page: the child maps it too",
+                rule="huge zero page",
+                kernel="copy_huge_pmd",
+                proc=child,
+                page=page,
+                pfn=ZERO_PFN,
+            )
+            return pte
+        frame = self.frames[pfn]
+        has_pinned = self.procs[parent].has_pinned
+        hugetlb = frame.folio is not None and frame.folio.kind == "hugetlb"
+        decision = (
+            self.policy.fork_hugetlb(frame, has_pinned)
+            if hugetlb
+            else self.policy.fork_huge_pmd(frame, has_pinned)
+        )
+        if decision.outcome == "copy" and hugetlb:
+            new = self.alloc_folio("hugetlb", frame.value)
+            self.emit_fork(child, page, f"it gets its own hugetlb page #{new.pfn}", decision, pfn)
+            return Pte(
+                pfn=new.pfn, writable=vma.write, dirty=True, softdirty=pte.softdirty, pmd=True
+            )
+        if decision.outcome == "copy":
+            # Split the parent's PMD; the child's copies are small pages: subpage 0's is kept.
+            self.split_huge_pmd(parent, page)
+            new = self.alloc(frame.value, mapcount=1, exclusive=True)
+            self.emit_fork(child, page, f"subpage 0 is copied into #{new.pfn}", decision, pfn)
+            return Pte(pfn=new.pfn, writable=vma.write, dirty=True, softdirty=pte.softdirty)
+        self.put_frame(folio_mapped(frame, entire=1, exclusive0=False, exclusive_rest=False))
+        readonly = pte_readonly(pte)
+        if readonly is not pte:
+            self.set_pte(parent, page, readonly)
+        self.emit_fork(child, page, f"huge page #{pfn} is shared", decision, pfn)
+        return readonly
+
+    def emit_fork(
+        self, child: str, page: str, what: str, decision: Decision, pfn: int | None
+    ) -> None:
+        self.emit("fork", f"{page}: {what} for {child}: {decision.why}", decision, proc=child,
+                  page=page, pfn=pfn)  # fmt: skip

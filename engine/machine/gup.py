@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine import commands as c
 from engine.machine.core import written_value
-from engine.machine.faults import Faults
+from engine.machine.huge_faults import HugeFaults
 from engine.policies import GupRequest
 from engine.state import ZERO_PFN, Frame, Ref
 from engine.syntax import auto_ref_name
@@ -14,7 +14,7 @@ from engine.syntax import auto_ref_name
 _GUP_MAX_ROUNDS = 6
 
 
-class Gup(Faults):
+class Gup(HugeFaults):
     def gup(
         self,
         proc_name: str,
@@ -176,13 +176,19 @@ class Gup(Faults):
             "pin": "a device's DMA pin",
             "iouring": "an io_uring fixed buffer",
         }[cmd.kind]
-        count = "+1024 (GUP_PIN_COUNTING_BIAS)" if pin else "+1"
+        large = frame.folio is not None
+        count = (
+            ("+1 and _pincount +1 (a large folio counts pins exactly)" if large else "+1024 "
+             "(GUP_PIN_COUNTING_BIAS)")
+            if pin
+            else "+1"
+        )  # fmt: skip
         self.emit(
             "gup",
             f"{name} ({holder}) now holds frame #{frame.pfn} of {cmd.proc}'s {cmd.page} with "
             f"{'|'.join(ref.foll)}"
             + (f"; refcount {count}" if frame.pfn != ZERO_PFN else " (the zero page)"),
-            rule=(took := self.policy.gup_reference(pin)).rule,
+            rule=(took := self.policy.gup_reference(pin, large)).rule,
             commit=took.commit,
             kernel={
                 "vmsplice": "vmsplice_to_pipe → iov_iter_get_pages",

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from engine import commands as c
 from engine.machine.core import written_value
-from engine.machine.faults import Faults
-from engine.state import File, Proc, Value, Vma
+from engine.machine.huge_faults import HugeFaults
+from engine.state import ZERO_PFN, File, Proc, Value, Vma
 
 
-class Syscalls(Faults):
+class Syscalls(HugeFaults):
     def do_FileDecl(self, cmd: c.FileDecl) -> None:
         if cmd.name in self.files or cmd.name in self.procs or cmd.name in self.refs:
             raise self.refuse("error", f"the name {cmd.name} is already in use")
@@ -50,10 +50,15 @@ class Syscalls(Faults):
                 shared=cmd.shared,
                 write=not cmd.readonly,
                 maywrite=not (cmd.shared and cmd.readonly),
+                backing=cmd.backing,
             )
             self.set_vma(cmd.proc, vma)
         what = (
-            "private anonymous"
+            {
+                "base": "private anonymous",
+                "thp": "private anonymous, each a 2 MiB transparent huge page",
+                "hugetlb": "private anonymous, each a 2 MiB hugetlb page",
+            }[cmd.backing]
             if cmd.file is None
             else f"{'shared' if cmd.shared else 'private'} file {cmd.file}"
         )
@@ -141,7 +146,17 @@ class Syscalls(Faults):
 
     def do_Dontneed(self, cmd: c.Dontneed) -> None:
         proc = self.need_proc(cmd.proc)
-        self.need_vma(proc, cmd.page, fault=False)
+        vma = self.need_vma(proc, cmd.page, fault=False)
+        if vma.backing == "hugetlb":
+            allowed = self.policy.hugetlb_dontneed()
+            if allowed.outcome != "allow":
+                raise self.refuse(
+                    "efault",
+                    f"{cmd.proc}'s MADV_DONTNEED of {cmd.page}: {allowed.why}",
+                    kernel=allowed.kernel,
+                    proc=cmd.proc,
+                    page=cmd.page,
+                )
         if cmd.page not in proc.ptes:
             self.emit(
                 "info",
@@ -205,7 +220,11 @@ class Syscalls(Faults):
             )
             return
         frame = self.frames[pte.pfn]
-        if vma.shared and pte.uffd_wp and vma.uffd_wp:
+        if vma.backing == "hugetlb":
+            decision = self.policy.hugetlb_mprotect_upgrade()
+        elif pte.pmd:
+            decision = self.policy.mprotect_makes_pmd_writable(pte, frame, vma)
+        elif vma.shared and pte.uffd_wp and vma.uffd_wp:
             decision = self.policy.mprotect_shared_uffd_wp(pte)
         elif vma.shared:
             decision = self.policy.mprotect_shared()
@@ -228,12 +247,72 @@ class Syscalls(Faults):
             pfn=frame.pfn,
         )
 
+    def do_PteMap(self, cmd: c.PteMap) -> None:
+        """What the selftest's "PTE-mapped THP" does: mprotect() one subpage read-only and back,
+        which splits the PMD (__split_huge_pmd) and leaves the folio whole, mapped by 512 PTEs
+        with the PMD's permissions and exclusive bit."""
+        proc = self.need_proc(cmd.proc)
+        vma = self.need_vma(proc, cmd.page, fault=False)
+        if vma.backing == "hugetlb":
+            raise self.refuse(
+                "efault",
+                f"{cmd.page} is a hugetlb mapping, which is never mapped by small PTEs: "
+                "mprotect() of one subpage fails with -EINVAL (a hugetlb VMA splits only at "
+                "huge-page boundaries)",
+                kernel="mprotect_fixup → split_vma → hugetlb_vm_op_split",
+                proc=cmd.proc,
+                page=cmd.page,
+            )
+        pte = proc.ptes.get(cmd.page)
+        if vma.backing == "base" or pte is None or not pte.pmd:
+            why = (
+                "is not a transparent huge page"
+                if vma.backing == "base"
+                else "has no PMD mapping (not faulted in, swapped out or PTE-mapped already)"
+            )
+            self.emit(
+                "info",
+                f"{cmd.page} {why}: there is no PMD to split, nothing changes",
+                proc=cmd.proc,
+                page=cmd.page,
+            )
+            return
+        assert pte.pfn is not None
+        self.split_huge_pmd(cmd.proc, cmd.page)
+        frame = self.frames.get(pte.pfn)
+        self.emit(
+            "split",
+            f"{cmd.proc} mprotect()s one subpage of {cmd.page} and back: the PMD is split into "
+            + (
+                "PTEs of the small zero page"
+                if pte.pfn == ZERO_PFN or frame is None
+                else f"512 PTEs mapping folio #{pte.pfn}, which stays whole (subpage mapcounts "
+                f"{frame.subpage_mapcount(0)} each, entire mapcount {frame.entire_mapcount})"
+            ),
+            rule="PTE-map a THP",
+            kernel="change_protection → __split_huge_pmd",
+            proc=cmd.proc,
+            page=cmd.page,
+            pfn=pte.pfn,
+        )
+
     def do_ClearSoftdirty(self, cmd: c.ClearSoftdirty) -> None:
         proc = self.need_proc(cmd.proc)
         for page, vma in proc.vmas.items():
             self.set_vma(cmd.proc, vma._replace(softdirty_tracking=True))
             pte = self.procs[cmd.proc].ptes.get(page)
             if pte is None or pte.pfn is None:
+                continue
+            if vma.backing == "hugetlb":
+                # clear_refs_walk_ops has no hugetlb_entry: the page walk skips hugetlb pages.
+                self.emit(
+                    "protect",
+                    f"clear_refs leaves the hugetlb page {page} alone: its page walk has no "
+                    "hugetlb handler, so the huge PTE keeps its permissions",
+                    kernel="clear_refs_write → walk_page_range",
+                    proc=cmd.proc,
+                    page=page,
+                )
                 continue
             frame = self.frames[pte.pfn]
             skip = self.policy.clear_refs_skip(frame, vma)

@@ -12,7 +12,9 @@ from typing import Literal
 
 from engine.state import Frame
 
-Outcome = Literal["reuse", "copy", "share", "unshare", "allow", "refuse", "fault", "skip", "none"]
+Outcome = Literal[
+    "reuse", "copy", "share", "unshare", "allow", "refuse", "fault", "skip", "none", "split"
+]
 KernelVersion = tuple[int, int]
 
 
@@ -39,7 +41,10 @@ class GupRequest:
 
 
 def counts(frame: Frame) -> dict[str, int | bool | str]:
-    return {
+    """The counters a decision read. A large folio adds its own: the PMD mappings (entire
+    mapcount), page_mapcount() of subpage 0 (the one reads and writes touch) and of the other
+    subpages, their PageAnonExclusive bits, and the exact _pincount (``pins``)."""
+    found: dict[str, int | bool | str] = {
         "refcount": frame.refcount,
         "mapcount": frame.mapcount,
         "pins": frame.pins,
@@ -47,9 +52,23 @@ def counts(frame: Frame) -> dict[str, int | bool | str]:
         "swapcache": frame.swapcache,
         "anon_exclusive": frame.anon_exclusive,
     }
+    if frame.folio is not None:
+        found |= {
+            "folio": frame.folio.kind,
+            "nr_pages": frame.nr_pages,
+            "entire_mapcount": frame.folio.entire_mapcount,
+            "subpage0_mapcount": frame.subpage_mapcount(0),
+            "rest_mapcount": frame.subpage_mapcount(1),
+            "subpage0_exclusive": frame.subpage_anon_exclusive(0),
+            "rest_exclusive": frame.subpage_anon_exclusive(1),
+            "pincount": frame.pins,
+        }
+    return found
 
 
 def holders(frame: Frame) -> str:
+    if frame.folio is not None:
+        return _folio_holders(frame)
     parts = [f"{frame.mapcount} mapping(s)"] if frame.mapcount else []
     if frame.pins:
         parts.append(f"{frame.pins} pin(s) × 1024")
@@ -59,6 +78,22 @@ def holders(frame: Frame) -> str:
         parts.append("the swap cache")
     if frame.file is not None:
         parts.append("the page cache")
+    return " + ".join(parts) if parts else "no holders"
+
+
+def _folio_holders(frame: Frame) -> str:
+    assert frame.folio is not None
+    parts = []
+    if frame.folio.entire_mapcount:
+        parts.append(f"{frame.folio.entire_mapcount} PMD mapping(s)")
+    if frame.mapcount:
+        parts.append(f"{frame.mapcount} subpage PTE mapping(s)")
+    if frame.pins:
+        parts.append(f"{frame.pins} pin(s) (exact _pincount, +1 each)")
+    if frame.gets:
+        parts.append(f"{frame.gets} GUP/pipe reference(s)")
+    if frame.swapcache:
+        parts.append(f"the swap cache ({frame.nr_pages})")
     return " + ".join(parts) if parts else "no holders"
 
 

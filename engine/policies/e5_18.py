@@ -35,6 +35,7 @@ class PageCount518(PageCount59):
         **PageCount59.knobs,
         "wp_reuse": "page-count-free-swapcache",
         "swapin_reuse": "page-count",
+        "hugetlb_dontneed": "zap",
     }
 
 

@@ -29,6 +29,9 @@ class EnforcedCow58(Classic57):
     knobs: ClassVar[Mapping[str, str]] = {
         **Classic57.knobs,
         "gup_read": "break-as-write",
+        # 3917c80280c9 ("thp: change CoW semantics for anon-THP", 5.8): a THP that cannot be
+        # reused is split and only the subpage written is copied, no longer copied whole.
+        "thp_cow": "split",
     }
 
 

@@ -42,6 +42,8 @@ class PageCount59(Classic57):
         "fork_pinned": "copy",
         "swap_pinned": "refuse",
         "clear_refs": "skip-pinned",
+        # 3917c80280c9 (5.8): a THP that cannot be reused is split, only the subpage copied.
+        "thp_cow": "split",
     }
 
 

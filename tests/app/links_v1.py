@@ -217,9 +217,35 @@ def trace_digest(link: str) -> tuple[str, int]:
         raise ValueError(f"a corpus link names its policy: {link}")
     trace = replay(parse(params.text), params.policy)
     canonical = json.dumps(
-        trace_to_json(trace), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        _before_huge_pages(trace_to_json(trace)),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest(), len(trace.steps) - 1
+
+
+# Fields the state JSON gained with huge pages (docs/huge-pages.md), at the value every small
+# page has: left out of the digest, so a link that shows the same small pages keeps its digest
+# while a trace that really differs (a huge page, another decision) still changes it.
+_HUGE_PAGE_FIELDS: dict[str, tuple[object, ...]] = {
+    "folio": (None,),
+    "backing": ("base",),
+    "rest_pfn": (None,),
+    "level": (None, "pte"),
+}
+
+
+def _before_huge_pages(node: object) -> object:
+    if isinstance(node, dict):
+        return {
+            k: _before_huge_pages(v)
+            for k, v in node.items()
+            if k not in _HUGE_PAGE_FIELDS or v not in _HUGE_PAGE_FIELDS[k]
+        }
+    if isinstance(node, list):
+        return [_before_huge_pages(v) for v in node]
+    return node
 
 
 def read_corpus(path: Path = CORPUS) -> list[Entry]:

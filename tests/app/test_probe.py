@@ -121,6 +121,13 @@ def test_writing_through_a_rw_pin_is_skipped_even_with_gup_test() -> None:
     assert skipped is not None and "cannot write through a pin" in skipped
 
 
+def test_huge_pages_are_not_run_as_base_pages() -> None:
+    # Without the skip the probe mapped `backing=thp` as base pages and died at `pte-map`.
+    for text in ("P mmap a backing=thp\nP write a x", "P mmap a backing=hugetlb\nP read a"):
+        skipped = static_skip(parse(text), ALL_THERE)
+        assert skipped is not None and "huge pages" in skipped
+
+
 def test_plain_anonymous_memory_needs_no_optional_facility() -> None:
     assert static_skip(parse(BASIC + "\nP vmsplice a as p\np read"), NOTHING) is None
 

@@ -9,14 +9,32 @@ from engine.state import GUP_PIN_COUNTING_BIAS, ZERO_PFN, State
 
 
 def check_state(state: State, policy: Policy) -> None:
-    """Raise AssertionError with a precise message if an accounting law is broken."""
-    mapped: Counter[int] = Counter()
+    """Raise AssertionError with a precise message if an accounting law is broken.
+
+    Huge pages (engine.state): a PMD counts once in its folio's entire mapcount; at PTE level
+    subpage 0's page counts one mapping (of subpage 0 when it is a folio) and the folio of the
+    other subpages one mapping of each of them."""
+    mapped: Counter[int] = Counter()  # PTE mappings of a small page, or of a folio's subpage 0
+    entire: Counter[int] = Counter()  # PMD mappings of a folio
+    rest: Counter[int] = Counter()  # PTE mappings of each of a folio's subpages 1…
     swap_users: Counter[int] = Counter()
     for proc in state.procs.values():
         assert set(proc.ptes) <= set(proc.vmas), f"{proc.name} has a PTE outside its VMAs"
         for page, pte in proc.ptes.items():
             assert (pte.pfn is None) != (pte.swap_slot is None), f"{proc.name}/{page}: {pte}"
-            if pte.pfn is not None:
+            backing = proc.vmas[page].backing
+            assert backing != "base" or not (pte.pmd or pte.rest_pfn), f"{proc.name}/{page}"
+            if pte.rest_pfn is not None:
+                assert not pte.pmd and backing == "thp", f"{proc.name}/{page}: {pte}"
+                assert pte.rest_pfn in state.frames, f"{proc.name}/{page} rest freed"
+                assert state.frames[pte.rest_pfn].folio is not None, f"{proc.name}/{page}"
+                rest[pte.rest_pfn] += 1
+            if pte.pmd:
+                assert pte.pfn is not None, f"{proc.name}/{page}: a swap PMD"
+                if pte.pfn != ZERO_PFN:
+                    assert state.frames[pte.pfn].folio is not None, f"{proc.name}/{page}"
+                    entire[pte.pfn] += 1
+            elif pte.pfn is not None:
                 assert pte.pfn in state.frames, f"{proc.name}/{page} maps freed frame {pte.pfn}"
                 mapped[pte.pfn] += 1
             else:
@@ -37,8 +55,18 @@ def check_state(state: State, policy: Policy) -> None:
         if pfn == ZERO_PFN:
             assert frame.kind == "zero"
             continue
-        # refcount equals the references that exist
-        assert frame.mapcount == mapped[pfn], f"#{pfn} mapcount {frame.mapcount} != {mapped[pfn]}"
+        # refcount equals the references that exist, per subpage and per folio
+        folio = frame.folio
+        if folio is None:
+            assert frame.mapcount == mapped[pfn], f"#{pfn} mapcount {frame.mapcount}"
+            assert not entire[pfn] and not rest[pfn], f"#{pfn} a small page mapped as huge"
+        else:
+            maps = folio.subpage_mapcounts
+            assert folio.entire_mapcount == entire[pfn], f"#{pfn} entire mapcount"
+            assert maps[0] == mapped[pfn], f"#{pfn} subpage 0 mapcount {maps[0]}"
+            assert set(maps[1:]) == {rest[pfn]}, f"#{pfn} subpages 1… mapcount {set(maps[1:])}"
+            assert len(set(folio.subpage_exclusive[1:])) == 1, f"#{pfn} subpages 1… bits"
+            assert frame.anon_exclusive == folio.subpage_exclusive[0], f"#{pfn} subpage 0 bit"
         assert frame.pins == pins[pfn], f"#{pfn} pins {frame.pins} != {pins[pfn]}"
         assert frame.gets == gets[pfn], f"#{pfn} gets {frame.gets} != {gets[pfn]}"
         assert frame.swapcache == (pfn in cached), f"#{pfn} swap cache flag is wrong"
@@ -55,13 +83,8 @@ def check_state(state: State, policy: Policy) -> None:
         # page and the exact pincount of a large folio
         pin_weight = GUP_PIN_COUNTING_BIAS if frame.folio is None else 1
         held_by_caches = frame.nr_pages * (int(pfn in cached) + int(pfn in files))
-        references = (
-            mapped[pfn]
-            + frame.entire_mapcount
-            + gets[pfn]
-            + pins[pfn] * pin_weight
-            + held_by_caches
-        )
+        pte_maps = mapped[pfn] + rest[pfn] * (frame.nr_pages - 1)
+        references = pte_maps + entire[pfn] + gets[pfn] + pins[pfn] * pin_weight + held_by_caches
         assert frame.refcount == references, f"#{pfn} refcount {frame.refcount} != {references}"
         assert frame.maybe_dma_pinned == (
             references >= GUP_PIN_COUNTING_BIAS if frame.folio is None else pins[pfn] > 0
@@ -83,7 +106,7 @@ def check_state(state: State, policy: Policy) -> None:
         assert file.cache_pfn is None or file.cache_pfn in state.frames, f"{file.name} cache"
 
     # a writable PTE never maps a page someone else maps (private mappings; a shared file
-    # mapping shares its page on purpose)
+    # mapping shares its page on purpose); a writable PMD maps a folio nobody else maps
     for proc in state.procs.values():
         for page, pte in proc.ptes.items():
             vma = proc.vmas[page]
@@ -91,6 +114,9 @@ def check_state(state: State, policy: Policy) -> None:
                 continue
             frame = state.frames[pte.pfn]
             assert frame.kind == "anon", f"{proc.name}/{page} writes a {frame.kind} page"
-            assert frame.mapcount == 1, f"{proc.name}/{page} writable but mapcount > 1"
+            if pte.pmd:
+                assert frame.folio_mapcount == 1, f"{proc.name}/{page} writable PMD, shared"
+            else:
+                assert frame.subpage_mapcount(0) == 1, f"{proc.name}/{page} writable, mapcount"
             if policy.has_exclusive_bit:
                 assert frame.anon_exclusive, f"{proc.name}/{page} writable but not exclusive"

@@ -83,4 +83,5 @@ def test_base_page_state_json_keeps_its_shape() -> None:
         "swapcache": False,
         "file": None,
         "anon_exclusive": True,
+        "folio": None,  # a small page: no folio (DESIGN §10's huge pages carry one)
     }

@@ -25,12 +25,13 @@ from tests.engine.invariants import check_state
 
 PROCS = ("P", "C", "D", "E")
 PAGES = ("a", "b")
+HUGE = "h"  # a huge page (DESIGN §10), mapped by P beside the base pages
 REFS = ("r1", "r2", "r3", "r4")
 VALUES = ("x", "y", "z")
 REFUSALS = ("error", "efault", "segv")
 
 procs = st.sampled_from(PROCS)
-pages = st.sampled_from(PAGES)
+pages = st.sampled_from((*PAGES, HUGE))
 refs = st.sampled_from(REFS)
 values = st.sampled_from(VALUES)
 
@@ -46,12 +47,17 @@ class Kernel(RuleBasedStateMachine):
         self.commands: list[c.Command] = []
         self.states: list[State] = []
 
-    @initialize(policy_id=st.sampled_from(list(POLICIES)), with_file=st.booleans())
-    def start(self, policy_id: str, with_file: bool) -> None:
+    @initialize(
+        policy_id=st.sampled_from(list(POLICIES)),
+        with_file=st.booleans(),
+        backing=st.sampled_from(["thp", "hugetlb"]),
+    )
+    def start(self, policy_id: str, with_file: bool, backing: c.Backing = "thp") -> None:
         self.policy = POLICIES[policy_id]
         self.state = empty_state()
         self.states = [self.state]
         self.run(c.Mmap("P", PAGES))
+        self.run(c.Mmap("P", (HUGE,), backing=backing))
         if with_file:
             self.run(c.FileDecl("F", "f0"))
             self.run(c.Mmap("D", ("a",), file="F"))
@@ -101,6 +107,10 @@ class Kernel(RuleBasedStateMachine):
     @rule(proc=procs, page=pages, writable=st.booleans())
     def mprotect(self, proc: str, page: str, writable: bool) -> None:
         self.run(c.Mprotect(proc, page, writable))
+
+    @rule(proc=procs, page=pages)
+    def pte_map(self, proc: str, page: str) -> None:
+        self.run(c.PteMap(proc, page))
 
     @rule(proc=procs)
     def clear_softdirty(self, proc: str) -> None:
@@ -246,3 +256,73 @@ class SwapKernel(RuleBasedStateMachine):
 
 SwapKernel.TestCase.settings = settings(max_examples=200, stateful_step_count=30, deadline=None)
 TestSwapInvariants = SwapKernel.TestCase
+
+
+class HugeKernel(RuleBasedStateMachine):
+    """Huge-page-heavy scenarios: one THP or hugetlb page that forks, pins, PTE-mapping, COW,
+    swap-out and exits all meet on, so the folio's counters (entire mapcount, per-subpage
+    mapcounts and exclusive bits, exact pincount, the rest of the folio) are stressed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel = Kernel()
+
+    @initialize(
+        policy_id=st.sampled_from(list(POLICIES)), backing=st.sampled_from(["thp", "hugetlb"])
+    )
+    def start(self, policy_id: str, backing: c.Backing) -> None:
+        self.kernel.start(policy_id, with_file=False, backing=backing)
+
+    @rule(
+        proc=two_procs,
+        verb=st.sampled_from(
+            ["read", "write", "swapout", "dontneed", "pte-map", "mprotect ro", "mprotect rw"]
+        ),
+    )
+    def touch(self, proc: str, verb: str) -> None:
+        commands: dict[str, c.Command] = {
+            "read": c.Read(proc, HUGE),
+            "write": c.Write(proc, HUGE, None),
+            "swapout": c.Swapout(proc, HUGE),
+            "dontneed": c.Dontneed(proc, HUGE),
+            "pte-map": c.PteMap(proc, HUGE),
+            "mprotect ro": c.Mprotect(proc, HUGE, False),
+            "mprotect rw": c.Mprotect(proc, HUGE, True),
+        }
+        self.kernel.run(commands[verb])
+
+    @rule(proc=two_procs, child=two_procs)
+    def fork(self, proc: str, child: str) -> None:
+        self.kernel.run(c.Fork(proc, child))
+
+    @rule(proc=two_procs)
+    def exit(self, proc: str) -> None:
+        self.kernel.run(c.Exit(proc))
+
+    @rule(proc=two_procs, kind=st.sampled_from(["vmsplice", "pin", "iouring", "get"]))
+    def take_ref(self, proc: str, kind: c.RefKind) -> None:
+        iouring = kind == "iouring"
+        self.kernel.run(c.TakeRef(proc, HUGE, kind, write=iouring, longterm=iouring))
+
+    @precondition(lambda self: bool(self.kernel.known_refs()))
+    @rule(data=st.data(), verb=st.sampled_from(["read", "write", "release"]))
+    def use_ref(self, data: st.DataObject, verb: str) -> None:
+        target = data.draw(st.sampled_from(self.kernel.known_refs()))
+        commands: dict[str, c.Command] = {
+            "read": c.RefRead(target),
+            "write": c.RefWrite(target, "dma"),
+            "release": c.RefRelease(target),
+        }
+        self.kernel.run(commands[verb])
+
+    @invariant()
+    def accounting_laws_hold(self) -> None:
+        if self.kernel.states:
+            check_state(self.kernel.state, self.kernel.policy)
+
+    def teardown(self) -> None:
+        self.kernel.teardown()
+
+
+HugeKernel.TestCase.settings = settings(max_examples=200, stateful_step_count=30, deadline=None)
+TestHugeInvariants = HugeKernel.TestCase

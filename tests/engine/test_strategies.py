@@ -42,6 +42,7 @@ def test_scenarios_reach_every_verb_and_option() -> None:
         *("iouring", "forcewrite", "race", "longterm", "fast", "wrong-side-ok", "shared"),
         *(" ro", " rw", " on", " off", " as ", "file=", "file ", "release", "#", "\r\n"),
         *("ghost", "pin2", "pipe read", "P read pin"),
+        *("backing=thp", "backing=hugetlb", "pte-map"),
     )
     missing = [word for word in words if word not in texts]
     assert not missing

@@ -234,8 +234,8 @@ ERRORS: list[tuple[str, int, int, str, str]] = [
     ("P mprotect a rx", 1, 14, "`ro` or `rw`", "rx"),
     ("P uffd-wp a yes", 1, 13, "`on` or `off`", "yes"),
     ("P", 1, 2, "a command verb (one of: mmap, read, write, fork, exit, munmap, "
-     "dontneed, dontfork, dofork, mprotect, clear-softdirty, swapout, uffd-wp, vmsplice, get, "
-     "pin, iouring, forcewrite)", "end of line"),
+     "dontneed, dontfork, dofork, mprotect, pte-map, clear-softdirty, swapout, uffd-wp, "
+     "vmsplice, get, pin, iouring, forcewrite)", "end of line"),
     ("P mmap", 1, 7, "a page name", "end of line"),
     ("P mmap 9a", 1, 8, "a page name (a letter, then up to 15 letters, digits, `_` or `-`)", "9a"),
     ("P read abcdefghijklmnopq", 1, 8,
@@ -245,8 +245,8 @@ ERRORS: list[tuple[str, int, int, str, str]] = [
     ("P exit now", 1, 8, "end of line", "now"),
     ("P write a v w", 1, 13, "end of line", "w"),
     ("P write a v;w", 1, 14, "a command verb (one of: mmap, read, write, fork, exit, munmap, "
-     "dontneed, dontfork, dofork, mprotect, clear-softdirty, swapout, uffd-wp, vmsplice, get, "
-     "pin, iouring, forcewrite)", "end of line"),
+     "dontneed, dontfork, dofork, mprotect, pte-map, clear-softdirty, swapout, uffd-wp, "
+     "vmsplice, get, pin, iouring, forcewrite)", "end of line"),
     ("P write a +-x/", 1, 11,
      "a value (1 to 32 of letters, digits, `_`, `.`, `:`, `+` or `-`)", "+-x/"),
     ("P forcewrite a", 1, 15, "a value", "end of line"),
@@ -293,8 +293,8 @@ ERRORS: list[tuple[str, int, int, str, str]] = [
     ("P mmap a\u00a0b", 1, 8,
      "a page name (a letter, then up to 15 letters, digits, `_` or `-`)", "a\u00a0b"),
     ("P read a\n  # fine\n\tQ  frob a", 3, 5, "a command verb (one of: mmap, read, write, fork, "
-     "exit, munmap, dontneed, dontfork, dofork, mprotect, clear-softdirty, swapout, uffd-wp, "
-     "vmsplice, get, pin, iouring, forcewrite)", "frob"),
+     "exit, munmap, dontneed, dontfork, dofork, mprotect, pte-map, clear-softdirty, swapout, "
+     "uffd-wp, vmsplice, get, pin, iouring, forcewrite)", "frob"),
     ("P read a; P munmap", 1, 19, "a page name", "end of line"),
 ]  # fmt: skip
 

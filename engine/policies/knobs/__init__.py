@@ -19,6 +19,7 @@ from engine.policies.errors import RefusedCombination, UnknownPolicy
 from engine.policies.knobs.choice import EXCLUSIVE_BIT, HAS_PINNED, Choice
 from engine.policies.knobs.fork_and_reclaim import CLEAR_REFS, FORK_PINNED, SWAP_PINNED
 from engine.policies.knobs.gup import FORCE_WRITE, GUP_READ, RO_PIN
+from engine.policies.knobs.huge import HUGETLB_DONTNEED, THP_COW
 from engine.policies.knobs.protection import MPROTECT_UFFD_WP, MPROTECT_UPGRADE, UFFD_WP_FILE
 from engine.policies.knobs.write_fault import SWAPIN_REUSE, SWAPIN_ZRAM, WP_REUSE
 
@@ -66,7 +67,8 @@ KNOBS: Mapping[str, Knob] = _knobs(
     Knob(
         "wp_reuse",
         "Write-fault reuse",
-        "A write fault on a write-protected anonymous page: when may the writer keep the page?",
+        "A write fault on a write-protected anonymous page (a PMD-mapped THP, a subpage of a "
+        "PTE-mapped one): when may the writer keep the page?",
         WP_REUSE,
     ),
     Knob(
@@ -135,8 +137,21 @@ KNOBS: Mapping[str, Knob] = _knobs(
     Knob(
         "uffd_wp_file",
         "uffd-wp on files",
-        "May userfaultfd write-protect a file-backed private mapping?",
+        "May userfaultfd write-protect a file-backed private mapping (or a hugetlb one)?",
         UFFD_WP_FILE,
+    ),
+    Knob(
+        "thp_cow",
+        "THP copy-on-write",
+        "A write fault on a PMD-mapped THP the writer may not keep (or on the huge zero page): "
+        "copy the whole huge page, or split the PMD and copy only the subpage written?",
+        THP_COW,
+    ),
+    Knob(
+        "hugetlb_dontneed",
+        "MADV_DONTNEED on hugetlb",
+        "madvise(MADV_DONTNEED) on a hugetlb mapping: refused, or the huge page unmapped?",
+        HUGETLB_DONTNEED,
     ),
 )
 

@@ -8,6 +8,11 @@ from engine.policies.knobs.choice import EXCLUSIVE_BIT, HAS_PINNED, Choice
 from engine.state import Frame, Vma
 
 
+def _pinned(frame: Frame) -> str:
+    """How page_maybe_dma_pinned() knew: the 1024 bias of a small page, a folio's _pincount."""
+    return "refcount ≥ 1024" if frame.folio is None else f"its folio's _pincount is {frame.pins}"
+
+
 class ForkPinned(Choice):
     """copy_one_pte / copy_present_pte for a present page of a private mapping: share it, or
     copy it for the child when it may be pinned? The anonymous page and the page-cache page
@@ -23,6 +28,16 @@ class ForkPinned(Choice):
         """copy_one_pte for a page-cache page in a private mapping: share it read-only whatever
         pins it has."""
         return _FORK_PAGECACHE_SHARE
+
+    def fork_huge_pmd(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_huge_pmd for a PMD-mapped THP: "share" the PMD write-protected in both, or
+        "copy": split the parent's PMD and give the child copies of the subpages (what
+        copy_pte_range then does with each subpage of a pinned folio)."""
+        raise NotImplementedError
+
+    def fork_hugetlb(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_hugetlb_page_range for a private hugetlb page: share or copy for the child."""
+        raise NotImplementedError
 
 
 class ForkShares(ForkPinned):
@@ -44,6 +59,31 @@ class ForkShares(ForkPinned):
             "",
             "fork write-protects the page in parent and child and shares it (mapcount +1); "
             "pins are not looked at, so a pinned page can end up on the wrong side of a COW",
+            counts(frame),
+        )
+
+    def fork_huge_pmd(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_huge_pmd before 5.9: the PMD is write-protected in both and shared (entire
+        mapcount +1), pins or not."""
+        return Decision(
+            "share",
+            "fork shares the huge PMD",
+            "copy_huge_pmd",
+            "",
+            "fork write-protects the PMD in parent and child and shares the whole THP (entire "
+            "mapcount +1); pins are not looked at",
+            counts(frame),
+        )
+
+    def fork_hugetlb(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_hugetlb_page_range before 5.12 (4eae4efa2c29): share, write-protected in both."""
+        return Decision(
+            "share",
+            "fork shares the hugetlb page",
+            "copy_hugetlb_page_range",
+            "",
+            "fork write-protects the huge PTE in parent and child and shares the hugetlb page "
+            "(mapcount +1); pins are not looked at",
             counts(frame),
         )
 
@@ -70,7 +110,7 @@ class ForkCopiesPinned(ForkPinned):
                 "page_maybe_dma_pinned at fork",
                 "copy_present_pte → copy_present_page",
                 "70e806e4e645",
-                "the parent has pinned this page (refcount ≥ 1024), so the child gets its own "
+                f"the parent has pinned this page ({_pinned(frame)}), so the child gets its own "
                 "copy now and the parent keeps the pinned page writable",
                 inputs,
             )
@@ -80,6 +120,59 @@ class ForkCopiesPinned(ForkPinned):
             "copy_present_pte",
             "70e806e4e645",
             "the page is not pinned, so fork write-protects it in both and shares it",
+            inputs,
+        )
+
+    def fork_huge_pmd(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_huge_pmd (d042035eaf5f, "mm/thp: Split huge pmds/puds if they're pinned when
+        fork()", 5.9): a THP that may be pinned (exact _pincount) in an mm that ever pinned is
+        not shared: the parent's PMD is split and copy_pte_range runs per subpage, where
+        copy_present_page (70e806e4e645) copies every subpage for the child — the folio's
+        pincount makes each of them maybe-pinned. The parent keeps its PTE-mapped THP
+        writable."""
+        inputs = counts(frame) | {"has_pinned": parent_has_pinned}
+        if parent_has_pinned and frame.maybe_dma_pinned:
+            return Decision(
+                "copy",
+                "pinned THP: split the PMD, copy the subpages for the child",
+                "copy_huge_pmd → __split_huge_pmd; copy_present_page",
+                "d042035eaf5f",
+                f"the THP may be pinned (_pincount {frame.pins}), so fork splits the parent's "
+                "PMD and the child gets its own copy of every subpage; the parent keeps the "
+                "pinned folio, now PTE-mapped and still writable",
+                inputs,
+            )
+        return Decision(
+            "share",
+            "unpinned THP: share the PMD",
+            "copy_huge_pmd",
+            "d042035eaf5f",
+            "the THP is not pinned, so fork write-protects the PMD in both and shares it",
+            inputs,
+        )
+
+    def fork_hugetlb(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_hugetlb_page_range (4eae4efa2c29, "hugetlb: do early cow when page pinned on
+        src mm", 5.12; the test is page_needs_cow_for_dma, 97a7e4733b9b): a hugetlb page that
+        may be pinned in an mm that ever pinned is copied for the child. The 5.9 era shows
+        mainline 5.17, which has it."""
+        inputs = counts(frame) | {"has_pinned": parent_has_pinned}
+        if parent_has_pinned and frame.maybe_dma_pinned:
+            return Decision(
+                "copy",
+                "page_needs_cow_for_dma: copy the hugetlb page for the child",
+                "copy_hugetlb_page_range → page_needs_cow_for_dma",
+                "4eae4efa2c29",
+                f"the hugetlb page may be pinned (_pincount {frame.pins}), so the child gets a "
+                "copy of all 2 MiB now and the parent keeps the pinned page writable",
+                inputs,
+            )
+        return Decision(
+            "share",
+            "unpinned hugetlb page: share",
+            "copy_hugetlb_page_range",
+            "97a7e4733b9b",
+            "the hugetlb page is not pinned, so fork write-protects it in both and shares it",
             inputs,
         )
 
@@ -149,6 +242,57 @@ class ForkDupAnonRmap(ForkPinned):
             "6c287605fd56",
             "the page is not pinned, so fork clears its exclusive bit, write-protects it in both "
             "and shares it",
+            inputs,
+        )
+
+    def fork_huge_pmd(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_huge_pmd → page_try_dup_anon_rmap(compound) (fb3d824d1a46, 5.19): a THP that
+        is not exclusive is shared again; an exclusive one whose bit cannot be cleared (maybe
+        pinned) makes fork split the PMD and retry per PTE, where each exclusive, pinned
+        subpage is copied for the child; otherwise the bit is cleared and the PMD shared."""
+        inputs = counts(frame) | {"has_pinned": parent_has_pinned}
+        if frame.anon_exclusive and parent_has_pinned and frame.maybe_dma_pinned:
+            return Decision(
+                "copy",
+                "exclusive and maybe pinned: split, copy the subpages for the child",
+                "copy_huge_pmd → page_try_dup_anon_rmap fails → __split_huge_pmd",
+                "fb3d824d1a46",
+                f"the exclusive THP may be pinned (_pincount {frame.pins}), so its bit cannot "
+                "be cleared: fork splits the parent's PMD and copies every subpage for the "
+                "child; the parent keeps the folio PTE-mapped, exclusive and writable",
+                inputs,
+            )
+        return Decision(
+            "share",
+            "not exclusive: share" if not frame.anon_exclusive else "clear exclusive and share",
+            "copy_huge_pmd → page_try_dup_anon_rmap",
+            "6c287605fd56",
+            "fork write-protects the PMD in both and shares the THP"
+            + ("" if not frame.anon_exclusive else ", clearing its exclusive bit (not pinned)"),
+            inputs,
+        )
+
+    def fork_hugetlb(self, frame: Frame, parent_has_pinned: bool) -> Decision:
+        """copy_hugetlb_page_range → page_try_dup_anon_rmap (fb3d824d1a46, 5.19): as for a
+        small page, an exclusive hugetlb page that may be pinned is copied for the child."""
+        inputs = counts(frame) | {"has_pinned": parent_has_pinned}
+        if frame.anon_exclusive and parent_has_pinned and frame.maybe_dma_pinned:
+            return Decision(
+                "copy",
+                "exclusive and maybe pinned: copy the hugetlb page for the child",
+                "copy_hugetlb_page_range → page_try_dup_anon_rmap fails",
+                "fb3d824d1a46",
+                f"the exclusive hugetlb page may be pinned (_pincount {frame.pins}), so the "
+                "child gets a copy of all 2 MiB and the parent keeps its page writable",
+                inputs,
+            )
+        return Decision(
+            "share",
+            "not exclusive: share" if not frame.anon_exclusive else "clear exclusive and share",
+            "copy_hugetlb_page_range → page_try_dup_anon_rmap",
+            "6c287605fd56",
+            "fork write-protects the huge PTE in both and shares the hugetlb page"
+            + ("" if not frame.anon_exclusive else ", clearing its exclusive bit (not pinned)"),
             inputs,
         )
 

@@ -17,6 +17,11 @@ class MprotectUpgrade(Choice):
     def mprotect_makes_writable(self, pte: Pte, frame: Frame, vma: Vma) -> Decision:
         raise NotImplementedError
 
+    def mprotect_makes_pmd_writable(self, pte: Pte, frame: Frame, vma: Vma) -> Decision:
+        """change_huge_pmd on a PMD-mapped THP: 64fe24a3e05e left PMDs alone ("probably not
+        worth the trouble"); c27f479ef542 (6.2) gave them can_change_pmd_writable."""
+        return _NO_PMD_UPGRADE
+
 
 class NoUpgrade(MprotectUpgrade):
     id = "never"
@@ -91,6 +96,20 @@ class CleanExclusiveUpgrade(DirtyExclusiveUpgrade):
         "before its first write (brings the exclusive bit)"
     )
     need_dirty = False
+
+    def mprotect_makes_pmd_writable(self, pte: Pte, frame: Frame, vma: Vma) -> Decision:
+        """can_change_pmd_writable (c27f479ef542, "mm/huge_memory: try avoiding write faults
+        when changing PMD protection", 6.2): the PTE rule for an exclusive anonymous THP,
+        clean or dirty, unless soft-dirty or uffd-wp tracking needs the fault."""
+        decision = self.mprotect_makes_writable(pte, frame, vma)
+        return Decision(
+            decision.outcome,
+            decision.rule,
+            "change_huge_pmd → can_change_pmd_writable",
+            "c27f479ef542",
+            decision.why.replace("PTE", "PMD"),
+            decision.inputs,
+        )
 
 
 class MprotectUffdWp(Choice):
@@ -171,6 +190,10 @@ class UffdWpFile(Choice):
     def uffd_wp_register_file(self, vma: Vma) -> Decision | None:
         return None
 
+    def uffd_wp_register_hugetlb(self, vma: Vma) -> Decision | None:
+        """hugetlbfs came with shmem in the same 5.19 series: the choice answers both."""
+        return self.uffd_wp_register_file(vma)
+
 
 class UffdWpAnonOnly(UffdWpFile):
     id = "anon-only"
@@ -189,6 +212,18 @@ class UffdWpAnonOnly(UffdWpFile):
             "on anonymous memory only, UFFDIO_REGISTER fails with -EINVAL",
         )
 
+    def uffd_wp_register_hugetlb(self, vma: Vma) -> Decision | None:
+        """vma_can_userfault before 5.19: VM_UFFD_WP only on vma_is_anonymous() VMAs, and a
+        hugetlb VMA is not one (it is backed by hugetlbfs)."""
+        return Decision(
+            "refuse",
+            "uffd-wp is anonymous-only",
+            "userfaultfd_register → vma_can_userfault",
+            "",
+            f"{vma.page} is a hugetlb mapping: before 5.19 userfaultfd write-protection works "
+            "on anonymous (non-hugetlb) memory only, UFFDIO_REGISTER fails with -EINVAL",
+        )
+
 
 class UffdWpFileToo(UffdWpFile):
     id = "file-too"
@@ -198,6 +233,13 @@ class UffdWpFileToo(UffdWpFile):
     why = "Peter Xu's 'userfaultfd-wp: Support shmem and hugetlbfs' (5.19): PTE markers"
 
 
+_NO_PMD_UPGRADE = Decision(
+    "none",
+    "no write upgrade for a PMD",
+    "change_huge_pmd",
+    "",
+    "this kernel never maps a huge PMD writable in mprotect; the next write takes a fault",
+)
 _NO_UPGRADE = Decision(
     "none",
     "no write upgrade",

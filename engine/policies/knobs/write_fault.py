@@ -11,6 +11,13 @@ from __future__ import annotations
 
 from engine.policies.decision import NOTHING, Decision, counts, holders
 from engine.policies.knobs.choice import EXCLUSIVE_BIT, Choice
+from engine.policies.knobs.huge import (
+    exclusive_reuse,
+    pte_thp_mapcount_test,
+    pte_thp_page_count_test,
+    thp_mapcount_test,
+    thp_page_count_test,
+)
 from engine.state import Frame
 
 
@@ -20,6 +27,15 @@ class WpReuse(Choice):
     knob = "wp_reuse"
 
     def wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        raise NotImplementedError
+
+    def thp_wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """do_huge_pmd_wp_page: may the writer keep the whole PMD-mapped THP? "copy" means
+        not; what happens then is the ``thp_cow`` knob's."""
+        raise NotImplementedError
+
+    def pte_thp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """do_wp_page on subpage 0 of a PTE-mapped THP (``frame`` is the large folio)."""
         raise NotImplementedError
 
     def free_swapcache_before_reuse(self, frame: Frame, swapcount: int) -> Decision:
@@ -76,6 +92,12 @@ class MapcountReuse(WpReuse):
             inputs,
         )
 
+    def thp_wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        return thp_mapcount_test(frame, swapcount, "ba3c4ce6def4")
+
+    def pte_thp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        return pte_thp_mapcount_test(frame, swapcount)
+
 
 class PageCountReuse(WpReuse):
     id = "page-count"
@@ -111,6 +133,15 @@ class PageCountReuse(WpReuse):
             "cannot prove it is the only user and copies",
             inputs,
         )
+
+    def thp_wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """09854ba94c6a changed do_wp_page only: do_huge_pmd_wp_page keeps reuse_swap_page()
+        and its mapcounts, so a THP whose GUP references are not counted is reused — the THP
+        variant of CVE-2020-29374, open again until 3bff7e3f1f16 (5.18)."""
+        return thp_mapcount_test(frame, swapcount, "09854ba94c6a")
+
+    def pte_thp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        return pte_thp_page_count_test(frame)
 
 
 class PageCountFreeSwapcache(PageCountReuse):
@@ -148,6 +179,10 @@ class PageCountFreeSwapcache(PageCountReuse):
             decision.inputs,
         )
 
+    def thp_wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """The same series moved do_huge_pmd_wp_page to the refcount (3bff7e3f1f16)."""
+        return thp_page_count_test(frame)
+
 
 class AnonExclusiveReuse(PageCountFreeSwapcache):
     id = "anon-exclusive"
@@ -184,6 +219,21 @@ class AnonExclusiveReuse(PageCountFreeSwapcache):
                 decision.inputs,
             )
         return decision
+
+    def thp_wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """do_huge_pmd_wp_page (6c287605fd56): PageAnonExclusive(head) ⇒ reuse whatever pins
+        exist; else the 5.18 refcount test, which on success marks the folio exclusive."""
+        if frame.anon_exclusive:
+            return exclusive_reuse(frame, "the THP", "do_huge_pmd_wp_page")
+        return thp_page_count_test(frame)
+
+    def pte_thp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+        """do_wp_page (6c287605fd56): PageAnonExclusive(subpage) ⇒ reuse; else the folio
+        refcount test, which a PTE-mapped THP whose other subpages are mapped never passes —
+        even when one process maps all of it, a needless copy later kernels avoid."""
+        if frame.anon_exclusive:
+            return exclusive_reuse(frame, "subpage 0", "do_wp_page")
+        return pte_thp_page_count_test(frame)
 
 
 class SwapinReuse(Choice):
