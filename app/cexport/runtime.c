@@ -31,6 +31,18 @@
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21
 #endif
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MAP_HUGETLB
+#define MAP_HUGETLB 0x40000
+#endif
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << 26)
+#endif
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 1U
 #endif
@@ -68,6 +80,8 @@ _Static_assert(sizeof(void *) == 8, "the scenario's pages live above 4 GiB: buil
 #define HELPER static __attribute__((unused))
 #define ADDRESS_BASE 0x5C0000000000UL /* the scenario's pages: slot n at BASE + 2n pages */
 #define HOLE 0x5BFFFFFFE000UL         /* the address of a page name never mapped */
+#define HPAGE_SIZE (2UL << 20)        /* a huge page: slot n at HUGE_BASE + 4 MiB n */
+#define HUGE_BASE (ADDRESS_BASE + (1UL << 39))
 #define VALUE_WIDTH 33                /* a value is at most 32 characters, then NUL */
 #define OBS_WIDTH 96
 #define REAP_GRACE_MS 5000
@@ -84,9 +98,11 @@ struct reply {
 	int fd;    /* passed to the coordinator with SCM_RIGHTS, then closed here */
 	int fd_kind;
 	char value[OBS_WIDTH];
-	char text[48];
+	char text[160];
 };
-enum { OUT_OK, OUT_SEGV, OUT_ERRNO, OUT_ERROR, OUT_REFUSED };
+/* OUT_SKIP: the kernel did not give what the step needs (a THP, a free hugetlb page); the
+ * rest would be another experiment, so the program skips from this step on. */
+enum { OUT_OK, OUT_SEGV, OUT_ERRNO, OUT_ERROR, OUT_REFUSED, OUT_SKIP };
 enum { FD_NONE, FD_PIPE, FD_GUP, FD_CHANNEL, FD_UFFD };
 enum { OP_STEP, OP_EXIT, OP_REAP };
 struct request {
@@ -119,6 +135,9 @@ static int in_fd = -1;    /* an fd that came with the request (a file to map) */
 static int uffd = -1;     /* this process's userfaultfd, once it asked for uffd-wp */
 static uintptr_t uffd_registered[NPAGES + 1]; /* page name -> address registered with uffd */
 static uintptr_t pg[NPAGES + 1]; /* page name -> address of its latest mmap, else HOLE */
+/* page name -> length of that mapping: munmap, madvise, mprotect and uffd-wp act on all of it;
+ * reads, writes and references touch its first page. */
+static size_t pglen[NPAGES + 1];
 
 HELPER uintptr_t slot_addr(int slot)
 {
@@ -518,6 +537,141 @@ HELPER void map_file(struct reply *r, int page, int slot, int shared, int readon
 	pg[page] = (uintptr_t)want;
 }
 
+/* @helper anon_huge_kb */
+/* AnonHugePages of the VMA that holds addr, in kB (-1: no such VMA): /proc/self/smaps counts
+ * only anonymous THPs mapped by a PMD there. */
+HELPER long anon_huge_kb(uintptr_t addr)
+{
+	FILE *smaps = fopen("/proc/self/smaps", "re");
+	char line[512];
+	int inside = 0;
+	long kb = -1;
+	if (!smaps)
+		return -1;
+	while (kb < 0 && fgets(line, sizeof line, smaps)) {
+		unsigned long start, end;
+		if (sscanf(line, "%lx-%lx", &start, &end) == 2)
+			inside = start <= addr && addr < end; /* a VMA's first line */
+		else if (inside && sscanf(line, "AnonHugePages: %ld kB", &kb) != 1)
+			kb = -1;
+	}
+	fclose(smaps);
+	return kb;
+}
+
+/* @helper thp_folio */
+/* Whether the page at addr belongs to a THP folio (KPF_THP, bit 22 of /proc/kpageflags), or -1
+ * when this process may not read PFNs (pagemap shows them to CAP_SYS_ADMIN only). */
+HELPER int thp_folio(uintptr_t addr)
+{
+	uint64_t entry = pagemap(addr), pfn = entry & ((1ULL << 55) - 1), flags = 0;
+	if (!(entry >> 63 & 1) || pfn == 0)
+		return -1;
+	int fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = pread(fd, &flags, sizeof flags, (off_t)(pfn * 8));
+	close(fd);
+	return n == sizeof flags ? (int)(flags >> 22 & 1) : -1;
+}
+
+/* @helper populate */
+/* Fault the whole huge page in by writing, as cow.c does (a read fault would map the huge zero
+ * page): MADV_POPULATE_WRITE since 5.14, a store of the zero it already holds before that. */
+HELPER void populate(void *addr)
+{
+	if (madvise(addr, HPAGE_SIZE, MADV_POPULATE_WRITE) < 0)
+		*(volatile char *)addr = 0;
+}
+
+HELPER void skip_text(struct reply *r, const char *text)
+{
+	r->outcome = OUT_SKIP;
+	snprintf(r->text, sizeof r->text, "%s", text);
+}
+
+/* @helper map_thp */
+/* A PMD-mapped transparent huge page: a 2 MiB-aligned anonymous mapping with MADV_HUGEPAGE,
+ * populated. Whether the kernel really maps a THP with one PMD is checked, not assumed. */
+HELPER void map_thp(struct reply *r, int page, int slot)
+{
+	char perms[5], why[160];
+	if (pg[page] != HOLE && vma_perms(pg[page], perms))
+		return error_text(r, "already mapped");
+	void *want = (void *)(HUGE_BASE + 2 * HPAGE_SIZE * (uintptr_t)slot);
+	void *got = mmap(want, HPAGE_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (got == MAP_FAILED || got != want) {
+		snprintf(why, sizeof why, "the kernel could not map the huge page (%s)",
+			 got == MAP_FAILED ? strerror(errno) : "address taken");
+		if (got != MAP_FAILED)
+			munmap(got, HPAGE_SIZE);
+		return skip_text(r, why);
+	}
+	if (madvise(want, HPAGE_SIZE, MADV_HUGEPAGE) < 0) {
+		snprintf(why, sizeof why, "THP not available (MADV_HUGEPAGE: %s)", strerror(errno));
+		munmap(want, HPAGE_SIZE);
+		return skip_text(r, why);
+	}
+	populate(want);
+	long kb = anon_huge_kb((uintptr_t)want);
+	if (kb < (long)(HPAGE_SIZE >> 10)) {
+		snprintf(why, sizeof why,
+			 "the kernel did not map a PMD-mapped THP (AnonHugePages %ld kB after "
+			 "MADV_HUGEPAGE and populating)", kb);
+		munmap(want, HPAGE_SIZE);
+		return skip_text(r, why);
+	}
+	pg[page] = (uintptr_t)want;
+	pglen[page] = HPAGE_SIZE;
+}
+
+/* @helper map_hugetlb */
+/* A private 2 MiB hugetlb page, from the pool the administrator sized (vm.nr_hugepages): the
+ * program never changes it, and skips when it holds no free page. */
+HELPER void map_hugetlb(struct reply *r, int page, int slot)
+{
+	char perms[5], why[160];
+	if (pg[page] != HOLE && vma_perms(pg[page], perms))
+		return error_text(r, "already mapped");
+	void *want = (void *)(HUGE_BASE + 2 * HPAGE_SIZE * (uintptr_t)slot);
+	void *got = mmap(want, HPAGE_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_HUGETLB | MAP_HUGE_2MB,
+			 -1, 0);
+	if (got == MAP_FAILED || got != want) {
+		snprintf(why, sizeof why,
+			 "no free 2 MiB hugetlb page (%s; as root: echo 8 > /proc/sys/vm/nr_hugepages)",
+			 got == MAP_FAILED ? strerror(errno) : "address taken");
+		if (got != MAP_FAILED)
+			munmap(got, HPAGE_SIZE);
+		return skip_text(r, why);
+	}
+	populate(want);
+	pg[page] = (uintptr_t)want;
+	pglen[page] = HPAGE_SIZE;
+}
+
+/* @helper do_pte_map */
+/* What cow.c does for a "PTE-mapped THP": change the protection of the second subpage and
+ * change it back. The PMD is split (__split_huge_pmd); the folio stays whole. */
+HELPER void do_pte_map(struct reply *r, int page)
+{
+	char perms[5] = "rw-p";
+	int mapped = vma_perms(pg[page], perms);
+	int prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0);
+	/* mprotect() to the protection the VMA already has would change (and split) nothing. */
+	int other = prot != PROT_READ ? PROT_READ : PROT_NONE;
+	void *second = (void *)(pg[page] + page_size);
+	if (mprotect(second, page_size, other) < 0 || mprotect(second, page_size, prot) < 0)
+		return fail(r, errno); /* a base page's neighbour is a gap; hugetlb splits nowhere */
+	if (!mapped || pglen[page] != HPAGE_SIZE)
+		return;
+	if (anon_huge_kb(pg[page]) >= (long)(HPAGE_SIZE >> 10))
+		return skip_text(r, "the THP is still PMD-mapped after the mprotect() trick");
+	if (thp_folio(pg[page]) == 0)
+		return skip_text(r, "the kernel split the THP instead of remapping it with PTEs");
+}
+
 /* @helper do_read */
 /* A load: a read fault maps the shared zero page for a never-written anonymous page. */
 HELPER void do_read(struct reply *r, int page)
@@ -559,7 +713,7 @@ HELPER void do_forcewrite(struct reply *r, int page, const char *value)
 /* @helper do_munmap */
 HELPER void do_munmap(struct reply *r, int page)
 {
-	if (munmap((void *)pg[page], page_size) < 0)
+	if (munmap((void *)pg[page], pglen[page]) < 0)
 		fail(r, errno);
 }
 
@@ -569,7 +723,7 @@ HELPER void do_munmap(struct reply *r, int page)
 HELPER void do_madvise(struct reply *r, int page, int advice)
 {
 	uint64_t before = pagemap(pg[page]);
-	if (madvise((void *)pg[page], page_size, advice) < 0)
+	if (madvise((void *)pg[page], pglen[page], advice) < 0)
 		return fail(r, errno);
 	if (advice != MADV_PAGEOUT || ((before >> 63 & 1) && (before >> 61 & 1)))
 		return; /* a page-cache page leaves the page table however it goes: say nothing */
@@ -585,7 +739,7 @@ HELPER void do_madvise(struct reply *r, int page, int advice)
 /* @helper do_mprotect */
 HELPER void do_mprotect(struct reply *r, int page, int writable)
 {
-	if (mprotect((void *)pg[page], page_size, PROT_READ | (writable ? PROT_WRITE : 0)) < 0)
+	if (mprotect((void *)pg[page], pglen[page], PROT_READ | (writable ? PROT_WRITE : 0)) < 0)
 		fail(r, errno);
 }
 
@@ -618,12 +772,13 @@ HELPER void do_uffd_wp(struct reply *r, int page, int on)
 		r->fd_kind = FD_UFFD;
 	}
 	if (on && (registered[page] != pg[page] || !mapped)) {
-		if (uffd_register(uffd, pg[page], page_size) < 0)
+		if (uffd_register(uffd, pg[page], pglen[page]) < 0)
 			return fail(r, errno);
 		registered[page] = pg[page];
 	}
 	/* Lifting the protection of a mapped page never registered has nothing to do. */
-	if ((registered[page] == pg[page] || !mapped) && uffd_writeprotect(uffd, pg[page], page_size, on) < 0)
+	if ((registered[page] == pg[page] || !mapped) &&
+	    uffd_writeprotect(uffd, pg[page], pglen[page], on) < 0)
 		fail(r, errno);
 }
 
@@ -1370,8 +1525,10 @@ int main(int argc, char **argv)
 	int major = 0, minor = 0, variant = 0;
 	double timeout = argc > 1 ? atof(argv[1]) : 10.0;
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
-	for (int i = 0; i <= NPAGES; i++)
+	for (int i = 0; i <= NPAGES; i++) {
 		pg[i] = HOLE;
+		pglen[i] = page_size;
+	}
 	for (int i = 0; i <= NNAMES; i++) {
 		files[i] = -1;
 		refs[i] = (struct ref){ REF_NONE, -1, -1 };
@@ -1431,6 +1588,8 @@ int main(int argc, char **argv)
 		}
 		userfaults = 0;
 		run_step(k, &r);
+		if (r.outcome == OUT_SKIP)
+			skip(k, "%s (at step %d, `%s`)", r.text, k, steps[k].text);
 		if (skip_step)
 			break;
 		observe(k, &r);

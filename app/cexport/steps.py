@@ -115,8 +115,10 @@ class _Planner:
         self.names = Names()
         self.declared: set[str] = set()  # files declared so far
         self.takes: dict[str, c.TakeRef] = {}  # reference name -> its latest take
-        self.shared_files: set[tuple[str, str]] = set()  # (process, page) of shared files
+        # (process, page) whose pageout needs no swap: a shared file's page, a hugetlb page
+        self.no_swap_needed: set[tuple[str, str]] = set()
         self.slot = 0  # the next page-sized slot of the scenario's address range
+        self.huge_slot = 0  # the next 2 MiB slot, for huge pages
 
     def steps(self) -> list[Step]:
         commands = self.scenario.commands
@@ -128,7 +130,7 @@ class _Planner:
 
     def _step(self, k: int, cmd: c.Command, ref_name: str | None) -> Step:
         text = format_command(cmd)
-        self._track_shared_files(cmd)
+        self._track_no_swap_needed(cmd)
         if isinstance(cmd, c.FileDecl):
             self.declared.add(cmd.name)
             name = self.names.name(cmd.name)
@@ -156,13 +158,14 @@ class _Planner:
             body=body,
         )
 
-    def _track_shared_files(self, cmd: c.Command) -> None:
-        """Which (process, page) map a shared file: MADV_PAGEOUT unmaps such a page-cache page
-        without a swap device (as the probe's `static_skip` decides)."""
-        shared = self.shared_files
+    def _track_no_swap_needed(self, cmd: c.Command) -> None:
+        """Which (process, page) a pageout needs no swap for (as the probe's `static_skip`
+        decides): a shared file's page-cache page, unmapped without a swap device, and a
+        hugetlb page, which MADV_PAGEOUT refuses (-EINVAL) with or without one."""
+        shared = self.no_swap_needed
         if isinstance(cmd, c.Mmap):
             for page in cmd.pages:
-                if cmd.file is not None and cmd.shared:
+                if (cmd.file is not None and cmd.shared) or cmd.backing == "hugetlb":
                     shared.add((cmd.proc, page))
                 else:
                     shared.discard((cmd.proc, page))
@@ -204,9 +207,11 @@ class _Planner:
             return _Plan((f"do_madvise(r, {page(cmd.page)}, {advice});",))
         if isinstance(cmd, c.Swapout):
             # A shared file's page leaves for its file, not for swap.
-            needs = 0 if (cmd.proc, cmd.page) in self.shared_files else NEED["swap"]
+            needs = 0 if (cmd.proc, cmd.page) in self.no_swap_needed else NEED["swap"]
             call = f"do_madvise(r, {page(cmd.page)}, MADV_PAGEOUT);"
             return _Plan((call,), "K_SWAPOUT", needs=needs)
+        if isinstance(cmd, c.PteMap):
+            return _Plan((f"do_pte_map(r, {page(cmd.page)});",))
         if isinstance(cmd, c.Mprotect):
             return _Plan((f"do_mprotect(r, {page(cmd.page)}, {int(cmd.writable)});",))
         if isinstance(cmd, c.UffdWp):
@@ -219,6 +224,13 @@ class _Planner:
             # open() of a file that is not there: the coordinator answers ENOENT itself.
             return _Plan(("(void)r; /* the coordinator answers ENOENT: no such file */",), "K_MMAP")
         calls = []
+        if cmd.file is None and cmd.backing != "base":
+            # Each page its own 2 MiB huge page, in 2 MiB-aligned slots of their own.
+            helper = "map_thp" if cmd.backing == "thp" else "map_hugetlb"
+            for page in cmd.pages:
+                calls.append(f"{helper}(r, {self.names.page(page)}, {self.huge_slot});")
+                self.huge_slot += 1
+            return _Plan(tuple(calls), "K_MMAP")
         for page in cmd.pages:
             where = f"{self.names.page(page)}, {self.slot}"
             if cmd.file is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -68,6 +68,9 @@ gp read
 gp release
 P forcewrite f f1
 P get a ro as dio
+P mmap h backing=thp
+P pte-map h
+P mmap g backing=hugetlb
 C exit
 """
 
@@ -91,6 +94,7 @@ SYSTEM_CALLS = {
     "iouring": "COW_IORING_REGISTER_BUFFERS",
     "forcewrite": '"/proc/self/mem"',
     "get": "FOLL_GET reference other than vmsplice cannot be held",
+    "pte-map": "mprotect(second, page_size, other)",
 }
 # reference command -> what the code reading or writing through it does
 REFERENCE_CALLS = {
@@ -149,6 +153,29 @@ def test_the_io_uring_ring_is_used_by_the_process_that_owns_it() -> None:
     texts = [format_command(cmd) for cmd in scenario.commands]
     assert step_code(scenario, texts.index("io read") + 1).where.startswith("process P")
     assert step_code(scenario, texts.index("p read") + 1).where == "the coordinator"
+
+
+@pytest.mark.parametrize(
+    ("backing", "calls"),
+    [
+        ("thp", ("MADV_HUGEPAGE", "MADV_POPULATE_WRITE", "AnonHugePages")),
+        ("hugetlb", ("MAP_HUGETLB | MAP_HUGE_2MB", "no free 2 MiB hugetlb page")),
+    ],
+)
+def test_a_huge_page_is_mapped_as_the_selftest_maps_it(
+    backing: str, calls: tuple[str, ...]
+) -> None:
+    code = step_code(parse(f"P mmap a backing={backing}"), 1)
+    for call in calls:
+        assert call in code.text
+
+
+def test_huge_pages_take_2_mib_slots_of_their_own() -> None:
+    source = program(parse("P mmap a\nP mmap h backing=thp\nP mmap b\nP mmap g backing=hugetlb"))
+    assert "map_anon(r, 0 /* a */, 0);" in source
+    assert "map_thp(r, 1 /* h */, 0);" in source
+    assert "map_anon(r, 2 /* b */, 1);" in source
+    assert "map_hugetlb(r, 3 /* g */, 1);" in source
 
 
 def test_a_step_no_program_can_perform_says_why() -> None:
@@ -429,6 +456,14 @@ def test_the_program_stops_where_the_probe_would_skip(missing: str | None) -> No
     )
     for text in texts:
         scenario = parse(text)
+        # The probe does not run huge pages yet (it skips them); the program does: compare
+        # the commands before the first huge page.
+        huge = [
+            k
+            for k, cmd in enumerate(scenario.commands)
+            if isinstance(cmd, c.PteMap) or (isinstance(cmd, c.Mmap) and cmd.backing != "base")
+        ]
+        scenario = replace(scenario, commands=scenario.commands[: huge[0] if huge else None])
         reason = static_skip(scenario, caps)
         blocked = _first_blocked(scenario, missing)
         if reason is None:
