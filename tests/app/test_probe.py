@@ -20,7 +20,7 @@ from app.probe import cli, compare, gate, web
 from app.probe.capabilities import Capabilities, kernel_version, policy_for
 from app.probe.executor import KernelRun, KernelStep, static_skip
 from app.probe.gate import ProbeSettings
-from app.probe.worker import decode_value, encode_value
+from app.probe.worker import decode_value, encode_value, frame_change
 from engine import commands as c
 from engine.syntax import format_command, parse
 
@@ -594,3 +594,47 @@ def test_swap_areas_say_which_device_is_used_first() -> None:
 def test_paging_out_a_shared_file_page_needs_no_swap(text: str) -> None:
     """MADV_PAGEOUT unmaps a shared memfd page whether or not there is swap to write it to."""
     assert static_skip(parse(text), dataclasses.replace(NOTHING, swap="no swap configured")) is None
+
+
+# ------------------------------------------------------------------------------- frames
+PRESENT = 1 << 63
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "change"),
+    [
+        (0, PRESENT | 7, "new"),  # nothing mapped before the store: a first touch
+        (1 << 62, PRESENT | 7, "new"),  # a swap entry before: swapped in
+        (PRESENT | 7, PRESENT | 7, "kept"),
+        (PRESENT | 7, PRESENT | 9, "replaced"),
+        (PRESENT, PRESENT, None),  # PFNs hidden (no CAP_SYS_ADMIN): pagemap shows 0
+    ],
+)
+def test_a_store_s_frame_change_is_read_from_pagemap(
+    before: int, after: int, change: str | None
+) -> None:
+    assert frame_change(before, after) == change
+
+
+def test_frames_are_compared_only_when_asked_and_where_the_kernel_showed_them() -> None:
+    scenario = parse(BASIC)  # 2 write (new page), 4 write (COW: copy)
+
+    def kernel(frames: dict[int, str]) -> KernelRun:
+        run = _kernel_run(scenario, {5: "v1", 6: "v2"})
+        steps = tuple(dataclasses.replace(s, frame=frames.get(s.index)) for s in run.steps)
+        return dataclasses.replace(run, steps=steps)
+
+    def probe(frames: dict[int, str], *, compared: bool) -> compare.ProbeResult:
+        return compare.probe_scenario(
+            scenario, name="t", policy="6.2", runner=lambda s, t: kernel(frames), frames=compared
+        )
+
+    right = {2: "new", 4: "replaced"}
+    assert probe(right, compared=True).agree is True
+    result = probe({2: "new", 4: "kept"}, compared=True)
+    assert result.agree is False and result.differing_steps == (4,)
+    assert probe({2: "new", 4: "kept"}, compared=False).agree is True
+    # A kernel that hides PFNs adds nothing, and nothing is expected of it.
+    hidden = probe({}, compared=True)
+    assert hidden.agree is True
+    assert all(not o.value.startswith("frame") for o in hidden.sim_observed)
