@@ -194,7 +194,9 @@ def check_thp() -> str | None:
     try:
         aligned = (area + thp.HPAGE_SIZE - 1) & ~(thp.HPAGE_SIZE - 1)
         libc.munmap(aligned, thp.HPAGE_SIZE)  # map_thp maps there with MAP_FIXED_NOREPLACE
-        missing = thp.map_thp(aligned)
+        thp.map_thp(aligned)
+        libc.store(aligned, b"x")
+        missing = thp.check_faulted(aligned)
     except OSError as exc:
         missing = f"THP could not be tried ({exc.strerror or exc})"
     finally:

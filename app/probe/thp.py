@@ -1,8 +1,10 @@
 """Transparent huge pages on the running kernel: asking for one, and checking what was mapped.
 
 `P mmap a backing=thp` is, as in tools/testing/selftests/mm/cow.c, a 2 MiB-aligned anonymous
-mapping with MADV_HUGEPAGE, populated by writing (a read fault would map the huge zero page,
-not a THP). Whether the kernel really gave a THP and maps it with one PMD is not assumed: the
+mapping with MADV_HUGEPAGE; its first write faults the THP in (a first read maps the huge zero
+page instead), as in the simulator (docs/huge-pages.md: "PMD-mapped once touched"; the
+selftest's memset() is the presets' first write). Whether the kernel really gave a THP and maps
+it with one PMD is not assumed: the
 VMA's ``AnonHugePages`` in /proc/self/smaps counts only PMD-mapped anonymous THPs, and the
 folio's ``KPF_THP`` flag in /proc/kpageflags (readable by root; the PFN comes from
 /proc/self/pagemap) says whether it is still one large folio once it is mapped by PTEs.
@@ -16,7 +18,6 @@ from app.probe import libc
 
 HPAGE_SIZE = 2 << 20
 MADV_HUGEPAGE = 14
-MADV_POPULATE_WRITE = 23  # Linux 5.14
 MAP_HUGETLB = 0x40000
 MAP_HUGE_2MB = 21 << 26  # log2(2 MiB) << MAP_HUGE_SHIFT
 KPF_THP = 22
@@ -87,27 +88,36 @@ def is_thp_folio(addr: int) -> bool | None:
         return None
 
 
-def map_thp(addr: int) -> str | None:
-    """Map a populated, PMD-mapped THP at ``addr`` (2 MiB-aligned); None, or why the kernel did
-    not give one (the mapping is then left for the caller to unmap)."""
+def map_thp(addr: int) -> None:
+    """Map 2 MiB at ``addr`` (2 MiB-aligned) for THP: anonymous, private, MADV_HUGEPAGE.
+
+    Not populated: as in the simulator, the first write fault brings the THP in
+    (do_huge_pmd_anonymous_page) and a first read maps the huge zero page; `check_faulted`
+    tells whether the kernel really gave a PMD-mapped THP.
+    """
     flags = libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_FIXED_NOREPLACE
     libc.mmap(addr, HPAGE_SIZE, libc.PROT_READ | libc.PROT_WRITE, flags)
     libc.madvise(addr, HPAGE_SIZE, MADV_HUGEPAGE)
-    libc.madvise(addr, HPAGE_SIZE, MADV_POPULATE_WRITE)
-    if not pmd_mapped(addr):
-        return (
-            f"the kernel did not map a PMD-mapped THP (AnonHugePages {anon_huge_kb(addr)} kB "
-            "after MADV_HUGEPAGE and populating: memory too fragmented, or THP limited)"
-        )
-    return None
+
+
+def check_faulted(addr: int) -> str | None:
+    """After the write fault that brought the page in: None when a PMD maps a THP there, else
+    what the kernel gave instead."""
+    if pmd_mapped(addr):
+        return None
+    return (
+        f"the kernel did not fault in a PMD-mapped THP (AnonHugePages {anon_huge_kb(addr)} kB "
+        "after the first write: memory too fragmented, or THP limited for this process)"
+    )
 
 
 def map_hugetlb(addr: int) -> None:
-    """Map a private 2 MiB hugetlb page at ``addr``, populated (the pool must hold one)."""
+    """Map a private 2 MiB hugetlb page at ``addr`` (the pool must hold one: a private
+    mapping reserves its page at mmap time). Faulted in by the first access, as in the
+    simulator."""
     flags = libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_FIXED_NOREPLACE
     flags |= MAP_HUGETLB | MAP_HUGE_2MB
     libc.mmap(addr, HPAGE_SIZE, libc.PROT_READ | libc.PROT_WRITE, flags)
-    libc.madvise(addr, HPAGE_SIZE, MADV_POPULATE_WRITE)
 
 
 def pte_map(addr: int, perms: str) -> str | None:
@@ -118,10 +128,11 @@ def pte_map(addr: int, perms: str) -> str | None:
     prot = (libc.PROT_READ if "r" in perms else 0) | (libc.PROT_WRITE if "w" in perms else 0)
     # mprotect to the protection the VMA already has changes nothing (and splits nothing).
     other = libc.PROT_READ if prot != libc.PROT_READ else libc.PROT_NONE
+    was_thp = pmd_mapped(addr)  # not the huge zero page, which smaps does not count
     libc.mprotect(addr + libc.PAGE_SIZE, libc.PAGE_SIZE, other)
     libc.mprotect(addr + libc.PAGE_SIZE, libc.PAGE_SIZE, prot)
     if pmd_mapped(addr):
         return "the THP is still PMD-mapped after the mprotect() trick"
-    if is_thp_folio(addr) is False:
+    if was_thp and is_thp_folio(addr) is False:
         return "the kernel split the THP instead of remapping it with PTEs"
     return None

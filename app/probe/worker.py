@@ -114,6 +114,9 @@ class Worker:
     def _length(self, msg: Message) -> int:
         return self.sizes.get(str(msg["page"]), (PAGE, "base"))[0]
 
+    def _backing(self, msg: Message) -> str:
+        return self.sizes.get(str(msg["page"]), (PAGE, "base"))[1]
+
     def _faults(self) -> int:
         return len(self.uffd.take_faults()) if self.uffd else 0
 
@@ -129,10 +132,7 @@ class Worker:
             kind = libc.MAP_SHARED if msg["shared"] else libc.MAP_PRIVATE
             libc.mmap(addr, PAGE, prot, kind | libc.MAP_FIXED_NOREPLACE, fds[0], 0)
         elif backing == "thp":
-            missing = thp.map_thp(addr)
-            if missing is not None:
-                libc.munmap(addr, thp.HPAGE_SIZE)
-                return {"skip": missing}
+            thp.map_thp(addr)
         elif backing == "hugetlb":
             thp.map_hugetlb(addr)
         else:
@@ -145,11 +145,14 @@ class Worker:
 
     def op_pte_map(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
-        # The kernel answers a page that is not a THP itself: the neighbouring 4 KiB of a base
-        # page is the unmapped gap after it (ENOMEM), a hugetlb VMA refuses to be split inside
-        # its huge page (EINVAL).
-        missing = thp.pte_map(addr, vma_perms(addr) or "rw")
-        if missing is not None and self.sizes.get(str(msg["page"]), (0, ""))[1] == "thp":
+        perms = vma_perms(addr)
+        if perms is not None and self._backing(msg) == "base":
+            return {}  # a base page has no PMD to split: nothing to do, as in the simulator
+        # Anything else gets the mprotect() trick, and the kernel answers for what is not a THP:
+        # a page not mapped (ENOMEM), a hugetlb VMA, which cannot be split inside its huge page
+        # (EINVAL).
+        missing = thp.pte_map(addr, perms or "rw")
+        if missing is not None:
             return {"skip": missing}
         return {}
 
@@ -167,6 +170,12 @@ class Worker:
             return {"outcome": "segv"}
         before = pagemap(addr)
         libc.store(addr, encode_value(str(msg["value"])))
+        if not before >> 62 & 3 and self._backing(msg) == "thp":
+            # Neither present nor swapped: this write fault brought the THP in, and the
+            # simulator's is PMD-mapped.
+            missing = thp.check_faulted(addr)
+            if missing is not None:
+                return {"skip": missing}
         frame = frame_change(before, pagemap(addr))
         return {} if frame is None else {"frame": frame}
 
