@@ -52,8 +52,10 @@ BASIC = "P mmap a\nP write a v1\nP fork C\nP write a v2\nC read a\nP read a"
         ("5.19.0", "5.19"),
         ("6.1.0-28-amd64", "5.19"),
         ("6.2.0", "6.2"),
-        ("6.18.44-fc-v657", "6.2"),
-        ("7.0.0", "6.2"),
+        ("6.14.11", "6.2"),
+        ("6.15.0-rc1", "6.15"),
+        ("6.18.44-fc-v657", "6.15"),
+        ("7.0.0", "6.15"),
     ],
 )
 def test_kernel_version_maps_to_the_policy_of_its_era(release: str, policy: str) -> None:

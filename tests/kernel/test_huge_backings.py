@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from app.probe import hugetlb
-from app.probe.capabilities import detect
+from app.probe.capabilities import detect, kernel_release, kernel_version
+from app.probe.compare import ProbeResult, probe_scenario
 from app.probe.executor import KernelRun, KernelStep, hugetlb_pages
 from app.probe.isolate import run_isolated
 from engine.syntax import parse
@@ -146,3 +147,40 @@ def test_vmsplice_then_unmap_in_child_still_leaks_on_hugetlb() -> None:
         "P write a v2\np read"
     )
     assert s[7].value == "v2"
+
+
+# ------------------------------------------------------- the simulator against the kernel
+def compare(text: str) -> ProbeResult:
+    needs("thp")
+    if not frames_visible():
+        pytest.skip("pagemap hides frame numbers from this user (CAP_SYS_ADMIN)")
+    result = probe_scenario(parse(text), name="t", frames=True)
+    assert result.skipped is None, result.skipped
+    return result
+
+
+def test_this_kernel_reuses_the_pte_mapped_thp_as_its_era_says() -> None:
+    """The write after the child's exit: the kernel's frame is kept (6.15+, 1da190f4d0a6), and
+    the simulator under this kernel's era agrees; under 6.2 it would have copied."""
+    text = "P mmap a backing=thp\nP write a v1\nP pte-map a\nP fork C\nC exit\nP write a v2"
+    result = compare(text)
+    if kernel_version(kernel_release()) < (6, 15):
+        pytest.skip("this kernel predates 6.15: its era copies")
+    assert (6, "frame kept") in {(o.step, o.value) for o in result.kernel_observed}
+    assert result.agree, result
+
+
+@pytest.mark.xfail(strict=True, reason="engine: two MM-id slots per folio are not modelled")
+def test_a_folio_shared_by_three_processes_stays_maybe_shared_for_the_untracked_one() -> None:
+    """A folio keeps two MM ids (P, C); D, forked from C, finds no free slot, so the folio is
+    "maybe mapped shared" and stays so after P and C exit: no slot holds D's mappings
+    (folio_sub_large_mapcount clears the bit only when a slot's mapcount is the total). The
+    kernel copies D's subpage; the engine, which counts the processes mapping the folio now,
+    reuses it (LargeFolioReuse's docstring)."""
+    text = (
+        "P mmap a backing=thp\nP write a v1\nP pte-map a\nP fork C\nC fork D\nP exit\nC exit\n"
+        "D write a v2"
+    )
+    result = compare(text)
+    assert (8, "frame replaced") in {(o.step, o.value) for o in result.kernel_observed}
+    assert result.agree, result
