@@ -23,6 +23,9 @@ class HugeFaults(Faults):
             super().read_fault(proc, page, vma)
             return
         if vma.backing == "thp":
+            # do_huge_pmd_anonymous_page prepares the anon_vma before it maps even the huge
+            # zero page, so fork copies this PMD (unlike a small zero-page PTE).
+            self.note_anon_vma(proc.name, page)
             self.set_pte(proc.name, page, Pte(pfn=ZERO_PFN, pmd=True))
             self.emit(
                 "map",

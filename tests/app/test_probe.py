@@ -123,6 +123,23 @@ def test_writing_through_a_rw_pin_is_skipped_even_with_gup_test() -> None:
     assert skipped is not None and "cannot write through a pin" in skipped
 
 
+def test_huge_pages_run_where_the_kernel_offers_them_and_say_why_not_elsewhere() -> None:
+    """The probe maps THP and hugetlb itself (app.probe.thp, app.probe.hugetlb); a kernel
+    without them skips with its reason, never running them as base pages."""
+    texts = ("P mmap a backing=thp\nP write a x\nP pte-map a", "P mmap a backing=hugetlb\nP read a")
+    for text in texts:
+        assert static_skip(parse(text), ALL_THERE) is None
+    missing = dataclasses.replace(ALL_THERE, thp="THP disabled", hugetlb="needs root")
+    assert "THP disabled" in (static_skip(parse(texts[0]), missing) or "")
+    assert "needs root" in (static_skip(parse(texts[1]), missing) or "")
+
+
+def test_a_hugetlb_page_is_paged_out_without_swap_the_kernel_refuses_it_itself() -> None:
+    text = "P mmap a backing=hugetlb\nP write a v1\nP swapout a"
+    assert static_skip(parse(text), NOTHING) is None
+    assert static_skip(parse("P mmap a backing=thp\nP write a v1\nP swapout a"), NOTHING)
+
+
 def test_plain_anonymous_memory_needs_no_optional_facility() -> None:
     assert static_skip(parse(BASIC + "\nP vmsplice a as p\np read"), NOTHING) is None
 

@@ -333,3 +333,34 @@ def test_the_folio_json_lists_only_the_subpages_that_differ() -> None:
     assert folio["subpages"] == [{"index": 0, "mapcount": 1, "anon_exclusive": False}]
     assert folio["rest"] == {"count": 511, "mapcount": 2, "anon_exclusive": False}
     assert folio["kind"] == "thp" and folio["nr_pages"] == 512 and folio["order"] == 9
+
+
+def test_each_huge_page_decision_names_its_counters_function_and_commit() -> None:
+    """The narration of a THP decision shows what the kernel read: entire mapcount,
+    page_mapcount of subpage 0 and of the rest, their exclusive bits, the exact pincount."""
+    trace = replay("P mmap a backing=thp; P write a v1; P fork C; P write a v2", "5.18")
+    split = next(e for e in trace.steps[4].events if e.kind == "split")
+    assert (split.kernel, split.commit) == (
+        "do_huge_pmd_wp_page → __split_huge_pmd",
+        "3917c80280c9",
+    )
+    assert split.inputs["entire_mapcount"] == 2 and split.inputs["refcount"] == 2
+    assert {"subpage0_mapcount", "rest_mapcount", "subpage0_exclusive", "pincount"} <= set(
+        split.inputs
+    )
+    copy = next(e for e in trace.steps[4].events if e.kind == "copy")
+    assert copy.commit == "09854ba94c6a" and copy.inputs["refcount"] == 1 + 512
+    hugetlb = replay("P mmap a backing=hugetlb; P write a v1; P fork C; P write a v2", "6.2")
+    wp = next(e for e in hugetlb.steps[4].events if e.kind == "copy")
+    assert wp.kernel == "hugetlb_wp → copy_user_huge_page" and wp.inputs["entire_mapcount"] == 2
+
+
+def test_the_thp_cow_knob_moves_alone_in_a_custom_point() -> None:
+    """A 5.9 point that copies a THP whole, as kernels before 3917c80280c9 did."""
+    text = "P mmap a backing=thp; P write a v1; P fork C; C write a v2"
+    whole = replay(text, "custom:base=5.9,thp_cow=copy-huge")
+    assert whole.policy.id == "custom:base=5.9,thp_cow=copy-huge"
+    child = last(whole).procs["C"].ptes["a"]
+    assert child.pmd and child.pfn != 1
+    split = last(replay(text, "5.9")).procs["C"].ptes["a"]
+    assert not split.pmd and split.rest_pfn == 1

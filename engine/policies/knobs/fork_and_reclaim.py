@@ -8,6 +8,11 @@ from engine.policies.knobs.choice import EXCLUSIVE_BIT, HAS_PINNED, Choice
 from engine.state import Frame, Vma
 
 
+def _pinned(frame: Frame) -> str:
+    """How page_maybe_dma_pinned() knew: the 1024 bias of a small page, a folio's _pincount."""
+    return "refcount ≥ 1024" if frame.folio is None else f"its folio's _pincount is {frame.pins}"
+
+
 class ForkPinned(Choice):
     """copy_one_pte / copy_present_pte for a present page of a private mapping: share it, or
     copy it for the child when it may be pinned? The anonymous page and the page-cache page
@@ -105,7 +110,7 @@ class ForkCopiesPinned(ForkPinned):
                 "page_maybe_dma_pinned at fork",
                 "copy_present_pte → copy_present_page",
                 "70e806e4e645",
-                "the parent has pinned this page (refcount ≥ 1024), so the child gets its own "
+                f"the parent has pinned this page ({_pinned(frame)}), so the child gets its own "
                 "copy now and the parent keeps the pinned page writable",
                 inputs,
             )
