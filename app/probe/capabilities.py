@@ -13,7 +13,7 @@ import platform
 import re
 from dataclasses import dataclass
 
-from app.probe import gup_test, libc
+from app.probe import gup_test, hugetlb, libc, thp
 from app.probe.iouring import FixedBuffer
 from app.probe.uffd import WriteProtect
 from engine.annotations import SwapDevice
@@ -32,6 +32,8 @@ class Capabilities:
     uffd_wp: str | None
     gup_test: str | None
     forcewrite: str | None
+    thp: str | None = None  # `backing=thp` (and `pte-map`)
+    hugetlb: str | None = None  # `backing=hugetlb`
 
 
 def _scratch(prot: int = libc.PROT_READ | libc.PROT_WRITE) -> int:
@@ -180,6 +182,28 @@ def check_forcewrite() -> str | None:
     return None
 
 
+def check_thp() -> str | None:
+    """Whether MADV_HUGEPAGE gives a PMD-mapped 2 MiB THP, tried on a scratch mapping: the
+    sysfs switches may allow it and the kernel still decline (PR_SET_THP_DISABLE, a memory
+    cgroup, fragmentation)."""
+    missing = thp.unavailable()
+    if missing is not None:
+        return missing
+    span = 2 * thp.HPAGE_SIZE  # room for one aligned huge page wherever the kernel puts it
+    area = libc.mmap(0, span, libc.PROT_NONE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
+    try:
+        aligned = (area + thp.HPAGE_SIZE - 1) & ~(thp.HPAGE_SIZE - 1)
+        libc.munmap(aligned, thp.HPAGE_SIZE)  # map_thp maps there with MAP_FIXED_NOREPLACE
+        thp.map_thp(aligned)
+        libc.store(aligned, b"x")
+        missing = thp.check_faulted(aligned)
+    except OSError as exc:
+        missing = f"THP could not be tried ({exc.strerror or exc})"
+    finally:
+        libc.munmap(area, span)
+    return None if missing is None else f"THP not available: {missing}"
+
+
 @functools.lru_cache(maxsize=1)
 def detect() -> Capabilities:
     return Capabilities(
@@ -189,6 +213,8 @@ def detect() -> Capabilities:
         uffd_wp=check_uffd_wp(),
         gup_test=gup_test.available(),
         forcewrite=check_forcewrite(),
+        thp=check_thp(),
+        hugetlb=hugetlb.unavailable(),
     )
 
 

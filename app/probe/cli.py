@@ -1,6 +1,6 @@
 """`cowlab probe`: run presets or a scenario file on this kernel and in the simulator.
 
-    cowlab probe [--json] [--preset NAME …] [--timeout S] [FILE|-]
+    cowlab probe [--json] [--frames] [--preset NAME …] [--timeout S] [FILE|-]
 
 Maps the running kernel's version to a policy id, runs every preset (or the named ones, or the
 file) on the kernel and in the simulator under that policy, and reports per scenario what each
@@ -46,6 +46,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
+        "--frames",
+        action="store_true",
+        help=(
+            "also compare what each write did to its frame (kept, replaced by a copy, new), "
+            "read from /proc/self/pagemap, which shows frame numbers to root only"
+        ),
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
@@ -73,7 +81,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             raise InputError(f"unknown preset {name!r} (cowlab presets lists them)")
     if args.timeout <= 0:
         raise InputError("--timeout must be positive")
-    report = probe(presets=args.preset, files=files, timeout=args.timeout)
+    report = probe(presets=args.preset, files=files, timeout=args.timeout, frames=args.frames)
     if args.json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     else:

@@ -181,7 +181,27 @@ def _sim_pageout(before: Step, step: Step) -> str | None:
     return "swapped out" if pte.swap_slot is not None else "stays resident"
 
 
-def sim_observations(trace: Trace, upto: int | None = None) -> tuple[Observation, ...]:
+def _sim_frame(before: Step, step: Step) -> str | None:
+    """What a store did to the frame behind its page in the simulator, in the words of
+    `app.probe.worker.frame_change` ("new", "kept", "replaced")."""
+    cmd = step.command
+    if not isinstance(cmd, c.Write) or _sim_refusal(step) is not None:
+        return None
+    old_proc, new_proc = before.state.procs.get(cmd.proc), step.state.procs.get(cmd.proc)
+    old = old_proc.ptes.get(cmd.page) if old_proc is not None else None
+    new = new_proc.ptes.get(cmd.page) if new_proc is not None else None
+    if new is None or new.pfn is None:
+        return None
+    if old is None or old.pfn is None:
+        return "new"
+    return "kept" if old.pfn == new.pfn else "replaced"
+
+
+def sim_observations(
+    trace: Trace, upto: int | None = None, *, frames: bool = False
+) -> tuple[Observation, ...]:
+    """The simulator's observations; with ``frames``, also what each store did to the frame
+    behind its page (kept, replaced by a copy, new), which the kernel shows root in pagemap."""
     out: list[Observation] = []
     for before, step in itertools.pairwise(trace.steps[: None if upto is None else upto + 1]):
         refusal = _sim_refusal(step)
@@ -196,11 +216,14 @@ def sim_observations(trace: Trace, upto: int | None = None) -> tuple[Observation
             out.append(Observation(step.index, step.text, refusal))
         if faults:
             out.append(Observation(step.index, step.text, f"userfault ×{faults}"))
+        frame = _sim_frame(before, step) if frames else None
+        if frame is not None:
+            out.append(Observation(step.index, step.text, f"frame {frame}"))
     return tuple(out)
 
 
 def kernel_observations(
-    run: KernelRun, scenario: c.Scenario, trace: Trace | None = None
+    run: KernelRun, scenario: c.Scenario, trace: Trace | None = None, *, frames: bool = False
 ) -> tuple[Observation, ...]:
     """The kernel's observations; with the simulator's ``trace``, a pageout of a file
     mapping's page says nothing (`_file_pageout`), as on the simulator's side."""
@@ -218,6 +241,8 @@ def kernel_observations(
             out.append(Observation(step.index, step.command, refusal))
         if step.userfaults:
             out.append(Observation(step.index, step.command, f"userfault ×{step.userfaults}"))
+        if frames and step.frame is not None:
+            out.append(Observation(step.index, step.command, f"frame {step.frame}"))
     return tuple(out)
 
 
@@ -230,11 +255,14 @@ def probe_scenario(
     timeout: float = DEFAULT_TIMEOUT,
     runner: Runner | None = None,
     swap: SwapDevice | Literal["detect"] | None = "detect",
+    frames: bool = False,
 ) -> ProbeResult:
     """Run one scenario on the kernel (``runner``, by default `run_isolated`) and in the
     simulator; compare their observations. ``swap`` is the machine's swap device (None: no
     swap), read from /proc/swaps unless given: a scenario that pages out runs in the
-    simulator on that device, and is skipped when its `#swap` line names another."""
+    simulator on that device, and is skipped when its `#swap` line names another. With
+    ``frames``, what each store did to its frame (kept, replaced by a copy, new) is compared
+    too, at the stores where the kernel showed it (root reads PFNs in pagemap)."""
     policy = policy or capabilities.policy_for(capabilities.kernel_release())
     runner = runner or run_isolated
     device = capabilities.swap_device() if swap == "detect" else swap
@@ -247,19 +275,24 @@ def probe_scenario(
             scenario, annotations=dataclasses.replace(scenario.annotations, swap=device)
         )
     trace = replay(scenario, policy)
-    sim = sim_observations(trace)
     run = runner(scenario, timeout)
+    # Frames are compared where the kernel could show them (as root), on both sides.
+    shown = {s.index for s in run.steps if s.frame is not None} if frames else set()
+    sim = _frames_at(sim_observations(trace, frames=frames), shown)
     if run.skipped is not None:
-        partial = sim_observations(trace, upto=len(run.steps))
-        return ProbeResult(
-            name, title, None, kernel_observations(run, scenario, trace), partial, run.skipped
-        )
-    kernel = kernel_observations(run, scenario, trace)
+        partial = _frames_at(sim_observations(trace, upto=len(run.steps), frames=frames), shown)
+        kernel = kernel_observations(run, scenario, trace, frames=frames)
+        return ProbeResult(name, title, None, kernel, partial, run.skipped)
+    kernel = kernel_observations(run, scenario, trace, frames=frames)
     declined = _declined_pageout(kernel, sim)
     if declined is not None:
         return ProbeResult(name, title, None, kernel, sim, declined)
     agree = sorted((o.step, o.value) for o in kernel) == sorted((o.step, o.value) for o in sim)
     return ProbeResult(name, title, agree, kernel, sim)
+
+
+def _frames_at(observed: tuple[Observation, ...], steps: set[int]) -> tuple[Observation, ...]:
+    return tuple(o for o in observed if not o.value.startswith("frame ") or o.step in steps)
 
 
 def _swap_mismatch(scenario: c.Scenario, device: SwapDevice | None) -> str | None:
@@ -291,6 +324,7 @@ def probe(
     files: Iterable[tuple[str, str]] = (),
     timeout: float = DEFAULT_TIMEOUT,
     runner: Runner | None = None,
+    frames: bool = False,
 ) -> ProbeReport:
     """Probe the named presets (all of them when ``presets`` is None and no file is given) and
     the given (name, text) scenario files, one after another."""
@@ -309,12 +343,18 @@ def probe(
                 policy=policy,
                 timeout=timeout,
                 runner=runner,
+                frames=frames,
             )
         )
     for file_name, text in files:
         results.append(
             probe_scenario(
-                parse(text), name=file_name, policy=policy, timeout=timeout, runner=runner
+                parse(text),
+                name=file_name,
+                policy=policy,
+                timeout=timeout,
+                runner=runner,
+                frames=frames,
             )
         )
     return ProbeReport(release, policy, tuple(results), capabilities.describe_swap())

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from app.probe import capabilities, gup_test, libc, protocol, worker
+from app.probe import capabilities, gup_test, hugetlb, libc, protocol, thp, worker
 from app.probe.capabilities import Capabilities
 from app.probe.protocol import Message
 from engine import commands as c
@@ -46,6 +46,9 @@ PAGE = libc.PAGE_SIZE
 # gap page keeps two scenario pages from merging into one VMA (the engine maps each page as a
 # VMA of its own); MAP_FIXED_NOREPLACE refuses to clobber anything already there.
 ADDRESS_BASE = 0x5C0000000000
+# Huge pages (`backing=thp|hugetlb`) are 2 MiB-aligned: slot n at HUGE_BASE + 4 MiB·n, a 2 MiB
+# gap after each, in the same corner (the audit checks it too).
+HUGE_BASE = ADDRESS_BASE + (1 << 39)
 REAP_GRACE = 5.0
 
 
@@ -64,6 +67,7 @@ class KernelStep:
     outcome: str  # "ok", "segv", "refused", "error: EFAULT", …
     value: str | None = None  # what a read observed
     userfaults: int = 0  # userfaultfd write-protect faults delivered during the step
+    frame: str | None = None  # a store's effect on the frame (`worker.frame_change`), as root
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,7 @@ class KernelRun:
                     "outcome": s.outcome,
                     "value": s.value,
                     "userfaults": s.userfaults,
+                    "frame": s.frame,
                 }
                 for s in self.steps
             ],
@@ -98,6 +103,7 @@ class KernelRun:
         steps: list[KernelStep] = []
         for s in raw_steps if isinstance(raw_steps, list) else []:
             value = s.get("value")
+            frame = s.get("frame")
             steps.append(
                 KernelStep(
                     index=int(s["index"]),
@@ -105,6 +111,7 @@ class KernelRun:
                     outcome=str(s["outcome"]),
                     value=None if value is None else str(value),
                     userfaults=int(s.get("userfaults", 0)),
+                    frame=None if frame is None else str(frame),
                 )
             )
         skipped = data.get("skipped")
@@ -125,12 +132,17 @@ def static_skip(scenario: c.Scenario, caps: Capabilities) -> str | None:
     names = reference_names(scenario.commands)
     takes: dict[str, c.TakeRef] = {}
     # (process, page) of each shared file mapping: MADV_PAGEOUT unmaps its page-cache page
-    # without a swap device (shmem without swap is unmapped, then kept in the page cache).
-    shared_files: set[tuple[str, str]] = set()
+    # without a swap device (shmem without swap is unmapped, then kept in the page cache); and of
+    # each hugetlb mapping, which MADV_PAGEOUT refuses (EINVAL) with or without swap.
+    no_swap_needed: set[tuple[str, str]] = set()
     for cmd, name in zip(scenario.commands, names, strict=True):
-        _track_shared_files(shared_files, cmd)
+        _track_no_swap_needed(no_swap_needed, cmd)
         reason: str | None = None
-        if isinstance(cmd, c.TakeRef):
+        if isinstance(cmd, c.Mmap) and cmd.backing == "thp":
+            reason = caps.thp
+        elif isinstance(cmd, c.Mmap) and cmd.backing == "hugetlb":
+            reason = caps.hugetlb
+        elif isinstance(cmd, c.TakeRef):
             if name is not None:
                 takes[name] = cmd
             if cmd.kind == "get":
@@ -155,23 +167,20 @@ def static_skip(scenario: c.Scenario, caps: Capabilities) -> str | None:
                 else caps.forcewrite
             )
         elif isinstance(cmd, c.Swapout):
-            reason = None if (cmd.proc, cmd.page) in shared_files else caps.swap
+            reason = None if (cmd.proc, cmd.page) in no_swap_needed else caps.swap
         elif isinstance(cmd, c.ClearSoftdirty):
             reason = caps.softdirty
         elif isinstance(cmd, c.UffdWp):
             reason = caps.uffd_wp
-        elif isinstance(cmd, c.PteMap) or (isinstance(cmd, c.Mmap) and cmd.backing != "base"):
-            # Until the probe maps huge pages itself, it must not run them as base pages.
-            reason = "the probe does not map huge pages (backing=, pte-map) yet"
         if reason is not None:
             return f"{reason} (needed by `{format_command(cmd)}`)"
     return None
 
 
-def _track_shared_files(shared: set[tuple[str, str]], cmd: c.Command) -> None:
+def _track_no_swap_needed(shared: set[tuple[str, str]], cmd: c.Command) -> None:
     if isinstance(cmd, c.Mmap):
         for page in cmd.pages:
-            if cmd.file is not None and cmd.shared:
+            if (cmd.file is not None and cmd.shared) or cmd.backing == "hugetlb":
                 shared.add((cmd.proc, page))
             else:
                 shared.discard((cmd.proc, page))
@@ -208,6 +217,7 @@ class Coordinator:
     files: dict[str, int] = field(default_factory=dict)  # file name -> memfd
     pids: list[int] = field(default_factory=list)
     next_slot: int = 0
+    next_huge_slot: int = 0
     me: int = field(default_factory=os.getpid)
 
     # -- plumbing --------------------------------------------------------------------------
@@ -312,6 +322,8 @@ class Coordinator:
             return self._take(k, text, proc, cmd, ref_name)
         msg = _request(cmd, k)
         reply = self._ask_simple(proc, k, msg)
+        if "skip" in reply:
+            raise Skip(f"{reply['skip']} (at step {k}, `{text}`)")
         if isinstance(cmd, c.Swapout) and "present" in reply:
             # What MADV_PAGEOUT did, from /proc/self/pagemap: it may decline a page (shared,
             # pinned, zero page, not on the LRU yet), and that is an observation too.
@@ -337,14 +349,19 @@ class Coordinator:
             return KernelStep(k, text, "error: ENOENT")  # open() of a file that is not there
         outcomes = []
         for page in cmd.pages:
-            addr = ADDRESS_BASE + 2 * PAGE * self.next_slot
-            self.next_slot += 1
+            if cmd.backing == "base":
+                addr = ADDRESS_BASE + 2 * PAGE * self.next_slot
+                self.next_slot += 1
+            else:
+                addr = HUGE_BASE + 2 * thp.HPAGE_SIZE * self.next_huge_slot
+                self.next_huge_slot += 1
             msg: Message = {
                 "op": "mmap",
                 "page": page,
                 "addr": addr,
                 "shared": cmd.shared,
                 "readonly": cmd.readonly,
+                "backing": cmd.backing,
             }
             fds: list[int] = []
             if cmd.file is not None:
@@ -359,7 +376,14 @@ class Coordinator:
                     os.close(fd)
             for fd in extra:
                 os.close(fd)
-            outcomes.append(str(reply.get("outcome", "ok")))
+            outcome = str(reply.get("outcome", "ok"))
+            if "skip" in reply:
+                raise Skip(f"{reply['skip']} (at step {k}, `{text}`)")
+            if cmd.backing != "base" and outcome.startswith("error: E"):
+                # The simulator's huge page is always there; the kernel's may not be (an empty
+                # hugetlb pool, a THP the allocator could not find): another experiment.
+                raise Skip(f"the kernel could not map the huge page at step {k} ({outcome})")
+            outcomes.append(outcome)
         bad = [o for o in outcomes if o != "ok"]
         return KernelStep(k, text, bad[0] if bad else "ok")
 
@@ -528,17 +552,21 @@ def _request(cmd: c.Command, k: int) -> Message:
         return {"op": "clear_refs"}
     if isinstance(cmd, c.UffdWp):
         return {"op": "uffd_wp", "page": cmd.page, "on": cmd.on}
+    if isinstance(cmd, c.PteMap):
+        return {"op": "pte_map", "page": cmd.page}
     raise AssertionError(f"no worker request for {type(cmd).__name__}")
 
 
 def _step(k: int, text: str, reply: Message) -> KernelStep:
     value = reply.get("value")
+    frame = reply.get("frame")
     return KernelStep(
         k,
         text,
         str(reply.get("outcome", "ok")),
         None if value is None else str(value),
         int(reply.get("userfaults", 0)),
+        None if frame is None else str(frame),
     )
 
 
@@ -558,6 +586,38 @@ def execute(
     reason = static_skip(scenario, caps)
     if reason is not None:
         return KernelRun(release, (), reason)
+    huge_pages = hugetlb_pages(scenario)
+    if huge_pages:
+        reason = hugetlb.reserve(huge_pages)
+        if reason is not None:
+            return KernelRun(release, (), reason)
+    try:
+        return _execute(scenario, timeout, release)
+    finally:
+        if huge_pages:
+            hugetlb.release()
+
+
+def hugetlb_pages(scenario: c.Scenario) -> int:
+    """How many hugetlb pages a run may hold at once: each mapping in each process (a copy on
+    write per process), plus one per reference (a pipe keeps a page after the process let it
+    go); at most `hugetlb.MAX_PAGES`."""
+    mappings = sum(
+        len(cmd.pages)
+        for cmd in scenario.commands
+        if isinstance(cmd, c.Mmap) and cmd.backing == "hugetlb"
+    )
+    if not mappings:
+        return 0
+    processes = len(
+        {getattr(cmd, "proc", "") for cmd in scenario.commands}
+        | {cmd.child for cmd in scenario.commands if isinstance(cmd, c.Fork)}
+    )
+    references = sum(isinstance(cmd, c.TakeRef) for cmd in scenario.commands)
+    return min(hugetlb.MAX_PAGES, mappings * processes + references)
+
+
+def _execute(scenario: c.Scenario, timeout: float, release: str) -> KernelRun:
     libc.set_child_subreaper()
     fds_before = set(os.listdir("/proc/self/fd"))
     coord = Coordinator(deadline=time.monotonic() + timeout)
@@ -595,6 +655,6 @@ def audit(fds_before: set[str]) -> list[str]:
     with open("/proc/self/maps") as maps:
         for line in maps:
             start = int(line.split("-", 1)[0], 16)
-            if ADDRESS_BASE - 2 * PAGE <= start < ADDRESS_BASE + (1 << 40):
+            if ADDRESS_BASE - 2 * PAGE <= start < ADDRESS_BASE + (1 << 40):  # HUGE_BASE too
                 leaks.append(f"scenario mapping left in the coordinator: {line.strip()}")
     return leaks

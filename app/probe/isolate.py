@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.probe import libc
+from app.probe import hugetlb, libc
 from app.probe.executor import KernelRun, execute
 from engine import commands as c
 from engine.syntax import format_scenario, parse
@@ -82,6 +82,9 @@ def run_isolated(scenario: c.Scenario, timeout: float = 10.0) -> KernelRun:
         if proc.poll() is None:
             _kill_group(proc.pid)
             proc.wait()
+        # A runner killed (or crashed) while it held hugetlb pages could not give them back:
+        # it is reaped now, so the pool goes back to the size it had without it.
+        hugetlb.restore_abandoned()
     if proc.returncode != 0:
         # The runner's stderr (a traceback, paths, the kernel's words) is for whoever runs the
         # server; the result, which a web visitor sees, says only that the runner failed.

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 
-from app.probe import libc
+from app.probe import hugetlb, libc
 from app.probe.isolate import PROCESS_NAME
 
 NOT_OURS_PAUSE = 0.2  # a worker's zombie is uvicorn's to reap; look again after this
@@ -48,6 +48,9 @@ def reap_once(block: bool) -> int | None:
         pid, _status = os.waitpid(info.si_pid, os.WNOHANG)
     except ChildProcessError:
         return None
+    if pid:
+        # An orphaned runner died with its worker: the hugetlb pages it held go back.
+        hugetlb.restore_abandoned()
     return pid or None
 
 

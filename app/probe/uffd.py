@@ -94,7 +94,7 @@ class WriteProtect:
 
     def __init__(self) -> None:
         self.fd = open_uffd()
-        self._registered: set[int] = set()
+        self._registered: dict[int, int] = {}  # start -> length of each registered range
         self._faults: list[int] = []
         self._lock = threading.Lock()
         self._stop_r, self._stop_w = os.pipe()
@@ -110,7 +110,7 @@ class WriteProtect:
         if on and (addr not in self._registered or not mapped):
             reg = UffdioRegister(UffdioRange(addr, length), UFFDIO_REGISTER_MODE_WP, 0)
             libc.ioctl(self.fd, UFFDIO_REGISTER, ctypes.addressof(reg))
-            self._registered.add(addr)
+            self._registered[addr] = length
         if addr in self._registered or not mapped:
             self._writeprotect(addr, length, on)
 
@@ -141,8 +141,15 @@ class WriteProtect:
             page = int(msg.address) & ~(libc.PAGE_SIZE - 1)
             with self._lock:
                 self._faults.append(page)
-            # Resolve as a real user does: drop the protection, which wakes the writer.
-            self._writeprotect(page, libc.PAGE_SIZE, False)
+            # Resolve as a real user does: drop the protection of the scenario page the fault
+            # hit, which wakes the writer. A huge page is protected and released whole: lifting
+            # 4 KiB of a PMD-mapped THP would split its PMD, and a hugetlb range must be
+            # aligned to its huge page.
+            start, length = page, libc.PAGE_SIZE
+            for begin, size in list(self._registered.items()):
+                if begin <= page < begin + size:
+                    start, length = begin, size
+            self._writeprotect(start, length, False)
 
     def close(self) -> None:
         os.write(self._stop_w, b"x")

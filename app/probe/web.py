@@ -331,6 +331,8 @@ def probe_info(request: Request) -> JSONResponse:
                     ("uffd-wp", caps.uffd_wp),
                     ("gup_test", caps.gup_test),
                     ("forcewrite", caps.forcewrite),
+                    ("thp", caps.thp),
+                    ("hugetlb", caps.hugetlb),
                 )
                 if reason is not None
             },

@@ -21,7 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.probe import gup_test, libc, protocol
+from app.probe import gup_test, libc, protocol, thp
 from app.probe.iouring import FixedBuffer
 from app.probe.protocol import Message
 from app.probe.uffd import WriteProtect
@@ -67,6 +67,21 @@ def pagemap(addr: int) -> int:
         return int.from_bytes(pm.read(8), "little")
 
 
+PFN_MASK = (1 << 55) - 1
+
+
+def frame_change(before: int, after: int) -> str | None:
+    """What a store did to the frame behind a page, from its pagemap entries around the store:
+    "new" (nothing was mapped: a first touch or a swap-in), "kept" (the same frame: it was
+    writable, or the write fault reused it), "replaced" (a copy on write). None when the PFNs
+    are hidden (pagemap shows them to CAP_SYS_ADMIN only)."""
+    if not after & PFN_MASK:
+        return None
+    if not before >> 63 & 1:
+        return "new"
+    return "kept" if before & PFN_MASK == after & PFN_MASK else "replaced"
+
+
 def close_fds_except(keep: set[int]) -> None:
     """Close every inherited fd but stdio and ``keep``: a forked process must not keep another
     process's pipes (page references!), rings or sockets alive."""
@@ -85,12 +100,22 @@ class Worker:
     # inherit it), so every later command is still performed on that address and answered by
     # the kernel: SIGSEGV for an access, an errno for a system call.
     pages: dict[str, int] = field(default_factory=dict)
+    # page name -> (length, backing) of its latest mmap: a huge page is one 2 MiB mapping, which
+    # munmap, madvise, mprotect and uffd-wp act on whole; reads, writes and references touch its
+    # first 4 KiB subpage (DESIGN.md §10).
+    sizes: dict[str, tuple[int, str]] = field(default_factory=dict)
     uffd: WriteProtect | None = None
     rings: dict[str, FixedBuffer] = field(default_factory=dict)
 
     # -- helpers -------------------------------------------------------------------------
     def _addr(self, msg: Message) -> int:
         return self.pages.get(str(msg["page"]), HOLE)
+
+    def _length(self, msg: Message) -> int:
+        return self.sizes.get(str(msg["page"]), (PAGE, "base"))[0]
+
+    def _backing(self, msg: Message) -> str:
+        return self.sizes.get(str(msg["page"]), (PAGE, "base"))[1]
 
     def _faults(self) -> int:
         return len(self.uffd.take_faults()) if self.uffd else 0
@@ -101,14 +126,34 @@ class Worker:
         if page in self.pages and vma_perms(self.pages[page]) is not None:
             # The scenario language's rule (one mapping per page name), not the kernel's.
             return {"outcome": "error: already mapped"}
+        backing = str(msg.get("backing", "base"))
         if fds:
             prot = libc.PROT_READ if msg["readonly"] else libc.PROT_READ | libc.PROT_WRITE
             kind = libc.MAP_SHARED if msg["shared"] else libc.MAP_PRIVATE
             libc.mmap(addr, PAGE, prot, kind | libc.MAP_FIXED_NOREPLACE, fds[0], 0)
+        elif backing == "thp":
+            thp.map_thp(addr)
+        elif backing == "hugetlb":
+            thp.map_hugetlb(addr)
         else:
             flags = libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_FIXED_NOREPLACE
             libc.mmap(addr, PAGE, libc.PROT_READ | libc.PROT_WRITE, flags)
         self.pages[page] = addr
+        length = PAGE if fds or backing == "base" else thp.HPAGE_SIZE
+        self.sizes[page] = (length, "base" if fds else backing)
+        return {}
+
+    def op_pte_map(self, msg: Message, fds: list[int]) -> Message:
+        addr = self._addr(msg)
+        perms = vma_perms(addr)
+        if perms is not None and self._backing(msg) == "base":
+            return {}  # a base page has no PMD to split: nothing to do, as in the simulator
+        # Anything else gets the mprotect() trick, and the kernel answers for what is not a THP:
+        # a page not mapped (ENOMEM), a hugetlb VMA, which cannot be split inside its huge page
+        # (EINVAL).
+        missing = thp.pte_map(addr, perms or "rw")
+        if missing is not None:
+            return {"skip": missing}
         return {}
 
     def op_read(self, msg: Message, fds: list[int]) -> Message:
@@ -123,8 +168,16 @@ class Worker:
         perms = vma_perms(addr)
         if perms is None or "w" not in perms:
             return {"outcome": "segv"}
+        before = pagemap(addr)
         libc.store(addr, encode_value(str(msg["value"])))
-        return {}
+        if not before >> 62 & 3 and self._backing(msg) == "thp":
+            # Neither present nor swapped: this write fault brought the THP in, and the
+            # simulator's is PMD-mapped.
+            missing = thp.check_faulted(addr)
+            if missing is not None:
+                return {"skip": missing}
+        frame = frame_change(before, pagemap(addr))
+        return {} if frame is None else {"frame": frame}
 
     def op_forcewrite(self, msg: Message, fds: list[int]) -> Message:
         # /proc/self/mem: access_remote_vm() -> GUP with FOLL_FORCE|FOLL_WRITE, which may write
@@ -179,13 +232,14 @@ class Worker:
         return {"status": status}
 
     def op_munmap(self, msg: Message, fds: list[int]) -> Message:
-        libc.munmap(self._addr(msg), PAGE)  # unmapping a hole succeeds, as it does in the kernel
+        # Unmapping a hole succeeds, as it does in the kernel.
+        libc.munmap(self._addr(msg), self._length(msg))
         return {}
 
     def op_madvise(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
         before = pagemap(addr)
-        libc.madvise(addr, PAGE, int(msg["advice"]))
+        libc.madvise(addr, self._length(msg), int(msg["advice"]))
         if int(msg["advice"]) != libc.MADV_PAGEOUT or (before >> 63 & 1 and before >> 61 & 1):
             # A page-cache page (pagemap bit 61) leaves the page table when it is paged out,
             # exactly as when it is dropped: pagemap cannot tell which happened, so say nothing.
@@ -196,7 +250,7 @@ class Worker:
     def op_mprotect(self, msg: Message, fds: list[int]) -> Message:
         addr = self._addr(msg)
         prot = libc.PROT_READ | (libc.PROT_WRITE if msg["writable"] else 0)
-        libc.mprotect(addr, PAGE, prot)
+        libc.mprotect(addr, self._length(msg), prot)
         return {}
 
     def op_clear_refs(self, msg: Message, fds: list[int]) -> Message:
@@ -208,7 +262,8 @@ class Worker:
         addr = self._addr(msg)
         if self.uffd is None:
             self.uffd = WriteProtect()
-        self.uffd.protect(addr, PAGE, bool(msg["on"]), mapped=vma_perms(addr) is not None)
+        mapped = vma_perms(addr) is not None
+        self.uffd.protect(addr, self._length(msg), bool(msg["on"]), mapped=mapped)
         return {}
 
     def op_vmsplice(self, msg: Message, fds: list[int]) -> Message:

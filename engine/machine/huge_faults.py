@@ -115,10 +115,18 @@ class HugeFaults(Faults):
         else:
             self.pte_thp_wp(proc_name, page, frame, vma, keep_ro)
 
+    def mapping_mms(self, frame: Frame) -> int:
+        """How many processes map any subpage of the large folio ``frame`` (by PMD, subpage 0's
+        PTE or the other subpages' PTEs): the MMs a folio's mm ids count (CONFIG_MM_ID)."""
+        return sum(
+            any(pte.pfn == frame.pfn or pte.rest_pfn == frame.pfn for pte in proc.ptes.values())
+            for proc in self.procs.values()
+        )
+
     def pte_thp_wp(self, proc_name: str, page: str, frame: Frame, vma: Vma, keep_ro: bool) -> None:
         """do_wp_page on subpage 0 of a PTE-mapped THP: reuse it, or copy it into a small
         page of its own while the other subpages stay mapped from the folio."""
-        decision = self.policy.pte_thp_reuse(frame, self.swapcount(frame))
+        decision = self.policy.pte_thp_reuse(frame, self.swapcount(frame), self.mapping_mms(frame))
         writable = vma.write and not keep_ro
         if decision.outcome == "reuse":
             self.reuse(proc_name, page, frame, decision, writable=writable)
@@ -255,7 +263,7 @@ class HugeFaults(Faults):
             if frame.folio is None:  # the huge zero page split into small zero pages
                 self.cow_copy(proc_name, page, frame, reuse, writable=False, unshare=True)
                 return
-        reuse = self.policy.pte_thp_reuse(frame, self.swapcount(frame))
+        reuse = self.policy.pte_thp_reuse(frame, self.swapcount(frame), self.mapping_mms(frame))
         if reuse.outcome == "reuse":
             exclusive = self.policy.exclusive_bit().outcome == "allow"
             self.put_frame(folio_mapped(frame, exclusive0=exclusive))

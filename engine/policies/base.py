@@ -284,8 +284,8 @@ class Policy:
     def huge_zero_wp(self) -> Decision:
         return self._choice("thp_cow", ThpCow).huge_zero_wp()
 
-    def pte_thp_reuse(self, frame: Frame, swapcount: int) -> Decision:
-        return self._choice("wp_reuse", WpReuse).pte_thp_reuse(frame, swapcount)
+    def pte_thp_reuse(self, frame: Frame, swapcount: int, mms: int) -> Decision:
+        return self._choice("wp_reuse", WpReuse).pte_thp_reuse(frame, swapcount, mms)
 
     def hugetlb_dontneed(self) -> Decision:
         return self._choice("hugetlb_dontneed", HugetlbDontneed).hugetlb_dontneed()

@@ -25,7 +25,7 @@ def test_simulate_answers_the_engines_json(client: TestClient) -> None:
 
 def test_policy_defaults_to_latest(client: TestClient) -> None:
     r = client.post("/api/v1/simulate", json={"scenario": "P mmap a"})
-    assert r.json()["policy"] == "6.2"
+    assert r.json()["policy"] == "6.15"
 
 
 def test_syntax_error_says_where(client: TestClient) -> None:

@@ -112,7 +112,7 @@ def test_an_action_after_a_trailing_comment_adds_a_command(client: TestClient) -
 def test_missing_policy_means_latest_and_missing_step_means_the_end(client: TestClient) -> None:
     r = client.get("/", params={"s": "P mmap a;P write a"}, headers=hx("sim"))
     pushed = query(r.headers["HX-Push-Url"])
-    assert pushed["policy"] == "6.2"
+    assert pushed["policy"] == "6.15"
     assert pushed["step"] == "2"
 
 

@@ -20,7 +20,7 @@ from app.probe import cli, compare, gate, web
 from app.probe.capabilities import Capabilities, kernel_version, policy_for
 from app.probe.executor import KernelRun, KernelStep, static_skip
 from app.probe.gate import ProbeSettings
-from app.probe.worker import decode_value, encode_value
+from app.probe.worker import decode_value, encode_value, frame_change
 from engine import commands as c
 from engine.syntax import format_command, parse
 
@@ -52,8 +52,10 @@ BASIC = "P mmap a\nP write a v1\nP fork C\nP write a v2\nC read a\nP read a"
         ("5.19.0", "5.19"),
         ("6.1.0-28-amd64", "5.19"),
         ("6.2.0", "6.2"),
-        ("6.18.44-fc-v657", "6.2"),
-        ("7.0.0", "6.2"),
+        ("6.14.11", "6.2"),
+        ("6.15.0-rc1", "6.15"),
+        ("6.18.44-fc-v657", "6.15"),
+        ("7.0.0", "6.15"),
     ],
 )
 def test_kernel_version_maps_to_the_policy_of_its_era(release: str, policy: str) -> None:
@@ -121,11 +123,21 @@ def test_writing_through_a_rw_pin_is_skipped_even_with_gup_test() -> None:
     assert skipped is not None and "cannot write through a pin" in skipped
 
 
-def test_huge_pages_are_not_run_as_base_pages() -> None:
-    # Without the skip the probe mapped `backing=thp` as base pages and died at `pte-map`.
-    for text in ("P mmap a backing=thp\nP write a x", "P mmap a backing=hugetlb\nP read a"):
-        skipped = static_skip(parse(text), ALL_THERE)
-        assert skipped is not None and "huge pages" in skipped
+def test_huge_pages_run_where_the_kernel_offers_them_and_say_why_not_elsewhere() -> None:
+    """The probe maps THP and hugetlb itself (app.probe.thp, app.probe.hugetlb); a kernel
+    without them skips with its reason, never running them as base pages."""
+    texts = ("P mmap a backing=thp\nP write a x\nP pte-map a", "P mmap a backing=hugetlb\nP read a")
+    for text in texts:
+        assert static_skip(parse(text), ALL_THERE) is None
+    missing = dataclasses.replace(ALL_THERE, thp="THP disabled", hugetlb="needs root")
+    assert "THP disabled" in (static_skip(parse(texts[0]), missing) or "")
+    assert "needs root" in (static_skip(parse(texts[1]), missing) or "")
+
+
+def test_a_hugetlb_page_is_paged_out_without_swap_the_kernel_refuses_it_itself() -> None:
+    text = "P mmap a backing=hugetlb\nP write a v1\nP swapout a"
+    assert static_skip(parse(text), NOTHING) is None
+    assert static_skip(parse("P mmap a backing=thp\nP write a v1\nP swapout a"), NOTHING)
 
 
 def test_plain_anonymous_memory_needs_no_optional_facility() -> None:
@@ -601,3 +613,47 @@ def test_swap_areas_say_which_device_is_used_first() -> None:
 def test_paging_out_a_shared_file_page_needs_no_swap(text: str) -> None:
     """MADV_PAGEOUT unmaps a shared memfd page whether or not there is swap to write it to."""
     assert static_skip(parse(text), dataclasses.replace(NOTHING, swap="no swap configured")) is None
+
+
+# ------------------------------------------------------------------------------- frames
+PRESENT = 1 << 63
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "change"),
+    [
+        (0, PRESENT | 7, "new"),  # nothing mapped before the store: a first touch
+        (1 << 62, PRESENT | 7, "new"),  # a swap entry before: swapped in
+        (PRESENT | 7, PRESENT | 7, "kept"),
+        (PRESENT | 7, PRESENT | 9, "replaced"),
+        (PRESENT, PRESENT, None),  # PFNs hidden (no CAP_SYS_ADMIN): pagemap shows 0
+    ],
+)
+def test_a_store_s_frame_change_is_read_from_pagemap(
+    before: int, after: int, change: str | None
+) -> None:
+    assert frame_change(before, after) == change
+
+
+def test_frames_are_compared_only_when_asked_and_where_the_kernel_showed_them() -> None:
+    scenario = parse(BASIC)  # 2 write (new page), 4 write (COW: copy)
+
+    def kernel(frames: dict[int, str]) -> KernelRun:
+        run = _kernel_run(scenario, {5: "v1", 6: "v2"})
+        steps = tuple(dataclasses.replace(s, frame=frames.get(s.index)) for s in run.steps)
+        return dataclasses.replace(run, steps=steps)
+
+    def probe(frames: dict[int, str], *, compared: bool) -> compare.ProbeResult:
+        return compare.probe_scenario(
+            scenario, name="t", policy="6.2", runner=lambda s, t: kernel(frames), frames=compared
+        )
+
+    right = {2: "new", 4: "replaced"}
+    assert probe(right, compared=True).agree is True
+    result = probe({2: "new", 4: "kept"}, compared=True)
+    assert result.agree is False and result.differing_steps == (4,)
+    assert probe({2: "new", 4: "kept"}, compared=False).agree is True
+    # A kernel that hides PFNs adds nothing, and nothing is expected of it.
+    hidden = probe({}, compared=True)
+    assert hidden.agree is True
+    assert all(not o.value.startswith("frame") for o in hidden.sim_observed)

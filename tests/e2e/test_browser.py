@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
+from engine.policies import POLICIES
 from tests.app.conftest import preset_link
 from tests.e2e.conftest import Watch
 
@@ -168,7 +169,7 @@ def test_compare_page_steps_in_place(page: Page, watch: Watch) -> None:
     first = preset_link(LEAK, path="/compare")
     page.goto(first)
     expect(page.locator(".divergence")).to_contain_text("step 4")
-    expect(page.locator(".panel svg.diagram")).to_have_count(9)
+    expect(page.locator(".panel svg.diagram")).to_have_count(len(POLICIES))
     page.keyboard.press("Home")
     page.wait_for_url(re.compile(r"/compare\?.*step=0$"))
     expect(page.locator("#cmp-stage .counter strong")).to_have_text("0")

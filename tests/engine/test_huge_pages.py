@@ -12,6 +12,7 @@ Era groups (DESIGN §3: an era shows mainline as of the last release of its rang
   (d042035eaf5f) and copies a pinned hugetlb page for the child (4eae4efa2c29, 5.12);
 - 5.18: do_huge_pmd_wp_page uses the refcount too (3bff7e3f1f16);
 - 5.19, 6.2: PageAnonExclusive for THP (head while PMD-mapped, per subpage once PTE-mapped);
+- 6.15: as 6.2, and a PTE-mapped THP one process maps alone is reused (1da190f4d0a6);
 - hugetlb, every era: hugetlb_wp reuses iff mapcount == 1 (vmsplice leaks stay open: XFAIL in
   the selftest); MADV_PAGEOUT refuses it with -EINVAL.
 """
@@ -27,7 +28,7 @@ from engine.trace import Trace, replay, state_to_json
 ALL = tuple(POLICIES)
 FIVE_EIGHT = ("5.8", "5.8-break-cow", "5.8-wrong-side-ok")
 CLASSIC = ("4.8", "5.7")
-EXCLUSIVE = ("5.19", "6.2")
+EXCLUSIVE = ("5.19", "6.2", "6.15")
 
 
 def reads(trace: Trace) -> list[str | None]:
@@ -138,7 +139,7 @@ def test_a_write_to_the_huge_zero_page_allocates_a_thp_before_5_8_and_a_small_pa
         assert (trace.steps[3].state.frames[pte.pfn].folio is not None) == (pid in CLASSIC)
 
 
-@pytest.mark.parametrize(("pid", "needless"), only(("5.9", "5.18", *EXCLUSIVE)).items())
+@pytest.mark.parametrize(("pid", "needless"), only(("5.9", "5.18", "5.19", "6.2")).items())
 def test_a_pte_mapped_thp_one_process_maps_is_copied_needlessly_from_5_9(
     pid: str, needless: bool
 ) -> None:
@@ -146,7 +147,8 @@ def test_a_pte_mapped_thp_one_process_maps_is_copied_needlessly_from_5_9(
     protected. ≤ 5.8: the largest subpage mapcount is 1, reuse. From 5.9 page_count() of the
     subpage is the folio's refcount (512 subpage mappings): copy, with nobody to protect — a
     needless copy (5.19+: fork cleared the exclusive bits, so the refcount test decides too).
-    Later kernels reuse a folio exclusively mapped by one MM."""
+    6.15 reuses a folio exclusively mapped by one MM whose references are all its mappings
+    (__wp_can_reuse_large_anon_folio, 1da190f4d0a6)."""
     text = "P mmap a backing=thp; P write a v1; P pte-map a; P fork C; C exit; P write a v2"
     trace = replay(text, pid)
     assert ("needless-copy" in verdicts(trace)) == needless
@@ -282,7 +284,7 @@ def test_mprotect_never_upgrades_a_hugetlb_page() -> None:
     assert not last(trace).procs["P"].ptes["a"].writable
 
 
-@pytest.mark.parametrize(("pid", "upgraded"), only(("6.2",)).items())
+@pytest.mark.parametrize(("pid", "upgraded"), only(("6.2", "6.15")).items())
 def test_mprotect_upgrades_an_exclusive_thp_pmd_only_from_6_2(pid: str, upgraded: bool) -> None:
     """64fe24a3e05e (6.0) upgrades PTEs only ("applying the same logic to PMDs … probably not
     worth the trouble"); c27f479ef542 (6.2) adds can_change_pmd_writable."""

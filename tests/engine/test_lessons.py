@@ -115,7 +115,7 @@ OBSERVED: list[tuple[str, str, int, Mapping[str, str], str]] = [
         "anon-exclusive",
         "zpin read",
         1,
-        but("0", (*FIVE_EIGHT, "6.2"), "q-v2"),
+        but("0", (*FIVE_EIGHT, "6.2", "6.15"), "q-v2"),
         "the zero page is pinned as-is until 6.2 unshares it (84209e87c696); 5.8 broke COW at "
         "pin time",
     ),
@@ -141,6 +141,7 @@ VERDICTS: dict[str, dict[str, tuple[str, ...]]] = {
         "5.18": (),
         "5.19": (),
         "6.2": (),
+        "6.15": (),  # base pages only: 6.15 changed nothing here
     },
     "page-count": {
         "4.8": ("leak", "stale"),
@@ -152,6 +153,7 @@ VERDICTS: dict[str, dict[str, tuple[str, ...]]] = {
         "5.18": (),
         "5.19": (),
         "6.2": (),
+        "6.15": (),
     },
     "anon-exclusive": {
         era: ("stale",) if era in (*UP_TO_5_7, "5.9", "5.18", "5.19") else () for era in ERAS

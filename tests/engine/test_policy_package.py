@@ -65,7 +65,8 @@ def test_the_machine_reads_no_era_attribute() -> None:
     ("version", "era"),
     # From DESIGN.md §3 and kernel history: 4.9 has the Dirty COW fix (19be0eaffa3a), 5.8 the
     # enforced COW (17839856fd58), 5.9 page_count (09854ba94c6a), 5.18 COW fixes part 1,
-    # 5.19 PageAnonExclusive, 6.2 reliable R/O long-term pins (84209e87c696).
+    # 5.19 PageAnonExclusive, 6.2 reliable R/O long-term pins (84209e87c696), 6.15 COW reuse of
+    # PTE-mapped THP (1da190f4d0a6, first in v6.15-rc1).
     [
         ((2, 6), "4.8"),
         ((4, 8), "4.8"),
@@ -78,7 +79,9 @@ def test_the_machine_reads_no_era_attribute() -> None:
         ((5, 19), "5.19"),
         ((6, 1), "5.19"),
         ((6, 2), "6.2"),
-        ((6, 18), "6.2"),
+        ((6, 14), "6.2"),
+        ((6, 15), "6.15"),
+        ((6, 18), "6.15"),
     ],
 )
 def test_each_mainline_version_has_exactly_its_era(version: tuple[int, int], era: str) -> None:
@@ -104,25 +107,25 @@ def test_every_era_module_holds_one_policy_named_after_its_file() -> None:
 
 NEW_ERA = textwrap.dedent(
     '''
-    """A made-up era 6.9 that changes one knob: mprotect never maps a page writable again."""
+    """A made-up era 7.9 that changes one knob: mprotect never maps a page writable again."""
 
     from __future__ import annotations
 
-    from engine.policies.e6_2 import LongtermUnshare62
+    from engine.policies.e6_15 import LargeFolioReuse615
 
 
-    class NoUpgrade69(LongtermUnshare62):
-        id = "6.9"
+    class NoUpgrade79(LargeFolioReuse615):
+        id = "7.9"
         label = "No mprotect upgrade"
-        kernels = "6.9 – today"
+        kernels = "7.9 – today"
         commits = ("0123456789ab",)
         story = "A made-up era for the test."
-        since = (6, 9)
+        since = (7, 9)
         until = None
-        knobs = {**LongtermUnshare62.knobs, "mprotect_upgrade": "never"}
+        knobs = {**LargeFolioReuse615.knobs, "mprotect_upgrade": "never"}
 
 
-    POLICY = NoUpgrade69()
+    POLICY = NoUpgrade79()
     '''
 )
 
@@ -134,22 +137,22 @@ ROUND_TRIP = "P mmap a\nP write a v1\nP mprotect a ro\nP mprotect a rw\nP write 
 
 def test_a_new_era_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The walkthrough of the package docstring: drop one module in, nothing else changes."""
-    (tmp_path / "e6_9.py").write_text(NEW_ERA)
+    (tmp_path / "e7_9.py").write_text(NEW_ERA)
     monkeypatch.setattr(engine.policies, "__path__", [*engine.policies.__path__, str(tmp_path)])
     try:
         eras = discover()
-        assert list(eras)[-2:] == ["6.2", "6.9"]
-        assert policy_for_kernel((6, 9), eras).id == "6.9"
-        assert policy_for_kernel((6, 8), eras).id == "6.2"  # the old open range is cut
-        new = eras["6.9"]
+        assert list(eras)[-2:] == ["6.15", "7.9"]
+        assert policy_for_kernel((7, 9), eras).id == "7.9"
+        assert policy_for_kernel((7, 8), eras).id == "6.15"  # the old open range is cut
+        new = eras["7.9"]
         assert isinstance(new, Policy)
         trace = replay(ROUND_TRIP, new)
         assert [e.rule for e in trace.steps[-2].events] == ["no write upgrade"]
         assert [e.kind for e in trace.steps[-1].events] == ["reuse", "write"]
         # The era it derives from still upgrades: only the one knob changed.
-        assert [e.kind for e in replay(ROUND_TRIP, "6.2").steps[-1].events] == ["write"]
+        assert [e.kind for e in replay(ROUND_TRIP, "6.15").steps[-1].events] == ["write"]
     finally:
-        sys.modules.pop("engine.policies.e6_9", None)
+        sys.modules.pop("engine.policies.e7_9", None)
 
 
 def test_an_era_module_without_a_policy_is_refused(

@@ -6,9 +6,9 @@ do_wp_page and do_huge_pmd_wp_page in the same series each time, except once —
 CVE-2020-29374 for THP until 3bff7e3f1f16 (5.18) — and each `wp_reuse` choice says what its
 kernel did with a PMD-mapped THP (`thp_wp_reuse`) and with a subpage of a PTE-mapped one
 (`pte_thp_reuse`, do_wp_page on a large folio, whose refcount counts every subpage's mapping:
-the page_count rule copies a subpage even of a THP one process maps, until a later kernel
-reuses a folio exclusively mapped by one MM — a later `wp_reuse` choice). The tests they share
-are here.
+the page_count rule copies a subpage even of a THP one process maps, until 6.15 reuses a folio
+exclusively mapped by one MM — 1da190f4d0a6, the `wp_reuse` choice `large-folio-mm`). The tests
+they share are here.
 
 Two knobs are huge-page only: what do_huge_pmd_wp_page does with a THP it cannot reuse
 (`thp_cow`: copy it whole before 5.8, split the PMD since 3917c80280c9), and whether
@@ -123,7 +123,8 @@ def pte_thp_page_count_test(frame: Frame) -> Decision:
     """do_wp_page (09854ba94c6a, 5.9): reuse iff page_count() == 1, and page_count() of a
     subpage is the whole folio's refcount — every PTE mapping of every subpage holds one — so
     while the folio's other subpages are mapped the subpage is copied ("PTE-mapped THP
-    refcount ⇒ copy", kernel-cow-semantics.md §2.3), even when one process maps all of it."""
+    refcount ⇒ copy", kernel-cow-semantics.md §2.3), even when one process maps all of it —
+    until 6.15's __wp_can_reuse_large_anon_folio (1da190f4d0a6, `LargeFolioReuse`)."""
     inputs = counts(frame)
     if frame.refcount == 1:
         return Decision(

@@ -34,8 +34,9 @@ class WpReuse(Choice):
         not; what happens then is the ``thp_cow`` knob's."""
         raise NotImplementedError
 
-    def pte_thp_reuse(self, frame: Frame, swapcount: int) -> Decision:
-        """do_wp_page on subpage 0 of a PTE-mapped THP (``frame`` is the large folio)."""
+    def pte_thp_reuse(self, frame: Frame, swapcount: int, mms: int) -> Decision:
+        """do_wp_page on subpage 0 of a PTE-mapped THP (``frame`` is the large folio, ``mms``
+        the number of processes that map any of its subpages)."""
         raise NotImplementedError
 
     def free_swapcache_before_reuse(self, frame: Frame, swapcount: int) -> Decision:
@@ -95,7 +96,7 @@ class MapcountReuse(WpReuse):
     def thp_wp_reuse(self, frame: Frame, swapcount: int) -> Decision:
         return thp_mapcount_test(frame, swapcount, "ba3c4ce6def4")
 
-    def pte_thp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+    def pte_thp_reuse(self, frame: Frame, swapcount: int, mms: int) -> Decision:
         return pte_thp_mapcount_test(frame, swapcount)
 
 
@@ -140,7 +141,7 @@ class PageCountReuse(WpReuse):
         variant of CVE-2020-29374, open again until 3bff7e3f1f16 (5.18)."""
         return thp_mapcount_test(frame, swapcount, "09854ba94c6a")
 
-    def pte_thp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+    def pte_thp_reuse(self, frame: Frame, swapcount: int, mms: int) -> Decision:
         return pte_thp_page_count_test(frame)
 
 
@@ -227,13 +228,93 @@ class AnonExclusiveReuse(PageCountFreeSwapcache):
             return exclusive_reuse(frame, "the THP", "do_huge_pmd_wp_page")
         return thp_page_count_test(frame)
 
-    def pte_thp_reuse(self, frame: Frame, swapcount: int) -> Decision:
+    def pte_thp_reuse(self, frame: Frame, swapcount: int, mms: int) -> Decision:
         """do_wp_page (6c287605fd56): PageAnonExclusive(subpage) ⇒ reuse; else the folio
         refcount test, which a PTE-mapped THP whose other subpages are mapped never passes —
-        even when one process maps all of it, a needless copy later kernels avoid."""
+        even when one process maps all of it, a needless copy 6.15 avoids
+        (`LargeFolioReuse`, 1da190f4d0a6)."""
         if frame.anon_exclusive:
             return exclusive_reuse(frame, "subpage 0", "do_wp_page")
         return pte_thp_page_count_test(frame)
+
+
+class LargeFolioReuse(AnonExclusiveReuse):
+    id = "large-folio-mm"
+    label = "PageAnonExclusive, else page_count == 1; a large folio only this MM maps is reused"
+    kernel = "do_wp_page → __wp_can_reuse_large_anon_folio"
+    commit = "1da190f4d0a6"
+    why = (
+        "as anon-exclusive, and a subpage of a PTE-mapped THP that is not marked exclusive is "
+        "reused when one process maps the whole folio and every reference to it is one of "
+        "those mappings (6.15, CONFIG_MM_ID) — before, such a subpage was always copied "
+        "(brings the exclusive bit)"
+    )
+
+    def pte_thp_reuse(self, frame: Frame, swapcount: int, mms: int) -> Decision:
+        """wp_can_reuse_anon_folio → __wp_can_reuse_large_anon_folio ("mm: Copy-on-Write (COW)
+        reuse support for PTE-mapped THP", 1da190f4d0a6, David Hildenbrand, merged for 6.15 with
+        the series "mm: MM owner tracking for large folios (!hugetlb) + CONFIG_NO_PAGE_MAPCOUNT").
+
+        PageAnonExclusive(subpage) still reuses at once. Otherwise a large folio is reused
+        when (1) it is mapped more than once — with a single mapping left the kernel would
+        rather copy the page out and let the folio go; (2) it is not "maybe mapped shared":
+        every mapping is in the faulting MM (the folio keeps two MM ids with a mapcount each,
+        set by fork and cleared when one MM holds all mappings again); and (3) every reference is
+        a mapping: folio_large_mapcount() — PTE mappings of all subpages plus PMD mappings —
+        equals folio_ref_count(). A GUP reference, a pin, a pipe buffer or the swap cache breaks
+        (3) (the kernel frees a swap cache first when no swap PTE still needs it, as the machine
+        did before asking). A successful reuse marks subpage 0 exclusive.
+
+        The reading cowlab picks: "maybe mapped shared" is "more than one process maps the
+        folio now". The kernel tracks only two MM ids per folio; a third MM mapping it at the
+        same time sets the shared bit, which is cleared again only when one of the two tracked
+        MMs holds every mapping — so after three processes shared a folio, the one left may
+        still be told "maybe shared" and copy. Scenarios with more than two processes on one
+        PTE-mapped THP may therefore show a reuse here where the kernel copies.
+        """
+        if frame.anon_exclusive:
+            return exclusive_reuse(frame, "subpage 0", "do_wp_page")
+        large_mapcount = frame.mapcount + frame.entire_mapcount
+        inputs = counts(frame) | {
+            "swapcount": swapcount,
+            "large_mapcount": large_mapcount,
+            "mapped_by_mms": mms,
+        }
+        if large_mapcount <= 1:
+            why = (
+                f"the folio is mapped only {large_mapcount} time(s): the kernel copies subpage 0 "
+                "out and lets the large folio go"
+            )
+        elif mms > 1:
+            why = (
+                f"the folio is maybe mapped shared ({mms} processes map its subpages), so "
+                "subpage 0 is copied into a small page"
+            )
+        elif large_mapcount != frame.refcount:
+            why = (
+                f"folio_large_mapcount {large_mapcount} != folio_ref_count {frame.refcount} "
+                f"({holders(frame)}): a reference that is not a mapping of this process may "
+                "see the page, so subpage 0 is copied"
+            )
+        else:
+            return Decision(
+                "reuse",
+                "large folio mapped by this MM only",
+                "do_wp_page → __wp_can_reuse_large_anon_folio",
+                "1da190f4d0a6",
+                f"only this process maps the folio ({large_mapcount} mappings) and they are all "
+                f"its references (refcount {frame.refcount}), so nobody else can see subpage 0: "
+                "it is reused and marked exclusive",
+                inputs,
+            )
+        return Decision(
+            "copy",
+            "large folio maybe shared, or referenced beyond its mappings",
+            "do_wp_page → wp_page_copy",
+            "1da190f4d0a6",
+            why,
+            inputs,
+        )
 
 
 class SwapinReuse(Choice):
@@ -426,6 +507,12 @@ class SwapinSkipsCache(SwapinZram):
         )
 
 
-WP_REUSE = (MapcountReuse(), PageCountReuse(), PageCountFreeSwapcache(), AnonExclusiveReuse())
+WP_REUSE = (
+    MapcountReuse(),
+    PageCountReuse(),
+    PageCountFreeSwapcache(),
+    AnonExclusiveReuse(),
+    LargeFolioReuse(),
+)
 SWAPIN_REUSE = (MapcountSwapin(), PageCountSwapin(), AnonExclusiveSwapin())
 SWAPIN_ZRAM = (SwapinThroughCache(), SwapinSkipsCache())
