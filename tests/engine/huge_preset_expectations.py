@@ -47,7 +47,20 @@ The rules the reasons cite, by era (E0..E5 as in preset_tables):
 
 from __future__ import annotations
 
-from tests.engine.preset_tables import ALL, E0, E1, E2, E3, E4, E5, Outcome, out, table
+from tests.engine.preset_tables import (
+    ALL,
+    E0,
+    E1,
+    E2,
+    E3,
+    E4,
+    E5,
+    E5_BEFORE_6_15,
+    E6_15,
+    Outcome,
+    out,
+    table,
+)
 
 # ── PMD-mapped THP ("... with THP (2048 kB)") ───────────────────────────────────────────────
 
@@ -269,14 +282,20 @@ _PTE_THP: dict[str, dict[str, Outcome]] = {
         # (P's own PTEs) => copy Y, R/O exclusive; pin Y; P's write reuses Y => parent-v2.
         # The unshare copied a folio that P alone maps with no other reference yet (no pin,
         # no pipe, no swap cache) => needless-copy: the copy later kernels avoid (§2.6).
-        ((*E4, *E5), out("parent-v2", verdicts={"needless-copy"})),
+        ((*E4, *E5_BEFORE_6_15), out("parent-v2", verdicts={"needless-copy"})),
+        # 6.15 (1da190f4d0a6, __wp_can_reuse_large_anon_folio): the unshare fault finds the
+        # folio mapped by P's MM alone with mapcount 512 == refcount 512 => marks subpage 0
+        # exclusive without a copy; pin X; P's write reuses the exclusive subpage => parent-v2.
+        (E6_15, out("parent-v2")),
     ),
     "cow-ro-pin-fast-previously-shared-pte-thp": table(
         # As cow-ro-pin-previously-shared-pte-thp: 5.19+ GUP-fast bails out on the
-        # !exclusive subpage and the slow path unshares (with the same needless copy).
+        # !exclusive subpage and the slow path unshares (with the same needless copy, which
+        # 6.15's unshare avoids as in the slow-path test).
         ((*E0, *E1), out("parent-v2")),
         ((*E2, *E3), out("v1", verdicts={"stale"})),
-        ((*E4, *E5), out("parent-v2", verdicts={"needless-copy"})),
+        ((*E4, *E5_BEFORE_6_15), out("parent-v2", verdicts={"needless-copy"})),
+        (E6_15, out("parent-v2")),
     ),
     "cow-ro-pin-exclusive-pte-thp": table(
         # X never shared; subpage 0's PTE R/O after the mprotect/soft-dirty round trip.

@@ -7,7 +7,10 @@ Era groups (DESIGN.md §3, kernel-cow-semantics.md §2):
                             fork() copies maybe-pinned pages for the child
   E3  = 5.18                refcount rule on swap-in and PMD-mapped THP too
   E4  = 5.19                PageAnonExclusive; R/O FOLL_PIN of a !exclusive anon page unshares
-  E5  = 6.2                 + R/O FOLL_LONGTERM pins unshare the zero page / page cache too
+  E5  = 6.2, 6.15           + R/O FOLL_LONGTERM pins unshare the zero page / page cache too;
+                            6.15 (1da190f4d0a6) also reuses a PTE-mapped THP that one MM maps
+                            whole (mapcount == refcount): the tables give 6.15 its own row
+                            where that changes an outcome (`E5_BEFORE_6_15`, `E6_15`)
 """
 
 from __future__ import annotations
@@ -15,14 +18,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-POLICIES = ("4.8", "5.7", "5.8", "5.8-break-cow", "5.8-wrong-side-ok", "5.9", "5.18", "5.19", "6.2")
+POLICIES = (
+    "4.8",
+    "5.7",
+    "5.8",
+    "5.8-break-cow",
+    "5.8-wrong-side-ok",
+    "5.9",
+    "5.18",
+    "5.19",
+    "6.2",
+    "6.15",
+)
 
 E0 = ("4.8", "5.7")
 E1 = ("5.8", "5.8-break-cow", "5.8-wrong-side-ok")
 E2 = ("5.9",)
 E3 = ("5.18",)
 E4 = ("5.19",)
-E5 = ("6.2",)
+E5 = ("6.2", "6.15")
+E5_BEFORE_6_15 = ("6.2",)
+E6_15 = ("6.15",)
 ALL = POLICIES
 
 
