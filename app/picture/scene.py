@@ -495,7 +495,9 @@ def _huge_arrows(
                     Path(d, stroke=color, width=10 if pte.writable else 8),
                     Path(d, stroke="#FFFFFF", width=3),
                     Poly(head, fill=color),
-                    *_arrow_label(x1 + 8, y1 - 8, "PMD", 14),
+                    # Where the "PTE #0" label of the same row sits: after `pte-map` the
+                    # label changes its words, not its place (nothing jumps as → is pressed).
+                    *_arrow_label(x1 + 10, y1 - 15, "PMD", 13),
                 ),
                 key=f"map:{proc}:{page}",
             )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app.pictures_v1 import base_page_presets, load, picture_digest
+from engine.policies import POLICIES
+from tests.app.pictures_v1 import FROZEN_ERAS, base_page_presets, load, picture_digest, svgs
 
 KNOWN = load()
 
@@ -17,3 +18,14 @@ def test_every_digest_names_a_base_page_preset() -> None:
 @pytest.mark.parametrize("name", sorted(KNOWN))
 def test_base_page_picture_is_unchanged(name: str) -> None:
     assert picture_digest(name) == KNOWN[name]
+
+
+def test_the_frozen_eras_are_the_first_ones() -> None:
+    assert tuple(POLICIES)[: len(FROZEN_ERAS)] == FROZEN_ERAS
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN))
+def test_6_15_draws_a_base_page_preset_as_6_2_does(name: str) -> None:
+    # 1da190f4d0a6 (6.15) changes only what a large folio's write fault does: a base-page
+    # scenario must run, and be drawn, exactly as under 6.2.
+    assert svgs(name, "6.15") == svgs(name, "6.2")
