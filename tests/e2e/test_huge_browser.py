@@ -133,6 +133,13 @@ def test_the_presets_grid_by_backing_fits_the_screen(
     # An era's column lines up from one backing's table to the next.
     lefts = lefts_of(page)
     assert len(lefts) > 1 and len(set(lefts)) == 1, lefts
+    if viewport == "laptop":
+        # Every era's column, the newest too, is on the screen without scrolling the table.
+        right = page.evaluate(
+            "Math.max(...[...document.querySelectorAll('table.presets thead th:last-child')]"
+            ".map(th => th.getBoundingClientRect().right))"
+        )
+        assert right <= width, right
     if SHOTS:
         page.screenshot(path=str(Path(SHOTS) / f"presets-{viewport}.png"))
     page.close()
