@@ -94,7 +94,7 @@ class RedisBroker(Broker):
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def create(self, room: Room) -> bool:
         if await self.redis.exists(self._room_key(room.code)):
