@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import textwrap
+from pathlib import Path
 from typing import Any
 
+from app.lab_store import store
+from app.views.lab_answer import backing_sentences, debate_sentences, modelling_notes
 from engine.policies import POLICIES
 from engine.policies.knobs import KNOBS, refusals_json
 from engine.sweep import run_sweep, sweep_json
@@ -52,30 +57,36 @@ def sweep_text(doc: dict[str, Any]) -> str:
         f"{doc['points_total']} points ({doc['points_refused']} refused, {doc['points_run']} "
         f"run) × {len(doc['presets'])} presets, {doc['replays']} replays after reuse",
         "",
-        "eras (presets giving each verdict):",
+        "The answer, per backing:",
     ]
+    for backing, answer in doc["summary"].items():
+        out.append("")
+        out.extend(
+            textwrap.wrap(" ".join(backing_sentences(backing, answer)), 96, break_on_hyphens=False)
+        )
+    out.append("\nAugust 2020:")
+    for sentence in [*debate_sentences(doc), *modelling_notes()]:
+        out.extend(
+            textwrap.wrap(
+                sentence, 96, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False
+            )
+        )
+    out.append("\neras (presets giving each verdict, expected failures included):")
     for era, counts in doc["eras"].items():
         out.append(f"  {era:<18} " + "  ".join(f"{k} {counts[k]}" for k in kinds if counts[k]))
-    out.append(f"\nclean designs (no verdict on any preset): {doc['clean_points']}")
+    out.append(
+        f"\nclean designs (no verdict on any preset but the expected failures): "
+        f"{doc['clean_points']}"
+    )
     out.append("smallest change to a clean design:")
     for era, ids in doc["smallest_clean_change"].items():
-        out.append(
-            f"  {era:<18} {ids[0] if ids else '-'}"
-            + (f" (+{len(ids) - 1} more)" if len(ids) > 1 else "")
-        )
+        out.append(f"  {era:<18} {ids[0] if ids else '-'}")
     out.append("\nknobs that matter (groups of points where changing the knob alone changes it):")
     for kind, knobs in doc["knobs_that_matter"].items():
         out.append(f"  {kind:<15} " + ", ".join(f"{k} ({n})" for k, n in knobs.items()))
-    aug = doc["august_2020"]
-    out.append(f"\nAugust 2020, from {aug['from']}: gup_read with the rest of {aug['from']} kept")
-    for choice, counts in aug["gup_read"].items():
-        out.append(
-            f"  {choice:<16} leak {counts['leak']}  userfault {counts['userfault']}  "
-            f"stale {counts['stale']}"
-        )
     out.append(
-        f"  no leak and no userfault needs {aug['changes_needed']} knob(s) changed from "
-        f"{aug['from']}: " + "; ".join(aug["no_leak_no_userfault_nearest"])
+        f"\n{len(doc['outcomes'])} distinct outcomes; `cowlab lab sweep --json` lists each with "
+        "its designs as cubes."
     )
     return "\n".join(out) + "\n"
 
@@ -89,8 +100,18 @@ def cmd_knobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def sweep_workers() -> int:
+    """Processes for the sweep: every core, up to one per preset (DESIGN.md §7 measures it on
+    two)."""
+    return max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
-    doc = sweep_json(run_sweep())
+    sweep = run_sweep(workers=sweep_workers())
+    if args.store:
+        store(sweep, Path(args.store))
+        return 0
+    doc = sweep_json(sweep)
     if args.json:
         json.dump(doc, sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
@@ -111,4 +132,10 @@ def register(subparsers: Any) -> None:
     knobs.set_defaults(func=cmd_knobs)
     sweep = commands.add_parser("sweep", help="every knob combination against every preset")
     sweep.add_argument("--json", action="store_true", help="print JSON (reproducible)")
+    sweep.add_argument(
+        "--store",
+        metavar="DIR",
+        help="write the sweep where the web app's workers read it (app/lab_store.py), print "
+        "nothing",
+    )
     sweep.set_defaults(func=cmd_sweep)
