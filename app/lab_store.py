@@ -13,6 +13,7 @@ files are written under temporary names and renamed, so a reader never sees half
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -41,6 +42,7 @@ def cache_dir() -> Path:
     return Path(base) / "cowlab"
 
 
+@functools.cache
 def engine_key() -> str:
     """A digest of every engine source file: a sweep stored under it was computed by this
     engine (rules, knobs, presets) and no other."""
@@ -120,6 +122,12 @@ class StoredSweep:
 
     def count(self, bits: int) -> int:
         return popcount(bits)
+
+
+def is_stored(directory: Path | None = None) -> bool:
+    """Whether the sweep of this engine is stored (a worker can load it in a moment)."""
+    doc_path, bits_path, _ = _paths(directory or cache_dir(), engine_key())
+    return doc_path.exists() and bits_path.exists()
 
 
 def load(directory: Path, key: str) -> StoredSweep | None:

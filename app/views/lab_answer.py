@@ -113,7 +113,7 @@ def debate_sentences(doc: Mapping[str, Any]) -> list[str]:
         f"no break at all costs {costs(at58['none'])} (expected failures left out).",
         f"Under 5.9's page_count rule the two proposals part: FAULT_FLAG_BREAK_COW costs "
         f"{costs(at59['break-cow'])}, the inversion {costs(at59['wrong-side-ok'])}. The "
-        "engine leaves the page a FAULT_FLAG_BREAK_COW break copied read-only (the patch: "
+        "engine leaves the page a FAULT_FLAG_BREAK_COW break copied read-only (the proposal: "
         "'the page is not marked writable' for a pure read), so the reader's own later write "
         "faults again, finds the GUP reference in page_count and copies away from it: the pin "
         "goes stale. Linus' inversion breaks COW as a write, mapping the copy writable, so "
@@ -125,7 +125,8 @@ def debate_sentences(doc: Mapping[str, Any]) -> list[str]:
         out.append(
             f"Neither proposal closes every leak alone: a design with no leak and no userfault "
             f"needs {aug['changes_needed']} knobs changed from 5.8 "
-            f"({aug['no_leak_no_userfault_designs']} such designs), e.g. "
+            f"({aug['no_leak_no_userfault_designs']} such design"
+            f"{'s' if aug['no_leak_no_userfault_designs'] != 1 else ''}), e.g. "
             + "; ".join(aug["no_leak_no_userfault_nearest"][:3])
             + " — the write-fault reuse rule had to change too."
         )
@@ -135,8 +136,9 @@ def debate_sentences(doc: Mapping[str, Any]) -> list[str]:
 def modelling_notes() -> list[str]:
     """The modelling choices that decide the debate, as /lab and docs/lab.md state them."""
     return [
-        "FAULT_FLAG_BREAK_COW leaves the copy read-only: the v2 patch says the page is not "
-        "marked writable and dirty/soft-dirty are not set for a pure read. That is why, under "
+        "FAULT_FLAG_BREAK_COW leaves the copy read-only, as the proposal meant it "
+        "(kernel-cow-semantics.md §3: the page is not marked writable and dirty/soft-dirty are "
+        "not set for a pure read; engine/policies/knobs/gup.py BreakCow). That is why, under "
         "the page_count rule, Peter's flag leaves stale pins where Linus' inversion (a real "
         "write fault, the copy mapped writable) does not.",
         "5.8-break-cow models the proposal's intent on every backing. The posted v2 patch left "

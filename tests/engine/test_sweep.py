@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +28,6 @@ from engine.sweep import (
     point_policy,
     refused,
     run_sweep,
-    set_bits,
     sweep_json,
 )
 from engine.trace import replay
@@ -190,9 +190,7 @@ def test_the_summary_per_backing_agrees_with_replays(full: Sweep, doc: dict[str,
             assert bool(sets[backing] >> i & 1) == (not dirty), (backing, settings)
 
 
-def test_the_smallest_change_is_clean_and_none_smaller_is(
-    full: Sweep, doc: dict[str, Any]
-) -> None:
+def test_the_smallest_change_is_clean_and_none_smaller_is(full: Sweep, doc: dict[str, Any]) -> None:
     sets = clean_sets(full)
     space = full.space
     for backing, answer in doc["summary"].items():
@@ -271,3 +269,15 @@ def test_knobs_that_matter_counts_disagreeing_groups(full: Sweep, doc: dict[str,
         groups.setdefault(i - (i // stride % radix) * stride, set()).add(count)
     changed = sum(1 for counts in groups.values() if len(counts) > 1)
     assert doc["knobs_that_matter"]["userfault"]["gup_read"] == changed
+
+
+def test_docs_lab_md_shows_what_the_command_prints(doc: dict[str, Any]) -> None:
+    """docs/lab.md's generated block is `cowlab lab sweep --docs docs/lab.md`'s output for
+    the engine as it is: regenerate it when this fails."""
+    from app.cli.lab import replace_docs_block, sweep_markdown
+
+    path = Path(__file__).parents[2] / "docs" / "lab.md"
+    text = path.read_text()
+    assert replace_docs_block(text, sweep_markdown(doc)) == text, (
+        "docs/lab.md is stale: run `cowlab lab sweep --docs docs/lab.md`"
+    )

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from app.http.htmx import htmx_details
 from app.http.render import render_fragment, render_page
+from app.lab_store import is_stored
 from app.views.lab import (
     SweepAnswerView,
     SweepJob,
@@ -96,9 +97,13 @@ def _lab(request: Request, query: dict[str, str]) -> Response:
         base_id, settings = settings_from_query({})
     lab_view = build_lab(base_id, settings, request.app.state.runs)
     ctx["lab"] = lab_view
-    # The sweep's answer when this worker has it; asking starts loading it (in its thread).
-    job = _job(request)
-    ctx["sweep"] = None if job.stored is None else SweepAnswerView(sweep_answer(job.stored.doc))
+    # The sweep's answer when this worker has it. The lab page starts loading it only when it
+    # is stored already (a moment's read); computing it is the sweep page's to start.
+    job: SweepJob | None = getattr(request.app.state, "lab_sweep", None)
+    if job is None and is_stored():
+        job = _job(request)
+    stored = None if job is None else job.stored
+    ctx["sweep"] = None if stored is None else SweepAnswerView(sweep_answer(stored.doc))
     ctx["notes"] = modelling_notes()
     status = 400 if lab_view.error or ctx.get("bad") else 200
     from_form = "policy" not in query and bool(query)
