@@ -48,6 +48,9 @@ def _context(request: Request, page: str) -> dict[str, Any]:
         "policy_param": get_policy("latest").id,
         "share_url": "",
         "bad": "",
+        "failed": "",
+        "sweep": None,
+        "notes": modelling_notes(),
     }
 
 
@@ -104,7 +107,6 @@ def _lab(request: Request, query: dict[str, str]) -> Response:
         job = _job(request)
     stored = None if job is None else job.stored
     ctx["sweep"] = None if stored is None else SweepAnswerView(sweep_answer(stored.doc))
-    ctx["notes"] = modelling_notes()
     status = 400 if lab_view.error or ctx.get("bad") else 200
     from_form = "policy" not in query and bool(query)
     if from_form and not hx.partial and status == 200:
