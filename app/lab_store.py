@@ -29,6 +29,7 @@ import orjson
 
 import engine
 from engine.sweep import Space, Sweep, clean_sets, popcount, set_bits, sweep_json
+from engine.verdicts import VERDICT_KINDS
 
 CACHE_ENV = "COWLAB_CACHE_DIR"
 _MAGIC = b"cowlab-sweep-bits 1\n"
@@ -145,7 +146,8 @@ def load(directory: Path, key: str) -> StoredSweep | None:
     if header["size"] != space.size:
         return None
     size = (space.size + 7) // 8
-    counters: dict[str, list[int]] = {}
+    # Every kind, even one no preset gives (it has no plane: its count is 0 everywhere).
+    counters: dict[str, list[int]] = {kind: [] for kind in VERDICT_KINDS}
     clean: dict[str, int] = {}
     for i, name in enumerate(header["planes"]):
         plane = int.from_bytes(data[i * size : (i + 1) * size], "little")

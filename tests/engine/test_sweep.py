@@ -281,3 +281,24 @@ def test_docs_lab_md_shows_what_the_command_prints(doc: dict[str, Any]) -> None:
     assert replace_docs_block(text, sweep_markdown(doc)) == text, (
         "docs/lab.md is stale: run `cowlab lab sweep --docs docs/lab.md`"
     )
+
+
+def test_a_stored_sweep_reads_back_as_it_was(tmp_path: Path) -> None:
+    """app/lab_store.py: what a worker loads answers as the sweep it was made from."""
+    from app.lab_store import load, store
+
+    presets = [PRESETS[n] for n in ("cve-2020-29374", "uffd-wp-read-gup", "dirty-cow")]
+    sweep = run_sweep(presets)
+    doc = store(sweep, tmp_path, key="k")
+    stored = load(tmp_path, "k")
+    assert stored is not None and stored.doc == json.loads(json.dumps(doc))
+    assert load(tmp_path, "other") is None
+    fixed = {"gup_read": "break-cow", "wp_reuse": "mapcount"}
+    bits = stored.matching(fixed, clean=False)
+    rows = stored.rows(bits, 25)
+    assert len(rows) == 25
+    for settings, counts in rows:
+        assert all(settings[k] == v for k, v in fixed.items())
+        assert counts == sweep.counts(settings)
+    clean = stored.matching({}, clean=True)
+    assert stored.count(clean) == doc["clean_points"]
