@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.lab_store import CACHE_ENV
 from app.views.lab import custom_column_cells
+from app.views.lab_store import CACHE_ENV
 from engine.policies import POLICIES
 from engine.sweep import all_points, refused
 

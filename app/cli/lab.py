@@ -17,8 +17,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from app.lab_store import store
 from app.views.lab_answer import backing_sentences, debate_sentences, modelling_notes
+from app.views.lab_store import store
 from engine.policies import POLICIES
 from engine.policies.knobs import KNOBS, refusals_json
 from engine.sweep import run_sweep, sweep_json
@@ -202,7 +202,7 @@ def register(subparsers: Any) -> None:
     sweep.add_argument(
         "--store",
         metavar="DIR",
-        help="write the sweep where the web app's workers read it (app/lab_store.py), print "
+        help="write the sweep where the web app's workers read it (app/views/lab_store.py), print "
         "nothing",
     )
     sweep.add_argument(

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-from app.lab_store import StoredSweep, load_or_compute
 from app.views.lab_answer import (
     BACKING_NAMES,
     backing_sentences,
     debate_sentences,
     modelling_notes,
 )
+from app.views.lab_store import StoredSweep, load_or_compute
 from app.views.links import LinkError, make_link
 from app.views.presets import Cell, PresetRow, RowGroup, build_grid, group_rows
 from app.views.runs import RunMemo, run
@@ -277,7 +277,7 @@ def custom_column_cells(policy_id: str, memo: RunMemo | None = None) -> tuple[Ce
 # --------------------------------------------------------------------------- the sweep page
 class SweepJob:
     """The sweep behind `/lab` and `/lab/sweep`: computed once per deployment and stored where
-    every worker reads it (`app.lab_store`); this worker loads it (or waits for whichever
+    every worker reads it (`app.views.lab_store`); this worker loads it (or waits for whichever
     worker computes it) in a thread of its own, while the pages say how long that has been
     running — a request never waits for it, and the event loop never sweeps nor encodes."""
 

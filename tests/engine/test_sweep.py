@@ -284,8 +284,8 @@ def test_docs_lab_md_shows_what_the_command_prints(doc: dict[str, Any]) -> None:
 
 
 def test_a_stored_sweep_reads_back_as_it_was(tmp_path: Path) -> None:
-    """app/lab_store.py: what a worker loads answers as the sweep it was made from."""
-    from app.lab_store import load, store
+    """app/views/lab_store.py: what a worker loads answers as the sweep it was made from."""
+    from app.views.lab_store import load, store
 
     presets = [PRESETS[n] for n in ("cve-2020-29374", "uffd-wp-read-gup", "dirty-cow")]
     sweep = run_sweep(presets)

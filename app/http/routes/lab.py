@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from app.http.htmx import htmx_details
 from app.http.render import render_fragment, render_page
-from app.lab_store import is_stored
 from app.views.lab import (
     SweepAnswerView,
     SweepJob,
@@ -26,6 +25,7 @@ from app.views.lab import (
     sweep_answer,
 )
 from app.views.lab_answer import modelling_notes
+from app.views.lab_store import is_stored
 from engine.policies import UnknownPolicy, get_policy
 from engine.policies.custom import MAX_ID_LENGTH
 from engine.policies.knobs import KNOBS
