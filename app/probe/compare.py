@@ -269,12 +269,15 @@ def probe_scenario(
     mismatch = _swap_mismatch(scenario, device)
     if mismatch is not None:
         return ProbeResult(name, title, None, (), (), mismatch)
+    simulated = scenario
     if device is not None and device != scenario.annotations.swap:
         # The scenario names no device: the simulator swaps to the one the kernel will use.
-        scenario = dataclasses.replace(
+        # Only the simulator's copy carries it: the runner prints the scenario
+        # (`format_scenario`), and annotations that no `#` line spells cannot be printed.
+        simulated = dataclasses.replace(
             scenario, annotations=dataclasses.replace(scenario.annotations, swap=device)
         )
-    trace = replay(scenario, policy)
+    trace = replay(simulated, policy)
     run = runner(scenario, timeout)
     # Frames are compared where the kernel could show them (as root), on both sides.
     shown = {s.index for s in run.steps if s.frame is not None} if frames else set()
