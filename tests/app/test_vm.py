@@ -1,0 +1,170 @@
+"""`cowlab probe --kernel`'s parts that need no VM: the initramfs, the modules a swap device
+needs, where the kernel and its modules are, reading the programs' output, the CLI's errors."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from app.probe import cli, vm
+from app.probe.compare import verdict
+from engine.presets import PRESETS
+from engine.syntax import parse
+from engine.trace import replay
+
+
+def _cli(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cowlab")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def _ko(path: Path, depends: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x7fELF junk\x00license=GPL\x00depends=" + depends.encode() + b"\x00name=x\x00")
+
+
+# ------------------------------------------------------------------------------ initramfs
+@pytest.mark.skipif(not vm.BUSYBOX.is_file(), reason="Debian's busybox-static is not installed")
+def test_the_initramfs_is_a_newc_archive_busybox_unpacks(tmp_path: Path) -> None:
+    program = tmp_path / "prog"
+    program.write_bytes(b"\x7fELF" + bytes(range(256)) * 3 + b"odd")
+    archive = tmp_path / "initrd"
+    vm.initramfs(archive, [program, program], 7.0, "zram", [("zram", b"module bytes")])
+    out = tmp_path / "root"
+    out.mkdir()
+    with archive.open("rb") as f:
+        done = subprocess.run(
+            [str(vm.BUSYBOX), "cpio", "-i", "-d"], stdin=f, cwd=out, capture_output=True
+        )
+    assert done.returncode == 0, done.stderr
+    assert (out / "p" / "0").read_bytes() == program.read_bytes()
+    assert (out / "p" / "1").read_bytes() == program.read_bytes()
+    assert (out / "lib/cowlab/zram.ko").read_bytes() == b"module bytes"
+    assert (out / "bin/busybox").read_bytes() == vm.BUSYBOX.read_bytes()
+    assert (out / "bin/sh").is_symlink() and str((out / "bin/sh").readlink()) == "busybox"
+    init = (out / "init").read_text()
+    assert "insmod /lib/cowlab/zram.ko" in init and "swapon /dev/zram0" in init
+    assert "timeout -s KILL 17 /p/$i 7" in init and "poweroff -f" in init
+
+
+def test_the_init_script_is_valid_shell_for_every_swap_kind() -> None:
+    for swap in ("zram", "file", "none"):
+        script = vm.init_script(3, 10.0, swap, ["virtio_blk"])
+        done = subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True)
+        assert done.returncode == 0, (swap, done.stderr)
+    assert "/dev/vda" in vm.init_script(1, 1.0, "file", [])
+    assert "swapon" not in vm.init_script(1, 1.0, "none", [])
+
+
+# ------------------------------------------------------------------------------ modules
+def test_modules_come_with_their_dependencies_first(tmp_path: Path) -> None:
+    root = tmp_path / "6.1.0-test"
+    _ko(root / "kernel/drivers/block/zram/zram.ko", "zsmalloc")
+    _ko(root / "kernel/mm/zsmalloc.ko", "")
+    _ko(root / "kernel/crypto/lzo-rle.ko", "lzo_compress,lzo_decompress")
+    _ko(root / "kernel/lib/lzo/lzo_compress.ko", "")
+    _ko(root / "kernel/lib/lzo/lzo_decompress.ko", "")
+    _ko(root / "kernel/drivers/block/virtio_blk.ko", "")
+    order = [name for name, _ in vm.modules_for(root, vm.SWAP_MODULES["zram"])]
+    # `lzo` is not a module here (built in, say): left out, the VM finds out.
+    assert order == ["lzo_compress", "lzo_decompress", "lzo_rle", "zsmalloc", "zram"]
+
+
+def test_an_image_found_in_an_unpacked_package_takes_its_modules(tmp_path: Path) -> None:
+    image = tmp_path / "boot" / "vmlinuz-6.1.0-9-test"
+    image.parent.mkdir()
+    image.write_bytes(b"kernel")
+    modules = tmp_path / "lib" / "modules" / "6.1.0-9-test"
+    (modules / "kernel").mkdir(parents=True)
+    assert vm.locate_kernel(image, None, tmp_path / "scratch") == vm.Kernel(image, modules)
+    # A root holding lib/modules/RELEASE, given with --modules, is the same directory.
+    assert vm.locate_kernel(image, tmp_path, tmp_path / "s").modules == modules
+    with pytest.raises(vm.VMError, match="no such kernel image"):
+        vm.locate_kernel(tmp_path / "nope", None, tmp_path)
+    with pytest.raises(vm.VMError, match="no such module directory"):
+        vm.locate_kernel(image, tmp_path / "nope", tmp_path)
+
+
+# ------------------------------------------------------------------------------ output
+REPORT = (
+    "@@cowlab release 6.1.0-57-cloud-amd64\n"
+    "@@cowlab swaps\n"
+    "Filename\tType\tSize\tUsed\tPriority\n/dev/zram0  partition\t262140\t0\t-2\n"
+    "@@cowlab programs\n"
+    "@@cowlab run 0\n# kernel 6.1.0-57-cloud-amd64 -> era 5.19\n"
+    "observed 4 v1\nobserved 6 v1\n1..3\nok 1 - x\n# behaves like: 5.19 6.2\n"
+    "@@cowlab exit 0 0\n"
+    "@@cowlab run 1\n# kernel 6.1.0-57-cloud-amd64 -> era 5.19\nobserved 4 v1\n"
+    "@@cowlab exit 1 137\n"
+    "@@cowlab done\n"
+)
+
+
+def test_the_vms_report_splits_into_release_swaps_and_programs() -> None:
+    release, swaps, runs = vm.split_output(REPORT, 3)
+    assert release == "6.1.0-57-cloud-amd64"
+    assert swaps.startswith("Filename") and "/dev/zram0" in swaps
+    assert runs[0].status == 0 and runs[0].behaves_like == ("5.19", "6.2")
+    assert runs[1].status == 137 and runs[1].behaves_like is None
+    assert runs[2] == vm.ProgramRun("", None)  # never started: /init did not get there
+
+
+def test_a_program_killed_in_the_vm_is_a_skip_with_what_it_saw() -> None:
+    scenario = parse(PRESETS["cow-basic"].text)
+    _, _, runs = vm.split_output(REPORT, 2)
+    seen, ran, skipped = vm.observations(scenario, runs[0], 10.0)
+    assert [(o.step, o.value) for o in seen] == [(4, "v1"), (6, "v1")] and skipped is None
+    assert verdict("cow-basic", "", replay(scenario, "5.19"), seen, ran, skipped).agree is True
+    seen, ran, skipped = vm.observations(scenario, runs[1], 10.0)
+    assert ran == 4 and skipped is not None and "killed" in skipped
+    result = verdict("cow-basic", "", replay(scenario, "5.19"), seen, ran, skipped)
+    assert result.status == "skipped"
+    assert [(o.step, o.value) for o in result.sim_observed] == [(4, "v1")]
+
+
+def test_a_programs_own_skip_says_how_far_it_got() -> None:
+    scenario = parse(PRESETS["cow-basic"].text)
+    run = vm.ProgramRun(
+        "observed 4 v1\n# skipped from step 5: no swap configured (needed by `x`)\n"
+        "# behaves like no era in particular: every era expects what the steps that ran showed\n",
+        0,
+    )
+    seen, ran, skipped = vm.observations(scenario, run, 10.0)
+    assert ran == 4 and skipped == "no swap configured (needed by `x`)"
+    assert run.behaves_like is None
+
+
+# ------------------------------------------------------------------------------ the CLI
+def test_the_cli_says_what_is_missing_to_boot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.cli.main import InputError
+
+    image = tmp_path / "vmlinuz"
+    image.write_bytes(b"kernel")
+    monkeypatch.setattr(vm, "QEMU", "qemu-system-none-such")
+    monkeypatch.setattr(vm, "default_cache", lambda: tmp_path / "cache")
+    args = _cli(["probe", "--kernel", str(image), "--swap", "none", "--preset", "cow-basic"])
+    if shutil.which(vm.CC) is None or not vm.BUSYBOX.is_file():
+        pytest.skip("gcc or busybox-static missing: the error would name them first")
+    with pytest.raises(InputError, match="needs QEMU .*qemu-system-x86"):
+        args.func(args)
+
+
+def test_the_cli_refuses_vm_options_that_cannot_work(tmp_path: Path) -> None:
+    from app.cli.main import InputError
+
+    with pytest.raises(InputError, match="--modules needs --kernel"):
+        args = _cli(["probe", "--modules", str(tmp_path)])
+        args.func(args)
+    with pytest.raises(InputError, match="no such kernel image"):
+        args = _cli(["probe", "--kernel", str(tmp_path / "nope"), "--preset", "cow-basic"])
+        args.func(args)
+    with pytest.raises(InputError, match="--frames"):
+        args = _cli(["probe", "--kernel", str(tmp_path), "--frames"])
+        args.func(args)
