@@ -332,3 +332,13 @@ def test_a_run_cut_short_before_any_observation_names_no_era(tmp_path: Path) -> 
     assert "# behaves like no era in particular" in done.stdout
     assert parse_output(done.stdout).behaves_like == []
     assert done.returncode == 0
+
+
+def test_a_trigraph_at_the_end_of_a_title_or_note_still_builds_under_c11(tmp_path: Path) -> None:
+    # C11 replaces trigraphs even in comments: `??/` ending a comment line is a backslash that
+    # splices the next line in, which -Wall (-Wtrigraphs) turns into an error under -Werror.
+    text = "#title what now??/\nP mmap a\n#: really??/\nP write a v1 # why??/\nP read a"
+    source = program(parse(text))
+    assert "what now?\\?/" in source
+    binary = build(source, tmp_path, "trigraph", ("gcc", "-std=c11", "-Wall", "-Wextra", "-Werror"))
+    assert run_program(binary).observed == [(3, "v1")]
