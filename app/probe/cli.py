@@ -130,7 +130,9 @@ def _probe_in_vm(args: argparse.Namespace, files: list[tuple[str, str]]) -> Prob
     from app.probe import vm
 
     if args.frames:
-        raise InputError("--frames compares frames on this machine's kernel only, not with --kernel")
+        raise InputError(
+            "--frames compares frames on this machine's kernel only, not with --kernel"
+        )
     names = list(args.preset) if args.preset is not None else ([] if files else list(PRESETS))
     scenarios = [(n, PRESETS[n].title, parse(PRESETS[n].text)) for n in names]
     scenarios += [(source, "", parse(text)) for source, text in files]

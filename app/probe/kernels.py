@@ -44,10 +44,10 @@ def _fetch_debian_61(cache: Path) -> Path:
         return have[-1]
     if shutil.which("apt-get") is None:
         raise vm.VMError("fetching Debian's 6.1 kernel needs apt-get (a Debian machine)")
+    pattern = r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$"
     found = subprocess.run(
-        ["apt-cache", "search", "--names-only", r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        ["apt-cache", "search", "--names-only", pattern], capture_output=True, text=True, timeout=60
+    )
     names = [line.split(" ", 1)[0] for line in found.stdout.splitlines()]
     numbered = sorted((int(m.group(1)), n) for n in names if (m := DEBIAN_61.match(n)))
     if not numbered:
@@ -77,9 +77,7 @@ def run_vm(image: Path, timeout: float) -> tuple[Column, vm.VMRun]:
     scenarios = [(p.name, p.title, parse(p.text)) for p in PRESETS.values()]
     done = vm.probe_in_vm(scenarios, image, timeout=timeout)
     how = f"QEMU {done.boot.accel.upper()}, {done.report.swap.split(':')[0]}"
-    column = Column(
-        done.report.kernel, done.report.policy, how, done.report.results, done.programs
-    )
+    column = Column(done.report.kernel, done.report.policy, how, done.report.results, done.programs)
     return column, done
 
 
@@ -127,11 +125,14 @@ def table(columns: list[Column]) -> str:
     ]
     for column in columns:
         kept = sum(own_era_kept(column, i) for i in range(len(names)))
-        counts = {s: sum(status(column, i) == s for i in range(len(names))) for s in ("agree", "disagree", "skipped")}
+        counts = {
+            s: sum(status(column, i) == s for i in range(len(names)))
+            for s in ("agree", "disagree", "skipped")
+        }
         out.append(
-            f"- **{column.kernel}** → era **{column.era}** ({column.how}): {counts['agree']} agree, "
-            f"{counts['disagree']} disagree, {counts['skipped']} skipped; behaves like its era on "
-            f"{kept} of {len(names)} presets."
+            f"- **{column.kernel}** → era **{column.era}** ({column.how}): "
+            f"{counts['agree']} agree, {counts['disagree']} disagree, {counts['skipped']} "
+            f"skipped; behaves like its era on {kept} of {len(names)} presets."
         )
     out += ["", "| preset | " + " | ".join(f"{c.kernel} (era {c.era})" for c in columns) + " |"]
     out.append("|---" * (len(columns) + 1) + "|")

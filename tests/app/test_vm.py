@@ -25,7 +25,9 @@ def _cli(argv: list[str]) -> argparse.Namespace:
 
 def _ko(path: Path, depends: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x7fELF junk\x00license=GPL\x00depends=" + depends.encode() + b"\x00name=x\x00")
+    path.write_bytes(
+        b"\x7fELF junk\x00license=GPL\x00depends=" + depends.encode() + b"\x00name=x\x00"
+    )
 
 
 # ------------------------------------------------------------------------------ initramfs

@@ -315,7 +315,7 @@ def test_a_hugetlb_page_needs_a_free_page_of_the_pool(tmp_path: Path) -> None:
 def test_a_program_exits_1_when_the_kernel_contradicts_its_era(tmp_path: Path) -> None:
     source = program(parse(PRESETS["cve-2020-29374"].text))
     # Every era's expectations rewritten to a value no step writes: this kernel contradicts them.
-    tampered = source.replace("\t\"BORING-DATA\",\n", "\t\"never-written\",\n", 1)
+    tampered = source.replace('\t"BORING-DATA",\n', '\t"never-written",\n', 1)
     assert tampered != source
     honest = subprocess.run([str(build(source, tmp_path, "honest"))], capture_output=True)
     lying = subprocess.run(
