@@ -1213,10 +1213,18 @@ static void run_step(int k, struct reply *r)
 			return release(s->ref);
 		if (s->kind == K_REF_WRITE)
 			return (void)(r->outcome = OUT_REFUSED); /* a pipe or a R/O pin: read-only */
-		if (ref->kind == REF_PIPE)
+		/* step_K reads the pipe or the pin where the plan knew which one holds the name (a
+		 * ring may hold it otherwise): it is handed the fd the coordinator holds. */
+		int planned = s->take_kind == (ref->kind == REF_PIPE ? TAKE_VMSPLICE : TAKE_PIN);
+		if (planned && s->run) {
+			in_fd = ref->fd;
+			s->run(r);
+			in_fd = -1;
+		} else if (ref->kind == REF_PIPE) {
 			pipe_read(r, ref->fd);
-		else
+		} else {
 			gup_read(r, ref->fd);
+		}
 		return;
 	}
 	if (!procs[s->proc].alive && s->kind == K_MMAP)

@@ -475,3 +475,29 @@ def test_the_program_stops_where_the_probe_would_skip(missing: str | None) -> No
         assert reason.endswith(needed_by), (text, reason, k)
         if impossible:
             assert reason == impossible
+
+
+def test_a_comment_carries_no_trigraph() -> None:
+    for text in ("what??/", "???/", "??=??(??)", "a ?? b"):
+        assert "??" not in c_comment(text)
+    assert c_comment("what??/") == "what?\\?/"
+
+
+@pytest.mark.parametrize(
+    ("take", "helper"), [("vmsplice a as p", "pipe_read"), ("pin a ro longterm as p", "gup_read")]
+)
+def test_a_pipe_or_pin_reads_step_calls_its_own_helper(take: str, helper: str) -> None:
+    scenario = parse(f"P mmap a\nP write a v1\nP {take}\np read")
+    code = step_code(scenario, 4)
+    assert code.where == "the coordinator"
+    assert f"{helper}(r, in_fd);" in code.function and "ring_read" not in code.text
+    assert code.helpers == (helper,)
+    assert f"{helper}(r, in_fd);" in program(scenario)
+
+
+def test_a_name_a_ring_held_before_keeps_the_rings_step() -> None:
+    # The vmsplice may find the name still held by the ring at run time: step_K stays the
+    # ring's, and the coordinator reads a pipe itself.
+    scenario = parse("P mmap a\nP iouring a as p\nP vmsplice a as p\np read")
+    step_4 = program(scenario).split("static void step_4(", 1)[1].split("}", 1)[0]
+    assert "ring_read(r, " in step_4 and "in_fd" not in step_4
