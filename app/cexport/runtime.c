@@ -99,6 +99,7 @@ struct reply {
 	int fd_kind;
 	char value[OBS_WIDTH];
 	char text[160];
+	char frame[16]; /* a store's effect on its frame: "kept" or "replaced", when PFNs show */
 };
 /* OUT_SKIP: the kernel did not give what the step needs (a THP, a free hugetlb page); the
  * rest would be another experiment, so the program skips from this step on. */
@@ -138,6 +139,9 @@ static uintptr_t pg[NPAGES + 1]; /* page name -> address of its latest mmap, els
 /* page name -> length of that mapping: munmap, madvise, mprotect and uffd-wp act on all of it;
  * reads, writes and references touch its first page. */
 static size_t pglen[NPAGES + 1];
+/* page name -> populated when mapped (a huge page) and not stored to since: the simulator
+ * faults such a page in at its first store, so what that store did to the frame is not told. */
+static unsigned char pg_fresh[NPAGES + 1];
 
 HELPER uintptr_t slot_addr(int slot)
 {
@@ -624,6 +628,7 @@ HELPER void map_thp(struct reply *r, int page, int slot)
 	}
 	pg[page] = (uintptr_t)want;
 	pglen[page] = HPAGE_SIZE;
+	pg_fresh[page] = 1;
 }
 
 /* @helper map_hugetlb */
@@ -649,6 +654,7 @@ HELPER void map_hugetlb(struct reply *r, int page, int slot)
 	populate(want);
 	pg[page] = (uintptr_t)want;
 	pglen[page] = HPAGE_SIZE;
+	pg_fresh[page] = 1;
 }
 
 /* @helper do_pte_map */
@@ -686,6 +692,21 @@ HELPER void do_read(struct reply *r, int page)
 	decode_value(r->value, (const volatile char *)pg[page]);
 }
 
+/* @helper write_frame */
+/* What a store did to the frame behind its page, from /proc/self/pagemap around it (as the
+ * probe's --frames): "kept" (the same PFN: the page was writable, or the fault reused it) or
+ * "replaced" (a copy on write). Nothing when PFNs are hidden (pagemap shows them to
+ * CAP_SYS_ADMIN only), nor for a first touch or a swap-in: nothing was mapped before. */
+HELPER void write_frame(struct reply *r, int page, uint64_t before, uint64_t after)
+{
+	const uint64_t pfn = (1ULL << 55) - 1;
+	int fresh = pg_fresh[page];
+	pg_fresh[page] = 0;
+	if (!(after & pfn) || !(before >> 63 & 1) || fresh)
+		return;
+	snprintf(r->frame, sizeof r->frame, "%s", (before & pfn) == (after & pfn) ? "kept" : "replaced");
+}
+
 /* @helper do_write */
 /* A store: a write fault, where the kernel decides to copy the page or reuse it. */
 HELPER void do_write(struct reply *r, int page, const char *value)
@@ -694,9 +715,11 @@ HELPER void do_write(struct reply *r, int page, const char *value)
 	if (!vma_perms(pg[page], perms) || perms[1] != 'w')
 		return (void)(r->outcome = OUT_SEGV);
 	encode_value(bytes, value);
+	uint64_t before = pagemap(pg[page]);
 	volatile char *dst = (volatile char *)pg[page];
 	for (int i = 0; i < VALUE_WIDTH; i++)
 		dst[i] = bytes[i];
+	write_frame(r, page, before, pagemap(pg[page]));
 }
 
 /* @helper do_forcewrite */
@@ -976,7 +999,8 @@ static struct timespec deadline;
 static int userfaults;
 static char skip_reason[256];
 static int skip_step; /* the first step not run, 0 when every step ran */
-static char observed[NSTEPS + 1][2][OBS_WIDTH];
+/* per step: what a read or a call showed, the userfaults, what a store did to the frame */
+static char observed[NSTEPS + 1][3][OBS_WIDTH];
 
 static int name_in_use(int name)
 {
@@ -1308,7 +1332,9 @@ static void observe(int k, const struct reply *r)
 		snprintf(main_obs, OBS_WIDTH, "%s", refusal);
 	if (userfaults)
 		snprintf(observed[k][1], OBS_WIDTH, "userfault \xc3\x97%d", userfaults);
-	for (int i = 0; i < 2; i++)
+	if (r->frame[0])
+		snprintf(observed[k][2], OBS_WIDTH, "frame %s", r->frame);
+	for (int i = 0; i < 3; i++)
 		if (observed[k][i][0])
 			printf("observed %d %s\n", k, observed[k][i]);
 	if (r->outcome == OUT_ERRNO)
@@ -1524,11 +1550,30 @@ static const char *needs_reason(int needs, const char *reasons[NEEDS])
 	return NULL;
 }
 
+static void join(char *out, size_t size, const char *const parts[], int n)
+{
+	size_t at = 0;
+	out[0] = 0;
+	for (int i = 0; i < n && at < size; i++)
+		if (parts[i][0])
+			at += (size_t)snprintf(out + at, size - at, "%s%s", at ? " + " : "", parts[i]);
+}
+
 /* The observations of one step joined as compare.py joins them ("v1 + userfault ×1"). */
 static void joined(int k, char *out, size_t size)
 {
-	snprintf(out, size, "%s%s%s", observed[k][0], observed[k][0][0] && observed[k][1][0] ? " + " : "",
-		 observed[k][1]);
+	const char *const parts[] = { observed[k][0], observed[k][1], observed[k][2] };
+	join(out, size, parts, 3);
+}
+
+/* What era ``e`` expects at step k, with what a store does to the frame where this kernel
+ * showed it (as the probe compares frames only where the kernel could show them). */
+static const char *want(int variant, int e, int k, char *out, size_t size)
+{
+	const char *const parts[] = { V[expected[variant][e][k]],
+				      observed[k][2][0] ? V[expected_frame[variant][e][k]] : "" };
+	join(out, size, parts, 2);
+	return out;
 }
 
 int main(int argc, char **argv)
@@ -1619,7 +1664,7 @@ int main(int argc, char **argv)
 	printf("1..%d\n", NCHECKED + 1);
 	int n = 0, others_ok = 1;
 	for (int k = 1; k <= NSTEPS; k++) {
-		char got[2 * OBS_WIDTH + 4];
+		char got[3 * OBS_WIDTH + 8], buf[3 * OBS_WIDTH + 8];
 		joined(k, got, sizeof got);
 		if (!checked[k]) {
 			if (k <= ran && got[0]) {
@@ -1629,21 +1674,34 @@ int main(int argc, char **argv)
 			continue;
 		}
 		n++;
-		const char *want = era >= 0 ? V[expected[variant][era][k]] : "";
+		const char *wanted = era >= 0 ? want(variant, era, k, buf, sizeof buf) : "";
 		if (k > ran)
 			printf("ok %d - step %d `%s` # SKIP %s\n", n, k, steps[k].text, skip_reason);
 		else if (era < 0)
 			printf("ok %d - step %d `%s` # SKIP no era covers kernel %d.%d\n", n, k, steps[k].text, major, minor);
-		else if (strcmp(got, want) == 0)
-			printf("ok %d - step %d `%s`: %s\n", n, k, steps[k].text, want[0] ? want : "nothing");
+		else if (strcmp(got, wanted) == 0)
+			printf("ok %d - step %d `%s`: %s\n", n, k, steps[k].text, wanted[0] ? wanted : "nothing");
 		else
 			printf("not ok %d - step %d `%s`: expected %s, observed %s\n", n, k, steps[k].text,
-			       want[0] ? want : "nothing", got[0] ? got : "nothing");
+			       wanted[0] ? wanted : "nothing", got[0] ? got : "nothing");
 	}
 	printf("%sok %d - nothing observed at any other step%s\n", others_ok ? "" : "not ", n + 1,
 	       skip_step ? " that ran" : "");
 	if (skip_step)
 		printf("# skipped from step %d: %s\n", skip_step, skip_reason);
+
+	/* In the engine's words (a leak, stale data, a userfault…): what the era that expects what
+	 * this kernel did at a step says of it, this kernel's own era first. */
+	for (int k = 1; k <= ran; k++) {
+		char got[3 * OBS_WIDTH + 8], buf[3 * OBS_WIDTH + 8];
+		joined(k, got, sizeof got);
+		int e = era >= 0 && strcmp(got, want(variant, era, k, buf, sizeof buf)) == 0 ? era : -1;
+		for (int i = 0; i < NERAS && e < 0; i++)
+			if (strcmp(got, want(variant, i, k, buf, sizeof buf)) == 0)
+				e = i;
+		if (e >= 0 && V[said[variant][e][k]][0])
+			printf("# step %d `%s`: %s (era %s)\n", k, steps[k].text, V[said[variant][e][k]], eras[e].id);
+	}
 
 	/* Every era whose expected observations equal what this kernel did (on the steps run).
 	 * A run cut short (a timeout, a skip) that told no era from another says so instead of
@@ -1652,9 +1710,9 @@ int main(int argc, char **argv)
 	for (int e = 0; e < NERAS; e++) {
 		like[e] = 1;
 		for (int k = 1; k <= ran && like[e]; k++) {
-			char got[2 * OBS_WIDTH + 4];
+			char got[3 * OBS_WIDTH + 8], buf[3 * OBS_WIDTH + 8];
 			joined(k, got, sizeof got);
-			like[e] = strcmp(got, V[expected[variant][e][k]]) == 0;
+			like[e] = strcmp(got, want(variant, e, k, buf, sizeof buf)) == 0;
 		}
 		liked += like[e];
 	}

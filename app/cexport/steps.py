@@ -288,8 +288,8 @@ class _Planner:
         ):
             # Only a pipe or a pin can hold the name here: step_K reads it in the coordinator,
             # which hands it the fd it holds (`run_step`).
-            helper = held_by_coordinator[taken.kind]
-            body = f"{helper}(r, in_fd); /* {c_comment(cmd.ref)}: the fd the coordinator holds */"
+            reader = held_by_coordinator[taken.kind]
+            body = f"{reader}(r, in_fd); /* {c_comment(cmd.ref)}: the fd the coordinator holds */"
             take = "TAKE_VMSPLICE" if taken.kind == "vmsplice" else "TAKE_PIN"
             code = _code(k, text, "the coordinator", body)
             return Step(code, kind, ref=ref, read=True, take=take, body=body)

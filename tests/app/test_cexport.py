@@ -501,3 +501,12 @@ def test_a_name_a_ring_held_before_keeps_the_rings_step() -> None:
     scenario = parse("P mmap a\nP iouring a as p\nP vmsplice a as p\np read")
     step_4 = program(scenario).split("static void step_4(", 1)[1].split("}", 1)[0]
     assert "ring_read(r, " in step_4 and "in_fd" not in step_4
+
+
+def test_the_program_carries_the_engines_words_and_frames_for_every_era() -> None:
+    source = program(parse(PRESETS["cve-2020-29374"].text))
+    # 4.8 and 5.7 leak the child's write through the pipe; the program can say so in words.
+    assert '"leak: ' in source
+    assert "static const unsigned short said[NVARIANTS][NERAS][NSTEPS + 1]" in source
+    assert "static const unsigned short expected_frame[NVARIANTS][NERAS][NSTEPS + 1]" in source
+    assert '"frame replaced"' in source
