@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from app.cexport.ctext import c_comment, c_string
-from app.cexport.runtime import runtime
-from app.cexport.steps import NEED, NEEDS, plan, step_function
+from app.cexport.runtime import FEATURES, runtime, trim
+from app.cexport.steps import NEED, NEEDS, Step, plan, step_function
 
 # The probe's own rule of which pageouts neither side can observe (a file page), so that the
 # program compares exactly as the probe does.
@@ -162,8 +162,10 @@ def program(scenario: c.Scenario) -> str:
     )
     index = {v: i for i, v in enumerate(values)}
     rt = runtime()
+    used = _features(steps)
+    steps = [_without_unused(step, used) for step in steps]
     n = len(steps)
-    out: list[str] = [*_header(scenario), rt.prelude]
+    out: list[str] = [*_header(scenario), trim(rt.prelude, used)]
     out.append(
         "/* ---- the scenario's dimensions ---- */\n"
         f"enum {{ NSTEPS = {n}, NPAGES = {len(names.pages)}, NNAMES = {len(names.names)}, "
@@ -171,8 +173,11 @@ def program(scenario: c.Scenario) -> str:
         f"enum {{ NEEDS = {len(NEEDS)}, "
         + ", ".join(f"NEED_{need.upper()} = {bit}" for need, bit in NEED.items())
         + " };\n"
+        + "enum { "
+        + ", ".join(f"NEED_AT_{need.upper()} = {i}" for i, need in enumerate(NEEDS))
+        + " };\n"
     )
-    out.append(rt.runtime)
+    out.append(trim(rt.runtime, used))
     out.append("/* ---- the scenario: what each process does at each step ---- */\n")
     out.append("static const char *const names[NNAMES + 1] = {\n")
     out.extend(f"\t{c_string(name)},\n" for name in names.names)
@@ -215,5 +220,37 @@ def program(scenario: c.Scenario) -> str:
     out.append(f"static const char NAMED_SWAP[] = {c_string(named_swap)};\n")
     devices_c = ", ".join(c_string(d) for d in devices)
     out.append(f"static const char *const variant_devices[NVARIANTS] = {{ {devices_c} }};\n")
-    out.append(rt.main)
+    out.append(trim(rt.main, used))
     return "".join(out)
+
+
+# What a step needs of the kernel, for the feature whose code checks it (`runtime.FEATURES`).
+_FEATURE_NEEDS = {
+    "iouring": NEED["iouring"],
+    "uffd": NEED["uffd_wp"],
+    "gup": NEED["gup_test"],
+    "softdirty": NEED["softdirty"],
+    "forcewrite": NEED["forcewrite"],
+}
+
+
+def _features(steps: list[Step]) -> frozenset[str]:
+    """The runtime's features the scenario's steps use: a helper of theirs a step calls, or
+    the kernel facility a step needs (whose check lives with the feature)."""
+    used = set()
+    for feature, helpers in FEATURES.items():
+        for step in steps:
+            calls = step.body or ""
+            if any(f"{h}(" in calls for h in helpers) or step.needs & _FEATURE_NEEDS.get(
+                feature, 0
+            ):
+                used.add(feature)
+    return frozenset(used)
+
+
+def _without_unused(step: Step, used: frozenset[str]) -> Step:
+    """A reference step whose step_K could only run for a ring, in a scenario that takes no
+    ring: no ring ever holds the name, so step_K is never run (the coordinator answers)."""
+    if step.body is None or "iouring" in used or "ring_" not in step.body:
+        return step
+    return dataclasses.replace(step, body=None)

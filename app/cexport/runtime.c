@@ -49,6 +49,7 @@
 #ifndef PR_SET_CHILD_SUBREAPER
 #define PR_SET_CHILD_SUBREAPER 36
 #endif
+/* @if iouring */
 #ifndef __NR_io_uring_setup
 #define __NR_io_uring_setup 425
 #endif
@@ -58,6 +59,7 @@
 #ifndef __NR_io_uring_register
 #define __NR_io_uring_register 427
 #endif
+/* @endif iouring */
 /* Headers older than the system call (memfd_create: 3.17, userfaultfd: 4.3): its number on the
  * common architectures; a kernel without it answers ENOSYS, which the program reports. */
 #if !defined(__NR_memfd_create) && defined(__x86_64__)
@@ -214,6 +216,7 @@ HELPER uint64_t pagemap(uintptr_t addr)
 	return entry;
 }
 
+/* @if uffd */
 /* -- userfaultfd (include/uapi/linux/userfaultfd.h) ---------------------------------------- */
 struct cow_uffdio_api {
 	uint64_t api, features, ioctls;
@@ -288,6 +291,8 @@ HELPER int uffd_register(int fd, uintptr_t addr, size_t len)
 	return ioctl(fd, COW_UFFDIO_REGISTER, &reg);
 }
 
+/* @endif uffd */
+/* @if iouring */
 /* -- io_uring (include/uapi/linux/io_uring.h), no liburing ----------------------------------- */
 struct cow_sqring_offsets {
 	uint32_t head, tail, ring_mask, ring_entries, flags, dropped, array, resv1;
@@ -446,6 +451,8 @@ HELPER int ring_submit(struct ring *ring, int opcode, uint32_t len)
 	return res < 0 ? -res : 0;
 }
 
+/* @endif iouring */
+/* @if gup */
 /* -- gup_test (mm/gup_test.h): the only way to hold a FOLL_PIN of one's choice ---------------- */
 struct cow_pin_longterm_test {
 	uint64_t addr, size;
@@ -458,6 +465,7 @@ struct cow_pin_longterm_test {
 #define COW_PIN_LONGTERM_TEST_FLAG_USE_WRITE 1U
 #define COW_PIN_LONGTERM_TEST_FLAG_USE_FAST 2U
 
+/* @endif gup */
 /* -- the coordinator's side of the file declarations ------------------------------------------ */
 static int files[NNAMES + 1]; /* file name -> memfd held by the coordinator, or -1 */
 
@@ -541,6 +549,7 @@ HELPER void map_file(struct reply *r, int page, int slot, int shared, int readon
 	pg[page] = (uintptr_t)want;
 }
 
+/* @if huge */
 /* @helper anon_huge_kb */
 /* AnonHugePages of the VMA that holds addr, in kB (-1: no such VMA): /proc/self/smaps counts
  * only anonymous THPs mapped by a PMD there. */
@@ -681,6 +690,7 @@ HELPER void do_pte_map(struct reply *r, int page)
 	if (thp_folio(pg[page]) == 0)
 		return skip_text(r, "the kernel split the THP instead of remapping it with PTEs");
 }
+/* @endif huge */
 
 /* @helper do_read */
 /* A load: a read fault maps the shared zero page for a never-written anonymous page. */
@@ -722,6 +732,7 @@ HELPER void do_write(struct reply *r, int page, const char *value)
 	write_frame(r, page, before, pagemap(pg[page]));
 }
 
+/* @if forcewrite */
 /* @helper do_forcewrite */
 /* A write through /proc/self/mem: access_remote_vm() -> GUP with FOLL_FORCE|FOLL_WRITE, which
  * may write into a mapping without VM_WRITE (a private file mapping gets an anonymous copy). */
@@ -736,6 +747,7 @@ HELPER void do_forcewrite(struct reply *r, int page, const char *value)
 		fail(r, errno);
 	close(fd);
 }
+/* @endif forcewrite */
 
 /* @helper do_munmap */
 HELPER void do_munmap(struct reply *r, int page)
@@ -770,6 +782,7 @@ HELPER void do_mprotect(struct reply *r, int page, int writable)
 		fail(r, errno);
 }
 
+/* @if softdirty */
 /* @helper do_clear_softdirty */
 /* Writing 4 to clear_refs write-protects every PTE to track soft-dirty bits. */
 HELPER void do_clear_softdirty(struct reply *r)
@@ -781,7 +794,9 @@ HELPER void do_clear_softdirty(struct reply *r)
 		fail(r, errno);
 	close(fd);
 }
+/* @endif softdirty */
 
+/* @if uffd */
 /* @helper do_uffd_wp */
 /* Register the page with a userfaultfd (once) and write-protect it, or lift the protection.
  * The coordinator gets a copy of the userfaultfd: it resolves each write-protect fault the
@@ -808,6 +823,7 @@ HELPER void do_uffd_wp(struct reply *r, int page, int on)
 	    uffd_writeprotect(uffd, pg[page], pglen[page], on) < 0)
 		fail(r, errno);
 }
+/* @endif uffd */
 
 /* @helper do_vmsplice */
 /* vmsplice() the page into a new pipe: the pipe holds a read-only FOLL_GET reference. The read
@@ -829,6 +845,7 @@ HELPER void do_vmsplice(struct reply *r, int page)
 	close(fds[1]);
 }
 
+/* @if gup */
 /* @helper do_pin */
 /* A long-term FOLL_PIN through gup_test (PIN_LONGTERM_TEST_START: pin_user_pages(_fast) with
  * FOLL_LONGTERM, FOLL_WRITE on request). The fd that holds the pin goes to the coordinator. */
@@ -848,7 +865,9 @@ HELPER void do_pin(struct reply *r, int page, int write, int fast)
 	r->fd = fd;
 	r->fd_kind = FD_GUP;
 }
+/* @endif gup */
 
+/* @if iouring */
 /* @helper do_iouring */
 /* Register the page as an io_uring fixed buffer (FOLL_PIN|FOLL_WRITE|FOLL_LONGTERM). The ring
  * stays in this process: io_uring fds cannot be passed over Unix sockets since Linux 6.7. */
@@ -892,6 +911,7 @@ HELPER void ring_release(struct reply *r, int ref)
 	(void)r;
 	ring_close(&rings[ref]);
 }
+/* @endif iouring */
 
 /* @helper pipe_read */
 /* Read what the pipe holds without consuming it: tee() into a scratch pipe, read that. The
@@ -914,6 +934,7 @@ HELPER void pipe_read(struct reply *r, int pipe_fd)
 	close(scratch[1]);
 }
 
+/* @if gup */
 /* @helper gup_read */
 /* PIN_LONGTERM_TEST_READ: the kernel copies the pinned page as a device would see it now. */
 HELPER void gup_read(struct reply *r, int gup_fd)
@@ -936,6 +957,7 @@ HELPER void gup_release(int gup_fd)
 	ioctl(gup_fd, COW_PIN_LONGTERM_TEST_STOP, NULL);
 	close(gup_fd);
 }
+/* @endif gup */
 
 /* @helper do_fork */
 /* fork(): the child becomes the scenario's new process, answering on a channel of its own.
@@ -960,10 +982,12 @@ HELPER void do_fork(struct reply *r)
 		my_sock = sv[1];
 		uffd = -1;
 		memset(uffd_registered, 0, sizeof uffd_registered); /* registered with that uffd */
+		/* @if iouring */
 		for (int i = 0; i <= NNAMES; i++) {
 			memset(&rings[i], 0, sizeof rings[i]);
 			rings[i].fd = rings[i].scratch = -1;
 		}
+		/* @endif iouring */
 		close_fds_but_channel();
 		r->child = 1;
 		return;
@@ -1090,6 +1114,7 @@ static void serve(void)
 	}
 }
 
+/* @if uffd */
 /* Resolve the write-protect faults of any scenario process: count them, lift the protection of
  * the faulting page, which wakes the writer. */
 static void handle_userfaults(int fd)
@@ -1102,6 +1127,7 @@ static void handle_userfaults(int fd)
 		uffd_writeprotect(fd, msg.address & ~(uint64_t)(page_size - 1), page_size, 0);
 	}
 }
+/* @endif uffd */
 
 static void reap(int name, int step);
 
@@ -1125,9 +1151,11 @@ static int ask(int name, int step, int op, int arg, int fd_out, struct reply *r)
 			skip(step, "timed out at step %d", step);
 			return -1;
 		}
+		/* @if uffd */
 		for (int i = 1; i < n; i++)
 			if (fds[i].revents & POLLIN)
 				handle_userfaults(fds[i].fd);
+		/* @endif uffd */
 		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			int fd = -1;
 			if (recv_msg(procs[name].sock, r, sizeof *r, &fd) != sizeof *r)
@@ -1177,9 +1205,11 @@ static void reap(int name, int step)
 
 static void release(int ref)
 {
+	/* @if gup */
 	if (refs[ref].kind == REF_GUP)
 		gup_release(refs[ref].fd);
-	else if (refs[ref].fd >= 0)
+	/* @endif gup */
+	if (refs[ref].kind != REF_GUP && refs[ref].fd >= 0)
 		close(refs[ref].fd);
 	refs[ref] = (struct ref){ REF_NONE, -1, -1 };
 }
@@ -1246,9 +1276,12 @@ static void run_step(int k, struct reply *r)
 			in_fd = -1;
 		} else if (ref->kind == REF_PIPE) {
 			pipe_read(r, ref->fd);
-		} else {
+		}
+		/* @if gup */
+		else {
 			gup_read(r, ref->fd);
 		}
+		/* @endif gup */
 		return;
 	}
 	if (!procs[s->proc].alive && s->kind == K_MMAP)
@@ -1374,7 +1407,7 @@ static void teardown(void)
 }
 
 /* -- what this kernel offers: each found by trying it on a scratch page --------------------- */
-static void *scratch_page(int prot)
+HELPER void *scratch_page(int prot)
 {
 	void *p = mmap(NULL, page_size, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
@@ -1394,6 +1427,7 @@ static const char *check_swap(void)
 	return lines > 1 ? NULL : "no swap configured";
 }
 
+/* @if softdirty */
 /* Without CONFIG_MEM_SOFT_DIRTY, clear_refs 4 succeeds and does nothing: a freshly written page
  * carries the soft-dirty bit (pagemap bit 55) only where it is built in. */
 static const char *check_softdirty(void)
@@ -1406,7 +1440,9 @@ static const char *check_softdirty(void)
 	munmap(p, page_size);
 	return entry >> 55 & 1 ? NULL : "soft-dirty tracking not built into this kernel (CONFIG_MEM_SOFT_DIRTY)";
 }
+/* @endif softdirty */
 
+/* @if iouring */
 static const char *check_iouring(void)
 {
 	static char reason[128];
@@ -1429,7 +1465,9 @@ static const char *check_iouring(void)
 	snprintf(reason, sizeof reason, "io_uring fixed buffers not available (%s)", strerror(err));
 	return reason;
 }
+/* @endif iouring */
 
+/* @if uffd */
 static const char *check_uffd_wp(void)
 {
 	static char reason[160];
@@ -1449,7 +1487,9 @@ static const char *check_uffd_wp(void)
 		 err == EPERM ? " (vm.unprivileged_userfaultfd=0 and no CAP_SYS_PTRACE)" : "");
 	return reason;
 }
+/* @endif uffd */
 
+/* @if gup */
 static const char *check_gup_test(void)
 {
 	static char reason[160];
@@ -1463,7 +1503,9 @@ static const char *check_gup_test(void)
 	snprintf(reason, sizeof reason, "gup_test not available (%s)", strerror(errno));
 	return reason;
 }
+/* @endif gup */
 
+/* @if forcewrite */
 /* /proc/PID/mem must write through a read-only mapping (FOLL_FORCE); kernels built with
  * CONFIG_PROC_MEM_NO_FORCE or booted with proc_mem.force_override=never refuse. */
 static const char *check_forcewrite(void)
@@ -1483,6 +1525,7 @@ static const char *check_forcewrite(void)
 		 strerror(err));
 	return reason;
 }
+/* @endif forcewrite */
 
 /* The swap device MADV_PAGEOUT writes to first: "zram" for a synchronous block device
  * (SWP_SYNCHRONOUS_IO: zram, brd, pmem), "file" otherwise, NULL without swap. */
@@ -1590,7 +1633,9 @@ int main(int argc, char **argv)
 		files[i] = -1;
 		refs[i] = (struct ref){ REF_NONE, -1, -1 };
 		procs[i].uffd = -1;
+		/* @if iouring */
 		rings[i].fd = rings[i].scratch = -1;
+		/* @endif iouring */
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
@@ -1615,8 +1660,24 @@ int main(int argc, char **argv)
 	int needed = 0;
 	for (int k = 1; k <= NSTEPS; k++)
 		needed |= steps[k].needs;
-	const char *(*checks[NEEDS])(void) = { check_swap, check_softdirty, check_iouring,
-					       check_uffd_wp, check_gup_test, check_forcewrite };
+	const char *(*checks[NEEDS])(void) = {
+		[NEED_AT_SWAP] = check_swap,
+		/* @if softdirty */
+		[NEED_AT_SOFTDIRTY] = check_softdirty,
+		/* @endif softdirty */
+		/* @if iouring */
+		[NEED_AT_IOURING] = check_iouring,
+		/* @endif iouring */
+		/* @if uffd */
+		[NEED_AT_UFFD_WP] = check_uffd_wp,
+		/* @endif uffd */
+		/* @if gup */
+		[NEED_AT_GUP_TEST] = check_gup_test,
+		/* @endif gup */
+		/* @if forcewrite */
+		[NEED_AT_FORCEWRITE] = check_forcewrite,
+		/* @endif forcewrite */
+	};
 	for (int i = 0; i < NEEDS; i++)
 		if (needed & (1 << i))
 			reasons[i] = checks[i]();

@@ -510,3 +510,37 @@ def test_the_program_carries_the_engines_words_and_frames_for_every_era() -> Non
     assert "static const unsigned short said[NVARIANTS][NERAS][NSTEPS + 1]" in source
     assert "static const unsigned short expected_frame[NVARIANTS][NERAS][NSTEPS + 1]" in source
     assert '"frame replaced"' in source
+
+
+def test_a_program_carries_only_the_runtime_its_scenario_uses() -> None:
+    leak = program(parse(PRESETS["cve-2020-29374"].text))  # vmsplice, fork, munmap: 7 steps
+    assert "@if" not in leak and "@endif" not in leak
+    for absent in (
+        "io_uring_setup",
+        "ring_open",
+        "uffd_open",
+        "GUP_TEST_PATH",
+        "map_thp",
+        "clear_refs",
+    ):
+        assert absent not in leak, absent
+    assert "do_vmsplice(" in leak and "pipe_read(" in leak
+    assert leak.count("\n") < 1300  # it was 1,770 lines with every feature's code
+    every = program(parse(EVERY_VERB))
+    for present in ("io_uring_setup", "ring_open", "uffd_open", "GUP_TEST_PATH", "map_thp"):
+        assert present in every, present
+
+
+def test_the_page_shows_helpers_without_the_feature_markers() -> None:
+    scenario = parse(EVERY_VERB)
+    for k in range(1, len(scenario.commands) + 1):
+        assert "@if" not in step_code(scenario, k).text
+
+
+def test_trim_refuses_a_feature_no_table_knows() -> None:
+    from app.cexport.runtime import trim
+
+    assert trim("a\n/* @if huge */\nb\n/* @endif huge */\nc\n", set()) == "a\nc\n"
+    assert trim("a\n\t/* @if huge */\nb\n\t/* @endif huge */\n", {"huge"}) == "a\nb\n"
+    with pytest.raises(ValueError, match="mthp"):
+        trim("/* @if mthp */\nx\n/* @endif mthp */\n", set())
