@@ -71,6 +71,16 @@ class VMError(Exception):
     """The VM could not be set up or did not answer; the message says what to do."""
 
 
+def check_tools() -> None:
+    """Refuse early, naming the Debian package, when the VM cannot be built or booted."""
+    if shutil.which(QEMU) is None:
+        raise VMError(f"booting another kernel needs QEMU ({QEMU}: Debian's qemu-system-x86)")
+    if not BUSYBOX.is_file():
+        raise VMError(f"the VM's userland is Debian's busybox-static ({BUSYBOX} is missing)")
+    if shutil.which(CC) is None:
+        raise VMError(f"building the scenarios' programs needs a C compiler ({CC}: Debian's gcc)")
+
+
 def default_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "cowlab"
@@ -533,6 +543,7 @@ def probe_in_vm(
     """Run ``scenarios`` ((name, title, scenario)) in one boot of ``image`` and compare each
     with the simulator under the era of the VM's kernel."""
     cache = cache or default_cache()
+    check_tools()
     with tempfile.TemporaryDirectory(prefix="cowlab-vm-") as tmp:
         scratch = Path(tmp)
         kernel = locate_kernel(image, modules, scratch)

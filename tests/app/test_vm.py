@@ -4,7 +4,6 @@ needs, where the kernel and its modules are, reading the programs' output, the C
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -142,20 +141,27 @@ def test_a_programs_own_skip_says_how_far_it_got() -> None:
 
 
 # ------------------------------------------------------------------------------ the CLI
+@pytest.mark.parametrize(
+    ("attribute", "missing", "package"),
+    [
+        ("QEMU", "qemu-system-none-such", "needs QEMU .*qemu-system-x86"),
+        ("BUSYBOX", Path("/nonexistent/busybox"), "busybox-static"),
+        ("CC", "gcc-none-such", "Debian's gcc"),
+    ],
+)
 def test_the_cli_says_what_is_missing_to_boot(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attribute: str, missing: object, package: str
 ) -> None:
     from app.cli.main import InputError
 
     image = tmp_path / "vmlinuz"
     image.write_bytes(b"kernel")
-    monkeypatch.setattr(vm, "QEMU", "qemu-system-none-such")
+    monkeypatch.setattr(vm, attribute, missing)
     monkeypatch.setattr(vm, "default_cache", lambda: tmp_path / "cache")
     args = _cli(["probe", "--kernel", str(image), "--swap", "none", "--preset", "cow-basic"])
-    if shutil.which(vm.CC) is None or not vm.BUSYBOX.is_file():
-        pytest.skip("gcc or busybox-static missing: the error would name them first")
-    with pytest.raises(InputError, match="needs QEMU .*qemu-system-x86"):
+    with pytest.raises(InputError, match=package):
         args.func(args)
+    assert not (tmp_path / "cache").exists()  # refused before building anything
 
 
 def test_the_cli_refuses_vm_options_that_cannot_work(tmp_path: Path) -> None:
