@@ -53,6 +53,7 @@ from engine.syntax import format_command
 from engine.trace import replay
 
 QEMU = "qemu-system-x86_64"
+KVM_DEVICE = "/dev/kvm"
 BUSYBOX = Path("/usr/bin/busybox")
 CC = "gcc"
 CFLAGS = ("-static", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror")
@@ -444,7 +445,7 @@ def boot(
             return BOOT_TIMEOUT_S
         return BOOT_TIMEOUT_S + per_program * max(count, 1)
 
-    usable = accel == "auto" and not _kvm_failed and os.access("/dev/kvm", os.R_OK | os.W_OK)
+    usable = accel == "auto" and not _kvm_failed and os.access(KVM_DEVICE, os.R_OK | os.W_OK)
     for tried in ("kvm", "tcg") if usable else ("tcg",):
         out, console = scratch / f"out-{tried}", scratch / f"console-{tried}"
         log = scratch / f"qemu-{tried}.log"

@@ -4,6 +4,7 @@ needs, where the kernel and its modules are, reading the programs' output, the C
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 from pathlib import Path
 
@@ -176,3 +177,58 @@ def test_the_cli_refuses_vm_options_that_cannot_work(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--frames"):
         args = _cli(["probe", "--kernel", str(tmp_path), "--frames"])
         args.func(args)
+
+
+# ------------------------------------------------------------------------------ the boot
+# A stand-in for QEMU: with KVM it aborts as `-cpu host` does on this kind of machine; with TCG
+# it writes what /init would (or, with HANG set, never finishes). Its pid goes to PIDFILE.
+FAKE_QEMU = """#!/bin/sh
+echo $$ >> "$PIDFILE"
+out=""
+for arg in "$@"; do
+  case "$arg" in file:*) out="${arg#file:}";; esac
+done
+case " $* " in *" kvm "*) echo "error: failed to set MSR 0x10a" >&2; exit 1;; esac
+printf '@@cowlab release 6.1.0-test\\n@@cowlab swaps\\nFilename Type Size Used Priority\\n' > "$out"
+printf '@@cowlab programs\\n@@cowlab run 0\\nobserved 4 v1\\n' >> "$out"
+[ -n "$HANG" ] && exec sleep 600
+printf '# behaves like: 5.19\\n@@cowlab exit 0 0\\n@@cowlab done\\n' >> "$out"
+"""
+
+
+@pytest.fixture
+def fake_qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    script = tmp_path / "qemu"
+    script.write_text(FAKE_QEMU)
+    script.chmod(0o755)
+    kvm = tmp_path / "kvm"
+    kvm.write_bytes(b"")
+    monkeypatch.setattr(vm, "QEMU", str(script))
+    monkeypatch.setattr(vm, "KVM_DEVICE", str(kvm))
+    monkeypatch.setattr(vm, "_kvm_failed", False)
+    monkeypatch.setenv("PIDFILE", str(tmp_path / "pids"))
+    return tmp_path / "pids"
+
+
+def test_kvm_is_tried_and_tcg_taken_when_it_does_not_work(fake_qemu: Path, tmp_path: Path) -> None:
+    booted = vm.boot(tmp_path / "vmlinuz", tmp_path / "initrd", tmp_path, count=1, timeout=1.0)
+    assert booted.accel == "tcg" and "@@cowlab done" in booted.output
+    assert len(fake_qemu.read_text().split()) == 2  # KVM once, then TCG
+    # Known not to work in this process: the next boot goes straight to TCG.
+    vm.boot(tmp_path / "vmlinuz", tmp_path / "initrd", tmp_path, count=1, timeout=1.0)
+    assert len(fake_qemu.read_text().split()) == 3
+    forced = vm.boot(tmp_path / "k", tmp_path / "i", tmp_path, count=1, timeout=1.0, accel="tcg")
+    assert forced.accel == "tcg"
+
+
+def test_a_vm_that_never_finishes_is_killed_within_its_bound(
+    fake_qemu: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANG", "1")
+    monkeypatch.setattr(vm, "GRACE_S", 0.0)
+    monkeypatch.setattr(vm, "BOOT_TIMEOUT_S", 1.0)
+    with pytest.raises(vm.VMError, match="did not finish in time"):
+        vm.boot(tmp_path / "k", tmp_path / "i", tmp_path, count=1, timeout=0.1, accel="tcg")
+    (pid,) = map(int, fake_qemu.read_text().split())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped: no QEMU outlives the probe
