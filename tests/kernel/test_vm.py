@@ -17,7 +17,8 @@ from app.probe import vm
 from app.probe.kernels import Column, fetch_debian_61, own_era_kept, run_native, run_vm, status
 from engine.presets import PRESETS
 
-pytestmark = pytest.mark.kernel
+# One worker runs both: they build the same 71 static programs (cached by digest), once.
+pytestmark = [pytest.mark.kernel, pytest.mark.xdist_group("tests/kernel/test_vm.py")]
 
 needs_qemu = pytest.mark.skipif(
     shutil.which(vm.QEMU) is None or not vm.BUSYBOX.is_file(),
