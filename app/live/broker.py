@@ -280,6 +280,8 @@ class Broker(ABC):
                 await action(code)
             except asyncio.CancelledError:
                 raise
+            except BrokerUnavailable:  # Redis restarting: the next update brings it back
+                log.warning("live room %s: %s update failed: the store is down", code, what)
             except Exception:  # a lost count update must not end the worker's loop
                 log.exception("live room %s: %s update failed", code, what)
 
@@ -372,14 +374,14 @@ class MemoryBroker(Broker):
         self.hub.deliver(code, kind, payload)
 
 
-def broker_from_url(url: str | None) -> Broker:
+def broker_from_url(url: str | None, **limits: Any) -> Broker:
     if not url:
-        return MemoryBroker()
+        return MemoryBroker(**limits)
     if not url.startswith(REDIS_SCHEMES):
         raise ValueError(f"--broker takes a redis:// URL, not {url!r}")
     from app.live.redis_broker import RedisBroker  # one worker needs no Redis client
 
-    return RedisBroker(url, max_streams=max_streams())
+    return RedisBroker(url, max_streams=max_streams(), **limits)
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -387,6 +389,8 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 ENV_BROKER = "COWLAB_LIVE_BROKER"
 ENV_WORKERS = "COWLAB_WORKERS"
 ENV_PUBLIC_URL = "COWLAB_PUBLIC_URL"
+# Seats per room (default `MAX_STUDENTS`): `cowlab serve --live-seats N`.
+ENV_SEATS = "COWLAB_LIVE_SEATS"
 
 REFUSED_WORKERS = (
     "Live sessions need one shared broker when cowlab runs several workers: each worker would "
@@ -413,4 +417,5 @@ def configured() -> Broker | str:
     workers = int(os.environ.get(ENV_WORKERS) or "1")
     if url is None and workers > 1:
         return REFUSED_WORKERS
-    return broker_from_url(url)
+    seats = int(os.environ.get(ENV_SEATS) or MAX_STUDENTS)
+    return broker_from_url(url, max_students=seats, max_joined=4 * seats)

@@ -28,7 +28,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from app.live.broker import ENDED, Broker, BrokerUnavailable, ended_payload
+from app.live.broker import ENDED, Broker, BrokerUnavailable, encode, ended_payload
 from app.live.rooms import Room
 
 log = logging.getLogger("cowlab.live")
@@ -88,6 +88,9 @@ class RedisBroker(Broker):
         self.held_joined: dict[str, set[str]] = {}
         self.held_votes: dict[tuple[str, int], dict[str, str]] = {}
         self._down_since: float | None = None
+        # The value of `_epoch_key` this worker last saw: it changes when Redis comes back
+        # empty, and then every worker puts back what it holds.
+        self.epoch: bytes | None = None
 
     def _client(self) -> Redis:
         pool = BlockingConnectionPool.from_url(
@@ -119,6 +122,7 @@ class RedisBroker(Broker):
         return f"{PREFIX}owner:{owner}"
 
     _rooms_key = f"{PREFIX}rooms"
+    _epoch_key = f"{PREFIX}epoch"
     _workers_key = f"{PREFIX}workers"
 
     def _ttl(self, room: Room) -> int:
@@ -167,6 +171,9 @@ class RedisBroker(Broker):
                 await pubsub.psubscribe(f"{PREFIX}ev:*")
                 if warned:
                     log.warning("live broker: listening to Redis again")
+                    # Events published while this worker was not listening are lost: its
+                    # streams get the rooms' state as it is now.
+                    await self._resync()
                 warned = False
                 async for message in pubsub.listen():
                     if message["type"] == "pmessage":
@@ -183,6 +190,13 @@ class RedisBroker(Broker):
                     await pubsub.aclose()
                 with contextlib.suppress(Exception):
                     await client.aclose()
+
+    async def _resync(self) -> None:
+        for code in list(self.hub.rooms):
+            with contextlib.suppress(BrokerUnavailable):
+                room = await self.load(code)
+                if room is not None:
+                    self.hub.deliver(code, "state", encode("state", await self.state(room)))
 
     def _heard(self, channel: bytes, data: bytes) -> None:
         code = channel.decode().rsplit(":", 1)[1]
@@ -229,6 +243,8 @@ class RedisBroker(Broker):
             self._forget(code)
         codes = list(self.held)
         async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._epoch_key, uuid.uuid4().hex, nx=True)
+            pipe.get(self._epoch_key)
             pipe.hset(self._workers_key, self.worker, str(now))
             for code in self.hub.rooms:
                 self._write_presence(pipe, code, now)
@@ -243,18 +259,23 @@ class RedisBroker(Broker):
                     self._ttl(room),
                 )
             results = await pipe.execute()
+        epoch = results[1]
+        lost = self.epoch is not None and epoch != self.epoch
+        self.epoch = epoch
         restored = [
             code
             for code, put in zip(codes, results[-len(codes) :] if codes else [], strict=True)
             if put
         ]
-        if restored:
-            await self._restore(restored)
+        if restored or lost:
+            log.warning("live broker: Redis lost its data; putting back rooms %s", ", ".join(codes))
+            await self._restore(codes if lost else restored)
         if int(now) % 60 == 0:
             await self._forget_dead_workers(now)
 
     async def _restore(self, codes: list[str]) -> None:
-        log.warning("live broker: re-asserted rooms Redis had lost: %s", ", ".join(codes))
+        """Put back the room records' indexes, joined ids and votes of ``codes`` (each worker
+        puts back its own: together they are the whole). A vote changed since is kept."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for code in codes:
                 room = self.held[code]
@@ -269,15 +290,15 @@ class RedisBroker(Broker):
                     pipe.expire(self._joined_key(code), ttl)
                 for (votes_code, poll_id), votes in self.held_votes.items():
                     if votes_code == code and votes:
-                        pipe.hset(self._votes_key(code, poll_id), mapping=dict(votes.items()))
+                        for student, choice in votes.items():
+                            pipe.hsetnx(self._votes_key(code, poll_id), student, choice)
                         pipe.expire(self._votes_key(code, poll_id), ttl)
             await pipe.execute()
-        # The pages of these rooms show the state they had; their counts come back with the
-        # next tick of every worker.
+        # Every worker puts back its own votes: the last one to do so announces the whole
+        # tally, and pages that missed events meanwhile get the state as it is.
         for code in codes:
-            if code in self.hub.rooms:
-                with contextlib.suppress(BrokerUnavailable):
-                    await self.announce(self.held[code])
+            with contextlib.suppress(BrokerUnavailable):
+                await self.announce(self.held[code])
 
     async def _forget_dead_workers(self, now: float) -> None:
         seen = await self.redis.hgetall(self._workers_key)
