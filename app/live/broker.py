@@ -100,6 +100,10 @@ class Hub:
 
     def __init__(self) -> None:
         self.rooms: dict[str, set[Listener]] = {}
+        # The newest ``state`` (and ``poll`` since) each room with streams here was sent: a
+        # stream that opens gets them as they are, without asking the store. A class
+        # reconnecting at once (its worker killed) costs this worker no work per student.
+        self.last: dict[str, dict[str, bytes]] = {}
 
     def add(self, listener: Listener) -> None:
         self.rooms.setdefault(listener.code, set()).add(listener)
@@ -110,13 +114,27 @@ class Hub:
             listeners.discard(listener)
             if not listeners:
                 del self.rooms[listener.code]
+                self.last.pop(listener.code, None)
 
     def students(self, code: str) -> int:
         return sum(1 for listener in self.rooms.get(code, ()) if listener.student)
 
     def deliver(self, code: str, kind: str, payload: bytes) -> None:
-        for listener in self.rooms.get(code, ()):
+        listeners = self.rooms.get(code)
+        if not listeners:
+            return
+        if kind == "state":
+            self.last[code] = {"state": payload}  # it holds the poll as it is now
+        elif kind == "poll" and code in self.last:
+            self.last[code]["poll"] = payload
+        else:
+            self.last.pop(code, None)
+        for listener in listeners:
             listener.deliver(kind, payload)
+
+    def remember(self, code: str, state: bytes) -> None:
+        if code in self.rooms:
+            self.last.setdefault(code, {"state": state})
 
 
 class Broker(ABC):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -52,6 +53,7 @@ WORKER_FORGET_S = 3600.0
 # rather than failing, so the pool is sized from the streams a worker serves at once.
 POOL_WAIT_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
+COUNT_FRESH_S = 0.25
 COMMAND_TIMEOUT_S = 5.0
 
 # Store the room unless Redis has it already, or the teacher ended it (a tombstone).
@@ -88,6 +90,7 @@ class RedisBroker(Broker):
         self.held_joined: dict[str, set[str]] = {}
         self.held_votes: dict[tuple[str, int], dict[str, str]] = {}
         self._down_since: float | None = None
+        self._counted: dict[str, tuple[float, int]] = {}
         # The value of `_epoch_key` this worker last saw: it changes when Redis comes back
         # empty, and then every worker puts back what it holds.
         self.epoch: bytes | None = None
@@ -417,6 +420,11 @@ class RedisBroker(Broker):
         return dict(Counter(_text(vote) for vote in votes))
 
     async def students(self, code: str) -> int:
+        # A class joining at once asks for the count once per stream: one answer serves
+        # those that ask within `COUNT_FRESH_S` (a seat or two over the size, at worst).
+        at, counted = self._counted.get(code, (-1.0, 0))
+        if time.monotonic() - at < COUNT_FRESH_S:
+            return counted
         with self._reaching():
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(self._students_key(code))
@@ -428,6 +436,9 @@ class RedisBroker(Broker):
         for worker, value in counts.items():
             if _text(worker) in alive:
                 total += int(_text(value).partition(" ")[0])
+        self._counted[code] = (time.monotonic(), total)
+        if len(self._counted) > 4 * self.max_rooms:
+            self._counted.clear()
         return total
 
     async def publish(self, code: str, kind: str, payload: bytes) -> None:
