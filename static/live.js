@@ -64,22 +64,13 @@
   var pending = null;
   var sending = false;
 
-  // A worker killed under the request (nginx's 502) or Redis restarting (503 with
-  // Retry-After): the change is sent again, for about half a minute, rather than lost.
-  function post(what, body, attempt) {
-    attempt = attempt || 0;
+  function post(what, body) {
     return fetch("/api/v1/live/" + code + "/" + what, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       credentials: "same-origin",
       body: JSON.stringify(body || {})
     }).then(function (response) {
-      if ([502, 503, 504].indexOf(response.status) >= 0 && attempt < 20) {
-        say("The server is recovering; sending again…");
-        var wait = Math.min(5, Number(response.headers.get("Retry-After")) || 1);
-        return new Promise(function (resolve) { setTimeout(resolve, wait * 1000); })
-          .then(function () { return post(what, body, attempt + 1); });
-      }
       return response.json().then(function (data) {
         if (!response.ok) {
           say((data.detail && data.detail.message) || "The server refused.");
