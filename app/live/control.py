@@ -164,6 +164,8 @@ async def find_room(request: Request, broker: Broker, code: str) -> Room:
         )
     normal = normalize_code(code)
     room = None if normal is None else await broker.load(normal)
+    if room is None and normal is not None and await broker.was_ended(normal):
+        raise Refused(404, "ended", f"the live session {normal} has ended")
     if room is None:
         misses.missed(address)
         raise Refused(

@@ -69,9 +69,13 @@ def test_the_teacher_ends_the_room_and_nobody_else_can(client: TestClient) -> No
     assert (refused.status_code, refused.json()["detail"]["error"]) == (403, "forbidden")
     ended = client.delete(f"/api/v1/live/{code}", headers=key)
     assert (ended.status_code, ended.json()) == (200, {"code": code, "ended": True})
-    assert client.get(f"/api/v1/live/{code}").status_code == 404
+    gone = client.get(f"/api/v1/live/{code}")
+    assert (gone.status_code, gone.json()["detail"]["error"]) == (404, "ended")
     assert client.get(f"/live/{code}").status_code == 404
     assert client.delete(f"/api/v1/live/{code}", headers=key).status_code == 404
+    # A whole hall asking about the ended room (pages reconnecting) is not guessing codes.
+    hall = TestClient(client.app, client=("192.0.2.7", 40000))
+    assert {hall.get(f"/api/v1/live/{code}").status_code for _ in range(100)} == {404}
 
 
 def test_a_vote_counts_only_from_a_page_that_joined_the_room(client: TestClient) -> None:
