@@ -203,7 +203,9 @@ def same_site(request: Request) -> bool:
         return False
     seen = urlsplit(origin)
     public = live_config(request).public_url
-    ours = {request.headers.get("host", "")}
+    # A proxy that rewrites Host names the visitor's in X-Forwarded-Host; another site's
+    # page cannot set that header (nor any other a form or simple request cannot send).
+    ours = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
     if public:
         ours.add(urlsplit(public).netloc)
     return seen.netloc in ours

@@ -175,6 +175,9 @@ def test_room_creation_refuses_another_sites_page(client: TestClient) -> None:
     assert client.post("/api/v1/live", json=link, headers=own).status_code == 201
     assert client.post("/live", data=link, headers=own, follow_redirects=False).status_code == 303
     assert client.post("/api/v1/live", json=link).status_code == 201
+    # Behind a proxy that rewrites Host, the visitor's host comes as X-Forwarded-Host.
+    proxied = {"Origin": "https://class.example.org", "X-Forwarded-Host": "class.example.org"}
+    assert client.post("/api/v1/live", json=link, headers=proxied).status_code == 201
 
 
 def test_a_few_addresses_cannot_take_every_room_and_a_new_teacher_still_gets_one() -> None:
