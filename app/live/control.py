@@ -346,6 +346,18 @@ async def admit(request: Request, response: Response | None, broker: Broker, cod
     await broker.admit(code, sid)
 
 
+async def seat_free(request: Request, broker: Broker, code: str) -> bool:
+    """Whether a student's stream may open. A room at its size still takes back a student
+    whose page joined it (its id in the cookie) while the count is under twice the size:
+    the count may still hold, for a few seconds, the seats of a worker that died under its
+    students, and those students are the ones reconnecting."""
+    count = await broker.students(code)
+    if count < broker.max_students:
+        return True
+    sid, new = student_id(request)
+    return count < 2 * broker.max_students and not new and await broker.admitted(code, sid)
+
+
 async def announce(broker: Broker, room: Room) -> dict[str, Any]:
     await broker.save(room)
     await broker.announce(room)

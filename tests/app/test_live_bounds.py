@@ -86,3 +86,40 @@ def test_the_redis_pool_grows_with_the_streams_and_stays_bounded() -> None:
     sizes = [pool_size(streams) for streams in (64, 768, 2048, 16_384, 1_000_000)]
     assert sizes == sorted(sizes)
     assert sizes[0] >= 16 and sizes[-1] == 256
+
+
+def test_a_full_room_takes_back_its_own_students_up_to_twice_its_size() -> None:
+    """The count of a room may still hold, for a few seconds, the seats of a worker that
+    died under its students: those students (their page joined) are taken back, a stranger
+    is not, and nobody past twice the size."""
+    app, _ = live_app(max_students=2)
+
+    async def scenario(port: int) -> None:
+        teacher = await JsonClient.open(port)
+        _, started = await teacher.request(
+            "POST", "/api/v1/live", {"link": make_link("/", "P mmap a;P read a")}
+        )
+        code = started["code"]
+        page = await JsonClient.open(port)
+        status, _ = await page.request("GET", f"/live/{code}")
+        assert status == 200
+        joined = {"Cookie": "; ".join(f"{k}={v}" for k, v in page.cookies.items())}
+        streams = [await SseStream.open(port, f"/live/{code}/events", joined) for _ in range(2)]
+        for opened in streams:
+            await opened.until(lambda e: e.kind == "state", 5)
+        await asyncio.sleep(0.8)  # the count has caught up (presence is sent every 0.5 s)
+        with pytest.raises(ConnectionRefusedError, match="429"):
+            await SseStream.open(port, f"/live/{code}/events")  # a stranger: full
+        streams += [await SseStream.open(port, f"/live/{code}/events", joined) for _ in range(2)]
+        await asyncio.sleep(0.8)
+        with pytest.raises(ConnectionRefusedError, match="429"):
+            await SseStream.open(port, f"/live/{code}/events", joined)  # twice the size
+        status, _ = await page.request("GET", f"/live/{code}")
+        assert status == 429
+        for opened in streams:
+            opened.close()
+        page.close()
+        teacher.close()
+
+    with serving(app) as port:
+        asyncio.run(scenario(port))
