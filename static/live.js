@@ -237,38 +237,102 @@
   }
 
   // The view stays, and is the student's now: nothing will move it any more.
-  function ended() {
+  function ended(message) {
     following = false;
+    stopped = true;
+    if (source) source.close();
     panel.classList.add("offline");
-    setText("live-mode", "This live session has ended: the view is yours to explore");
+    setText("live-mode", (message || "This live session has ended") +
+      ": the view is yours to explore");
     panel.querySelectorAll(".live-tools, .live-count, #live-poll").forEach(function (el) {
       el.hidden = true;
     });
   }
 
+  // The stream is ours to keep open: EventSource gives up for good after an error status (a
+  // worker killed, Redis restarting, a full room for a moment), and a stalled connection
+  // (a NAT forgetting it) looks open forever. Heartbeats come every 12 s; two missed (24 s
+  // without any event, noticed within 2 s) say "reconnecting…" and open a new stream, after a
+  // growing, jittered pause so a whole hall does not come back in the same millisecond.
+  var source = null;
+  var stopped = false;
+  var lastSeen = Date.now();
+  var failures = 0;
+  var retryTimer = null;
+  var STALL_MS = 24000;
+  var modeText = $("live-mode") ? $("live-mode").textContent : "";
+
+  function seen() {
+    lastSeen = Date.now();
+    failures = 0;
+    if (panel.classList.contains("reconnecting")) {
+      panel.classList.remove("reconnecting", "offline");
+      setText("live-mode", modeText);
+    }
+  }
+
+  function reconnecting() {
+    if (stopped || panel.classList.contains("reconnecting")) return;
+    panel.classList.add("reconnecting", "offline");
+    setText("live-mode", "Reconnecting…");
+  }
+
+  function retry() {
+    if (stopped || retryTimer) return;
+    if (source) source.close();
+    reconnecting();
+    var pause = Math.min(15000, 1000 * Math.pow(2, failures)) * (0.5 + Math.random());
+    failures += 1;
+    // retryTimer stays set until the question is answered: one reconnection at a time.
+    retryTimer = setTimeout(function () {
+      // Ask first whether the room is still there: a room that ended answers 404, and
+      // then there is nothing to reconnect to.
+      fetch("/api/v1/live/" + code, { credentials: "same-origin", cache: "no-store" })
+        .then(function (response) {
+          retryTimer = null;
+          if (response.status === 404) ended();
+          else if (response.ok) connect();
+          else retry();
+        })
+        .catch(function () {
+          retryTimer = null;
+          retry();
+        });
+    }, pause);
+  }
+
   function connect() {
     var url = "/live/" + code + "/events" + (role === "student" ? "" : "?role=" + role);
-    var source = new EventSource(url);
+    if (source) source.close();
+    source = new EventSource(url);
+    lastSeen = Date.now();
+    source.addEventListener("open", seen);
+    source.addEventListener("heartbeat", seen);
     source.addEventListener("state", function (ev) {
+      seen();
       panel.classList.remove("offline");
       onState(JSON.parse(ev.data));
     });
     source.addEventListener("poll", function (ev) {
+      seen();
       var poll = JSON.parse(ev.data);
       if (latest) latest.poll = poll;
       onPoll(poll);
     });
-    source.addEventListener("ended", function () {
-      source.close();
-      ended();
+    source.addEventListener("ended", function (ev) {
+      var data = ev.data ? JSON.parse(ev.data) : null;
+      ended(data && data.message ? "The teacher ended this live session" : null);
     });
     source.addEventListener("error", function () {
-      // The browser reconnects by itself (a phone waking up, a worker restarted); a stream
-      // the server refused stays closed.
-      if (source.readyState === EventSource.CLOSED) ended();
-      else panel.classList.add("offline");
+      // CONNECTING: the browser retries by itself; CLOSED (an error status): we do.
+      if (source.readyState === EventSource.CLOSED) retry();
+      else reconnecting();
     });
   }
+
+  setInterval(function () {
+    if (!stopped && !retryTimer && Date.now() - lastSeen > STALL_MS) retry();
+  }, 2000);
 
   if (role === "student") {
     $("live-detach").addEventListener("click", detach);
