@@ -310,12 +310,24 @@ def _open_run(
             plain_view,
             query.get("policy") or latest_id(),
         )
-    policy_param = params.policy or lesson_policy(params.text) or latest_id()
+    # Text run from the editor opens in its own `#policy` (the era the page showed is only the
+    # default): a teacher writing a lesson sees it as the class will.
+    written = lesson_policy(params.text) if editor else None
+    policy_param = written or params.policy or lesson_policy(params.text) or latest_id()
     try:
         r = _replay(request, params, policy_param)
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(request, hx, exc, params, template, page, policy_param, path, editor)
+    if editor and _starts_at_the_beginning(r):
+        return params, policy_param, r, 0
     return params, policy_param, r, _step(params, r)
+
+
+def _starts_at_the_beginning(r: Run) -> bool:
+    """A lesson (title, notes, questions) or a challenge run from the editor opens at step 0,
+    as its link does: read from the start, or checked against its goal from the start."""
+    a = r.scenario.annotations
+    return bool(a.title or a.notes or a.questions or a.goal is not None)
 
 
 @router.get(
