@@ -28,6 +28,7 @@
   var closesAt = null; // when the poll's countdown ends (this browser's clock)
   var ticker = null;
   var said = "";
+  var saidStep = "";
 
   function $(id) { return document.getElementById(id); }
 
@@ -85,9 +86,12 @@
     }
     var bar = view.querySelector(".stepbar[data-step]");
     var command = view.querySelector(".stepbar .command");
-    if (bar) {
-      announce("Step " + bar.getAttribute("data-step") + " of " + bar.getAttribute("data-last") +
-        (command ? ": " + command.textContent.trim() : ""));
+    var step = bar && ("Step " + bar.getAttribute("data-step") + " of " +
+      bar.getAttribute("data-last") + (command ? ": " + command.textContent.trim() : ""));
+    // The same step again (answered after a reveal) is not news: the answer is.
+    if (step && step !== saidStep) {
+      saidStep = step;
+      announce(step);
     }
     scrollToChange();
   }
@@ -103,7 +107,12 @@
       hint.textContent = "The picture scrolls sideways: swipe it to see the rest ⇆";
       picture.insertBefore(hint, picture.firstChild);
     }
-    var changed = picture.querySelector("svg g.changed:not(.gone)");
+    // The decisive thing first: a reference at risk, the frame the kernel decided on, a frame
+    // that changed, then anything that changed.
+    var changed = picture.querySelector("svg g.at-risk") ||
+      picture.querySelector('svg g.frame[class*="decided-"]') ||
+      picture.querySelector("svg g.frame.changed") ||
+      picture.querySelector("svg g.changed:not(.gone)");
     if (!changed) return;
     var box = picture.getBoundingClientRect();
     var mark = changed.getBoundingClientRect();
@@ -282,11 +291,13 @@
     }
   }
 
-  // A poll's countdown (`closes_in`: the seconds left when the server sent the poll), counted
-  // down on this browser's clock; at zero the poll takes no more answers.
+  // A poll's countdown: `seconds_left` as the server made the answer, counted down on this
+  // browser's clock (the server refuses votes at zero; `closed` says it did).
   function countdown(poll) {
-    var left = poll && !poll.revealed && typeof poll.closes_in === "number" ? poll.closes_in : null;
+    var left = poll && !poll.revealed && typeof poll.seconds_left === "number"
+      ? poll.seconds_left : null;
     closesAt = left === null ? null : Date.now() + 1000 * Math.max(0, left);
+    if (poll && poll.closed && !poll.revealed) closesAt = Date.now();
     var start = $("live-countdown-start");
     if (start) start.hidden = !poll || poll.revealed || closesAt !== null;
     clearInterval(ticker);
@@ -364,12 +375,13 @@
   }
 
   // The view stays, and is the student's now: nothing will move it any more.
-  function ended() {
+  function ended(byMe) {
+    if (panel.classList.contains("ended")) return; // said once (the teacher's own stream too)
     following = false;
     panel.classList.add("offline", "ended", "detached");
-    var message = role === "teacher"
-      ? "You ended this live session: the students' pages say so"
-      : "The teacher ended this live session: the view is yours to explore";
+    var message = byMe === true
+      ? "You ended this live session: every student's page says so"
+      : "This live session has ended: the view is yours to explore";
     setText("live-mode", message);
     announce(message + ".");
     panel.querySelectorAll(".live-tools, .live-count, #live-poll, .live-more, .live-join")
@@ -444,7 +456,7 @@
       if (!window.confirm("End this live session? Every student's page will say it ended.")) return;
       fetch("/api/v1/live/" + code, { method: "DELETE", credentials: "same-origin" })
         .then(function (response) {
-          if (response.ok || response.status === 404) ended();
+          if (response.ok || response.status === 404) ended(true);
           else say("The server did not end the session (" + response.status + ").");
         })
         .catch(function () { say("The server cannot be reached; the session goes on."); });

@@ -127,7 +127,7 @@ async def _room_page(request: Request, code: str, role: str) -> HTMLResponse:
         join_url=join_url(request, room.code),
         students=await broker.students(room.code),
         lessons=lesson_cards() if role == "teacher" else (),
-        results_csv=f"/api/v1/live/{room.code}/results.csv",
+        results_csv=f"/api/v1/live/{room.code}/poll.csv",
         countdown_seconds=COUNTDOWN_SECONDS,
     )
     if role == "student":

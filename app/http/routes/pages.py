@@ -191,13 +191,14 @@ def _html(
     *,
     push: str | None = None,
     retarget: str | None = None,
+    reswap: str = "innerHTML",
 ) -> HTMLResponse:
     headers = {"Vary": VARY}
     if push is not None:
         headers["HX-Push-Url"] = push
     if retarget is not None:
         headers["HX-Retarget"] = retarget
-        headers["HX-Reswap"] = "innerHTML"
+        headers["HX-Reswap"] = reswap
     return HTMLResponse(body, status_code=status, headers=headers)
 
 
@@ -424,7 +425,9 @@ def _index(
     body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration", "scenario_head"))
     # A step of a lesson with questions, asked for the stage alone: the whole region answers.
     retarget = "#sim" if stage_request else None
-    return _html(body, push=sim.stage.share, retarget=retarget)
+    # A step stays where the page is, as every step's own swap does (`show:none`): a
+    # projector's step bar and picture do not scroll away.
+    return _html(body, push=sim.stage.share, retarget=retarget, reswap="innerHTML show:none")
 
 
 @router.get(
