@@ -375,43 +375,99 @@
   }
 
   // The view stays, and is the student's now: nothing will move it any more.
-  function ended(byMe) {
+  function ended(message) {
     if (panel.classList.contains("ended")) return; // said once (the teacher's own stream too)
     following = false;
+    stopped = true;
+    if (source) source.close();
     panel.classList.add("offline", "ended", "detached");
-    var message = byMe === true
-      ? "You ended this live session: every student's page says so"
-      : "This live session has ended: the view is yours to explore";
-    setText("live-mode", message);
-    announce(message + ".");
+    var text = (message || "This live session has ended") + ": the view is yours to explore";
+    setText("live-mode", text);
+    announce(text + ".");
     panel.querySelectorAll(".live-tools, .live-count, #live-poll, .live-more, .live-join")
       .forEach(function (el) { el.hidden = true; });
     countdown(null);
   }
 
+  // The stream is ours to keep open: EventSource gives up for good after an error status (a
+  // worker killed, Redis restarting, a full room for a moment), and a stalled connection
+  // (a NAT forgetting it) looks open forever. Heartbeats come every 12 s; 27 s without any
+  // event says "reconnecting…" and opens a new stream, after a growing, jittered pause so a
+  // whole hall does not come back in the same millisecond.
+  var source = null;
+  var stopped = false;
+  var lastSeen = Date.now();
+  var failures = 0;
+  var retryTimer = null;
+  var STALL_MS = 27000;
+  var modeText = $("live-mode") ? $("live-mode").textContent : "";
+
+  function seen() {
+    lastSeen = Date.now();
+    failures = 0;
+    if (panel.classList.contains("reconnecting")) {
+      panel.classList.remove("reconnecting", "offline");
+      setText("live-mode", modeText);
+    }
+  }
+
+  function reconnecting() {
+    if (stopped || panel.classList.contains("reconnecting")) return;
+    panel.classList.add("reconnecting", "offline");
+    setText("live-mode", "Reconnecting…");
+  }
+
+  function retry() {
+    if (stopped || retryTimer) return;
+    if (source) source.close();
+    reconnecting();
+    var pause = Math.min(15000, 1000 * Math.pow(2, failures)) * (0.5 + Math.random());
+    failures += 1;
+    retryTimer = setTimeout(function () {
+      retryTimer = null;
+      // Ask first whether the room is still there: a room that ended answers 404, and
+      // then there is nothing to reconnect to.
+      fetch("/api/v1/live/" + code, { credentials: "same-origin", cache: "no-store" })
+        .then(function (response) {
+          if (response.status === 404) ended();
+          else if (response.ok) connect();
+          else retry();
+        })
+        .catch(retry);
+    }, pause);
+  }
+
   function connect() {
     var url = "/live/" + code + "/events" + (role === "student" ? "" : "?role=" + role);
-    var source = new EventSource(url);
+    source = new EventSource(url);
+    lastSeen = Date.now();
+    source.addEventListener("open", seen);
+    source.addEventListener("heartbeat", seen);
     source.addEventListener("state", function (ev) {
+      seen();
       panel.classList.remove("offline");
       onState(JSON.parse(ev.data));
     });
     source.addEventListener("poll", function (ev) {
+      seen();
       var poll = JSON.parse(ev.data);
       if (latest) latest.poll = poll;
       onPoll(poll);
     });
-    source.addEventListener("ended", function () {
-      source.close();
-      ended();
+    source.addEventListener("ended", function (ev) {
+      var data = ev.data ? JSON.parse(ev.data) : null;
+      ended(data && data.message ? "The teacher ended this live session" : null);
     });
     source.addEventListener("error", function () {
-      // The browser reconnects by itself (a phone waking up, a worker restarted); a stream
-      // the server refused stays closed.
-      if (source.readyState === EventSource.CLOSED) ended();
-      else panel.classList.add("offline");
+      // CONNECTING: the browser retries by itself; CLOSED (an error status): we do.
+      if (source.readyState === EventSource.CLOSED) retry();
+      else reconnecting();
     });
   }
+
+  setInterval(function () {
+    if (!stopped && !retryTimer && Date.now() - lastSeen > STALL_MS) retry();
+  }, 5000);
 
   if (role === "student") {
     $("live-detach").addEventListener("click", detach);
@@ -456,7 +512,7 @@
       if (!window.confirm("End this live session? Every student's page will say it ended.")) return;
       fetch("/api/v1/live/" + code, { method: "DELETE", credentials: "same-origin" })
         .then(function (response) {
-          if (response.ok || response.status === 404) ended(true);
+          if (response.ok || response.status === 404) ended("You ended this live session");
           else say("The server did not end the session (" + response.status + ").");
         })
         .catch(function () { say("The server cannot be reached; the session goes on."); });

@@ -14,13 +14,12 @@ from app.live.control import (
     NO_STORE,
     TEACHER_COOKIE,
     Refused,
+    admit,
     broker_of,
     find_room,
     html_refusals,
     join_url,
-    set_student,
     start_room,
-    student_id,
     teacher_key,
 )
 from app.live.qr import qr_svg
@@ -59,7 +58,7 @@ async def join(request: Request, code: str | None = None) -> Response:
     status = 200
     if code is not None:
         try:
-            room = await find_room(broker_of(request), code)
+            room = await find_room(request, broker_of(request), code)
             return RedirectResponse(f"/live/{room.code}", status_code=303)
         except Refused as exc:
             message, status = exc.message, exc.status
@@ -106,7 +105,7 @@ async def start(
 async def _room_page(request: Request, code: str, role: str) -> HTMLResponse:
     try:
         broker = broker_of(request)
-        room = await find_room(broker, code)
+        room = await find_room(request, broker, code)
         if role == "student" and await broker.students(room.code) >= broker.max_students:
             # Said here, on the page: a refused event stream only looks like an ended room.
             raise Refused(429, "full", f"this room already has {broker.max_students} students")
@@ -131,9 +130,7 @@ async def _room_page(request: Request, code: str, role: str) -> HTMLResponse:
         countdown_seconds=COUNTDOWN_SECONDS,
     )
     if role == "student":
-        sid, new = student_id(request)
-        if new:
-            set_student(response, request, sid)
+        await admit(request, response, broker, room.code)
     return response
 
 
@@ -166,7 +163,7 @@ async def teacher_page(request: Request, code: str) -> Response:
 async def screen_page(request: Request, code: str) -> Response:
     try:
         broker = broker_of(request)
-        room = await find_room(broker, code)
+        room = await find_room(request, broker, code)
     except Refused as exc:
         return exc.page(request)
     url = join_url(request, room.code)
