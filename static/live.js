@@ -298,7 +298,7 @@
       ? poll.seconds_left : null;
     closesAt = left === null ? null : Date.now() + 1000 * Math.max(0, left);
     if (poll && poll.closed && !poll.revealed) closesAt = Date.now();
-    var start = $("live-countdown-start");
+    var start = $("live-countdown-tools");
     if (start) start.hidden = !poll || poll.revealed || closesAt !== null;
     clearInterval(ticker);
     ticker = null;
@@ -503,7 +503,7 @@
       post("reveal").then(function (state) { if (state) onState(state); });
     });
     $("live-countdown-start").addEventListener("click", function () {
-      var seconds = Number(this.textContent.replace(/\D+/g, "")) || 30;
+      var seconds = Number($("live-countdown-seconds").value);
       post("countdown", { seconds: seconds }).then(function (state) {
         if (state) onState(state);
       });

@@ -31,6 +31,7 @@ router = APIRouter()
 # The countdown the teacher's button starts on a poll: long enough to read four choices on a
 # phone, short enough to keep a lecture moving.
 COUNTDOWN_SECONDS = 30
+COUNTDOWN_CHOICES = (10, 20, 30, 60, 120)
 
 
 def _page(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -128,6 +129,7 @@ async def _room_page(request: Request, code: str, role: str) -> HTMLResponse:
         lessons=lesson_cards() if role == "teacher" else (),
         results_csv=f"/api/v1/live/{room.code}/poll.csv",
         countdown_seconds=COUNTDOWN_SECONDS,
+        countdown_choices=COUNTDOWN_CHOICES,
     )
     if role == "student":
         await admit(request, response, broker, room.code)

@@ -38,7 +38,9 @@ def test_the_teachers_page_loads_another_lesson_counts_down_downloads_and_ends(
     assert starts == [card.start for card in lesson_cards()]
     assert first(page, "#live-load-link").attributes.get("name") == "link"
     assert attr(first(page, "#live-csv"), "href") == f"/api/v1/live/{code}/poll.csv"
-    assert "Countdown" in first(page, "#live-countdown-start").text()
+    seconds = [attr(o, "value") for o in page.css("#live-countdown-seconds option")]
+    assert seconds == ["10", "20", "30", "60", "120"]
+    assert first(page, "#live-countdown-start").text() == "Start the countdown"
     assert first(page, "#live-end").text() == "End session"
     # One live region in the room.
     assert [attr(n, "id") for n in page.css("[aria-live]")] == ["live-say"]

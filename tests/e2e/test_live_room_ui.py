@@ -247,3 +247,61 @@ def test_a_phone_in_the_room_starts_the_picture_at_what_changed(
         assert phone.evaluate("document.querySelector('#live-view figure.picture').scrollLeft") > 0
     finally:
         phone_context.close()
+
+
+def test_a_poll_countdown_runs_on_every_page_and_closes_the_poll(
+    browser: Browser, server: str, context: BrowserContext
+) -> None:
+    teacher = context.new_page()
+    code = go_live(teacher, server, make_link("/", DIRTY_COW.text, step=QUESTION_STEP))
+    student_context = browser.new_context(viewport={"width": 375, "height": 812}, is_mobile=True)
+    try:
+        student = student_context.new_page()
+        student.goto(f"{server}/live/{code}")
+        step_shown(student, QUESTION_STEP)
+        teacher.locator("#live-open-poll").click()
+        expect(student.locator("#live-poll")).to_be_visible()
+        teacher.locator("#live-countdown-seconds").select_option("10")
+        teacher.locator("#live-countdown-start").click()
+        for page in (teacher, student):
+            expect(page.locator("#live-countdown")).to_contain_text(re.compile(r"closes in \d+ s"))
+        expect(teacher.locator("#live-countdown-tools")).to_be_hidden()
+        for page in (teacher, student):
+            expect(page.locator("#live-countdown")).to_have_text(" · closed", timeout=20_000)
+        expect(student.locator("#live-say")).to_have_text("The poll is closed.")
+        expect(student.locator("#live-choices button").first).to_be_disabled()
+        student.keyboard.press("1")  # too late: nothing counted
+        expect(teacher.locator("#live-answered")).to_have_text("0")
+        # The reveal still comes, and ends the countdown's line.
+        teacher.locator("#live-reveal").click()
+        expect(student.locator("#live-answer")).to_be_visible()
+        expect(student.locator("#live-countdown")).to_have_text("")
+    finally:
+        student_context.close()
+
+
+def test_the_teacher_ends_the_session_and_every_students_page_says_so(
+    browser: Browser, server: str, context: BrowserContext
+) -> None:
+    teacher = context.new_page()
+    code = go_live(teacher, server, make_link("/", DIRTY_COW.text, step=1))
+    students = [browser.new_context() for _ in range(2)]
+    try:
+        pages = [s.new_page() for s in students]
+        for page in pages:
+            page.goto(f"{server}/live/{code}")
+            step_shown(page, 1)
+        teacher.once("dialog", lambda dialog: dialog.accept())
+        teacher.locator("#live-end").click()
+        expect(teacher.locator("#live-mode")).to_contain_text("You ended this live session")
+        expect(teacher.locator("#live-end")).to_be_hidden()
+        for page in pages:
+            expect(page.locator("#live-mode")).to_contain_text("ended")
+            expect(page.locator("#live-say")).to_contain_text("ended")
+            expect(page.locator("#live-detach")).to_be_hidden()
+        # The code is gone: joining it again says so.
+        pages[0].goto(f"{server}/live?code={code}")
+        expect(pages[0].locator("#live-join-error")).to_be_visible()
+    finally:
+        for student in students:
+            student.close()
