@@ -381,6 +381,8 @@
     stopped = true;
     if (source) source.close();
     panel.classList.add("offline", "ended", "detached");
+    // Only the teacher's key ends a room: on the teacher's page, that was this teacher.
+    if (role === "teacher" && message) message = "You ended this live session";
     var text = (message || "This live session has ended") + ": the view is yours to explore";
     setText("live-mode", text);
     announce(text + ".");
@@ -437,12 +439,22 @@
     }, pause);
   }
 
+  // A quiet room's count can change with no event (a killed worker's seats stop counting):
+  // the teacher's page and the projector's re-read it at each heartbeat; students need not.
+  function recount() {
+    fetch("/api/v1/live/" + code, { credentials: "same-origin", cache: "no-store" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (state) { if (state) setText("live-students", String(state.students)); })
+      .catch(function () {});
+  }
+
   function connect() {
     var url = "/live/" + code + "/events" + (role === "student" ? "" : "?role=" + role);
     source = new EventSource(url);
     lastSeen = Date.now();
     source.addEventListener("open", seen);
     source.addEventListener("heartbeat", seen);
+    if (role !== "student") source.addEventListener("heartbeat", recount);
     source.addEventListener("state", function (ev) {
       seen();
       panel.classList.remove("offline");
