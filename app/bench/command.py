@@ -34,6 +34,10 @@ BUDGETS = {
     "live_kb_per_student": 64.0,
     "live_redis_fanout_ms_p99": 250.0,
     "live_redis_kb_per_student": 64.0,
+    "live_nginx_fanout_ms_p99": 250.0,  # the class setup: nginx, 2 workers, Redis
+    "live_nginx_kb_per_student": 64.0,
+    "live_recover_worker_s": 5.0,
+    "live_recover_redis_s": 15.0,
     "click_paint_ms_p50": 33.0,  # with --browser
     "click_paint_ms_p99": 50.0,
     "sweep_s": 30.0,
@@ -168,7 +172,8 @@ def register(subparsers: Any) -> None:
         "--live",
         action="store_true",
         help="also measure live-session fan-out: 500 event streams on one worker, then two "
-        "workers sharing the room through a throwaway redis-server (loopback only)",
+        "workers sharing the room through a throwaway redis-server, then the class setup "
+        "(nginx, two workers, Redis) with a worker and Redis killed (loopback only)",
     )
     parser.add_argument("--load", action="store_true", help="run the load test (docs/deploy.md)")
     load = parser.add_argument_group("load test (with --load)")

@@ -100,6 +100,10 @@ class Hub:
 
     def __init__(self) -> None:
         self.rooms: dict[str, set[Listener]] = {}
+        # The newest ``state`` (and ``poll`` since) each room with streams here was sent: a
+        # stream that opens gets them as they are, without asking the store. A class
+        # reconnecting at once (its worker killed) costs this worker no work per student.
+        self.last: dict[str, dict[str, bytes]] = {}
 
     def add(self, listener: Listener) -> None:
         self.rooms.setdefault(listener.code, set()).add(listener)
@@ -110,13 +114,27 @@ class Hub:
             listeners.discard(listener)
             if not listeners:
                 del self.rooms[listener.code]
+                self.last.pop(listener.code, None)
 
     def students(self, code: str) -> int:
         return sum(1 for listener in self.rooms.get(code, ()) if listener.student)
 
     def deliver(self, code: str, kind: str, payload: bytes) -> None:
-        for listener in self.rooms.get(code, ()):
+        listeners = self.rooms.get(code)
+        if not listeners:
+            return
+        if kind == "state":
+            self.last[code] = {"state": payload}  # it holds the poll as it is now
+        elif kind == "poll" and code in self.last:
+            self.last[code]["poll"] = payload
+        else:
+            self.last.pop(code, None)
+        for listener in listeners:
             listener.deliver(kind, payload)
+
+    def remember(self, code: str, state: bytes) -> None:
+        if code in self.rooms:
+            self.last.setdefault(code, {"state": state})
 
 
 class Broker(ABC):
@@ -280,6 +298,8 @@ class Broker(ABC):
                 await action(code)
             except asyncio.CancelledError:
                 raise
+            except BrokerUnavailable:  # Redis restarting: the next update brings it back
+                log.warning("live room %s: %s update failed: the store is down", code, what)
             except Exception:  # a lost count update must not end the worker's loop
                 log.exception("live room %s: %s update failed", code, what)
 
@@ -372,14 +392,14 @@ class MemoryBroker(Broker):
         self.hub.deliver(code, kind, payload)
 
 
-def broker_from_url(url: str | None) -> Broker:
+def broker_from_url(url: str | None, **limits: Any) -> Broker:
     if not url:
-        return MemoryBroker()
+        return MemoryBroker(**limits)
     if not url.startswith(REDIS_SCHEMES):
         raise ValueError(f"--broker takes a redis:// URL, not {url!r}")
     from app.live.redis_broker import RedisBroker  # one worker needs no Redis client
 
-    return RedisBroker(url, max_streams=max_streams())
+    return RedisBroker(url, max_streams=max_streams(), **limits)
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -387,6 +407,8 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 ENV_BROKER = "COWLAB_LIVE_BROKER"
 ENV_WORKERS = "COWLAB_WORKERS"
 ENV_PUBLIC_URL = "COWLAB_PUBLIC_URL"
+# Seats per room (default `MAX_STUDENTS`): `cowlab serve --live-seats N`.
+ENV_SEATS = "COWLAB_LIVE_SEATS"
 
 REFUSED_WORKERS = (
     "Live sessions need one shared broker when cowlab runs several workers: each worker would "
@@ -413,4 +435,5 @@ def configured() -> Broker | str:
     workers = int(os.environ.get(ENV_WORKERS) or "1")
     if url is None and workers > 1:
         return REFUSED_WORKERS
-    return broker_from_url(url)
+    seats = int(os.environ.get(ENV_SEATS) or MAX_STUDENTS)
+    return broker_from_url(url, max_students=seats, max_joined=4 * seats)

@@ -58,32 +58,76 @@ def stop(process: subprocess.Popen[bytes], sig: int | None = signal.SIGINT) -> N
         process.wait(timeout=5)
 
 
+class RedisServer:
+    """Debian's ``redis-server`` on a loopback port with nothing saved (no RDB, no AOF), in
+    ``folder``: killed, it comes back empty, as a crashed Redis without persistence does."""
+
+    def __init__(self, folder: str, port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError(
+                "redis-server is not installed (Debian: apt install redis-server)"
+            )
+        self.binary = binary
+        self.folder = folder
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        command = [self.binary, "--port", str(self.port), "--bind", HOST, "--save", ""]
+        command += ["--appendonly", "no", "--dir", self.folder, "--logfile", ""]
+        command += ["--loglevel", "warning"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        wait_for_port(self.port, self.process, "redis-server", 10)
+        return self
+
+    def kill(self) -> None:
+        """Gone at once, with everything it held."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process, signal.SIGTERM)
+
+
 @contextmanager
 def redis_server() -> Iterator[str]:
     """Debian's ``redis-server`` on a free loopback port, nothing saved, in a temporary
     directory; yields its ``redis://`` URL and stops it on leaving."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise FileNotFoundError("redis-server is not installed (Debian: apt install redis-server)")
-    port = free_port()
+    with restartable_redis() as server:
+        yield server.url
+
+
+@contextmanager
+def restartable_redis() -> Iterator[RedisServer]:
     with tempfile.TemporaryDirectory(prefix="cowlab-redis-") as folder:
-        command = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly"]
-        command += ["no", "--dir", folder, "--logfile", "", "--loglevel", "warning"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        server = RedisServer(folder)
         try:
-            wait_for_port(port, process, "redis-server", 10)
-            yield f"redis://{HOST}:{port}/0"
+            yield server.start()
         finally:
-            stop(process, signal.SIGTERM)
+            server.stop()
 
 
 class Worker:
     """One uvicorn worker of ``app.http.main:app`` on a loopback port; restartable on that port."""
 
-    def __init__(self, port: int, broker: str | None, cpu: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        broker: str | None,
+        cpu: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
         self.broker = broker
         self.cpu = cpu
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
@@ -95,6 +139,7 @@ class Worker:
         env = {k: v for k, v in os.environ.items() if k not in (ENV_BROKER, ENV_WORKERS)}
         if self.broker:
             env[ENV_BROKER] = self.broker
+        env.update(self.env)
         command = [sys.executable, "-m", "uvicorn", "app.http.main:app", "--host", HOST]
         command += ["--port", str(self.port), "--log-level", "warning", "--no-access-log"]
         self.process = subprocess.Popen(command, env=env)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from app.live.broker import ENDED, Broker, BrokerUnavailable, ended_payload
+from app.live.broker import ENDED, Broker, BrokerUnavailable, encode, ended_payload
 from app.live.rooms import Room
 
 log = logging.getLogger("cowlab.live")
@@ -52,6 +53,7 @@ WORKER_FORGET_S = 3600.0
 # rather than failing, so the pool is sized from the streams a worker serves at once.
 POOL_WAIT_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
+COUNT_FRESH_S = 0.25
 COMMAND_TIMEOUT_S = 5.0
 
 # Store the room unless Redis has it already, or the teacher ended it (a tombstone).
@@ -88,6 +90,10 @@ class RedisBroker(Broker):
         self.held_joined: dict[str, set[str]] = {}
         self.held_votes: dict[tuple[str, int], dict[str, str]] = {}
         self._down_since: float | None = None
+        self._counted: dict[str, tuple[float, int]] = {}
+        # The value of `_epoch_key` this worker last saw: it changes when Redis comes back
+        # empty, and then every worker puts back what it holds.
+        self.epoch: bytes | None = None
 
     def _client(self) -> Redis:
         pool = BlockingConnectionPool.from_url(
@@ -119,6 +125,7 @@ class RedisBroker(Broker):
         return f"{PREFIX}owner:{owner}"
 
     _rooms_key = f"{PREFIX}rooms"
+    _epoch_key = f"{PREFIX}epoch"
     _workers_key = f"{PREFIX}workers"
 
     def _ttl(self, room: Room) -> int:
@@ -167,6 +174,9 @@ class RedisBroker(Broker):
                 await pubsub.psubscribe(f"{PREFIX}ev:*")
                 if warned:
                     log.warning("live broker: listening to Redis again")
+                    # Events published while this worker was not listening are lost: its
+                    # streams get the rooms' state as it is now.
+                    await self._resync()
                 warned = False
                 async for message in pubsub.listen():
                     if message["type"] == "pmessage":
@@ -183,6 +193,13 @@ class RedisBroker(Broker):
                     await pubsub.aclose()
                 with contextlib.suppress(Exception):
                     await client.aclose()
+
+    async def _resync(self) -> None:
+        for code in list(self.hub.rooms):
+            with contextlib.suppress(BrokerUnavailable):
+                room = await self.load(code)
+                if room is not None:
+                    self.hub.deliver(code, "state", encode("state", await self.state(room)))
 
     def _heard(self, channel: bytes, data: bytes) -> None:
         code = channel.decode().rsplit(":", 1)[1]
@@ -229,6 +246,8 @@ class RedisBroker(Broker):
             self._forget(code)
         codes = list(self.held)
         async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._epoch_key, uuid.uuid4().hex, nx=True)
+            pipe.get(self._epoch_key)
             pipe.hset(self._workers_key, self.worker, str(now))
             for code in self.hub.rooms:
                 self._write_presence(pipe, code, now)
@@ -243,18 +262,23 @@ class RedisBroker(Broker):
                     self._ttl(room),
                 )
             results = await pipe.execute()
+        epoch = results[1]
+        lost = self.epoch is not None and epoch != self.epoch
+        self.epoch = epoch
         restored = [
             code
             for code, put in zip(codes, results[-len(codes) :] if codes else [], strict=True)
             if put
         ]
-        if restored:
-            await self._restore(restored)
+        if restored or lost:
+            log.warning("live broker: Redis lost its data; putting back rooms %s", ", ".join(codes))
+            await self._restore(codes if lost else restored)
         if int(now) % 60 == 0:
             await self._forget_dead_workers(now)
 
     async def _restore(self, codes: list[str]) -> None:
-        log.warning("live broker: re-asserted rooms Redis had lost: %s", ", ".join(codes))
+        """Put back the room records' indexes, joined ids and votes of ``codes`` (each worker
+        puts back its own: together they are the whole). A vote changed since is kept."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for code in codes:
                 room = self.held[code]
@@ -269,15 +293,15 @@ class RedisBroker(Broker):
                     pipe.expire(self._joined_key(code), ttl)
                 for (votes_code, poll_id), votes in self.held_votes.items():
                     if votes_code == code and votes:
-                        pipe.hset(self._votes_key(code, poll_id), mapping=dict(votes.items()))
+                        for student, choice in votes.items():
+                            pipe.hsetnx(self._votes_key(code, poll_id), student, choice)
                         pipe.expire(self._votes_key(code, poll_id), ttl)
             await pipe.execute()
-        # The pages of these rooms show the state they had; their counts come back with the
-        # next tick of every worker.
+        # Every worker puts back its own votes: the last one to do so announces the whole
+        # tally, and pages that missed events meanwhile get the state as it is.
         for code in codes:
-            if code in self.hub.rooms:
-                with contextlib.suppress(BrokerUnavailable):
-                    await self.announce(self.held[code])
+            with contextlib.suppress(BrokerUnavailable):
+                await self.announce(self.held[code])
 
     async def _forget_dead_workers(self, now: float) -> None:
         seen = await self.redis.hgetall(self._workers_key)
@@ -396,6 +420,11 @@ class RedisBroker(Broker):
         return dict(Counter(_text(vote) for vote in votes))
 
     async def students(self, code: str) -> int:
+        # A class joining at once asks for the count once per stream: one answer serves
+        # those that ask within `COUNT_FRESH_S` (a seat or two over the size, at worst).
+        at, counted = self._counted.get(code, (-1.0, 0))
+        if time.monotonic() - at < COUNT_FRESH_S:
+            return counted
         with self._reaching():
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(self._students_key(code))
@@ -407,6 +436,9 @@ class RedisBroker(Broker):
         for worker, value in counts.items():
             if _text(worker) in alive:
                 total += int(_text(value).partition(" ")[0])
+        self._counted[code] = (time.monotonic(), total)
+        if len(self._counted) > 4 * self.max_rooms:
+            self._counted.clear()
         return total
 
     async def publish(self, code: str, kind: str, payload: bytes) -> None:

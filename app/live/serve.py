@@ -12,6 +12,7 @@ import resource
 from app.live.broker import (
     ENV_BROKER,
     ENV_PUBLIC_URL,
+    ENV_SEATS,
     ENV_WORKERS,
     REDIS_SCHEMES,
     REFUSED_WORKERS,
@@ -33,11 +34,15 @@ def raise_open_files() -> int:
     return soft
 
 
-def prepare(broker_url: str | None, workers: int, public_url: str | None) -> str:
+def prepare(
+    broker_url: str | None, workers: int, public_url: str | None, seats: int | None = None
+) -> str:
     """Set the workers' environment; returns the line `serve` prints about live sessions, or
     ``"error: …"`` when the broker cannot be used."""
     raise_open_files()
     os.environ[ENV_WORKERS] = str(workers)
+    if seats is not None:
+        os.environ[ENV_SEATS] = str(seats)
     if public_url:
         os.environ[ENV_PUBLIC_URL] = public_url.rstrip("/")
     if not broker_url:

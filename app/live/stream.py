@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 
-from app.live.broker import Broker, BrokerUnavailable, encode
+from app.live.broker import KINDS, Broker, BrokerUnavailable, encode
 from app.live.control import (
     NO_STORE,
     Refused,
@@ -28,6 +28,7 @@ from app.live.control import (
     broker_of,
     find_room,
     html_refusals,
+    student_id,
 )
 
 log = logging.getLogger("cowlab.live")
@@ -39,6 +40,9 @@ SEND_TIMEOUT_S = 20.0
 # worker: they bypass the class size, so they have their own small bound.
 MAX_WATCHERS = 16
 HEARTBEAT = encode("heartbeat", None)
+# EventSource's pause before it opens a stream again after one ended (a worker killed): a
+# second, so a class is back soon; each page's own jittered backoff spreads later retries.
+RETRY = b"retry: 1000\n\n"
 
 router = APIRouter()
 
@@ -59,7 +63,7 @@ async def events(request: Request, code: str, role: str | None = None) -> Respon
         broker = broker_of(request)
         room = await find_room(request, broker, code)
         student = role not in ("teacher", "screen")
-        if student and await broker.students(room.code) >= broker.max_students:
+        if student and not await _seat_free(request, broker, room.code):
             raise Refused(
                 429,
                 "full",
@@ -81,19 +85,37 @@ async def events(request: Request, code: str, role: str | None = None) -> Respon
     )
 
 
+async def _seat_free(request: Request, broker: Broker, code: str) -> bool:
+    """Whether a student's stream may open. A room at its size still takes back a student
+    whose page joined it (its id in the cookie) while the count is under twice the size:
+    the count may still hold, for a few seconds, the seats of a worker that died under its
+    students, and those students are the ones reconnecting."""
+    count = await broker.students(code)
+    if count < broker.max_students:
+        return True
+    sid, new = student_id(request)
+    return count < 2 * broker.max_students and not new and await broker.admitted(code, sid)
+
+
 async def _stream(broker: Broker, code: str, student: bool) -> AsyncIterator[bytes]:
     # Joined here, not in the route: a client gone before the stream starts never ran this
     # generator, so nothing would ever leave for it.
     listener = broker.join(code, student)
     try:
         # Joined before the state is read: an event made in between is not lost.
-        room = await broker.load(listener.code)
-        if room is None:
-            yield encode("ended", None)
-            return
+        sent = dict(broker.hub.last.get(code, {}))
+        if not sent:
+            room = await broker.load(listener.code)
+            if room is None:
+                yield encode("ended", None)
+                return
+            sent = {"state": encode("state", await broker.state(room))}
+            broker.hub.remember(code, sent["state"])
         # A page that loses its stream (a phone asleep, a worker restarted) asks again soon.
-        yield b"retry: 1500\n\n"
-        yield encode("state", await broker.state(room))
+        yield RETRY
+        for kind in KINDS:
+            if kind in sent:
+                yield sent[kind]
         while True:
             items = await listener.next(HEARTBEAT_S)
             if items:
