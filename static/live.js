@@ -132,13 +132,19 @@
   var pending = null;
   var sending = false;
 
+  // Whether the last refusal will pass (the store restarting: 503 with a retry; a worker
+  // gone: 502/504; no answer at all), as opposed to a refusal that will not change.
+  var transient = false;
+
   function post(what, body) {
+    transient = false;
     return fetch("/api/v1/live/" + code + "/" + what, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       credentials: "same-origin",
       body: JSON.stringify(body || {})
     }).then(function (response) {
+      transient = response.status >= 502 && response.status <= 504;
       return response.json().then(function (data) {
         if (!response.ok) {
           say((data.detail && data.detail.message) || "The server refused.");
@@ -148,20 +154,30 @@
         return data;
       });
     }).catch(function () {
+      transient = true;
       say("The server cannot be reached; retrying when the stream comes back.");
       return null;
     });
   }
 
+  // The teacher's steps are not lost to a fault: one the server could not take now (Redis
+  // restarting, a worker gone) goes again until it is taken, unless a newer one replaces it.
+  var retryReport = null;
+
   function report(link) {
     pending = link;
     if (sending) return;
     sending = true;
+    clearTimeout(retryReport);
     var next = pending;
     pending = null;
     post("state", { link: next }).then(function (state) {
-      if (state) onState(state);
       sending = false;
+      if (state) onState(state);
+      else if (transient && pending === null) {
+        retryReport = setTimeout(function () { report(next); }, 1500);
+        return;
+      }
       if (pending !== null) report(pending);
     });
   }
