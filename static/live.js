@@ -409,15 +409,15 @@
 
   // The stream is ours to keep open: EventSource gives up for good after an error status (a
   // worker killed, Redis restarting, a full room for a moment), and a stalled connection
-  // (a NAT forgetting it) looks open forever. Heartbeats come every 12 s; 27 s without any
-  // event says "reconnecting…" and opens a new stream, after a growing, jittered pause so a
-  // whole hall does not come back in the same millisecond.
+  // (a NAT forgetting it) looks open forever. Heartbeats come every 12 s; two missed (24 s
+  // without any event, noticed within 2 s) say "reconnecting…" and open a new stream, after a
+  // growing, jittered pause so a whole hall does not come back in the same millisecond.
   var source = null;
   var stopped = false;
   var lastSeen = Date.now();
   var failures = 0;
   var retryTimer = null;
-  var STALL_MS = 27000;
+  var STALL_MS = 24000;
   var modeText = $("live-mode") ? $("live-mode").textContent : "";
 
   function seen() {
@@ -495,7 +495,7 @@
 
   setInterval(function () {
     if (!stopped && !retryTimer && Date.now() - lastSeen > STALL_MS) retry();
-  }, 5000);
+  }, 2000);
 
   if (role === "student") {
     $("live-detach").addEventListener("click", detach);

@@ -203,6 +203,11 @@ class Broker(ABC):
         """Delete the room and its votes; every stream of it gets an ``ended`` event."""
 
     @abstractmethod
+    async def was_ended(self, code: str) -> bool:
+        """Whether the teacher ended room ``code`` (within the idle time): pages that ask
+        about it are told so, and their question is not a wrong code."""
+
+    @abstractmethod
     async def admit(self, code: str, student: str) -> None:
         """Remember ``student`` as an id of a page that joined the room (at most
         ``max_joined``: past it, later ids are not remembered and cannot vote)."""
@@ -334,6 +339,7 @@ class MemoryBroker(Broker):
         self.rooms: dict[str, Room] = {}
         self.votes: dict[tuple[str, int], dict[str, str]] = {}
         self.joined: dict[str, set[str]] = {}
+        self.ended: dict[str, float] = {}  # code → until when it is remembered as ended
 
     def _drop(self, code: str) -> None:
         self.rooms.pop(code, None)
@@ -359,7 +365,14 @@ class MemoryBroker(Broker):
 
     async def end(self, code: str) -> None:
         self._drop(code)
+        now = self.clock()
+        for old in [c for c, until in self.ended.items() if until <= now]:
+            del self.ended[old]
+        self.ended[code] = now + self.idle_seconds
         self.hub.deliver(code, ENDED, ended_payload(code))
+
+    async def was_ended(self, code: str) -> bool:
+        return self.ended.get(code, 0.0) > self.clock()
 
     async def admit(self, code: str, student: str) -> None:
         joined = self.joined.setdefault(code, set())

@@ -164,6 +164,8 @@ async def find_room(request: Request, broker: Broker, code: str) -> Room:
         )
     normal = normalize_code(code)
     room = None if normal is None else await broker.load(normal)
+    if room is None and normal is not None and await broker.was_ended(normal):
+        raise Refused(404, "ended", f"the live session {normal} has ended")
     if room is None:
         misses.missed(address)
         raise Refused(
@@ -201,7 +203,9 @@ def same_site(request: Request) -> bool:
         return False
     seen = urlsplit(origin)
     public = live_config(request).public_url
-    ours = {request.headers.get("host", "")}
+    # A proxy that rewrites Host names the visitor's in X-Forwarded-Host; another site's
+    # page cannot set that header (nor any other a form or simple request cannot send).
+    ours = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
     if public:
         ours.add(urlsplit(public).netloc)
     return seen.netloc in ours
@@ -340,6 +344,18 @@ async def admit(request: Request, response: Response | None, broker: Broker, cod
             return  # a stream without the page's cookie: nobody to remember
         set_student(response, request, sid)
     await broker.admit(code, sid)
+
+
+async def seat_free(request: Request, broker: Broker, code: str) -> bool:
+    """Whether a student's stream may open. A room at its size still takes back a student
+    whose page joined it (its id in the cookie) while the count is under twice the size:
+    the count may still hold, for a few seconds, the seats of a worker that died under its
+    students, and those students are the ones reconnecting."""
+    count = await broker.students(code)
+    if count < broker.max_students:
+        return True
+    sid, new = student_id(request)
+    return count < 2 * broker.max_students and not new and await broker.admitted(code, sid)
 
 
 async def announce(broker: Broker, room: Room) -> dict[str, Any]:

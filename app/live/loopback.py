@@ -17,11 +17,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app.live.broker import ENV_BROKER, ENV_WORKERS
 
 HOST = "127.0.0.1"
+# A worker imports the whole app before it listens: seconds on a quiet machine, far more on
+# one whose cores several test processes share.
+START_ALLOWANCE_S = 120.0
 
 
 def free_port() -> int:
@@ -129,6 +133,8 @@ class Worker:
         self.cpu = cpu
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
+        # Where the worker's output goes (None: this process's own stdout and stderr).
+        self.log: Path | None = None
 
     def start(self) -> Worker:
         self.launch()
@@ -142,13 +148,17 @@ class Worker:
         env.update(self.env)
         command = [sys.executable, "-m", "uvicorn", "app.http.main:app", "--host", HOST]
         command += ["--port", str(self.port), "--log-level", "warning", "--no-access-log"]
-        self.process = subprocess.Popen(command, env=env)
+        if self.log is None:
+            self.process = subprocess.Popen(command, env=env)
+        else:
+            with self.log.open("ab") as log:
+                self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         if self.cpu is not None:
             os.sched_setaffinity(self.process.pid, {self.cpu})
 
     def ready(self) -> None:
         assert self.process is not None
-        wait_for_port(self.port, self.process, "the uvicorn worker", 30)
+        wait_for_port(self.port, self.process, "the uvicorn worker", START_ALLOWANCE_S)
 
     def kill(self) -> None:
         """Gone at once, as a crashed or OOM-killed worker goes: no goodbye to anyone."""

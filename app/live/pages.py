@@ -19,6 +19,7 @@ from app.live.control import (
     find_room,
     html_refusals,
     join_url,
+    seat_free,
     start_room,
     teacher_key,
 )
@@ -107,7 +108,7 @@ async def _room_page(request: Request, code: str, role: str) -> HTMLResponse:
     try:
         broker = broker_of(request)
         room = await find_room(request, broker, code)
-        if role == "student" and await broker.students(room.code) >= broker.max_students:
+        if role == "student" and not await seat_free(request, broker, room.code):
             # Said here, on the page: a refused event stream only looks like an ended room.
             raise Refused(429, "full", f"this room already has {broker.max_students} students")
         if role == "teacher" and not key_matches(room, teacher_key(request, room.code)):

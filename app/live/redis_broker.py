@@ -392,6 +392,10 @@ class RedisBroker(Broker):
                 await pipe.execute()
         self._forget(code)
 
+    async def was_ended(self, code: str) -> bool:
+        with self._reaching():
+            return bool(await self.redis.exists(self._ended_key(code)))
+
     async def admit(self, code: str, student: str) -> None:
         room = self.held.get(code)
         ttl = self._ttl(room) if room is not None else int(self.idle_seconds) + 1

@@ -28,7 +28,7 @@ from app.live.control import (
     broker_of,
     find_room,
     html_refusals,
-    student_id,
+    seat_free,
 )
 
 log = logging.getLogger("cowlab.live")
@@ -63,7 +63,7 @@ async def events(request: Request, code: str, role: str | None = None) -> Respon
         broker = broker_of(request)
         room = await find_room(request, broker, code)
         student = role not in ("teacher", "screen")
-        if student and not await _seat_free(request, broker, room.code):
+        if student and not await seat_free(request, broker, room.code):
             raise Refused(
                 429,
                 "full",
@@ -83,18 +83,6 @@ async def events(request: Request, code: str, role: str | None = None) -> Respon
         headers=NO_STORE,
         send_timeout=SEND_TIMEOUT_S,
     )
-
-
-async def _seat_free(request: Request, broker: Broker, code: str) -> bool:
-    """Whether a student's stream may open. A room at its size still takes back a student
-    whose page joined it (its id in the cookie) while the count is under twice the size:
-    the count may still hold, for a few seconds, the seats of a worker that died under its
-    students, and those students are the ones reconnecting."""
-    count = await broker.students(code)
-    if count < broker.max_students:
-        return True
-    sid, new = student_id(request)
-    return count < 2 * broker.max_students and not new and await broker.admitted(code, sid)
 
 
 async def _stream(broker: Broker, code: str, student: bool) -> AsyncIterator[bytes]:

@@ -69,9 +69,13 @@ def test_the_teacher_ends_the_room_and_nobody_else_can(client: TestClient) -> No
     assert (refused.status_code, refused.json()["detail"]["error"]) == (403, "forbidden")
     ended = client.delete(f"/api/v1/live/{code}", headers=key)
     assert (ended.status_code, ended.json()) == (200, {"code": code, "ended": True})
-    assert client.get(f"/api/v1/live/{code}").status_code == 404
+    gone = client.get(f"/api/v1/live/{code}")
+    assert (gone.status_code, gone.json()["detail"]["error"]) == (404, "ended")
     assert client.get(f"/live/{code}").status_code == 404
     assert client.delete(f"/api/v1/live/{code}", headers=key).status_code == 404
+    # A whole hall asking about the ended room (pages reconnecting) is not guessing codes.
+    hall = TestClient(client.app, client=("192.0.2.7", 40000))
+    assert {hall.get(f"/api/v1/live/{code}").status_code for _ in range(100)} == {404}
 
 
 def test_a_vote_counts_only_from_a_page_that_joined_the_room(client: TestClient) -> None:
@@ -171,6 +175,9 @@ def test_room_creation_refuses_another_sites_page(client: TestClient) -> None:
     assert client.post("/api/v1/live", json=link, headers=own).status_code == 201
     assert client.post("/live", data=link, headers=own, follow_redirects=False).status_code == 303
     assert client.post("/api/v1/live", json=link).status_code == 201
+    # Behind a proxy that rewrites Host, the visitor's host comes as X-Forwarded-Host.
+    proxied = {"Origin": "https://class.example.org", "X-Forwarded-Host": "class.example.org"}
+    assert client.post("/api/v1/live", json=link, headers=proxied).status_code == 201
 
 
 def test_a_few_addresses_cannot_take_every_room_and_a_new_teacher_still_gets_one() -> None:

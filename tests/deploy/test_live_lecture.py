@@ -53,6 +53,8 @@ def hall(nginx_binary: str, tmp_path: Path) -> Iterator[Hall]:
         redis = RedisServer(folder).start()
         env = {ENV_SEATS: str(SEATS)}
         pair = (Worker(free_port(), redis.url, env=env), Worker(free_port(), redis.url, env=env))
+        for n, worker in enumerate(pair):
+            worker.log = tmp_path / f"worker{n}.log"
         try:
             for worker in pair:
                 worker.launch()
