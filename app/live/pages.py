@@ -53,7 +53,7 @@ def _page(request: Request, template: str, status: int = 200, **values: Any) -> 
     "/live",
     response_class=HTMLResponse,
     summary="Join a live session by its code",
-    responses={303: {"description": "To the room's page."}, **html_refusals(404, 503)},
+    responses={303: {"description": "To the room's page."}, **html_refusals(404, 429, 503)},
 )
 async def join(request: Request, code: str | None = None) -> Response:
     message = ""
@@ -151,7 +151,7 @@ async def student_page(request: Request, code: str) -> Response:
     "/live/{code}/teach",
     response_class=HTMLResponse,
     summary="The teacher's page (in the browser holding the key's cookie)",
-    responses=html_refusals(403, 404, 503),
+    responses=html_refusals(403, 404, 429, 503),
 )
 async def teacher_page(request: Request, code: str) -> Response:
     return await _room_page(request, code, "teacher")
@@ -161,7 +161,7 @@ async def teacher_page(request: Request, code: str) -> Response:
     "/live/{code}/screen",
     response_class=HTMLResponse,
     summary="The projector's join screen: the code, the link and its QR code",
-    responses=html_refusals(404, 503),
+    responses=html_refusals(404, 429, 503),
 )
 async def screen_page(request: Request, code: str) -> Response:
     try:
