@@ -433,6 +433,7 @@
     if (stopped || panel.classList.contains("reconnecting")) return;
     panel.classList.add("reconnecting", "offline");
     setText("live-mode", "Reconnecting…");
+    announce("The connection to the class dropped: reconnecting…"); // #live-mode is not a live region
   }
 
   function retry() {
