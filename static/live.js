@@ -442,17 +442,21 @@
     reconnecting();
     var pause = Math.min(15000, 1000 * Math.pow(2, failures)) * (0.5 + Math.random());
     failures += 1;
+    // retryTimer stays set until the question is answered: one reconnection at a time.
     retryTimer = setTimeout(function () {
-      retryTimer = null;
       // Ask first whether the room is still there: a room that ended answers 404, and
       // then there is nothing to reconnect to.
       fetch("/api/v1/live/" + code, { credentials: "same-origin", cache: "no-store" })
         .then(function (response) {
+          retryTimer = null;
           if (response.status === 404) ended();
           else if (response.ok) connect();
           else retry();
         })
-        .catch(retry);
+        .catch(function () {
+          retryTimer = null;
+          retry();
+        });
     }, pause);
   }
 
@@ -467,6 +471,7 @@
 
   function connect() {
     var url = "/live/" + code + "/events" + (role === "student" ? "" : "?role=" + role);
+    if (source) source.close();
     source = new EventSource(url);
     lastSeen = Date.now();
     source.addEventListener("open", seen);

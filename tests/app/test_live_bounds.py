@@ -123,3 +123,18 @@ def test_a_full_room_takes_back_its_own_students_up_to_twice_its_size() -> None:
 
     with serving(app) as port:
         asyncio.run(scenario(port))
+
+
+def test_live_seats_reach_every_workers_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.live.broker import ENV_BROKER, ENV_SEATS, ENV_WORKERS, configured
+
+    for name in (ENV_BROKER, ENV_SEATS, ENV_WORKERS):  # restored as they were afterwards
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    serve.prepare(None, 1, None, seats=40)
+    broker = configured()
+    assert not isinstance(broker, str)
+    assert (broker.max_students, broker.max_joined) == (40, 160)
+    monkeypatch.delenv(ENV_SEATS)
+    default = configured()
+    assert not isinstance(default, str) and default.max_students == 500

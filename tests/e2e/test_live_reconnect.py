@@ -4,6 +4,7 @@ stream stalls, and says so when the teacher ends the room."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -31,6 +32,18 @@ def _step_shown(page: Page, step: int) -> None:
     expect(page.locator("#live-view .stepbar")).to_have_attribute("data-step", str(step))
 
 
+def _counted(page: Page, server: str, code: str, students: int) -> None:
+    """Wait (real time, on a loaded machine) until the room counts ``students``."""
+    deadline = time.monotonic() + 30
+    while page.request.get(f"{server}/api/v1/live/{code}").json()["students"] != students:
+        assert time.monotonic() < deadline, (
+            f"the room never counted {students} students",
+            page.locator("#live-mode").text_content(),
+            page.request.get(f"{server}/api/v1/live/{code}").json()["students"],
+        )
+        time.sleep(0.2)
+
+
 def test_the_page_reconnects_after_error_statuses(
     page: Page, live: tuple[str, MemoryBroker]
 ) -> None:
@@ -54,6 +67,7 @@ def test_the_page_reconnects_after_error_statuses(
     assert refused["left"] == 0
     page.request.post(f"{server}/api/v1/live/{code}/state", data={"step": 4}, headers=key)
     _step_shown(page, 4)
+    _counted(page, server, code, 1)  # one page, one stream: the retries left none behind
 
 
 def test_a_stalled_stream_says_reconnecting_and_comes_back(
@@ -65,12 +79,14 @@ def test_a_stalled_stream_says_reconnecting_and_comes_back(
     page.goto(f"{server}/live/{code}")
     _step_shown(page, 2)
     expect(page.locator("#live-mode")).to_have_text("Following the teacher")
+    _counted(page, server, code, 1)  # the stream is open (the view loads without it)
     # 26 s without a heartbeat (the page's clock moves; the stream sends nothing): within
     # the 30 s the issue allows, the page says so.
     page.clock.run_for(26_000)
     expect(page.locator("#live-mode")).to_have_text("Reconnecting…")
     page.clock.run_for(20_000)  # the jittered pause, then a new stream
-    expect(page.locator("#live-mode")).to_have_text("Following the teacher")
+    expect(page.locator("#live-mode")).to_have_text("Following the teacher", timeout=30_000)
+    _counted(page, server, code, 1)
     page.request.post(f"{server}/api/v1/live/{code}/state", data={"step": 5}, headers=key)
     _step_shown(page, 5)
 
