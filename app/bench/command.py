@@ -42,6 +42,7 @@ BUDGETS = {
     "click_paint_ms_p99": 50.0,
     "sweep_s": 30.0,
     "custom_column_ms": 100.0,
+    "lab_rss_mb": 150.0,
 }
 LOWER_BOUNDS = {"class_ratio"}
 

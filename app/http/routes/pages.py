@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.http.heavy import is_heavy, offload, scenario_chars
+from app.http.heavy import OFFLOAD_CHARS, is_heavy, offload, scenario_chars
 from app.http.htmx import HtmxDetails, htmx_details
 from app.http.render import render_error_page, render_fragment, render_page
 from app.picture.png import svg_to_png
@@ -565,6 +565,9 @@ async def compare(
     # Every era replays the scenario: offload sooner than a single-era page.
     columns = len(p) if p else len(policies.split(",")) if policies else len(POLICIES)
     chars = scenario_chars(s) * (columns + len(custom or ()))
+    if custom:
+        # A custom column is a policy built and a replay nothing has memoised: off the loop.
+        chars = max(chars, OFFLOAD_CHARS + 1)
     return await _answer(
         request, chars, _compare, request, hx, s, policies, p, step, v, view, policy, custom
     )
@@ -656,7 +659,12 @@ def _compare(
     summary="Every preset under every policy, as a grid of verdicts",
 )
 async def presets(request: Request, custom: CustomQ = None, backing: BackingQ = None) -> Response:
-    return _presets(request, custom, backing)
+    if not custom:
+        # The eras' columns come from the app's memo after the first request: milliseconds.
+        return _presets(request, custom, backing)
+    # A custom column replays every preset under a point the memo has likely never seen (the
+    # knob space has hundreds of thousands): a worker thread, under the request deadline.
+    return await _answer(request, OFFLOAD_CHARS + 1, _presets, request, custom, backing)
 
 
 def _presets(
