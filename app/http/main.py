@@ -14,7 +14,7 @@ from app.http.guard import RequestLimits
 from app.http.heavy import share_the_gil
 from app.http.memo import PageMemo, ResponseMemo
 from app.http.render import render_error_page
-from app.http.routes import api, docs, lab, lessons, pages, realcode, reference
+from app.http.routes import api, docs, lab, lessons, offline, pages, realcode, reference
 from app.http.security import DENY_HEADERS, EMBED_HEADERS, SecurityHeaders, frameable
 from app.live import lifespan as live_lifespan
 from app.live import routes as live
@@ -152,6 +152,7 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
     app.include_router(lab.router)
     app.include_router(reference.router)
     app.include_router(realcode.router)
+    app.include_router(offline.router)
     app.include_router(live.router)
     # "Run on this server's kernel" (app.probe.web): off unless `cowlab serve` enabled it.
     app.state.probe = probe if probe is not None else ProbeSettings.from_environ()

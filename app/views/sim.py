@@ -162,6 +162,7 @@ class Stage(NamedTuple):
     export: str
     export_png: str
     export_c: str  # the scenario as a C program (DESIGN.md §12)
+    export_html: str  # the scenario as one file that steps offline (issue 23)
     realcode: str  # the system calls of this step, from the same generator
     embed: str
     present_toggle: str
@@ -336,6 +337,7 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         export=linker.elsewhere("/export.svg", k, "normal"),
         export_png=linker.elsewhere("/export.png", k, "normal"),
         export_c=linker.elsewhere("/export.c", None, "normal"),
+        export_html=linker.elsewhere("/export.html", k, "normal"),
         realcode=linker.elsewhere("/realcode", k, "normal"),
         embed=linker.elsewhere("/embed", k, "normal"),
         present_toggle=linker.elsewhere(
