@@ -106,10 +106,15 @@ def subpage_runs(frame: Frame) -> tuple[SubpageRun, ...]:
     entire = frame.folio.entire_mapcount
     runs = [SubpageRun(0, 0, frame.subpage_mapcount(0), frame.subpage_anon_exclusive(0))]
     folio = frame.folio
-    rest = zip(range(1, n), folio.subpage_mapcounts[1:], folio.subpage_exclusive[1:], strict=True)
-    for (mapcount, exclusive), group in groupby(rest, key=lambda t: (t[1], t[2])):
-        indices = [i for i, _, _ in group]
-        runs.append(SubpageRun(indices[0], indices[-1], mapcount + entire, exclusive))
+    # groupby over the (mapcount, bit) pairs themselves, without a key function: the 511
+    # comparisons stay in C, where a Python key per subpage cost a millisecond a folio on
+    # every step of a huge-page scenario (issue 23's profile).
+    rest = zip(folio.subpage_mapcounts[1:n], folio.subpage_exclusive[1:n], strict=True)
+    first = 1
+    for (mapcount, exclusive), group in groupby(rest):
+        size = len(list(group))
+        runs.append(SubpageRun(first, first + size - 1, mapcount + entire, exclusive))
+        first += size
     return tuple(runs)
 
 

@@ -50,7 +50,7 @@ router = APIRouter()
 # A heavy scenario's steps cost more each: its deck holds fewer of them.
 HEAVY_WINDOW = 2
 
-INLINE_CSS = ("app.css", "lesson.css")
+INLINE_CSS = ("app.css", "lesson.css", "offline.css")
 INLINE_JS = ("app.js", "lesson.js", "steps.js")
 
 
@@ -221,6 +221,8 @@ def _export_html(request: Request, query: dict[str, str]) -> Response:
     if isinstance(opened, Response):
         return opened
     params, policy, r, k = opened
+    # A link without a step shows the last one; a downloaded lesson starts at its beginning.
+    k = 0 if params.step is None else k
     if r.last > OFFLINE_MAX_STEPS:
         return _error_response(
             request, hx, too_many_steps(r), "index.html", "home", params.view, policy

@@ -448,7 +448,8 @@ def step_answer(
         stage, hidden_sim = hide_future(stage, replace(sim, stage=stage), lesson)
         assert hidden_sim is not None
         sim = hidden_sim
-    ctx = _context(request, "home", view, r.link_text, policy_param)
+    # The offline file is no page of the site: no section is current, no "Go live".
+    ctx = _context(request, "offline" if offline else "home", view, r.link_text, policy_param)
     ctx.update(
         sim=sim,
         stage=sim.stage,
