@@ -10,7 +10,8 @@ question bounds it once more: nothing after a question the learner has not answe
 so no outcome of a `#?` read reaches the page before the reveal (its reveal is a link to the
 server, as before).
 
-The downloaded file (`app.http.routes.offline`) holds every step, up to `OFFLINE_MAX_STEPS`;
+The downloaded file (`app.http.routes.offline`) holds every step, within the `OFFLINE_MAX_*`
+bounds;
 there is no server to ask for the answer of a question, so the file carries it *sealed*
 (`seal`): not markup, not readable text, unsealed by the page's script when the learner
 answers.
@@ -23,7 +24,13 @@ from dataclasses import dataclass
 
 STEP_WINDOW = 12  # steps on each side of the current one a page holds
 DECK_MAX_BYTES = 1_500_000  # markup a page's deck may carry, whatever the window
-OFFLINE_MAX_STEPS = 200  # steps the downloaded file holds (≤ 2 MB gzip, DESIGN.md §7)
+# The downloaded file holds every step and every answer to each question, drawn by the server:
+# at these bounds it stays under 2 MB of gzip (DESIGN.md §7, `offline_kb`) and its request
+# under the worst-request budget. Every built-in lesson and preset is far inside them (at most
+# 40 steps, weight 126).
+OFFLINE_MAX_STEPS = 200
+OFFLINE_MAX_WEIGHT = 10_000  # `app.views.runs.Run.weight`: 200 steps of 64 processes × 16 pages
+OFFLINE_MAX_ANSWERS = 200  # a question's answers are a choice each and "show the answer"
 
 
 @dataclass(frozen=True, slots=True)

@@ -292,7 +292,10 @@ def timeline_entries(run: Run, lo: int, hi: int) -> tuple[TimelineEntry, ...]:
     )
 
 
-def build_stage(run: Run, k: int, linker: Linker) -> Stage:
+def build_stage(run: Run, k: int, linker: Linker, offline: bool = False) -> Stage:
+    """Step ``k``'s stage; ``offline``: for the offline file, which has no server to send an
+    action to (no action buttons: they were most of the work of its steps) and draws every
+    step in its timeline once, however long, rather than a window with every step."""
     trace = run.trace
     last = run.last
     step = trace.steps[k]
@@ -305,13 +308,13 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     )
     focus = pic.focus
     fresh = fresh_names(run.names, run.pages)
-    actions = suggest_actions(step.state, fresh, focus)
+    actions = () if offline else suggest_actions(step.state, fresh, focus)
     verdicts_here = verdict_views((v for v in trace.verdicts if v.step == k), linker.step)
     # A long scenario's timeline shows the steps around this one; the others are a click on
     # the step bar away, and sending all their narration with every step would cost more
     # than the rest of the page.
     lo, hi = 0, last
-    if timeline_is_windowed(run):
+    if timeline_is_windowed(run) and not offline:
         lo, hi = max(0, k - TIMELINE_AROUND), min(last, k + TIMELINE_AROUND)
     timeline = timeline_entries(run, lo, hi)
     nav = StepNav.at(k, last, linker.step)
@@ -357,7 +360,9 @@ def choices(linker: Linker, current: str, k: int) -> tuple[PolicyChoice, ...]:
     return (*eras, PolicyChoice(Era.of(get_policy(current)), linker.policy_link(current, k), True))
 
 
-def build_sim(run: Run, policy_param: str, k: int, view: View) -> Sim:
+def build_sim(
+    run: Run, policy_param: str, k: int, view: View, offline: bool = False
+) -> Sim:
     """``policy_param`` is kept as the user wrote it (``latest`` stays ``latest`` in links)."""
     linker = Linker("/", run, policy_param, view)
     policies = choices(linker, run.policy.id, k)
@@ -368,7 +373,7 @@ def build_sim(run: Run, policy_param: str, k: int, view: View) -> Sim:
         policy=current,
         policies=policies,
         verdicts=verdicts,
-        stage=build_stage(run, k, linker),
+        stage=build_stage(run, k, linker, offline),
         compare=linker.elsewhere("/compare", k, "normal"),
         view=view,
     )

@@ -38,7 +38,14 @@ from app.http.routes.pages import (
     step_answer,
 )
 from app.paths import STATIC_DIR
-from app.views.deck import DECK_MAX_BYTES, OFFLINE_MAX_STEPS, deck_span, seal
+from app.views.deck import (
+    DECK_MAX_BYTES,
+    OFFLINE_MAX_ANSWERS,
+    OFFLINE_MAX_STEPS,
+    OFFLINE_MAX_WEIGHT,
+    deck_span,
+    seal,
+)
 from app.views.errors import ErrorView
 from app.views.lessons import TooCostly, build_lesson
 from app.views.links import View
@@ -132,10 +139,48 @@ def _read_static(names: Iterable[str]) -> str:
     return "\n".join((STATIC_DIR / name).read_text(encoding="utf-8") for name in names)
 
 
+class TooLarge(Exception):
+    """The scenario is over a bound of the offline file (`app.views.deck`); says which."""
+
+
+def _answers(request: Request, r: Run, policy: str) -> list[tuple[int, str]]:
+    """(step, pick) of every answer the file holds: "show the answer" and each choice."""
+    linker = Linker("/", r, policy, "normal")
+    answers = []
+    for q in _questions(r):
+        lesson = build_lesson(r, q, linker, None, request.app.state.runs)
+        assert lesson is not None and lesson.question is not None  # a step with a question
+        answers += [(q, pick) for pick in ("", *(c.text for c in lesson.question.choices))]
+    return answers
+
+
+def check_bounds(request: Request, r: Run, policy: str) -> list[tuple[int, str]]:
+    """The answers `offline_entries` will draw; `TooLarge` when the file would be over a
+    bound, `TooCostly` when asking the questions replays too much."""
+    if r.last > OFFLINE_MAX_STEPS:
+        raise TooLarge(
+            f"the scenario has {r.last} steps; the offline file holds at most "
+            f"{OFFLINE_MAX_STEPS} (each step's picture is drawn into it)"
+        )
+    if r.weight > OFFLINE_MAX_WEIGHT:
+        raise TooLarge(
+            f"the scenario's trace weighs {r.weight:,} page-table, frame and reference "
+            f"entries; the offline file holds at most {OFFLINE_MAX_WEIGHT:,}"
+        )
+    answers = _answers(request, r, policy)
+    if len(answers) > OFFLINE_MAX_ANSWERS:
+        raise TooLarge(
+            f"its questions have {len(answers)} answers and choices to draw; the offline file "
+            f"holds at most {OFFLINE_MAX_ANSWERS}"
+        )
+    return answers
+
+
 def offline_entries(request: Request, r: Run, policy: str) -> list[DeckEntry]:
-    """Every step of ``r``, and every answer to each of its questions, for the offline file."""
-    questions = _questions(r)
-    sealed = bool(questions)
+    """Every step of ``r``, and every answer to each of its questions, for the offline file.
+    Raises `TooLarge` or `TooCostly` (`check_bounds`)."""
+    answers = check_bounds(request, r, policy)
+    sealed = bool(answers)
     entries = []
 
     def entry(a: StepAnswer, plain: bool, address: str) -> DeckEntry:
@@ -146,15 +191,9 @@ def offline_entries(request: Request, r: Run, policy: str) -> list[DeckEntry]:
     for k in range(r.last + 1):
         got = step_answer(request, r, policy, "normal", k, None, stage_request=True, offline=True)
         entries.append(entry(got, True, f"step={k}"))
-    linker = Linker("/", r, policy, "normal")
-    for q in questions:
-        lesson = build_lesson(r, q, linker, None, request.app.state.runs)
-        assert lesson is not None and lesson.question is not None  # a step with a question
-        for pick in ("", *(c.text for c in lesson.question.choices)):
-            got = step_answer(
-                request, r, policy, "normal", q, pick, stage_request=True, offline=True
-            )
-            entries.append(entry(got, False, f"step={q}&answer={quote(pick)}"))
+    for q, pick in answers:
+        got = step_answer(request, r, policy, "normal", q, pick, stage_request=True, offline=True)
+        entries.append(entry(got, False, f"step={q}&answer={quote(pick)}"))
     return entries
 
 
@@ -189,16 +228,6 @@ def offline_filename(r: Run) -> str:
     return f"cowlab-{slug}-{r.policy.id}.html"
 
 
-def too_many_steps(r: Run) -> ErrorView:
-    return ErrorView(
-        413,
-        "Too many steps to download",
-        f"The scenario has {r.last} steps; the offline file holds at most {OFFLINE_MAX_STEPS} "
-        "(each step's picture is drawn into it). Shorten it, or split it into lessons.",
-        r.link_text,
-    )
-
-
 @router.get(
     "/export.html",
     response_class=Response,
@@ -223,13 +252,13 @@ def _export_html(request: Request, query: dict[str, str]) -> Response:
     params, policy, r, k = opened
     # A link without a step shows the last one; a downloaded lesson starts at its beginning.
     k = 0 if params.step is None else k
-    if r.last > OFFLINE_MAX_STEPS:
-        return _error_response(
-            request, hx, too_many_steps(r), "index.html", "home", params.view, policy
-        )
     online = str(request.base_url).rstrip("/") + Linker("/", r, policy, "normal").step(k)
     try:
         body = offline_page(request, r, policy, k, online)
+    except TooLarge as exc:
+        message = f"{str(exc).capitalize()}. Shorten it, or split it into lessons."
+        error = ErrorView(413, "Too large to download for offline use", message, r.link_text)
+        return _error_response(request, hx, error, "index.html", "home", params.view, policy)
     except TooCostly as exc:
         error = ErrorView(413, "This lesson asks more than a page replays", str(exc), r.link_text)
         return _error_response(request, hx, error, "index.html", "home", params.view, policy)

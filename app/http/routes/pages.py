@@ -421,7 +421,7 @@ def step_answer(
     if stage_only and linker is not None:
         # A step (← →, the step bar, the timeline): only what changes from step to step is
         # built and sent; the era's story, the verdict list and the editor stay on the page.
-        stage = build_stage(r, k, linker)
+        stage = build_stage(r, k, linker, offline=offline)
         fragment: dict[str, object] = {
             "stage": stage,
             "error": None,
@@ -434,11 +434,12 @@ def step_answer(
         # current step moves, which app.js does from the step bar's `data-step`. A long
         # scenario's timeline is a window around the step, sent again with each step.
         partials: tuple[str, ...] = ("stepbar", "narration")
-        if timeline_is_windowed(r):
+        if timeline_is_windowed(r) and not offline:
             partials += ("timeline",)
         body = render_fragment("index.html", fragment, "stage", partials)
         return StepAnswer(k, body, stage.share, "stage", False)
-    sim = build_sim(r, policy_param, k, view)
+    # The offline file's timeline lists every step once; a step there only moves its mark.
+    sim = build_sim(r, policy_param, k, view, offline=offline)
     if lesson is not None and linker is not None:
         stage = sim.stage
         if lesson.hidden:
