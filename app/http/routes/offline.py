@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from app.http.heavy import is_heavy, scenario_chars
+from app.http.heavy import scenario_chars
 from app.http.htmx import htmx_details
 from app.http.render import render_page
 from app.http.routes.pages import (
@@ -43,6 +43,7 @@ from app.views.deck import (
     OFFLINE_MAX_ANSWERS,
     OFFLINE_MAX_STEPS,
     OFFLINE_MAX_WEIGHT,
+    STEP_WINDOW,
     deck_span,
     seal,
 )
@@ -54,7 +55,8 @@ from app.views.sim import Linker
 
 router = APIRouter()
 
-# A heavy scenario's steps cost more each: its deck holds fewer of them.
+# A heavy scenario's steps cost more each (a trace over the offline file's weight bound, up to
+# the limits of DESIGN.md §7): its deck holds fewer of them.
 HEAVY_WINDOW = 2
 
 INLINE_CSS = ("app.css", "lesson.css", "offline.css")
@@ -107,8 +109,8 @@ def _steps(request: Request, query: dict[str, str], answer: str | None) -> Respo
     params, policy, r, k = opened
     try:
         revealed = _revealed(request, r, policy, params.view, k, answer)
-        window = HEAVY_WINDOW if is_heavy(scenario_chars(query.get("s"))) else None
-        span = deck_span(k, r.last, _questions(r), revealed, *((window,) if window else ()))
+        window = STEP_WINDOW if r.weight <= OFFLINE_MAX_WEIGHT else HEAVY_WINDOW
+        span = deck_span(k, r.last, _questions(r), revealed, window)
         held: list[StepAnswer] = []
         size = 0
         for step in span.nearest_first():
