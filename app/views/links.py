@@ -35,11 +35,7 @@ _ALWAYS_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.
 # quote_plus(c, safe=_SAFE) of every ASCII character, for `str.translate`.
 _ASCII_QUOTED = {
     code: (
-        chr(code)
-        if chr(code) in _ALWAYS_SAFE + _SAFE
-        else "+"
-        if code == 32
-        else f"%{code:02X}"
+        chr(code) if chr(code) in _ALWAYS_SAFE + _SAFE else "+" if code == 32 else f"%{code:02X}"
     )
     for code in range(128)
 }
@@ -52,6 +48,7 @@ def quote_scenario(text: str) -> str:
     if text.isascii():
         return text.translate(_ASCII_QUOTED)
     return quote_plus(text, safe=_SAFE)
+
 
 View = Literal["normal", "present"]
 

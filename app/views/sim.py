@@ -360,9 +360,7 @@ def choices(linker: Linker, current: str, k: int) -> tuple[PolicyChoice, ...]:
     return (*eras, PolicyChoice(Era.of(get_policy(current)), linker.policy_link(current, k), True))
 
 
-def build_sim(
-    run: Run, policy_param: str, k: int, view: View, offline: bool = False
-) -> Sim:
+def build_sim(run: Run, policy_param: str, k: int, view: View, offline: bool = False) -> Sim:
     """``policy_param`` is kept as the user wrote it (``latest`` stays ``latest`` in links)."""
     linker = Linker("/", run, policy_param, view)
     policies = choices(linker, run.policy.id, k)

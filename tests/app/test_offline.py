@@ -42,7 +42,7 @@ def as_parsed(body: str) -> str:
     return inner(first(LexborHTMLParser(f"<template>{body}</template>"), "template"))
 
 
-def templates(page: LexborHTMLParser) -> list[LexborNode]:
+def templates(page: LexborHTMLParser | LexborNode) -> list[LexborNode]:
     return list(page.css("template[data-push]"))
 
 
@@ -183,7 +183,9 @@ def test_the_offline_file_carries_a_lesson_s_answers_sealed(client: TestClient) 
     assert {attr(t, "data-hash") for t in answers} == {
         f"step={question.step}&answer={pick}" for pick in ("", *asked.choices)
     }
-    shown = unseal(attr(next(t for t in answers if attr(t, "data-hash").endswith("=")), "data-sealed"))
+    shown = unseal(
+        attr(next(t for t in answers if attr(t, "data-hash").endswith("=")), "data-sealed")
+    )
     result = first(LexborHTMLParser(shown), ".q-answer")
     assert result.text() == asked.answers["5.7"]
 

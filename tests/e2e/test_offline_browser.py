@@ -24,7 +24,6 @@ from app.http.main import app
 from app.views.links import make_link
 from engine.lesson import ask
 from engine.lessons import LESSONS
-from engine.presets import PRESETS
 from engine.syntax import parse
 from engine.trace import replay
 from tests.app.conftest import preset_link
@@ -83,7 +82,9 @@ class Offline:
 
 
 @pytest.fixture(params=list(VIEWPORTS))
-def offline(request: pytest.FixtureRequest, browser: Browser, lesson_file: Path) -> Iterator[Offline]:
+def offline(
+    request: pytest.FixtureRequest, browser: Browser, lesson_file: Path
+) -> Iterator[Offline]:
     o = Offline(browser, lesson_file, VIEWPORTS[request.param])
     yield o
     o.context.close()

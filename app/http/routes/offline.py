@@ -77,7 +77,9 @@ def _questions(r: Run) -> tuple[int, ...]:
     return tuple(q.step for q in r.scenario.annotations.questions)
 
 
-def _revealed(request: Request, r: Run, policy: str, view: View, k: int, answer: str | None) -> bool:
+def _revealed(
+    request: Request, r: Run, policy: str, view: View, k: int, answer: str | None
+) -> bool:
     """Whether the page at step ``k`` shows its question answered (a pick the question knows,
     or the empty "show us"): a made-up pick leaves it hidden, and so must the deck."""
     if answer is None or k not in _questions(r):
@@ -287,4 +289,3 @@ def standalone_request(query: dict[str, str]) -> Request:
         "app": app,
     }
     return Request(scope)
-
