@@ -85,8 +85,15 @@
   }
 
   function showStep(step) {
+    if (inRoom()) return false;
     var link = byStep.get(Number(step));
     return !!link && show(link, "push");
+  }
+
+  // A live room (live.js) follows the teacher: its steps are the room's, reported to it and
+  // never pushed to the address bar, which stays the room's. The deck stays out of it.
+  function inRoom() {
+    return !!document.getElementById("live-panel");
   }
 
   function togglePresent(link) {
@@ -98,7 +105,7 @@
   // it cannot answer from the deck.
   window.addEventListener("click", function (ev) {
     if (ev.defaultPrevented || ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey ||
-        ev.altKey || !ev.target.closest) return;
+        ev.altKey || !ev.target.closest || inRoom()) return;
     var el = ev.target.closest("a[href], #timeline button[name=step]");
     if (!el) return;
     if (offline && el.matches('[data-nav="present"]')) {
@@ -126,7 +133,7 @@
 
   // Online: hold the steps around the one on screen; fetch again near the deck's edge.
   function ensureDeck() {
-    if (offline || fetching || !window.fetch) return;
+    if (offline || fetching || !window.fetch || inRoom()) return;
     var bar = currentBar();
     var share = bar && bar.getAttribute("data-share");
     if (!share || share.indexOf("?") < 0) return;

@@ -236,6 +236,8 @@ class JsonClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        # Cookies the server set (a student's id), sent back as a browser would.
+        self.cookies: dict[str, str] = {}
 
     @classmethod
     async def open(cls, port: int) -> JsonClient:
@@ -250,6 +252,8 @@ class JsonClient:
             head += "Content-Type: application/json\r\n"
         if key is not None:
             head += f"Authorization: Bearer {key}\r\n"
+        if self.cookies:
+            head += "Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()) + "\r\n"
         self.writer.write(head.encode() + b"\r\n" + payload)
         status = int((await self.reader.readline()).split()[1])
         length = 0
@@ -260,6 +264,10 @@ class JsonClient:
                 length = int(value)
             elif name.lower() == b"content-type":
                 is_json = b"json" in value
+            elif name.lower() == b"set-cookie":
+                cookie, _, _ = value.decode().strip().partition(";")
+                cookie_name, _, cookie_value = cookie.partition("=")
+                self.cookies[cookie_name] = cookie_value
         raw = await self.reader.readexactly(length)
         if not raw:
             return status, None

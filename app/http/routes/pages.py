@@ -191,13 +191,14 @@ def _html(
     *,
     push: str | None = None,
     retarget: str | None = None,
+    reswap: str = "innerHTML",
 ) -> HTMLResponse:
     headers = {"Vary": VARY}
     if push is not None:
         headers["HX-Push-Url"] = push
     if retarget is not None:
         headers["HX-Retarget"] = retarget
-        headers["HX-Reswap"] = "innerHTML"
+        headers["HX-Reswap"] = reswap
     return HTMLResponse(body, status_code=status, headers=headers)
 
 
@@ -310,12 +311,24 @@ def _open_run(
             plain_view,
             query.get("policy") or latest_id(),
         )
-    policy_param = params.policy or lesson_policy(params.text) or latest_id()
+    # Text run from the editor opens in its own `#policy` (the era the page showed is only the
+    # default): a teacher writing a lesson sees it as the class will.
+    written = lesson_policy(params.text) if editor else None
+    policy_param = written or params.policy or lesson_policy(params.text) or latest_id()
     try:
         r = _replay(request, params, policy_param)
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(request, hx, exc, params, template, page, policy_param, path, editor)
+    if editor and _starts_at_the_beginning(r):
+        return params, policy_param, r, 0
     return params, policy_param, r, _step(params, r)
+
+
+def _starts_at_the_beginning(r: Run) -> bool:
+    """A lesson (title, notes, questions) or a challenge run from the editor opens at step 0,
+    as its link does: read from the start, or checked against its goal from the start."""
+    a = r.scenario.annotations
+    return bool(a.title or a.notes or a.questions or a.goal is not None)
 
 
 @router.get(
@@ -370,7 +383,11 @@ def _index(
             return RedirectResponse(answered.push, status_code=303, headers={"Vary": VARY})
         return _html(answered.body)
     retarget = "#sim" if answered.retargeted else None
-    return _html(answered.body, push=answered.push, retarget=retarget)
+    # A step stays where the page is, as every step's own swap does (`show:none`): a
+    # projector's step bar and picture do not scroll away.
+    return _html(
+        answered.body, push=answered.push, retarget=retarget, reswap="innerHTML show:none"
+    )
 
 
 @dataclass(frozen=True, slots=True)
