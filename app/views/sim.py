@@ -292,10 +292,14 @@ def timeline_entries(run: Run, lo: int, hi: int) -> tuple[TimelineEntry, ...]:
     )
 
 
-def build_stage(run: Run, k: int, linker: Linker, offline: bool = False) -> Stage:
+def build_stage(
+    run: Run, k: int, linker: Linker, offline: bool = False, timeline: bool = True
+) -> Stage:
     """Step ``k``'s stage; ``offline``: for the offline file, which has no server to send an
     action to (no action buttons: they were most of the work of its steps) and draws every
-    step in its timeline once, however long, rather than a window with every step."""
+    step in its timeline once, however long, rather than a window with every step.
+    ``timeline``: False when nothing draws the timeline's entries (a step answer of a short
+    scenario moves only the mark of the timeline already on the page)."""
     trace = run.trace
     last = run.last
     step = trace.steps[k]
@@ -316,7 +320,7 @@ def build_stage(run: Run, k: int, linker: Linker, offline: bool = False) -> Stag
     lo, hi = 0, last
     if timeline_is_windowed(run) and not offline:
         lo, hi = max(0, k - TIMELINE_AROUND), min(last, k + TIMELINE_AROUND)
-    timeline = timeline_entries(run, lo, hi)
+    entries = timeline_entries(run, lo, hi) if timeline else ()
     nav = StepNav.at(k, last, linker.step)
     return Stage(
         nav=nav,
@@ -334,7 +338,7 @@ def build_stage(run: Run, k: int, linker: Linker, offline: bool = False) -> Stag
         actions_base=encode_scenario(linker.prefix(k)),
         s_value=encode_scenario(run.link_text),
         actions_truncate=last - k,
-        timeline=timeline,
+        timeline=entries,
         timeline_cut=(lo > 0, hi < last),
         share=linker.step(k),
         export=linker.elsewhere("/export.svg", k, "normal"),

@@ -438,7 +438,8 @@ def step_answer(
     if stage_only and linker is not None:
         # A step (← →, the step bar, the timeline): only what changes from step to step is
         # built and sent; the era's story, the verdict list and the editor stay on the page.
-        stage = build_stage(r, k, linker, offline=offline)
+        windowed = timeline_is_windowed(r) and not offline
+        stage = build_stage(r, k, linker, offline=offline, timeline=windowed)
         fragment: dict[str, object] = {
             "stage": stage,
             "error": None,
@@ -451,7 +452,7 @@ def step_answer(
         # current step moves, which app.js does from the step bar's `data-step`. A long
         # scenario's timeline is a window around the step, sent again with each step.
         partials: tuple[str, ...] = ("stepbar", "narration")
-        if timeline_is_windowed(r) and not offline:
+        if windowed:
             partials += ("timeline",)
         body = render_fragment("index.html", fragment, "stage", partials)
         return StepAnswer(k, body, stage.share, "stage", False)
@@ -517,7 +518,7 @@ def _embed(
     steps = StepRange.read(lo, hi, r.last)
     k = steps.clamp(k)
     suffix = steps.suffix(r.last)
-    stage = build_stage(r, k, linker)
+    stage = build_stage(r, k, linker, timeline=False)  # the embed has no timeline
     if suffix:
         stage = stage._replace(
             nav=steps.nav(k, lambda step: linker.step(step) + suffix),
