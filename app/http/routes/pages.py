@@ -385,9 +385,7 @@ def _index(
     retarget = "#sim" if answered.retargeted else None
     # A step stays where the page is, as every step's own swap does (`show:none`): a
     # projector's step bar and picture do not scroll away.
-    return _html(
-        answered.body, push=answered.push, retarget=retarget, reswap="innerHTML show:none"
-    )
+    return _html(answered.body, push=answered.push, retarget=retarget, reswap="innerHTML show:none")
 
 
 @dataclass(frozen=True, slots=True)
