@@ -9,7 +9,7 @@
 (function () {
   "use strict";
 
-  var MARGIN = 3;  // fetch the deck around the step again this close to its edge
+  var MARGIN = 6;  // fetch the deck around the step again this close to its edge
   var deck = new Map();  // link → {step, target, template}
   var byStep = new Map();  // step → link of the step as a step link shows it
   var span = null;  // {lo, hi, moreBefore, moreAfter} of the deck held
