@@ -172,6 +172,10 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=live_lifespan.lifespan,
+        # cowlab exports no telemetry. On by default, FastAPI's native OpenTelemetry asks on
+        # every request whether global providers were set up (environment lookups): 40% of a
+        # step the page memo answers, which is what a class on one link costs (issue 23).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.live = live_lifespan.configure()
     # The app's only memos (DESIGN.md §7: each earns its place with a figure, see app.http.memo
