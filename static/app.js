@@ -1,7 +1,7 @@
 // cowlab's own script: keyboard stepping and era switching, the help dialog, marking the current
 // timeline step and keeping it in view, keeping the links outside a swapped step naming that
-// step, the focus, the player (slider, autoplay) and fetching the neighbouring steps ahead of
-// the click. Everything else is htmx and plain links; without this file the page still works.
+// step, the focus and the player (slider, autoplay). The steps around the current one are held
+// by steps.js; everything else is htmx and plain links; without this file the page still works.
 (function () {
   "use strict";
 
@@ -183,7 +183,16 @@
   // back to the top of the page. Remember what had it and give it to its replacement.
   var focusSelector = null;
 
-  document.addEventListener("htmx:before:request", function () {
+  // A step from the page's own deck (steps.js) is swapped in at once, with no request.
+  document.addEventListener("cowlab:before-step", rememberFocus);
+  document.addEventListener("cowlab:stepped", function () {
+    clearTimeout(settleTimer);
+    afterAnswer();
+  });
+
+  document.addEventListener("htmx:before:request", rememberFocus);
+
+  function rememberFocus() {
     var el = document.activeElement;
     focusSelector = null;
     if (!el || el === document.body) return;
@@ -197,60 +206,7 @@
     } else if (el.dataset && el.dataset.nav) {
       focusSelector = 'a[data-nav="' + CSS.escape(el.dataset.nav) + '"]';
     }
-  });
-
-  // Stepping feels instant when the step is on the client before the key is pressed: after
-  // each step, the neighbouring steps (▶ and ◀) are fetched with the headers of a step
-  // request, and the press that asks for one is answered from here (htmx 4 lets a
-  // `htmx:before:request` listener give the request its own `fetch`). A step answer is a pure
-  // function of its link, so an answer fetched early is the answer. Two small requests a
-  // step; the server's page memo makes a class stepping through one link cheap.
-  var PREFETCH_NAV = ["next", "prev"];
-  var STEP_HEADERS = {
-    "HX-Request": "true",
-    "HX-Request-Type": "partial",
-    "HX-Target": "div#stage",
-    "HX-Boosted": "true",
-    Accept: "text/html"
-  };
-  var prefetched = new Map();  // absolute link → Promise of its Response
-
-  function prefetchNeighbours() {
-    var bar = stepBar();
-    if (!bar || !window.fetch) return;
-    var keep = new Map();
-    PREFETCH_NAV.forEach(function (which) {
-      var link = bar.querySelector('a[data-nav="' + which + '"]');
-      if (!link) return;
-      var url = link.href;
-      var answer = prefetched.get(url) ||
-        fetch(url, { headers: STEP_HEADERS, credentials: "same-origin" }).then(function (r) {
-          if (!r.ok) throw new Error("prefetch " + r.status);
-          return r;
-        });
-      answer.catch(function () { prefetched.delete(url); });
-      keep.set(url, answer);
-    });
-    prefetched = keep;
   }
-
-  document.addEventListener("htmx:before:request", function (ev) {
-    var ctx = ev.detail && ev.detail.ctx;
-    if (!ctx || !ctx.request || (ctx.request.method || "GET").toUpperCase() !== "GET") return;
-    if (ctx.request.headers["HX-Target"] !== "div#stage") return;
-    var url = new URL(ctx.request.action, location.href).href;
-    var answer = prefetched.get(url);
-    if (!answer) return;
-    prefetched.delete(url);
-    var fallback = ctx.fetch;
-    // A Response body reads once: the cached one is cloned, and a failed prefetch falls back
-    // to the network.
-    ctx.fetch = function (action, request) {
-      return answer.then(function (r) { return r.clone(); }, function () {
-        return fallback(action, request);
-      });
-    };
-  });
 
   // One answer settles region by region (the stage before the step bar and the narration
   // that come with it): the page is brought up to date once, after the last of them.
@@ -270,7 +226,6 @@
     followStep();
     syncPlayer();
     restoreFocus();
-    prefetchNeighbours();
     var then = queued;
     queued = null;
     if (then) then();
@@ -299,7 +254,8 @@
     var bar = stepBar();
     var share = bar && bar.getAttribute("data-share");
     if (!share || String(step) === bar.getAttribute("data-step")) return;
-    htmx.ajax("GET", withStep(share, step), { target: "#stage", swap: "innerHTML show:none" });
+    if (window.cowlabDeck && window.cowlabDeck.showStep(step)) return;
+    if (window.htmx) htmx.ajax("GET", withStep(share, step), { target: "#stage", swap: "innerHTML show:none" });
   }
 
   function setPlaying(on) {
@@ -356,7 +312,6 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     revealCurrentStep();
-    prefetchNeighbours();
     syncPlayer();
   });
 })();

@@ -54,4 +54,6 @@
 
   // An answer is a link of its own (a page load): the result is there when the page is.
   document.addEventListener("DOMContentLoaded", focusResult);
+  // In the offline file an answer is a step of the deck (steps.js), swapped in with no load.
+  document.addEventListener("cowlab:stepped", focusResult);
 })();

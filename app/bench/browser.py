@@ -4,8 +4,9 @@
 `app.bench.web` starts), Debian's chromium driven by Playwright with ``prefers-reduced-motion:
 reduce``, 60 presses of → and ← through the thirty-command scenario of `app.bench`. Each is
 timed in the page from the key event's ``timeStamp`` to the second ``requestAnimationFrame``
-after the swap settles (``htmx:after:settle``): the first callback runs before the frame that
-shows the new step is painted, the second once it has been.
+after the swap settles (``htmx:after:settle``, or ``cowlab:stepped`` for a step swapped in from
+the page's step deck with no request): the first callback runs before the frame that shows the
+new step is painted, the second once it has been.
 
 Playwright and chromium are test dependencies: without them the figures are absent and the
 reason is reported instead.
@@ -31,14 +32,17 @@ _PROBE = """
 window.__clickPaint = [];
 let pending = null;
 document.addEventListener("keydown", (ev) => { pending = ev.timeStamp; }, true);
-document.addEventListener("htmx:after:settle", () => {
+const painted = () => {
   if (pending === null) return;
   const start = pending;
   pending = null;
   requestAnimationFrame(() => requestAnimationFrame(() => {
     window.__clickPaint.push(performance.now() - start);
   }));
-});
+};
+// A step from the page's deck (static/steps.js) is swapped in with no request: no htmx event.
+document.addEventListener("htmx:after:settle", painted);
+document.addEventListener("cowlab:stepped", painted);
 """
 
 

@@ -547,6 +547,8 @@ WORST_ROUTES = (
     "/export.svg",
     "/export.c",
     "/realcode",
+    "/steps",
+    "/export.html",
     "/compare",
     "api",
     "api changes",

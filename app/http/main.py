@@ -14,7 +14,7 @@ from app.http.guard import RequestLimits
 from app.http.heavy import share_the_gil
 from app.http.memo import PageMemo, ResponseMemo
 from app.http.render import render_error_page
-from app.http.routes import api, docs, lab, lessons, pages, realcode, reference
+from app.http.routes import api, docs, lab, lessons, offline, pages, realcode, reference
 from app.http.security import DENY_HEADERS, EMBED_HEADERS, SecurityHeaders, frameable
 from app.live import lifespan as live_lifespan
 from app.live import routes as live
@@ -172,6 +172,10 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=live_lifespan.lifespan,
+        # cowlab exports no telemetry. On by default, FastAPI's native OpenTelemetry asks on
+        # every request whether global providers were set up (environment lookups): 40% of a
+        # step the page memo answers, which is what a class on one link costs (issue 23).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.live = live_lifespan.configure()
     # The app's only memos (DESIGN.md §7: each earns its place with a figure, see app.http.memo
@@ -188,6 +192,7 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
     app.include_router(lab.router)
     app.include_router(reference.router)
     app.include_router(realcode.router)
+    app.include_router(offline.router)
     app.include_router(live.router)
     # "Run on this server's kernel" (app.probe.web): off unless `cowlab serve` enabled it.
     app.state.probe = probe if probe is not None else ProbeSettings.from_environ()

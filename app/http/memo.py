@@ -25,7 +25,7 @@ from app.probe.gate import PROXY_HEADERS
 
 MAX_ENTRIES = 512
 MAX_BYTES = 48 * 1024 * 1024  # a bound on memory whatever the size of the scenarios
-PAGES = frozenset({"/", "/compare", "/embed", "/presets", "/export.svg"})
+PAGES = frozenset({"/", "/compare", "/embed", "/presets", "/export.svg", "/steps"})
 # The request headers a page's bytes depend on (besides the URL).
 KEY_HEADERS = (
     b"host",

@@ -33,6 +33,8 @@ ENV = Environment(
 # Verdict icons: each drawn by DejaVu Sans (Debian's default), so none falls back to a box.
 ENV.globals.update(
     htmx_file=HTMX_FILE,
+    # Only the downloaded lesson (app.http.routes.offline) renders the page without a server.
+    offline=False,
     draw_svg=draw,
     verdict_icons={
         "leak": "⚠",

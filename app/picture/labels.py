@@ -106,10 +106,19 @@ def subpage_runs(frame: Frame) -> tuple[SubpageRun, ...]:
     entire = frame.folio.entire_mapcount
     runs = [SubpageRun(0, 0, frame.subpage_mapcount(0), frame.subpage_anon_exclusive(0))]
     folio = frame.folio
-    rest = zip(range(1, n), folio.subpage_mapcounts[1:], folio.subpage_exclusive[1:], strict=True)
-    for (mapcount, exclusive), group in groupby(rest, key=lambda t: (t[1], t[2])):
-        indices = [i for i, _, _ in group]
-        runs.append(SubpageRun(indices[0], indices[-1], mapcount + entire, exclusive))
+    maps, bits = folio.subpage_mapcounts[1:n], folio.subpage_exclusive[1:n]
+    if maps and maps.count(maps[0]) == n - 1 and bits.count(bits[0]) == n - 1:
+        # The usual folio: subpages 1… all alike (`count` is one C loop).
+        return (*runs, SubpageRun(1, n - 1, maps[0] + entire, bits[0]))
+    # groupby over the (mapcount, bit) pairs themselves, without a key function: the 511
+    # comparisons stay in C, where a Python key per subpage cost a millisecond a folio on
+    # every step of a huge-page scenario (issue 23's profile).
+    rest = zip(maps, bits, strict=True)
+    first = 1
+    for (mapcount, exclusive), group in groupby(rest):
+        size = len(list(group))
+        runs.append(SubpageRun(first, first + size - 1, mapcount + entire, exclusive))
+        first += size
     return tuple(runs)
 
 

@@ -217,7 +217,7 @@ def build_lesson(
 def hide_outcome(stage: Stage, run_: Run, k: int, linker: Linker) -> Stage:
     """``stage`` with step ``k``'s outcome hidden: the picture and table of the step before,
     no observed value, no verdict, no narration."""
-    before = build_stage(run_, k - 1, linker)
+    before = build_stage(run_, k - 1, linker, timeline=False)
     return stage._replace(
         scene=before.scene,
         table=before.table,

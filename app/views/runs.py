@@ -152,6 +152,9 @@ class Run:
     events: EventViews = field(compare=False)
     names: frozenset[str]
     pages: Mapping[str, tuple[str, ...]]
+    # Held, not a property: a step's links, its actions and the memo key all read it, and
+    # printing the canonical text each time cost a tenth of a cold step (issue 23's profile).
+    link_text: str
     # The distinct page-table, frame and reference entries and steps its trace holds (see
     # `RUNS_MAX_WEIGHT`): a measure of the memory it holds and of the work its replay did.
     weight: int = field(default=0, compare=False)
@@ -160,10 +163,6 @@ class Run:
     def fits(self) -> bool:
         """Whether the whole trace can be drawn at once (else each step draws its focus)."""
         return layout_fits(self.layout)
-
-    @property
-    def link_text(self) -> str:
-        return canonical_text(self.scenario)
 
     @property
     def editor_text(self) -> str:
@@ -265,7 +264,8 @@ def run(text: str, policy_id: str, memo: RunMemo | None = None) -> Run:
     policy = get_policy(policy_id)
     scenario, canonical = _parsed(text)
     if memo is None:
-        return _prepare(scenario, _with_lines(replay(scenario, policy.id), scenario))[0]
+        trace = _with_lines(replay(scenario, policy.id), scenario)
+        return _prepare(scenario, trace, canonical=canonical)[0]
     key = (canonical, policy.id)
     found = memo.get(key)
     if found is None:
@@ -279,7 +279,7 @@ def run(text: str, policy_id: str, memo: RunMemo | None = None) -> Run:
             trace = extend(prefix.trace, scenario.commands[-1:])
         else:
             trace = replay(scenario, policy.id)
-        found, weight = _prepare(scenario, _with_lines(trace, scenario))
+        found, weight = _prepare(scenario, _with_lines(trace, scenario), canonical=canonical)
         memo.put(key, found, weight)
     elif found.scenario.lines != scenario.lines:
         # The same commands spelled differently (newlines or `;`): the same trace, but the
@@ -313,8 +313,11 @@ def _source(*parts: str) -> str:
     return " · ".join(dict.fromkeys(part for part in parts if part))
 
 
-def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple[Run, int]:
-    """The run of ``trace`` and its weight; ``like`` is a run of the same steps to reuse."""
+def _prepare(
+    scenario: Scenario, trace: Trace, like: Run | None = None, canonical: str | None = None
+) -> tuple[Run, int]:
+    """The run of ``trace`` and its weight; ``like`` is a run of the same steps to reuse;
+    ``canonical``: the scenario's canonical text, when the caller has printed it already."""
     if like is not None:
         # Lines are not in anything a view shows: the rest is shared.
         same = Run(
@@ -325,6 +328,7 @@ def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple
             like.events,
             like.names,
             like.pages,
+            like.link_text,
             like.weight,
         )
         return same, 0
@@ -368,6 +372,7 @@ def _prepare(scenario: Scenario, trace: Trace, like: Run | None = None) -> tuple
         events=EventViews(trace.steps),
         names=frozenset(names),
         pages={proc: tuple(known) for proc, known in pages.items()},
+        link_text=canonical_text(scenario) if canonical is None else canonical,
         weight=weight,
     )
     return run, weight

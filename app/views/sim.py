@@ -162,6 +162,7 @@ class Stage(NamedTuple):
     export: str
     export_png: str
     export_c: str  # the scenario as a C program (DESIGN.md §12)
+    export_html: str  # the scenario as one file that steps offline (issue 23)
     realcode: str  # the system calls of this step, from the same generator
     embed: str
     present_toggle: str
@@ -291,7 +292,14 @@ def timeline_entries(run: Run, lo: int, hi: int) -> tuple[TimelineEntry, ...]:
     )
 
 
-def build_stage(run: Run, k: int, linker: Linker) -> Stage:
+def build_stage(
+    run: Run, k: int, linker: Linker, offline: bool = False, timeline: bool = True
+) -> Stage:
+    """Step ``k``'s stage; ``offline``: for the offline file, which has no server to send an
+    action to (no action buttons: they were most of the work of its steps) and draws every
+    step in its timeline once, however long, rather than a window with every step.
+    ``timeline``: False when nothing draws the timeline's entries (a step answer of a short
+    scenario moves only the mark of the timeline already on the page)."""
     trace = run.trace
     last = run.last
     step = trace.steps[k]
@@ -304,15 +312,15 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
     )
     focus = pic.focus
     fresh = fresh_names(run.names, run.pages)
-    actions = suggest_actions(step.state, fresh, focus)
+    actions = () if offline else suggest_actions(step.state, fresh, focus)
     verdicts_here = verdict_views((v for v in trace.verdicts if v.step == k), linker.step)
     # A long scenario's timeline shows the steps around this one; the others are a click on
     # the step bar away, and sending all their narration with every step would cost more
     # than the rest of the page.
     lo, hi = 0, last
-    if timeline_is_windowed(run):
+    if timeline_is_windowed(run) and not offline:
         lo, hi = max(0, k - TIMELINE_AROUND), min(last, k + TIMELINE_AROUND)
-    timeline = timeline_entries(run, lo, hi)
+    entries = timeline_entries(run, lo, hi) if timeline else ()
     nav = StepNav.at(k, last, linker.step)
     return Stage(
         nav=nav,
@@ -330,12 +338,13 @@ def build_stage(run: Run, k: int, linker: Linker) -> Stage:
         actions_base=encode_scenario(linker.prefix(k)),
         s_value=encode_scenario(run.link_text),
         actions_truncate=last - k,
-        timeline=timeline,
+        timeline=entries,
         timeline_cut=(lo > 0, hi < last),
         share=linker.step(k),
         export=linker.elsewhere("/export.svg", k, "normal"),
         export_png=linker.elsewhere("/export.png", k, "normal"),
         export_c=linker.elsewhere("/export.c", None, "normal"),
+        export_html=linker.elsewhere("/export.html", k, "normal"),
         realcode=linker.elsewhere("/realcode", k, "normal"),
         embed=linker.elsewhere("/embed", k, "normal"),
         present_toggle=linker.elsewhere(
@@ -355,7 +364,7 @@ def choices(linker: Linker, current: str, k: int) -> tuple[PolicyChoice, ...]:
     return (*eras, PolicyChoice(Era.of(get_policy(current)), linker.policy_link(current, k), True))
 
 
-def build_sim(run: Run, policy_param: str, k: int, view: View) -> Sim:
+def build_sim(run: Run, policy_param: str, k: int, view: View, offline: bool = False) -> Sim:
     """``policy_param`` is kept as the user wrote it (``latest`` stays ``latest`` in links)."""
     linker = Linker("/", run, policy_param, view)
     policies = choices(linker, run.policy.id, k)
@@ -366,7 +375,7 @@ def build_sim(run: Run, policy_param: str, k: int, view: View) -> Sim:
         policy=current,
         policies=policies,
         verdicts=verdicts,
-        stage=build_stage(run, k, linker),
+        stage=build_stage(run, k, linker, offline),
         compare=linker.elsewhere("/compare", k, "normal"),
         view=view,
     )

@@ -12,8 +12,8 @@ decompressed size) is built in a worker thread under a deadline instead (`app.ht
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Annotated, Any, ParamSpec
 
@@ -362,41 +362,100 @@ def _index(
     if isinstance(opened, Response):
         return opened
     params, policy_param, r, k = opened
-    # A linker encodes the scenario (milliseconds for a long one): made once, and only for a
-    # step request or a lesson; a whole page of a plain scenario makes its own in build_sim.
-    is_lesson = r.scenario.annotations.is_lesson
-    stage_request = hx.partial and hx.target_id == "stage"
-    linker = Linker("/", r, policy_param, params.view) if is_lesson or stage_request else None
-    memo = request.app.state.runs
     try:
-        lesson = build_lesson(r, k, linker, answer, memo) if linker and is_lesson else None
-        # A lesson with questions re-renders its whole region on every step (below): what the
-        # timeline and the verdict list show depends on the step.
-        stage_only = stage_request and not (lesson and lesson.has_questions)
-        goal = None if stage_only else build_goal(r, memo)
+        answered = step_answer(
+            request,
+            r,
+            policy_param,
+            params.view,
+            k,
+            answer,
+            stage_request=hx.partial and hx.target_id == "stage",
+            whole=not hx.partial,
+            welcome=not request.url.query and not hx.partial,
+        )
     except TooCostly as exc:
         error = ErrorView(413, "This lesson asks more than a page replays", str(exc), r.link_text)
         return _error_response(request, hx, error, "index.html", "home", params.view, policy_param)
+    if not hx.partial:
+        if add:
+            # Without JavaScript the form's URL is `…&add=…`: send the browser to the share link.
+            return RedirectResponse(answered.push, status_code=303, headers={"Vary": VARY})
+        return _html(answered.body)
+    retarget = "#sim" if answered.retargeted else None
+    # A step stays where the page is, as every step's own swap does (`show:none`): a
+    # projector's step bar and picture do not scroll away.
+    return _html(answered.body, push=answered.push, retarget=retarget, reswap="innerHTML show:none")
+
+
+@dataclass(frozen=True, slots=True)
+class StepAnswer:
+    """What the simulator page answers for one step: the body, the link the address bar takes
+    (``HX-Push-Url``), and the region the body is for (``stage`` with its step bar and
+    narration as partials, or the whole ``sim`` region)."""
+
+    step: int
+    body: str
+    push: str
+    target: str
+    retargeted: bool  # a step request answered with the whole region (a lesson with questions)
+
+
+def step_answer(
+    request: Request,
+    r: Run,
+    policy_param: str,
+    view: View,
+    k: int,
+    answer: str | None,
+    *,
+    stage_request: bool,
+    whole: bool = False,
+    welcome: bool = False,
+    offline: bool = False,
+    page: tuple[str, Mapping[str, object]] = ("index.html", {}),
+) -> StepAnswer:
+    """Step ``k`` of run ``r`` as the simulator page answers it: the whole page (``whole``),
+    an htmx step request's fragment (``stage_request``), or the whole simulator region.
+
+    The same bodies make the step deck a page holds (`app.http.routes.offline`): a step taken
+    from it is what the server would have answered. ``offline``: for the downloaded file,
+    without what needs the server (actions, the editor, other eras). ``page``: the template
+    of a whole page and what it reads besides the simulator's view. Raises `TooCostly`.
+    """
+    # A linker encodes the scenario (milliseconds for a long one): made once, and only for a
+    # step request or a lesson; a whole page of a plain scenario makes its own in build_sim.
+    is_lesson = r.scenario.annotations.is_lesson
+    linker = Linker("/", r, policy_param, view) if is_lesson or stage_request else None
+    memo = request.app.state.runs
+    lesson = build_lesson(r, k, linker, answer, memo) if linker and is_lesson else None
+    # A lesson with questions re-renders its whole region on every step (below): what the
+    # timeline and the verdict list show depends on the step.
+    stage_only = stage_request and not (lesson and lesson.has_questions)
+    goal = None if stage_only else build_goal(r, memo)
     if stage_only and linker is not None:
         # A step (← →, the step bar, the timeline): only what changes from step to step is
         # built and sent; the era's story, the verdict list and the editor stay on the page.
-        stage = build_stage(r, k, linker)
+        windowed = timeline_is_windowed(r) and not offline
+        stage = build_stage(r, k, linker, offline=offline, timeline=windowed)
         fragment: dict[str, object] = {
             "stage": stage,
             "error": None,
             "policy_param": policy_param,
-            "view": params.view,
+            "view": view,
             "lesson": lesson,
+            "offline": offline,
         }
         # The timeline is on the page already, whole for a short scenario: only the mark of the
         # current step moves, which app.js does from the step bar's `data-step`. A long
         # scenario's timeline is a window around the step, sent again with each step.
         partials: tuple[str, ...] = ("stepbar", "narration")
-        if timeline_is_windowed(r):
+        if windowed:
             partials += ("timeline",)
         body = render_fragment("index.html", fragment, "stage", partials)
-        return _html(body, push=stage.share)
-    sim = build_sim(r, policy_param, k, params.view)
+        return StepAnswer(k, body, stage.share, "stage", False)
+    # The offline file's timeline lists every step once; a step there only moves its mark.
+    sim = build_sim(r, policy_param, k, view, offline=offline)
     if lesson is not None and linker is not None:
         stage = sim.stage
         if lesson.hidden:
@@ -406,28 +465,26 @@ def _index(
         stage, hidden_sim = hide_future(stage, replace(sim, stage=stage), lesson)
         assert hidden_sim is not None
         sim = hidden_sim
-    ctx = _context(request, "home", params.view, r.link_text, policy_param)
+    # The offline file is no page of the site: no section is current, no "Go live".
+    ctx = _context(request, "offline" if offline else "home", view, r.link_text, policy_param)
     ctx.update(
         sim=sim,
         stage=sim.stage,
         share_url=_absolute(request, sim.stage.share),
-        probe=probe_button(request, r.editor_text),
+        probe=None if offline else probe_button(request, r.editor_text),
         head=scenario_head(r),
         lesson=lesson,
         goal=goal,
-        welcome=welcome_view() if not request.url.query and not hx.partial else None,
+        welcome=welcome_view() if welcome else None,
+        offline=offline,
     )
-    if not hx.partial:
-        if add:
-            # Without JavaScript the form's URL is `…&add=…`: send the browser to the share link.
-            return RedirectResponse(sim.stage.share, status_code=303, headers={"Vary": VARY})
-        return _html(render_page("index.html", ctx))
+    if whole:
+        template, extra = page
+        ctx.update(extra)
+        return StepAnswer(k, render_page(template, ctx), sim.stage.share, "page", False)
     body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration", "scenario_head"))
     # A step of a lesson with questions, asked for the stage alone: the whole region answers.
-    retarget = "#sim" if stage_request else None
-    # A step stays where the page is, as every step's own swap does (`show:none`): a
-    # projector's step bar and picture do not scroll away.
-    return _html(body, push=sim.stage.share, retarget=retarget, reswap="innerHTML show:none")
+    return StepAnswer(k, body, sim.stage.share, "sim", stage_request)
 
 
 @router.get(
@@ -459,7 +516,7 @@ def _embed(
     steps = StepRange.read(lo, hi, r.last)
     k = steps.clamp(k)
     suffix = steps.suffix(r.last)
-    stage = build_stage(r, k, linker)
+    stage = build_stage(r, k, linker, timeline=False)  # the embed has no timeline
     if suffix:
         stage = stage._replace(
             nav=steps.nav(k, lambda step: linker.step(step) + suffix),
