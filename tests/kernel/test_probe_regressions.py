@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.probe.capabilities import detect
+from app.probe.capabilities import detect, kernel_release, kernel_version
 from app.probe.compare import ProbeResult, probe_scenario
 from engine.syntax import parse
 
@@ -174,3 +174,28 @@ def test_pageout_of_the_huge_zero_page_is_compared_on_neither_side() -> None:
     result = probe_with("P mmap a backing=thp\nP read a\nP swapout a\nP read a", "thp", "swap")
     assert {o.step: o.value for o in result.kernel_observed} == {2: "0", 4: "0"}
     assert result.agree, result
+
+
+def test_a_thp_from_a_huge_zero_page_write_is_copied_again_by_the_child() -> None:
+    """1ced09e0331f (6.13): the write maps a new THP, which fork shares by its PMD; after the
+    parent's write the child's write copies (the parent still maps subpages 1…511). Era 6.2
+    split the huge zero page instead and let the child keep its small page: on a 6.13+ kernel
+    the frames show which happened."""
+    caps = detect()
+    if caps.thp is not None:
+        pytest.skip(caps.thp)
+    result = probe_scenario(
+        parse(
+            "P mmap a backing=thp\nP read a\nP write a v1\nP fork C\nP write a p2\n"
+            "C write a c2\nC read a\nP read a"
+        ),
+        name="t",
+        frames=True,
+    )
+    assert result.skipped is None, result.skipped
+    frames = {o.step: o.value for o in result.kernel_observed if o.value.startswith("frame")}
+    if not frames:
+        pytest.skip("pagemap shows no PFNs to this user")
+    assert result.agree, result
+    if kernel_version(kernel_release()) >= (6, 13):
+        assert frames[6] == "frame replaced"
