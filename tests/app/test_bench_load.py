@@ -12,6 +12,9 @@ import pytest
 
 from app.cli.main import main
 
+# A smoke test of `cowlab bench`: scripts/test runs it in the bench lane.
+pytestmark = pytest.mark.bench
+
 LOAD = [sys.executable, "-m", "app.cli", "bench", "--load"]
 
 

@@ -228,6 +228,7 @@ def test_the_sweep_page_runs_in_the_background_then_shows_the_answer(
         assert client.get(href).status_code == 200
 
 
+@pytest.mark.bench
 def test_the_bench_measures_the_sweep_and_a_custom_column(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

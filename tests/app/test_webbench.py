@@ -21,6 +21,9 @@ from app.bench.web import (
 )
 from app.http.main import create_app
 
+# A smoke test of `cowlab bench`: scripts/test runs it in the bench lane.
+pytestmark = pytest.mark.bench
+
 BODY_BYTES = 4321
 
 
