@@ -12,12 +12,19 @@
 
   var ERA_KEYS = { "[": "era-prev", "]": "era-next" };
 
+  // In a live room that follows the teacher, the poll is the one question (live.js): the
+  // lesson's own question yields, its digits and its predict-then-reveal stay off.
+  function inLiveRoom() {
+    return !!document.querySelector("#live-panel:not(.detached)");
+  }
+
   document.addEventListener("keydown", function (ev) {
     if (ev.defaultPrevented || ev.altKey || ev.ctrlKey || ev.metaKey || isTyping(ev.target)) return;
     var help = document.getElementById("help");
     if (help && help.open) return;
     var link = null;
     if (/^[1-9]$/.test(ev.key)) {
+      if (inLiveRoom()) return;
       link = document.querySelector('#narration a[data-choice="' + ev.key + '"]');
     } else if (ERA_KEYS[ev.key]) {
       link = document.querySelector('a[data-nav="' + ERA_KEYS[ev.key] + '"]');
@@ -35,7 +42,7 @@
     if (ev.key !== "PageDown" && ev.key !== "ArrowRight") return;
     if (ev.defaultPrevented || ev.altKey || ev.ctrlKey || ev.metaKey || isTyping(ev.target)) return;
     var reveal = document.querySelector('#narration a[data-nav="reveal"]');
-    if (!reveal) return;
+    if (!reveal || inLiveRoom()) return;
     ev.preventDefault();
     reveal.click();
   }, true);

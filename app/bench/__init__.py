@@ -4,6 +4,7 @@
   or (``--load``) runs the load test;
 - `engine` — replay figures, in this process;
 - `web` — step and class figures of the web app, in process and against a real uvicorn;
+- `vm` — (``--vm``) Debian's 6.1 under QEMU TCG: boot and every-preset figures;
 - `load` — the load test: many simulated students against a server of its own on 127.0.0.1,
   optionally behind nginx (docs/deploy.md). Its client, httpx, is the `bench` extra.
 

@@ -1,6 +1,6 @@
 """`cowlab bench`: the budgets of DESIGN.md §7, measured, not asserted in unit tests.
 
-    cowlab bench [--quick] [--json] [--browser] [--live]  # figures against the budgets
+    cowlab bench [--quick] [--json] [--browser] [--live] [--vm]  # figures against the budgets
     cowlab bench --load [LOAD OPTIONS] [--json]   # the load test (`app.bench.load`)
 
 The figures come from `app.bench.engine` (replay in this process) and `app.bench.web` (the web
@@ -34,10 +34,15 @@ BUDGETS = {
     "live_kb_per_student": 64.0,
     "live_redis_fanout_ms_p99": 250.0,
     "live_redis_kb_per_student": 64.0,
+    "live_nginx_fanout_ms_p99": 250.0,  # the class setup: nginx, 2 workers, Redis
+    "live_nginx_kb_per_student": 64.0,
+    "live_recover_worker_s": 5.0,
+    "live_recover_redis_s": 15.0,
     "click_paint_ms_p50": 33.0,  # with --browser
     "click_paint_ms_p99": 50.0,
     "sweep_s": 30.0,
     "custom_column_ms": 100.0,
+    "lab_rss_mb": 150.0,
 }
 LOWER_BOUNDS = {"class_ratio"}
 
@@ -61,7 +66,9 @@ LOAD_DEFAULTS: dict[str, Any] = {
 EXIT_USAGE = 2
 
 
-def measure(quick: bool, live: bool = False, browser: bool = False) -> dict[str, Any]:
+def measure(
+    quick: bool, live: bool = False, browser: bool = False, vm: bool = False
+) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
@@ -86,6 +93,10 @@ def measure(quick: bool, live: bool = False, browser: bool = False) -> dict[str,
         from app.live.bench import measure_live
 
         figures.update(measure_live(quick))
+    if vm:
+        from app.bench.vm import measure_vm
+
+        figures.update(measure_vm())
     figures["budgets"] = {
         name: {
             "budget": budget,
@@ -105,6 +116,11 @@ def render_text(figures: dict[str, Any]) -> str:
         verdict = "ok" if row["met"] else "OVER BUDGET"
         measured, budget = row["measured"], row["budget"]
         out.append(f"  {name:<18} {measured:>10}   budget {bound} {budget:<6} {verdict}")
+    for name in ("vm_boot_s", "vm_presets_s"):
+        if name in figures:
+            out.append(f"  {name:<18} {figures[name]:>10}   (QEMU TCG, {figures['vm_kernel']})")
+    if "vm_unavailable" in figures:
+        out.append(f"  no VM figures: {figures['vm_unavailable']}")
     out.append("  replay time by size (64 processes):")
     out.append("    commands  pages/proc  replay_s")
     for row in figures["growth"]:
@@ -140,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     if given:
         option = "--" + given[0].replace("_", "-")
         return _usage_error(f"{option} is an option of the load test: add --load")
-    figures = measure(args.quick, args.live, args.browser)
+    figures = measure(args.quick, args.live, args.browser, args.vm)
     if args.json:
         json.dump(figures, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -168,7 +184,14 @@ def register(subparsers: Any) -> None:
         "--live",
         action="store_true",
         help="also measure live-session fan-out: 500 event streams on one worker, then two "
-        "workers sharing the room through a throwaway redis-server (loopback only)",
+        "workers sharing the room through a throwaway redis-server, then the class setup "
+        "(nginx, two workers, Redis) with a worker and Redis killed (loopback only)",
+    )
+    parser.add_argument(
+        "--vm",
+        action="store_true",
+        help="also boot Debian's 6.1 under QEMU TCG with every preset's program (vm_boot_s, "
+        "vm_presets_s; the package is fetched once with apt-get download)",
     )
     parser.add_argument("--load", action="store_true", help="run the load test (docs/deploy.md)")
     load = parser.add_argument_group("load test (with --load)")

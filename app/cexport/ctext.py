@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def c_string(text: str) -> str:
     """``text`` as a C string literal: printable ASCII as itself, every other byte of its UTF-8
@@ -22,6 +24,9 @@ def c_string(text: str) -> str:
 
 def c_comment(text: str) -> str:
     """``text`` safe inside a /* */ comment: no comment end, no comment start (-Wcomment), no
-    control character."""
+    control character, and no trigraph: C11 (`-std=c11`) replaces them even in comments, and a
+    `??/` at a line's end is a backslash that splices the next line in, which gcc's -Wall
+    (-Wtrigraphs) reports. A `\\` between two `?` keeps them apart."""
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    text = re.sub(r"\?(?=\?)", "?\\\\", text)
     return text.replace("*/", "*\\/").replace("/*", "/\\*")

@@ -21,15 +21,17 @@ on the web.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from app.cexport.ctext import c_comment, c_string
-from app.cexport.runtime import runtime
-from app.cexport.steps import NEED, NEEDS, plan, step_function
+from app.cexport.runtime import FEATURES, runtime, trim
+from app.cexport.steps import NEED, NEEDS, Step, plan, step_function
 
 # The probe's own rule of which pageouts neither side can observe (a file page), so that the
 # program compares exactly as the probe does.
-from app.probe.compare import _file_pageout, sim_observations
+from app.probe.compare import _file_pageout, _sim_frame, sim_observations
 from app.views.links import make_link
 from engine import commands as c
 from engine.annotations import SwapDevice
@@ -72,6 +74,35 @@ def _expected(trace: Trace) -> dict[int, str]:
     return {step: " + ".join(values) for step, values in joined.items()}
 
 
+def _expected_frames(trace: Trace) -> dict[int, str]:
+    """What each store does to its frame, in the program's words: "frame kept" or "frame
+    replaced" (a first touch, "new", is never shown: the program populates a huge page when
+    it maps it, where the simulator faults it in at the first store)."""
+    out = {}
+    for before, step in itertools.pairwise(trace.steps):
+        frame = _sim_frame(before, step)
+        if frame in ("kept", "replaced"):
+            out[step.index] = f"frame {frame}"
+    return out
+
+
+def _said(trace: Trace) -> dict[int, str]:
+    """The engine's verdicts at each step, in words ("leak: …; userfault: …")."""
+    out: dict[int, list[str]] = {}
+    for verdict in trace.verdicts:
+        out.setdefault(verdict.step, []).append(f"{verdict.kind}: {verdict.text}")
+    return {step: "; ".join(texts) for step, texts in out.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Expectations:
+    """One era's expectations on one swap device, step -> text."""
+
+    values: dict[int, str]
+    frames: dict[int, str]
+    said: dict[int, str]
+
+
 # ------------------------------------------------------------------------------ the program
 def _header(scenario: c.Scenario) -> Iterator[str]:
     title = scenario.annotations.title
@@ -104,26 +135,37 @@ def program(scenario: c.Scenario) -> str:
     steps, names = plan(scenario)
     devices, named_swap = _variants(scenario)
     eras = list(POLICIES.values())
-    tables: list[list[dict[int, str]]] = []
+    tables: list[list[_Expectations]] = []
     quiet: set[int] = set()
     for device in devices:
         row = []
         for era in eras:
             trace = replay(_on_device(scenario, device), era)
-            row.append(_expected(trace))
+            row.append(_Expectations(_expected(trace), _expected_frames(trace), _said(trace)))
             for k, cmd in enumerate(scenario.commands, 1):
                 if isinstance(cmd, c.Swapout) and _file_pageout(trace.steps[k - 1], cmd):
                     quiet.add(k)
         tables.append(row)
     checked = sorted(
-        {k for row in tables for expected in row for k in expected}
+        {k for row in tables for ex in row for k in (*ex.values, *ex.frames)}
         | {s.code.index for s in steps if s.read}
     )
-    values = sorted({v for row in tables for expected in row for v in expected.values()} | {""})
+    values = sorted(
+        {
+            v
+            for row in tables
+            for ex in row
+            for t in (ex.values, ex.frames, ex.said)
+            for v in t.values()
+        }
+        | {""}
+    )
     index = {v: i for i, v in enumerate(values)}
     rt = runtime()
+    used = _features(steps)
+    steps = [_without_unused(step, used) for step in steps]
     n = len(steps)
-    out: list[str] = [*_header(scenario), rt.prelude]
+    out: list[str] = [*_header(scenario), trim(rt.prelude, used)]
     out.append(
         "/* ---- the scenario's dimensions ---- */\n"
         f"enum {{ NSTEPS = {n}, NPAGES = {len(names.pages)}, NNAMES = {len(names.names)}, "
@@ -131,8 +173,11 @@ def program(scenario: c.Scenario) -> str:
         f"enum {{ NEEDS = {len(NEEDS)}, "
         + ", ".join(f"NEED_{need.upper()} = {bit}" for need, bit in NEED.items())
         + " };\n"
+        + "enum { "
+        + ", ".join(f"NEED_AT_{need.upper()} = {i}" for i, need in enumerate(NEEDS))
+        + " };\n"
     )
-    out.append(rt.runtime)
+    out.append(trim(rt.runtime, used))
     out.append("/* ---- the scenario: what each process does at each step ---- */\n")
     out.append("static const char *const names[NNAMES + 1] = {\n")
     out.extend(f"\t{c_string(name)},\n" for name in names.names)
@@ -160,18 +205,52 @@ def program(scenario: c.Scenario) -> str:
     out.append("static const char *const V[] = {\n")
     out.extend(f"\t{c_string(v)},\n" for v in values)
     out.append("};\n")
-    out.append("static const unsigned short expected[NVARIANTS][NERAS][NSTEPS + 1] = {\n")
-    for device, row in zip(devices, tables, strict=True):
-        out.append(f"\t{{ /* swap device: {device} */\n")
-        for era, expected in zip(eras, row, strict=True):
-            cells = ", ".join(str(index[expected.get(k, "")]) for k in range(n + 1))
-            out.append(f"\t\t{{ {cells} }}, /* {c_comment(era.id)} */\n")
-        out.append("\t},\n")
-    out.append("};\n")
+    for table, field in (("expected", "values"), ("expected_frame", "frames"), ("said", "said")):
+        out.append(f"static const unsigned short {table}[NVARIANTS][NERAS][NSTEPS + 1] = {{\n")
+        for device, row in zip(devices, tables, strict=True):
+            out.append(f"\t{{ /* swap device: {device} */\n")
+            for era, ex in zip(eras, row, strict=True):
+                expected: dict[int, str] = getattr(ex, field)
+                cells = ", ".join(str(index[expected.get(k, "")]) for k in range(n + 1))
+                out.append(f"\t\t{{ {cells} }}, /* {c_comment(era.id)} */\n")
+            out.append("\t},\n")
+        out.append("};\n")
     marks = ", ".join("1" if k in checked else "0" for k in range(n + 1))
     out.append(f"static const unsigned char checked[NSTEPS + 1] = {{ {marks} }};\n")
     out.append(f"static const char NAMED_SWAP[] = {c_string(named_swap)};\n")
     devices_c = ", ".join(c_string(d) for d in devices)
     out.append(f"static const char *const variant_devices[NVARIANTS] = {{ {devices_c} }};\n")
-    out.append(rt.main)
+    out.append(trim(rt.main, used))
     return "".join(out)
+
+
+# What a step needs of the kernel, for the feature whose code checks it (`runtime.FEATURES`).
+_FEATURE_NEEDS = {
+    "iouring": NEED["iouring"],
+    "uffd": NEED["uffd_wp"],
+    "gup": NEED["gup_test"],
+    "softdirty": NEED["softdirty"],
+    "forcewrite": NEED["forcewrite"],
+}
+
+
+def _features(steps: list[Step]) -> frozenset[str]:
+    """The runtime's features the scenario's steps use: a helper of theirs a step calls, or
+    the kernel facility a step needs (whose check lives with the feature)."""
+    used = set()
+    for feature, helpers in FEATURES.items():
+        for step in steps:
+            calls = step.body or ""
+            if any(f"{h}(" in calls for h in helpers) or step.needs & _FEATURE_NEEDS.get(
+                feature, 0
+            ):
+                used.add(feature)
+    return frozenset(used)
+
+
+def _without_unused(step: Step, used: frozenset[str]) -> Step:
+    """A reference step whose step_K could only run for a ring, in a scenario that takes no
+    ring: no ring ever holds the name, so step_K is never run (the coordinator answers)."""
+    if step.body is None or "iouring" in used or "ring_" not in step.body:
+        return step
+    return dataclasses.replace(step, body=None)

@@ -115,6 +115,7 @@ class _Planner:
         self.names = Names()
         self.declared: set[str] = set()  # files declared so far
         self.takes: dict[str, c.TakeRef] = {}  # reference name -> its latest take
+        self.ring_names: set[str] = set()  # reference names an io_uring take ever used
         # (process, page) whose pageout needs no swap: a shared file's page, a hugetlb page
         self.no_swap_needed: set[tuple[str, str]] = set()
         self.slot = 0  # the next page-sized slot of the scenario's address range
@@ -242,6 +243,8 @@ class _Planner:
 
     def _take(self, cmd: c.TakeRef, ref_name: str) -> _Plan:
         self.takes[ref_name] = cmd
+        if cmd.kind == "iouring":
+            self.ring_names.add(ref_name)
         ref = self.names.name(ref_name)
         page = self.names.page(cmd.page)
         if cmd.kind == "vmsplice":
@@ -277,6 +280,19 @@ class _Planner:
         if taken is not None and taken.kind == "iouring":
             code = _code(k, text, f"process {taken.proc}, which owns the ring", body, impossible)
             return Step(code, kind, ref=ref, read=read, body=body)
+        if (
+            read
+            and taken is not None
+            and taken.kind in held_by_coordinator
+            and cmd.ref not in self.ring_names
+        ):
+            # Only a pipe or a pin can hold the name here: step_K reads it in the coordinator,
+            # which hands it the fd it holds (`run_step`).
+            reader = held_by_coordinator[taken.kind]
+            body = f"{reader}(r, in_fd); /* {c_comment(cmd.ref)}: the fd the coordinator holds */"
+            take = "TAKE_VMSPLICE" if taken.kind == "vmsplice" else "TAKE_PIN"
+            code = _code(k, text, "the coordinator", body)
+            return Step(code, kind, ref=ref, read=True, take=take, body=body)
         # The coordinator holds the pipe or the pin and does it all (`run_step` in the
         # program); step_K is still there for a ring that may hold the name at run time.
         helper = held_by_coordinator.get(taken.kind) if taken is not None else None

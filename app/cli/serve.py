@@ -40,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "rooms live in the one worker's memory, and --workers N refuses them",
     )
     parser.add_argument(
+        "--live-seats",
+        type=_positive,
+        metavar="N",
+        help="students one live room admits at once (default 500)",
+    )
+    parser.add_argument(
         "--public-url",
         metavar="URL",
         help="the address students use (behind a reverse proxy): live join links and QR codes",
@@ -94,7 +100,7 @@ def serve(args: argparse.Namespace) -> int:
     from app.probe import gate, reaper
 
     url = url_for(args.host, args.port)
-    live_note = live_serve.prepare(args.broker, args.workers, args.public_url)
+    live_note = live_serve.prepare(args.broker, args.workers, args.public_url, args.live_seats)
     if live_note.startswith("error:"):
         print(f"cowlab serve: {live_note[6:].strip()}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from importlib import resources
 from app.http.guard import MAX_BODY_BYTES, MAX_QUERY_BYTES
 from app.http.security import DENY_HEADERS
 
+SEND_BUFFER_KB = 256
 HEARTBEAT_S = 15  # the live sessions' heartbeat (issue 15): an event stream is quiet this long
 # A request line holds the path and the method besides the query: room for both, in KB.
 HEADER_BUFFER_KB = -(-(MAX_QUERY_BYTES + 2048) // 1024)
@@ -118,8 +119,13 @@ def render(settings: NginxSettings) -> str:
         "upstream_servers": "\n".join(
             f"{indent}server {u} max_fails=1 fail_timeout=5s;" for u in settings.upstreams
         ),
-        # A burst of a whole class connecting at once must not overflow the accept queue.
-        "listen": "\n".join(f"{indent}listen {a} backlog=4096;" for a in settings.listen),
+        # A burst of a whole class connecting at once must not overflow the accept queue. A
+        # client that stops reading (a phone asleep, a script holding live streams open) pins
+        # at most SEND_BUFFER_KB of kernel memory (Linux grows it to 4 MB by default) until
+        # send_timeout lets it go; nginx's own buffers pass pages on meanwhile.
+        "listen": "\n".join(
+            f"{indent}listen {a} backlog=4096 sndbuf={SEND_BUFFER_KB}k;" for a in settings.listen
+        ),
         "server_name": settings.server_name,
         "security_headers": security,
     }

@@ -18,6 +18,8 @@ from app.http.routes import api, docs, lab, lessons, pages, realcode, reference
 from app.http.security import DENY_HEADERS, EMBED_HEADERS, SecurityHeaders, frameable
 from app.live import lifespan as live_lifespan
 from app.live import routes as live
+from app.live.broker import BrokerUnavailable
+from app.live.control import broker_down
 from app.paths import STATIC_DIR
 from app.probe import web as probe_web
 from app.probe.gate import ProbeSettings
@@ -108,6 +110,40 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
+class RelativeRedirects:
+    """ASGI middleware: a redirect to this server itself is sent as a path (``Location:
+    /live``), never as ``http://host/live``. Behind a proxy the host the app sees may lack the
+    port or the scheme the visitor used; a path keeps whatever the browser used (RFC 9110
+    §10.2.2 allows a relative reference). Starlette's slash redirects are absolute."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope["headers"]).get(b"host", b"")
+
+        async def send_relative(message: Message) -> None:
+            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+                message["headers"] = [
+                    (name, _relative(value, host) if name.lower() == b"location" else value)
+                    for name, value in message.get("headers", [])
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_relative)
+
+
+def _relative(location: bytes, host: bytes) -> bytes:
+    for scheme in (b"http://", b"https://"):
+        own = scheme + host
+        if host and location.startswith(own) and location[len(own) : len(own) + 1] in (b"/", b""):
+            return location[len(own) :] or b"/"
+    return location
+
+
 def _error_page(request: Request, error: ErrorView) -> HTMLResponse:
     return HTMLResponse(render_error_page(request, error), status_code=error.status)
 
@@ -182,6 +218,12 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
             response.headers["Allow"] = _allowed_methods(request)
         return response
 
+    @app.exception_handler(BrokerUnavailable)
+    async def live_store_down(request: Request, exc: BrokerUnavailable) -> Response:
+        # Redis restarting: a 503 with a retry (the room comes back with it), never a 500.
+        refused = broker_down(str(exc))
+        return refused.json() if request.url.path.startswith("/api/") else refused.page(request)
+
     @app.exception_handler(500)
     async def server_failure(request: Request, exc: Exception) -> Response:
         # Starlette answers an unhandled exception from its outermost layer, outside every
@@ -208,6 +250,7 @@ def create_app(probe: ProbeSettings | None = None) -> FastAPI:
     app.add_middleware(CachePolicy)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(RelativeRedirects)
     share_the_gil()  # the worker's loop stays responsive while a heavy request runs
     return app
 

@@ -11,6 +11,17 @@ this figure says how much of a core the fan-out itself needs.
 The same again with two workers sharing the room through a throwaway ``redis-server`` (the
 teacher on one worker, the students split between both): the ``live_redis_…`` figures.
 
+Then the README's class setup (DESIGN.md §7 "live recovery"): the nginx configuration
+`cowlab deploy nginx` writes, in front of two workers and a ``redis-server`` without
+persistence, every student through nginx: the fan-out again (``live_nginx_…``; the memory is
+the workers', nginx's own is not counted), then ``live_recover_worker_s``: one worker is
+killed (SIGKILL) and the teacher steps at once, and the figure is the time from the kill until
+every student has the new step — its students reconnect as the live page does (at once after
+a stream that ends, with a growing jittered pause after an error status); and
+``live_recover_redis_s``: Redis is killed, comes back empty a second later, the teacher's
+page retries its step, and the figure is the time from Redis's return until every student
+has that step.
+
 With one worker, worker and client are pinned to a core each (as `app.bench.web` does); with
 two workers and Redis, four processes share the two cores, and the figures say so.
 """
@@ -19,13 +30,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import resource
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from app.bench.engine import THIRTY_COMMANDS
-from app.live.loopback import JsonClient, SseStream, Worker, free_port, redis_server, workers
+from app.live.loopback import (
+    HOST,
+    JsonClient,
+    RedisServer,
+    SseStream,
+    Worker,
+    free_port,
+    redis_server,
+    workers,
+)
 from app.views.links import make_link
 
 STUDENTS = 500
@@ -125,6 +148,147 @@ async def _class(
     }
 
 
+class Follower:
+    """A student's page through the proxy, reconnecting as static/live.js does."""
+
+    def __init__(self, port: int, code: str, cookie: str) -> None:
+        self.port = port
+        self.code = code
+        self.cookie = cookie
+        self.step = -1
+        self.seen_at: dict[int, float] = {}
+        self.refusals = 0
+        self.task: asyncio.Task[None] | None = None
+
+    async def follow(self) -> None:
+        failures = 0
+        while True:
+            try:
+                stream = await SseStream.open(
+                    self.port, f"/live/{self.code}/events", {"Cookie": self.cookie}
+                )
+            except OSError:  # an error status (ConnectionRefusedError) or no answer at all
+                self.refusals += 1
+                await asyncio.sleep(min(15.0, 2.0**failures) * (0.5 + random.random()))
+                failures += 1
+                continue
+            failures = 0
+            try:
+                while True:
+                    event = await stream.next()
+                    if event.kind == "state" and event.data["step"] != self.step:
+                        self.step = event.data["step"]
+                        self.seen_at.setdefault(self.step, event.at)
+            except (EOFError, OSError):
+                # EventSource's own retry after a stream that ended (`retry:` of the stream).
+                await asyncio.sleep(1.5)
+            finally:
+                stream.close()
+
+
+async def _join(port: int, code: str) -> Follower:
+    page = await JsonClient.open(port)
+    status, _ = await page.request("GET", f"/live/{code}")
+    assert status == 200, status
+    page.close()
+    cookie = "; ".join(f"{k}={v}" for k, v in page.cookies.items())
+    return Follower(port, code, cookie)
+
+
+async def _post(port: int, path: str, body: Any, key: str) -> tuple[int, Any]:
+    client = await JsonClient.open(port)
+    try:
+        return await client.request("POST", path, body, key)
+    finally:
+        client.close()
+
+
+async def _all_have(followers: list[Follower], step: int, limit_s: float = 60.0) -> float:
+    """perf_counter() when the last follower saw ``step``."""
+    async with asyncio.timeout(limit_s):
+        while not all(step in f.seen_at for f in followers):
+            await asyncio.sleep(0.02)
+    return max(f.seen_at[step] for f in followers)
+
+
+async def _recovery(
+    proxy: int, pair: tuple[Worker, ...], redis: RedisServer, students: int
+) -> dict[str, float]:
+    status, started = await _post(
+        proxy,
+        "/api/v1/live",
+        {"link": make_link("/", THIRTY_COMMANDS.strip(), policy="5.7", step=0)},
+        "",
+    )
+    assert status == 201, started
+    code, key = started["code"], started["teacher_key"]
+    followers: list[Follower] = []
+    for first in range(0, students, CONNECT_BATCH):
+        batch = range(first, min(students, first + CONNECT_BATCH))
+        followers += await asyncio.gather(*(_join(proxy, code) for _ in batch))
+    for follower in followers:
+        follower.task = asyncio.get_running_loop().create_task(follower.follow())
+    try:
+        await _all_have(followers, 0)
+        await asyncio.sleep(2.0)  # every worker has written its count
+        # A worker killed mid-lecture; the teacher steps at once (nginx passes the request on).
+        killed_at = time.perf_counter()
+        pair[1].kill()
+        status, state = await _post(proxy, f"/api/v1/live/{code}/state", {"step": 1}, key)
+        assert status == 200, state
+        worker_s = await _all_have(followers, 1) - killed_at
+        await asyncio.sleep(1.0)
+        # Redis crashes and comes back empty; the teacher's page retries its step.
+        redis.kill()
+        await asyncio.sleep(1.0)
+        redis.start()
+        back_at = time.perf_counter()
+        async with asyncio.timeout(60):
+            while True:
+                status, state = await _post(proxy, f"/api/v1/live/{code}/state", {"step": 2}, key)
+                if status == 200:
+                    break
+                assert status == 503, (status, state)
+                await asyncio.sleep(0.25)
+        redis_s = await _all_have(followers, 2) - back_at
+    finally:
+        for follower in followers:
+            if follower.task is not None:
+                follower.task.cancel()
+    return {"recover_worker_s": round(worker_s, 2), "recover_redis_s": round(redis_s, 2)}
+
+
+def _through_nginx(steps: int, students: int) -> dict[str, Any]:
+    from app.deploy import run
+    from app.deploy.nginx import NginxSettings
+
+    try:
+        run.binary()
+    except run.NginxMissing as missing:
+        return {"live_nginx_skipped": str(missing)}
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="cowlab-bench-live-") as folder:
+        redis = RedisServer(folder).start()
+        try:
+            # Phase one: the fan-out through nginx.
+            with workers(Worker(free_port(), redis.url), Worker(free_port(), redis.url)) as pair:
+                settings = NginxSettings(upstreams=tuple(f"{HOST}:{w.port}" for w in pair))
+                with run.running(settings, Path(folder) / "nginx") as nginx:
+                    shared = asyncio.run(
+                        _class(nginx.port, [nginx.port], list(pair), steps, students)
+                    )
+            figures.update({f"live_nginx_{name}": value for name, value in shared.items()})
+            # Phase two, fresh workers: a worker killed, then Redis.
+            with workers(Worker(free_port(), redis.url), Worker(free_port(), redis.url)) as pair:
+                settings = NginxSettings(upstreams=tuple(f"{HOST}:{w.port}" for w in pair))
+                with run.running(settings, Path(folder) / "nginx2") as nginx:
+                    recovered = asyncio.run(_recovery(nginx.port, pair, redis, students))
+            figures.update({f"live_{name}": value for name, value in recovered.items()})
+        finally:
+            redis.stop()
+    return figures
+
+
 def _raise_file_limit(needed: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < needed:
@@ -134,7 +298,7 @@ def _raise_file_limit(needed: int) -> None:
 def measure_live(quick: bool, students: int = STUDENTS, steps: int = STEPS) -> dict[str, Any]:
     if quick:
         steps = min(steps, 20)
-    _raise_file_limit(students + 256)
+    _raise_file_limit(2 * students + 512)
     cpus = sorted(os.sched_getaffinity(0))
     own = set(cpus)
     figures: dict[str, Any] = {"live_students": students, "live_steps": steps}
@@ -151,4 +315,5 @@ def measure_live(quick: bool, students: int = STUDENTS, steps: int = STEPS) -> d
         ports = [worker.port for worker in ab]
         shared = asyncio.run(_class(ports[0], ports, list(ab), steps, students))
     figures.update({f"live_redis_{name}": value for name, value in shared.items()})
+    figures.update(_through_nginx(steps, students))
     return figures

@@ -34,7 +34,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app.live.polls import is_read
 from app.live.rooms import (
+    FIRST_ROOM_RESERVE,
     IDLE_SECONDS,
+    MAX_JOINED,
     MAX_POLLS,
     MAX_ROOMS,
     MAX_ROOMS_PER_CLIENT,
@@ -47,8 +49,11 @@ from app.views.runs import RunMemo, run
 
 log = logging.getLogger("cowlab.live")
 
-# The order a stream sends what is pending: a poll update after the state it belongs to.
-KINDS = ("state", "poll")
+# The order a stream sends what is pending: a poll update after the state it belongs to, and
+# the end of the room last (the stream closes after it).
+KINDS = ("state", "poll", "ended")
+ENDED = "ended"
+
 # Student counts and vote counts are sent at most this often: a class joining or voting at
 # once makes a handful of events, not one per student for every student.
 PRESENCE_DELAY_S = 0.5
@@ -64,13 +69,14 @@ def encode(kind: str, data: dict[str, Any] | None) -> bytes:
 class Listener:
     """One open event stream: the newest payload of each kind, and a wake-up."""
 
-    __slots__ = ("code", "pending", "student", "wake")
+    __slots__ = ("code", "ended", "pending", "student", "wake")
 
     def __init__(self, code: str, student: bool) -> None:
         self.code = code
         self.student = student
         self.pending: dict[str, bytes] = {}
         self.wake = asyncio.Event()
+        self.ended = False
 
     def deliver(self, kind: str, payload: bytes) -> None:
         self.pending[kind] = payload
@@ -84,6 +90,7 @@ class Listener:
                     await self.wake.wait()
         self.wake.clear()
         out = [self.pending.pop(kind) for kind in KINDS if kind in self.pending]
+        self.ended = self.ended or any(item.startswith(b"event: ended") for item in out)
         self.pending.clear()
         return out
 
@@ -93,6 +100,10 @@ class Hub:
 
     def __init__(self) -> None:
         self.rooms: dict[str, set[Listener]] = {}
+        # The newest ``state`` (and ``poll`` since) each room with streams here was sent: a
+        # stream that opens gets them as they are, without asking the store. A class
+        # reconnecting at once (its worker killed) costs this worker no work per student.
+        self.last: dict[str, dict[str, bytes]] = {}
 
     def add(self, listener: Listener) -> None:
         self.rooms.setdefault(listener.code, set()).add(listener)
@@ -103,13 +114,27 @@ class Hub:
             listeners.discard(listener)
             if not listeners:
                 del self.rooms[listener.code]
+                self.last.pop(listener.code, None)
 
     def students(self, code: str) -> int:
         return sum(1 for listener in self.rooms.get(code, ()) if listener.student)
 
     def deliver(self, code: str, kind: str, payload: bytes) -> None:
-        for listener in self.rooms.get(code, ()):
+        listeners = self.rooms.get(code)
+        if not listeners:
+            return
+        if kind == "state":
+            self.last[code] = {"state": payload}  # it holds the poll as it is now
+        elif kind == "poll" and code in self.last:
+            self.last[code]["poll"] = payload
+        else:
+            self.last.pop(code, None)
+        for listener in listeners:
             listener.deliver(kind, payload)
+
+    def remember(self, code: str, state: bytes) -> None:
+        if code in self.rooms:
+            self.last.setdefault(code, {"state": state})
 
 
 class Broker(ABC):
@@ -120,7 +145,9 @@ class Broker(ABC):
         *,
         max_rooms: int = MAX_ROOMS,
         max_rooms_per_client: int = MAX_ROOMS_PER_CLIENT,
+        first_room_reserve: float = FIRST_ROOM_RESERVE,
         max_students: int = MAX_STUDENTS,
+        max_joined: int = MAX_JOINED,
         max_polls: int = MAX_POLLS,
         idle_seconds: float = IDLE_SECONDS,
         clock: Clock = time.time,
@@ -128,7 +155,9 @@ class Broker(ABC):
         self.hub = Hub()
         self.max_rooms = max_rooms
         self.max_rooms_per_client = max_rooms_per_client
+        self.first_room_reserve = int(max_rooms * first_room_reserve)
         self.max_students = max_students
+        self.max_joined = max_joined
         self.max_polls = max_polls
         self.idle_seconds = idle_seconds
         self.clock = clock
@@ -154,7 +183,37 @@ class Broker(ABC):
     async def create(self, room: Room) -> bool:
         """Store a new room; False when its code is taken. Raises `RoomsFull` when the server
         holds ``max_rooms`` rooms, `ClientRoomsFull` when the room's owner holds
-        ``max_rooms_per_client``."""
+        ``max_rooms_per_client``, or holds any while only the reserve is left (`refusal`)."""
+
+    def refusal(self, rooms: int, held: int) -> Exception | None:
+        """Why a server holding ``rooms`` refuses one more to an owner holding ``held``."""
+        if rooms >= self.max_rooms:
+            return RoomsFull()
+        if held >= self.max_rooms_per_client:
+            return ClientRoomsFull(f"this address holds {held} live sessions already")
+        if held and rooms >= self.max_rooms - self.first_room_reserve:
+            return ClientRoomsFull(
+                "the server is nearly full and keeps its last rooms for teachers who hold none;"
+                f" this address holds {held}"
+            )
+        return None
+
+    @abstractmethod
+    async def end(self, code: str) -> None:
+        """Delete the room and its votes; every stream of it gets an ``ended`` event."""
+
+    @abstractmethod
+    async def was_ended(self, code: str) -> bool:
+        """Whether the teacher ended room ``code`` (within the idle time): pages that ask
+        about it are told so, and their question is not a wrong code."""
+
+    @abstractmethod
+    async def admit(self, code: str, student: str) -> None:
+        """Remember ``student`` as an id of a page that joined the room (at most
+        ``max_joined``: past it, later ids are not remembered and cannot vote)."""
+
+    @abstractmethod
+    async def admitted(self, code: str, student: str) -> bool: ...
 
     @abstractmethod
     async def load(self, code: str) -> Room | None:
@@ -181,16 +240,14 @@ class Broker(ABC):
         """This worker's count of the room's students changed (Redis keeps a copy)."""
         return None
 
-    async def heartbeat(self, code: str) -> None:
-        """A stream of the room is still open (Redis refreshes this worker's count)."""
-        return None
-
     # --- shared behaviour ---------------------------------------------------------------
     async def counts(self, room: Room) -> dict[str, int]:
         return {} if room.poll is None else await self.tally(room.code, room.poll.id)
 
     async def state(self, room: Room) -> dict[str, Any]:
-        state = public_state(room, await self.students(room.code), await self.counts(room))
+        state = public_state(
+            room, await self.students(room.code), await self.counts(room), self.clock()
+        )
         # The teacher's page offers a poll only where one can open.
         # Off the event loop: a scenario never seen by this worker replays in full (up to the
         # limits: a second), and every stream of the worker waits on the loop meanwhile.
@@ -207,7 +264,7 @@ class Broker(ABC):
     async def announce_poll(self, code: str) -> None:
         room = await self.load(code)
         if room is not None and room.poll is not None:
-            poll = public_poll(room.poll, await self.counts(room))
+            poll = public_poll(room.poll, await self.counts(room), self.clock())
             await self.publish(code, "poll", encode("poll", poll))
 
     def join(self, code: str, student: bool) -> Listener:
@@ -246,6 +303,8 @@ class Broker(ABC):
                 await action(code)
             except asyncio.CancelledError:
                 raise
+            except BrokerUnavailable:  # Redis restarting: the next update brings it back
+                log.warning("live room %s: %s update failed: the store is down", code, what)
             except Exception:  # a lost count update must not end the worker's loop
                 log.exception("live room %s: %s update failed", code, what)
 
@@ -257,7 +316,19 @@ class RoomsFull(Exception):
 
 
 class ClientRoomsFull(Exception):
-    """The client that asks for a room holds as many live rooms as one client may."""
+    """The client that asks for a room holds as many live rooms as one client may (now)."""
+
+
+class BrokerUnavailable(Exception):
+    """The shared store does not answer (Redis down or restarting): answered 503 with a
+    ``Retry-After``, never a 500 — the room comes back with Redis (`RedisBroker`)."""
+
+
+RETRY_AFTER_S = 2
+
+
+def ended_payload(code: str) -> bytes:
+    return encode(ENDED, {"code": code, "message": "the teacher ended this live session"})
 
 
 class MemoryBroker(Broker):
@@ -267,26 +338,49 @@ class MemoryBroker(Broker):
         super().__init__(**limits)
         self.rooms: dict[str, Room] = {}
         self.votes: dict[tuple[str, int], dict[str, str]] = {}
+        self.joined: dict[str, set[str]] = {}
+        self.ended: dict[str, float] = {}  # code → until when it is remembered as ended
+
+    def _drop(self, code: str) -> None:
+        self.rooms.pop(code, None)
+        self.joined.pop(code, None)
+        for key in [key for key in self.votes if key[0] == code]:
+            del self.votes[key]
 
     def _expire(self) -> None:
         now = self.clock()
         for code in [code for code, room in self.rooms.items() if room.expires <= now]:
-            del self.rooms[code]
-            for key in [key for key in self.votes if key[0] == code]:
-                del self.votes[key]
+            self._drop(code)
 
     async def create(self, room: Room) -> bool:
         self._expire()
         if room.code in self.rooms:
             return False
-        if len(self.rooms) >= self.max_rooms:
-            raise RoomsFull
-        if room.owner:
-            held = sum(1 for other in self.rooms.values() if other.owner == room.owner)
-            if held >= self.max_rooms_per_client:
-                raise ClientRoomsFull
+        held = sum(1 for other in self.rooms.values() if room.owner and other.owner == room.owner)
+        refused = self.refusal(len(self.rooms), held)
+        if refused is not None:
+            raise refused
         self.rooms[room.code] = room
         return True
+
+    async def end(self, code: str) -> None:
+        self._drop(code)
+        now = self.clock()
+        for old in [c for c, until in self.ended.items() if until <= now]:
+            del self.ended[old]
+        self.ended[code] = now + self.idle_seconds
+        self.hub.deliver(code, ENDED, ended_payload(code))
+
+    async def was_ended(self, code: str) -> bool:
+        return self.ended.get(code, 0.0) > self.clock()
+
+    async def admit(self, code: str, student: str) -> None:
+        joined = self.joined.setdefault(code, set())
+        if len(joined) < self.max_joined:
+            joined.add(student)
+
+    async def admitted(self, code: str, student: str) -> bool:
+        return student in self.joined.get(code, ())
 
     async def load(self, code: str) -> Room | None:
         room = self.rooms.get(code)
@@ -311,14 +405,14 @@ class MemoryBroker(Broker):
         self.hub.deliver(code, kind, payload)
 
 
-def broker_from_url(url: str | None) -> Broker:
+def broker_from_url(url: str | None, **limits: Any) -> Broker:
     if not url:
-        return MemoryBroker()
+        return MemoryBroker(**limits)
     if not url.startswith(REDIS_SCHEMES):
         raise ValueError(f"--broker takes a redis:// URL, not {url!r}")
     from app.live.redis_broker import RedisBroker  # one worker needs no Redis client
 
-    return RedisBroker(url)
+    return RedisBroker(url, max_streams=max_streams(), **limits)
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -326,6 +420,8 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 ENV_BROKER = "COWLAB_LIVE_BROKER"
 ENV_WORKERS = "COWLAB_WORKERS"
 ENV_PUBLIC_URL = "COWLAB_PUBLIC_URL"
+# Seats per room (default `MAX_STUDENTS`): `cowlab serve --live-seats N`.
+ENV_SEATS = "COWLAB_LIVE_SEATS"
 
 REFUSED_WORKERS = (
     "Live sessions need one shared broker when cowlab runs several workers: each worker would "
@@ -335,10 +431,22 @@ REFUSED_WORKERS = (
 )
 
 
+def max_streams() -> int:
+    """The event streams one worker may hold: its open-file limit (raised by `cowlab serve`,
+    or by the systemd unit's LimitNOFILE) less room for pages, files and Redis."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        soft = 65536
+    return max(64, soft - 256)
+
+
 def configured() -> Broker | str:
     """The broker this worker's environment asks for, or why live sessions are refused."""
     url = os.environ.get(ENV_BROKER) or None
     workers = int(os.environ.get(ENV_WORKERS) or "1")
     if url is None and workers > 1:
         return REFUSED_WORKERS
-    return broker_from_url(url)
+    seats = int(os.environ.get(ENV_SEATS) or MAX_STUDENTS)
+    return broker_from_url(url, max_students=seats, max_joined=4 * seats)

@@ -17,11 +17,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app.live.broker import ENV_BROKER, ENV_WORKERS
 
 HOST = "127.0.0.1"
+# A worker imports the whole app before it listens: seconds on a quiet machine, far more on
+# one whose cores several test processes share.
+START_ALLOWANCE_S = 120.0
 
 
 def free_port() -> int:
@@ -58,33 +62,79 @@ def stop(process: subprocess.Popen[bytes], sig: int | None = signal.SIGINT) -> N
         process.wait(timeout=5)
 
 
+class RedisServer:
+    """Debian's ``redis-server`` on a loopback port with nothing saved (no RDB, no AOF), in
+    ``folder``: killed, it comes back empty, as a crashed Redis without persistence does."""
+
+    def __init__(self, folder: str, port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError(
+                "redis-server is not installed (Debian: apt install redis-server)"
+            )
+        self.binary = binary
+        self.folder = folder
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        command = [self.binary, "--port", str(self.port), "--bind", HOST, "--save", ""]
+        command += ["--appendonly", "no", "--dir", self.folder, "--logfile", ""]
+        command += ["--loglevel", "warning"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        wait_for_port(self.port, self.process, "redis-server", 10)
+        return self
+
+    def kill(self) -> None:
+        """Gone at once, with everything it held."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process, signal.SIGTERM)
+
+
 @contextmanager
 def redis_server() -> Iterator[str]:
     """Debian's ``redis-server`` on a free loopback port, nothing saved, in a temporary
     directory; yields its ``redis://`` URL and stops it on leaving."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise FileNotFoundError("redis-server is not installed (Debian: apt install redis-server)")
-    port = free_port()
+    with restartable_redis() as server:
+        yield server.url
+
+
+@contextmanager
+def restartable_redis() -> Iterator[RedisServer]:
     with tempfile.TemporaryDirectory(prefix="cowlab-redis-") as folder:
-        command = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly"]
-        command += ["no", "--dir", folder, "--logfile", "", "--loglevel", "warning"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        server = RedisServer(folder)
         try:
-            wait_for_port(port, process, "redis-server", 10)
-            yield f"redis://{HOST}:{port}/0"
+            yield server.start()
         finally:
-            stop(process, signal.SIGTERM)
+            server.stop()
 
 
 class Worker:
     """One uvicorn worker of ``app.http.main:app`` on a loopback port; restartable on that port."""
 
-    def __init__(self, port: int, broker: str | None, cpu: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        broker: str | None,
+        cpu: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
         self.broker = broker
         self.cpu = cpu
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
+        # Where the worker's output goes (None: this process's own stdout and stderr).
+        self.log: Path | None = None
 
     def start(self) -> Worker:
         self.launch()
@@ -95,15 +145,20 @@ class Worker:
         env = {k: v for k, v in os.environ.items() if k not in (ENV_BROKER, ENV_WORKERS)}
         if self.broker:
             env[ENV_BROKER] = self.broker
+        env.update(self.env)
         command = [sys.executable, "-m", "uvicorn", "app.http.main:app", "--host", HOST]
         command += ["--port", str(self.port), "--log-level", "warning", "--no-access-log"]
-        self.process = subprocess.Popen(command, env=env)
+        if self.log is None:
+            self.process = subprocess.Popen(command, env=env)
+        else:
+            with self.log.open("ab") as log:
+                self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         if self.cpu is not None:
             os.sched_setaffinity(self.process.pid, {self.cpu})
 
     def ready(self) -> None:
         assert self.process is not None
-        wait_for_port(self.port, self.process, "the uvicorn worker", 30)
+        wait_for_port(self.port, self.process, "the uvicorn worker", START_ALLOWANCE_S)
 
     def kill(self) -> None:
         """Gone at once, as a crashed or OOM-killed worker goes: no goodbye to anyone."""
@@ -236,6 +291,8 @@ class JsonClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        # Cookies the server set (a student's id), sent back as a browser would.
+        self.cookies: dict[str, str] = {}
 
     @classmethod
     async def open(cls, port: int) -> JsonClient:
@@ -250,6 +307,8 @@ class JsonClient:
             head += "Content-Type: application/json\r\n"
         if key is not None:
             head += f"Authorization: Bearer {key}\r\n"
+        if self.cookies:
+            head += "Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()) + "\r\n"
         self.writer.write(head.encode() + b"\r\n" + payload)
         status = int((await self.reader.readline()).split()[1])
         length = 0
@@ -260,6 +319,10 @@ class JsonClient:
                 length = int(value)
             elif name.lower() == b"content-type":
                 is_json = b"json" in value
+            elif name.lower() == b"set-cookie":
+                cookie, _, _ = value.decode().strip().partition(";")
+                cookie_name, _, cookie_value = cookie.partition("=")
+                self.cookies[cookie_name] = cookie_value
         raw = await self.reader.readexactly(length)
         if not raw:
             return status, None

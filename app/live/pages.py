@@ -9,17 +9,18 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.http.render import render_page
+from app.http.routes.lessons import lesson_cards
 from app.live.control import (
     NO_STORE,
     TEACHER_COOKIE,
     Refused,
+    admit,
     broker_of,
     find_room,
     html_refusals,
     join_url,
-    set_student,
+    seat_free,
     start_room,
-    student_id,
     teacher_key,
 )
 from app.live.qr import qr_svg
@@ -28,11 +29,17 @@ from app.live.rooms import MAX_LINK_CHARS, key_matches, room_link
 router = APIRouter()
 
 
+# The countdown the teacher's button starts on a poll: long enough to read four choices on a
+# phone, short enough to keep a lecture moving.
+COUNTDOWN_SECONDS = 30
+COUNTDOWN_CHOICES = (10, 20, 30, 60, 120)
+
+
 def _page(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     context = {
         "request": request,
         "page": "live",
-        "view": "normal",
+        "view": "present" if request.query_params.get("view") == "present" else "normal",
         "error": None,
         "nav": {"home": "/", "compare": "/compare"},
         "policy_param": "latest",
@@ -46,14 +53,14 @@ def _page(request: Request, template: str, status: int = 200, **values: Any) -> 
     "/live",
     response_class=HTMLResponse,
     summary="Join a live session by its code",
-    responses={303: {"description": "To the room's page."}, **html_refusals(404, 503)},
+    responses={303: {"description": "To the room's page."}, **html_refusals(404, 429, 503)},
 )
 async def join(request: Request, code: str | None = None) -> Response:
     message = ""
     status = 200
     if code is not None:
         try:
-            room = await find_room(broker_of(request), code)
+            room = await find_room(request, broker_of(request), code)
             return RedirectResponse(f"/live/{room.code}", status_code=303)
         except Refused as exc:
             message, status = exc.message, exc.status
@@ -70,7 +77,8 @@ async def join(request: Request, code: str | None = None) -> Response:
     responses=html_refusals(400, 429, 503),
 )
 async def start(
-    request: Request, link: Annotated[str, Form(max_length=MAX_LINK_CHARS)] = ""
+    request: Request,
+    link: Annotated[str, Form(max_length=MAX_LINK_CHARS)] = "",
 ) -> Response:
     # live.js puts the address bar's link in the form as it is sent (htmx moves the address
     # bar without redrawing the header); without scripts the browser's Referer names the
@@ -80,7 +88,10 @@ async def start(
         room, key = await start_room(request, link)
     except Refused as exc:
         return exc.page(request)
-    response = RedirectResponse(f"/live/{room.code}/teach", status_code=303)
+    # A teacher presenting goes on presenting: the room's page opens in presentation mode.
+    present = "view=present" in link
+    teach = f"/live/{room.code}/teach" + ("?view=present" if present else "")
+    response = RedirectResponse(teach, status_code=303)
     broker = broker_of(request)
     response.set_cookie(
         TEACHER_COOKIE + room.code,
@@ -96,8 +107,8 @@ async def start(
 async def _room_page(request: Request, code: str, role: str) -> HTMLResponse:
     try:
         broker = broker_of(request)
-        room = await find_room(broker, code)
-        if role == "student" and await broker.students(room.code) >= broker.max_students:
+        room = await find_room(request, broker, code)
+        if role == "student" and not await seat_free(request, broker, room.code):
             # Said here, on the page: a refused event stream only looks like an ended room.
             raise Refused(429, "full", f"this room already has {broker.max_students} students")
         if role == "teacher" and not key_matches(room, teacher_key(request, room.code)):
@@ -116,11 +127,13 @@ async def _room_page(request: Request, code: str, role: str) -> HTMLResponse:
         link=room_link(room),
         join_url=join_url(request, room.code),
         students=await broker.students(room.code),
+        lessons=lesson_cards() if role == "teacher" else (),
+        results_csv=f"/api/v1/live/{room.code}/poll.csv",
+        countdown_seconds=COUNTDOWN_SECONDS,
+        countdown_choices=COUNTDOWN_CHOICES,
     )
     if role == "student":
-        sid, new = student_id(request)
-        if new:
-            set_student(response, request, sid)
+        await admit(request, response, broker, room.code)
     return response
 
 
@@ -138,7 +151,7 @@ async def student_page(request: Request, code: str) -> Response:
     "/live/{code}/teach",
     response_class=HTMLResponse,
     summary="The teacher's page (in the browser holding the key's cookie)",
-    responses=html_refusals(403, 404, 503),
+    responses=html_refusals(403, 404, 429, 503),
 )
 async def teacher_page(request: Request, code: str) -> Response:
     return await _room_page(request, code, "teacher")
@@ -148,12 +161,12 @@ async def teacher_page(request: Request, code: str) -> Response:
     "/live/{code}/screen",
     response_class=HTMLResponse,
     summary="The projector's join screen: the code, the link and its QR code",
-    responses=html_refusals(404, 503),
+    responses=html_refusals(404, 429, 503),
 )
 async def screen_page(request: Request, code: str) -> Response:
     try:
         broker = broker_of(request)
-        room = await find_room(broker, code)
+        room = await find_room(request, broker, code)
     except Refused as exc:
         return exc.page(request)
     url = join_url(request, room.code)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import secrets
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
@@ -27,11 +28,22 @@ KEY_BYTES = 32
 
 MAX_ROOMS = 200  # per server (or per Redis database)
 # Live rooms one client address may hold at once: a few teachers behind one school NAT, each
-# with several classes a day, stay below it, and one visitor can no longer take all MAX_ROOMS.
+# with several classes a day, stay below it.
 MAX_ROOMS_PER_CLIENT = 16
+# The last quarter of the server's rooms go only to an address that holds none: a few
+# addresses taking MAX_ROOMS_PER_CLIENT each cannot take every room, and the next teacher
+# still gets one.
+FIRST_ROOM_RESERVE = 1 / 4
 MAX_STUDENTS = 500  # per room
+# Student ids a room remembers as joined (a vote counts only with one of them): phones that
+# reload, lose their cookie or change networks join again, so more than the seats.
+MAX_JOINED = 4 * MAX_STUDENTS
 MAX_POLLS = 100  # per room
-IDLE_SECONDS = 6 * 3600
+# A room with nothing done in it for this long ends: a 50-minute lecture with a long
+# discussion stays well inside it, and a room taken and left does not hold a slot for the day.
+IDLE_SECONDS = 2 * 3600
+MIN_COUNTDOWN_S = 5
+MAX_COUNTDOWN_S = 600
 MAX_LINK_CHARS = 3 * 16 * 1024 + 512  # a link's escaped 16 KB scenario and its parameters
 MAX_CHOICE_CHARS = 64
 
@@ -86,6 +98,12 @@ class Poll:
     revealed: bool = False
     answer: str | None = None
     why: str | None = None
+    # Wall-clock seconds (every worker and Redis agree) after which votes are refused; None
+    # while no countdown runs.
+    closes_at: float | None = None
+
+    def closed(self, now: float) -> bool:
+        return self.revealed or (self.closes_at is not None and now >= self.closes_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +116,8 @@ class Room:
     view: View = "simulator"
     policies: tuple[str, ...] | None = None  # the compare view's chosen eras
     poll: Poll | None = None
+    # The room's earlier polls, oldest first, for the results download (`poll.csv`).
+    past: tuple[Poll, ...] = ()
     polls_opened: int = 0
     expires: float = field(default=0.0)  # wall-clock seconds: Redis and every worker agree
     owner: str = ""  # `owner_digest` of the address that started the room
@@ -110,21 +130,41 @@ class Room:
         data: dict[str, Any] = json.loads(raw)
         poll = data.pop("poll")
         policies = data.pop("policies")
+        past = data.pop("past", ())  # rooms stored before polls were kept
         return cls(
             **data,
             policies=tuple(policies) if policies is not None else None,
-            poll=None if poll is None else Poll(**{**poll, "choices": tuple(poll["choices"])}),
+            poll=None if poll is None else _poll_from(poll),
+            past=tuple(_poll_from(p) for p in past),
         )
 
     def touched(self, now: float, idle: float) -> Room:
         return replace(self, expires=now + idle)
 
+    def with_poll(self, poll: Poll | None) -> Room:
+        """The room asking ``poll`` (None: no poll); the poll it replaces joins `past`."""
+        if self.poll is None or (poll is not None and poll.id == self.poll.id):
+            return replace(self, poll=poll)
+        return replace(self, poll=poll, past=(*self.past, self.poll))
 
-def public_poll(poll: Poll | None, counts: dict[str, int]) -> dict[str, Any] | None:
+    def all_polls(self) -> tuple[Poll, ...]:
+        return self.past if self.poll is None else (*self.past, self.poll)
+
+
+def _poll_from(data: dict[str, Any]) -> Poll:
+    return Poll(**{**data, "choices": tuple(data["choices"])})
+
+
+def public_poll(poll: Poll | None, counts: dict[str, int], now: float) -> dict[str, Any] | None:
     """The poll as every screen sees it (DESIGN.md §9): ``counts[i]`` is ``choices[i]``'s;
-    the answer and its why only once revealed."""
+    the answer and its why only once revealed; with a countdown, when it closes (wall-clock
+    ``closes_at``) and ``seconds_left`` as of this answer (a page counts down from it, so a
+    phone with a wrong clock counts right)."""
     if poll is None:
         return None
+    seconds_left = None
+    if poll.closes_at is not None:
+        seconds_left = max(0, math.ceil(poll.closes_at - now))
     return {
         "id": poll.id,
         "step": poll.step,
@@ -136,6 +176,9 @@ def public_poll(poll: Poll | None, counts: dict[str, int]) -> dict[str, Any] | N
         "revealed": poll.revealed,
         "answer": poll.answer if poll.revealed else None,
         "why": poll.why if poll.revealed else None,
+        "closes_at": poll.closes_at,
+        "seconds_left": seconds_left,
+        "closed": poll.closed(now),
     }
 
 
@@ -146,7 +189,7 @@ def room_link(room: Room) -> str:
     return make_link("/", room.text, policy=room.policy, step=room.step)
 
 
-def public_state(room: Room, students: int, counts: dict[str, int]) -> dict[str, Any]:
+def public_state(room: Room, students: int, counts: dict[str, int], now: float) -> dict[str, Any]:
     """The room's state (DESIGN.md §9): what `GET /api/v1/live/{code}` answers and the data of
     the event stream's ``state`` events. Nothing in it gives control of the room."""
     return {
@@ -156,5 +199,5 @@ def public_state(room: Room, students: int, counts: dict[str, int]) -> dict[str,
         "step": room.step,
         "view": room.view,
         "students": students,
-        "poll": public_poll(room.poll, counts),
+        "poll": public_poll(room.poll, counts, now),
     }

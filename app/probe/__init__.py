@@ -8,6 +8,9 @@
 - `app.probe.compare` — maps the kernel version to a policy id, replays the same scenario in the
   simulator and compares every observation.
 - `app.probe.cli` / `app.probe.web` — the `cowlab probe` subcommand and the web routes.
+- `app.probe.vm` — `cowlab probe --kernel IMAGE`: another kernel under QEMU, the scenarios run
+  there as `app.cexport`'s static programs, compared as above; `app.probe.kernels` runs every
+  preset on Debian's 6.1 and on this kernel and writes docs/probe-kernels.md.
 
 See docs/probe.md for what the probe does and its limits.
 """

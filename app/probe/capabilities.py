@@ -98,10 +98,11 @@ def swap_device() -> SwapDevice | None:
     return areas[0].device if areas else None
 
 
-def describe_swap(*, paths: bool = True) -> str:
-    """Which `#swap` device this machine's swap-outs go to; with ``paths`` every area too (the
-    CLI's report; the web app names no path of the server)."""
-    areas = swap_areas()
+def describe_swap(*, paths: bool = True, areas: tuple[SwapArea, ...] | None = None) -> str:
+    """Which `#swap` device this machine's swap-outs go to (or those of ``areas``, another
+    machine's); with ``paths`` every area too (the CLI's report; the web app names no path of
+    the server)."""
+    areas = swap_areas() if areas is None else areas
     if not areas:
         return "no swap configured"
     device = areas[0].device

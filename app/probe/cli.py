@@ -1,12 +1,18 @@
 """`cowlab probe`: run presets or a scenario file on this kernel and in the simulator.
 
-    cowlab probe [--json] [--frames] [--preset NAME …] [--timeout S] [FILE|-]
+    cowlab probe [--json] [--frames] [--preset NAME …] [--timeout S] [FILE|- …]
+    cowlab probe --kernel IMAGE [--modules DIR|DEB] [--swap zram|file|none] [--json] [FILE …]
 
 Maps the running kernel's version to a policy id, runs every preset (or the named ones, or the
 file) on the kernel and in the simulator under that policy, and reports per scenario what each
 observed and whether they agree. Exit status: 0 when nothing disagrees (skips do not count: the
 kernel could not answer), 1 when something disagrees, 2 for bad input (unknown preset, syntax
-error, unreadable file).
+error, unreadable file, a kernel image or module directory that cannot be used, a VM that
+cannot be booted: QEMU or busybox-static missing).
+
+With ``--kernel``, the scenarios run on that kernel instead, booted under QEMU (`app.probe.vm`):
+every one in one boot, as the static programs of `cowlab export c`; the report names the VM's
+release and its era.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from app.probe.compare import DEFAULT_TIMEOUT, ProbeReport, ProbeResult, probe
 from engine.presets import PRESETS
@@ -36,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "with the reason. Exit 0 when nothing disagrees, 1 when something does."
         ),
     )
-    parser.add_argument("file", nargs="?", metavar="FILE", help="scenario text; - reads stdin")
+    parser.add_argument(
+        "file", nargs="*", metavar="FILE", help="scenario text (repeatable); - reads stdin"
+    )
     parser.add_argument(
         "--preset",
         action="append",
@@ -60,6 +69,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help=f"hard limit per scenario on the kernel, in seconds (default {DEFAULT_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--kernel",
+        metavar="IMAGE",
+        help=(
+            "boot this kernel image (a vmlinuz/bzImage, or a linux-image .deb, unpacked, never "
+            "installed) under QEMU and probe there; nothing on this machine changes"
+        ),
+    )
+    parser.add_argument(
+        "--modules",
+        metavar="DIR|DEB",
+        help=(
+            "the image's modules (lib/modules/RELEASE, a root holding it, or a .deb), for a "
+            "zram or virtio swap device; default: beside an image found at ROOT/boot/vmlinuz-R"
+        ),
+    )
+    parser.add_argument(
+        "--swap",
+        choices=["zram", "file", "none"],
+        default="zram",
+        help="with --kernel: the VM's swap device, zram or a virtio disk (default zram)",
+    )
     parser.set_defaults(func=cmd_probe)
 
 
@@ -69,8 +100,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from app.cli.main import InputError, describe_scenario_error, read_file, read_stdin
 
     files: list[tuple[str, str]] = []
-    if args.file is not None:
-        source, text = ("<stdin>", read_stdin()) if args.file == "-" else read_file(args.file)
+    for file in args.file:
+        source, text = ("<stdin>", read_stdin()) if file == "-" else read_file(file)
         try:
             parse(text)
         except ScenarioError as err:
@@ -81,12 +112,37 @@ def cmd_probe(args: argparse.Namespace) -> int:
             raise InputError(f"unknown preset {name!r} (cowlab presets lists them)")
     if args.timeout <= 0:
         raise InputError("--timeout must be positive")
-    report = probe(presets=args.preset, files=files, timeout=args.timeout, frames=args.frames)
+    if args.kernel is None and args.modules is not None:
+        raise InputError("--modules needs --kernel IMAGE")
+    if args.kernel is not None:
+        report = _probe_in_vm(args, files)
+    else:
+        report = probe(presets=args.preset, files=files, timeout=args.timeout, frames=args.frames)
     if args.json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     else:
         sys.stdout.write(format_report(report))
     return EXIT_OK if report.ok else EXIT_DISAGREE
+
+
+def _probe_in_vm(args: argparse.Namespace, files: list[tuple[str, str]]) -> ProbeReport:
+    from app.cli.main import InputError
+    from app.probe import vm
+
+    if args.frames:
+        raise InputError(
+            "--frames compares frames on this machine's kernel only, not with --kernel"
+        )
+    names = list(args.preset) if args.preset is not None else ([] if files else list(PRESETS))
+    scenarios = [(n, PRESETS[n].title, parse(PRESETS[n].text)) for n in names]
+    scenarios += [(source, "", parse(text)) for source, text in files]
+    modules = Path(args.modules) if args.modules is not None else None
+    try:
+        return vm.probe_in_vm(
+            scenarios, Path(args.kernel), modules=modules, swap=args.swap, timeout=args.timeout
+        ).report
+    except vm.VMError as err:
+        raise InputError(str(err)) from None
 
 
 def format_report(report: ProbeReport) -> str:

@@ -271,24 +271,46 @@ def probe_scenario(
     policy = policy or capabilities.policy_for(capabilities.kernel_release())
     runner = runner or run_isolated
     device = capabilities.swap_device() if swap == "detect" else swap
-    mismatch = _swap_mismatch(scenario, device)
+    mismatch = swap_mismatch(scenario, device)
     if mismatch is not None:
         return ProbeResult(name, title, None, (), (), mismatch)
-    if device is not None and device != scenario.annotations.swap:
-        # The scenario names no device: the simulator swaps to the one the kernel will use.
-        scenario = dataclasses.replace(
-            scenario, annotations=dataclasses.replace(scenario.annotations, swap=device)
-        )
-    trace = replay(scenario, policy)
+    trace = replay(on_swap_device(scenario, device), policy)
     run = runner(scenario, timeout)
     # Frames are compared where the kernel could show them (as root), on both sides.
     shown = {s.index for s in run.steps if s.frame is not None} if frames else set()
-    sim = _frames_at(sim_observations(trace, frames=frames), shown)
-    if run.skipped is not None:
-        partial = _frames_at(sim_observations(trace, upto=len(run.steps), frames=frames), shown)
-        kernel = kernel_observations(run, scenario, trace, frames=frames)
-        return ProbeResult(name, title, None, kernel, partial, run.skipped)
     kernel = kernel_observations(run, scenario, trace, frames=frames)
+    return verdict(name, title, trace, kernel, len(run.steps), run.skipped, frames, shown)
+
+
+def on_swap_device(scenario: c.Scenario, device: SwapDevice | None) -> c.Scenario:
+    """The scenario the simulator replays on a machine that swaps to ``device``.
+
+    A scenario that names no device swaps to the one the kernel will use. Only the simulator's
+    copy may carry it: a runner prints the scenario (`format_scenario`), and annotations that no
+    `#` line spells cannot be printed."""
+    if device is None or device == scenario.annotations.swap:
+        return scenario
+    annotations = dataclasses.replace(scenario.annotations, swap=device)
+    return dataclasses.replace(scenario, annotations=annotations)
+
+
+def verdict(
+    name: str,
+    title: str,
+    trace: Trace,
+    kernel: tuple[Observation, ...],
+    ran: int,
+    skipped: str | None,
+    frames: bool = False,
+    shown: set[int] | frozenset[int] = frozenset(),
+) -> ProbeResult:
+    """Compare what the kernel showed over its first ``ran`` steps (all of them unless
+    ``skipped`` says why not) with what the simulator's ``trace`` predicts; with ``frames``,
+    frames are compared at the ``shown`` steps only."""
+    sim = _frames_at(sim_observations(trace, frames=frames), set(shown))
+    if skipped is not None:
+        partial = _frames_at(sim_observations(trace, upto=ran, frames=frames), set(shown))
+        return ProbeResult(name, title, None, kernel, partial, skipped)
     declined = _declined_pageout(kernel, sim)
     if declined is not None:
         return ProbeResult(name, title, None, kernel, sim, declined)
@@ -300,7 +322,7 @@ def _frames_at(observed: tuple[Observation, ...], steps: set[int]) -> tuple[Obse
     return tuple(o for o in observed if not o.value.startswith("frame ") or o.step in steps)
 
 
-def _swap_mismatch(scenario: c.Scenario, device: SwapDevice | None) -> str | None:
+def swap_mismatch(scenario: c.Scenario, device: SwapDevice | None) -> str | None:
     named = any(r.text.split()[:1] == ["#swap"] for r in scenario.remarks)
     pages_out = any(isinstance(cmd, c.Swapout) for cmd in scenario.commands)
     if not (named and pages_out and device is not None) or device == scenario.annotations.swap:

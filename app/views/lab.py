@@ -9,13 +9,22 @@ differences, and its link (``/lab?policy=custom:…``) is the canonical id.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+from app.views.lab_answer import (
+    BACKING_NAMES,
+    backing_sentences,
+    debate_sentences,
+    modelling_notes,
+)
+from app.views.lab_store import StoredSweep, load_or_compute
 from app.views.links import LinkError, make_link
 from app.views.presets import Cell, PresetRow, RowGroup, build_grid, group_rows
 from app.views.runs import RunMemo, run
@@ -24,7 +33,6 @@ from engine.policies import POLICIES, Policy, UnknownPolicy, get_policy
 from engine.policies.custom import CustomPolicy, differences, is_custom, nearest_eras
 from engine.policies.knobs import KNOBS, STATES
 from engine.presets import PRESETS
-from engine.sweep import run_sweep, sweep_json
 
 # Each custom column replays every preset (or the scenario) once more: four keep the worst
 # `/compare` and `/presets` request within DESIGN.md §7's budget.
@@ -268,15 +276,23 @@ def custom_column_cells(policy_id: str, memo: RunMemo | None = None) -> tuple[Ce
 
 # --------------------------------------------------------------------------- the sweep page
 class SweepJob:
-    """The sweep behind `/lab/sweep`: several seconds of work, so it runs once per app in a
-    thread while the page says how long it has been running (a request never waits for it)."""
+    """The sweep behind `/lab` and `/lab/sweep`: computed once per deployment and stored where
+    every worker reads it (`app.views.lab_store`); this worker loads it (or waits for whichever
+    worker computes it) in a thread of its own, while the pages say how long that has been
+    running — a request never waits for it, and the event loop never sweeps nor encodes."""
 
-    def __init__(self) -> None:
+    def __init__(self, directory: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._started = 0.0
-        self.doc: dict[str, Any] | None = None
+        self._directory = directory
+        self.stored: StoredSweep | None = None
+        self.error: str = ""
         self.seconds = 0.0
+
+    @property
+    def doc(self) -> Mapping[str, Any] | None:
+        return None if self.stored is None else self.stored.doc
 
     def start(self) -> None:
         with self._lock:
@@ -292,12 +308,16 @@ class SweepJob:
         self.start()
         assert self._thread is not None
         self._thread.join(timeout)
-        return self.doc is not None
+        return self.stored is not None
 
     def _run(self) -> None:
-        doc = sweep_json(run_sweep())
+        try:
+            stored = load_or_compute(self._directory)
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+            self.error = f"the sweep could not be computed: {exc}"
+            return
         self.seconds = time.monotonic() - self._started
-        self.doc = doc
+        self.stored = stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,46 +353,36 @@ class SweepPage:
     august: tuple[tuple[str, int, int, int], ...]  # gup_read choice, leak, userfault, stale
     august_nearest: tuple[tuple[str, str], ...]
     filter: Filter
+    answer: Answer
 
 
 # The design list shows this many rows; the filter narrows it, the JSON has them all.
 SHOWN_POINTS = 40
 
 
-def build_filter(doc: Mapping[str, Any], query: Mapping[str, str], kinds: Sequence[str]) -> Filter:
+def build_filter(stored: StoredSweep, query: Mapping[str, str], kinds: Sequence[str]) -> Filter:
     """The designs matching the fixed knobs of ``query`` (unknown values are ignored), in
-    sweep order, the first `SHOWN_POINTS` of them with their verdict counts."""
-    names = list(doc["knobs"])
-    fixed = {
-        i: doc["knobs"][k].index(query[k])
-        for i, k in enumerate(names)
-        if query.get(k) in doc["knobs"][k]
-    }
+    sweep order, the first `SHOWN_POINTS` of them with their verdict counts. "Clean" is the
+    summary's: no verdict on any preset but the expected failures."""
+    knobs = stored.space.knobs
+    fixed = {k: query[k] for k in knobs if query.get(k) in knobs[k]}
     clean = query.get("clean") == "1"
-    at = {k: len(names) + i for i, k in enumerate(doc["kinds"])}
-    matching = [
-        row
-        for row in doc["points"]
-        if all(row[i] == c for i, c in fixed.items()) and not (clean and any(row[len(names) :]))
-    ]
+    bits = stored.matching(fixed, clean)
     rows = []
-    for row in matching[:SHOWN_POINTS]:
-        settings = {k: doc["knobs"][k][row[i]] for i, k in enumerate(names)}
+    for settings, counts in stored.rows(bits, SHOWN_POINTS):
         era = min(POLICIES.values(), key=lambda e: len(differences(settings, e)))
         pid = point_id(era.id, settings)
-        rows.append(PointRow(_short(pid, era.id), lab_link(pid), tuple(row[at[k]] for k in kinds)))
+        rows.append(PointRow(_short(pid, era.id), lab_link(pid), tuple(counts[k] for k in kinds)))
     return Filter(
-        tuple(
-            (k, tuple(doc["knobs"][k]), doc["knobs"][k][fixed[i]] if i in fixed else "")
-            for i, k in enumerate(names)
-        ),
+        tuple((k, tuple(knobs[k]), fixed.get(k, "")) for k in knobs),
         clean,
-        len(matching),
+        stored.count(bits),
         tuple(rows),
     )
 
 
-def build_sweep_page(doc: Mapping[str, Any], query: Mapping[str, str] | None = None) -> SweepPage:
+def build_sweep_page(stored: StoredSweep, query: Mapping[str, str] | None = None) -> SweepPage:
+    doc = stored.doc
     kinds = tuple(
         k
         for k in doc["kinds"]
@@ -402,7 +412,35 @@ def build_sweep_page(doc: Mapping[str, Any], query: Mapping[str, str] | None = N
         august_nearest=tuple(
             (_short(i, aug["from"]), lab_link(i)) for i in aug["no_leak_no_userfault_nearest"]
         ),
-        filter=build_filter(doc, query or {}, kinds),
+        filter=build_filter(stored, query or {}, kinds),
+        answer=sweep_answer(doc),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The sweep's answer in sentences, per backing, and the August 2020 thread."""
+
+    backings: tuple[tuple[str, tuple[str, ...]], ...]  # (heading, sentences)
+    debate: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepAnswerView:
+    """What `_sweep_answer.html` reads on `/lab` (``sweep.answer``, as on `/lab/sweep`)."""
+
+    answer: Answer
+
+
+def sweep_answer(doc: Mapping[str, Any]) -> Answer:
+    return Answer(
+        tuple(
+            (BACKING_NAMES.get(b, b), tuple(backing_sentences(b, answer)))
+            for b, answer in doc["summary"].items()
+        ),
+        tuple(debate_sentences(doc)),
+        tuple(modelling_notes()),
     )
 
 

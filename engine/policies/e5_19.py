@@ -33,7 +33,9 @@ class Exclusive519(PageCount518):
         "page first triggers FAULT_FLAG_UNSHARE, which gives the pinner an exclusive page while "
         "keeping the PTE read-only — Peter Xu's 2020 idea, scoped to FOLL_PIN. vmsplice still "
         "takes plain FOLL_GET references, which are left as the 'wrong side OK' class. Modelled "
-        "with 6.0's FOLL_FORCE fix (5535be309971) and mprotect upgrade of dirty exclusive pages."
+        "with 6.0's FOLL_FORCE fix (5535be309971) and mprotect upgrade of dirty exclusive pages "
+        "(64fe24a3e05e): both first in 6.0, so 5.19 itself still had FOLL_COW and left "
+        "mprotect()ed pages read-only."
     )
     knobs: ClassVar[Mapping[str, str]] = {
         **PageCount518.knobs,

@@ -19,7 +19,9 @@ class Classic57(Policy):
         "maps it (mapcount plus swap count at most 1) and copies it otherwise. Extra references "
         "taken by get_user_pages, pins and pipe buffers are not counted, so a page a pipe still "
         "holds can be taken over by the other side of a fork: CVE-2020-29374. Read-GUP never "
-        "breaks COW, fork knows nothing about pins, and a R/O pin may silently go stale."
+        "breaks COW, fork knows nothing about pins, and a R/O pin may silently go stale. Pins "
+        "are counted as 3faa52c03f44 counts them, first in 5.7; before it a pin was a plain "
+        "reference, which no rule of this era tells apart."
     )
     since = (4, 9)
     until: ClassVar[KernelVersion | None] = (5, 7)

@@ -26,7 +26,10 @@ class BreakCowProposal(EnforcedCow58):
         "5.8's COW break for read GUPs but marked it FAULT_FLAG_BREAK_COW instead of a write: no "
         "userfaultfd write-protect notification for a read, the uffd-wp bit carried over to the "
         "copy and the PTE left write-protected. Linus liked the idea but wanted the flag "
-        "inverted and asked why a silent COW was right for uffd-wp; it was never merged."
+        "inverted and asked why a silent COW was right for uffd-wp; it was never merged. "
+        "cowlab models the proposal's intent on every backing: the posted v2 left hugetlb on "
+        "FOLL_WRITE only (follow_hugetlb_page faults for FOLL_WRITE, hugetlb_fault copies only "
+        "for FAULT_FLAG_WRITE), so under the posted code a hugetlb vmsplice() still leaks."
     )
     knobs: ClassVar[Mapping[str, str]] = {
         **EnforcedCow58.knobs,

@@ -31,7 +31,9 @@ class PageCount59(Classic57):
         "for the child at once (70e806e4e645). The price: a process that pinned or vmspliced its "
         "own page copies away from it on its next write, so R/O pins go stale; swap-in still "
         "uses the old mapcount rule. Modelled with 5.11's changes: pinned pages stay out of the "
-        "swap cache and clear_refs leaves them alone."
+        "swap cache (feb889fb40fa) and clear_refs leaves them alone ('mm: don't play games with "
+        "pinned pages in clear_page_refs'), both first in 5.11: 5.9 and 5.10 themselves still "
+        "swapped pinned pages out and write-protected them on clear_refs."
     )
     knobs: ClassVar[Mapping[str, str]] = {
         **Classic57.knobs,

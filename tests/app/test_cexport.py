@@ -475,3 +475,72 @@ def test_the_program_stops_where_the_probe_would_skip(missing: str | None) -> No
         assert reason.endswith(needed_by), (text, reason, k)
         if impossible:
             assert reason == impossible
+
+
+def test_a_comment_carries_no_trigraph() -> None:
+    for text in ("what??/", "???/", "??=??(??)", "a ?? b"):
+        assert "??" not in c_comment(text)
+    assert c_comment("what??/") == "what?\\?/"
+
+
+@pytest.mark.parametrize(
+    ("take", "helper"), [("vmsplice a as p", "pipe_read"), ("pin a ro longterm as p", "gup_read")]
+)
+def test_a_pipe_or_pin_reads_step_calls_its_own_helper(take: str, helper: str) -> None:
+    scenario = parse(f"P mmap a\nP write a v1\nP {take}\np read")
+    code = step_code(scenario, 4)
+    assert code.where == "the coordinator"
+    assert f"{helper}(r, in_fd);" in code.function and "ring_read" not in code.text
+    assert code.helpers == (helper,)
+    assert f"{helper}(r, in_fd);" in program(scenario)
+
+
+def test_a_name_a_ring_held_before_keeps_the_rings_step() -> None:
+    # The vmsplice may find the name still held by the ring at run time: step_K stays the
+    # ring's, and the coordinator reads a pipe itself.
+    scenario = parse("P mmap a\nP iouring a as p\nP vmsplice a as p\np read")
+    step_4 = program(scenario).split("static void step_4(", 1)[1].split("}", 1)[0]
+    assert "ring_read(r, " in step_4 and "in_fd" not in step_4
+
+
+def test_the_program_carries_the_engines_words_and_frames_for_every_era() -> None:
+    source = program(parse(PRESETS["cve-2020-29374"].text))
+    # 4.8 and 5.7 leak the child's write through the pipe; the program can say so in words.
+    assert '"leak: ' in source
+    assert "static const unsigned short said[NVARIANTS][NERAS][NSTEPS + 1]" in source
+    assert "static const unsigned short expected_frame[NVARIANTS][NERAS][NSTEPS + 1]" in source
+    assert '"frame replaced"' in source
+
+
+def test_a_program_carries_only_the_runtime_its_scenario_uses() -> None:
+    leak = program(parse(PRESETS["cve-2020-29374"].text))  # vmsplice, fork, munmap: 7 steps
+    assert "@if" not in leak and "@endif" not in leak
+    for absent in (
+        "io_uring_setup",
+        "ring_open",
+        "uffd_open",
+        "GUP_TEST_PATH",
+        "map_thp",
+        "clear_refs",
+    ):
+        assert absent not in leak, absent
+    assert "do_vmsplice(" in leak and "pipe_read(" in leak
+    assert leak.count("\n") < 1300  # it was 1,770 lines with every feature's code
+    every = program(parse(EVERY_VERB))
+    for present in ("io_uring_setup", "ring_open", "uffd_open", "GUP_TEST_PATH", "map_thp"):
+        assert present in every, present
+
+
+def test_the_page_shows_helpers_without_the_feature_markers() -> None:
+    scenario = parse(EVERY_VERB)
+    for k in range(1, len(scenario.commands) + 1):
+        assert "@if" not in step_code(scenario, k).text
+
+
+def test_trim_refuses_a_feature_no_table_knows() -> None:
+    from app.cexport.runtime import trim
+
+    assert trim("a\n/* @if huge */\nb\n/* @endif huge */\nc\n", set()) == "a\nc\n"
+    assert trim("a\n\t/* @if huge */\nb\n\t/* @endif huge */\n", {"huge"}) == "a\nb\n"
+    with pytest.raises(ValueError, match="mthp"):
+        trim("/* @if mthp */\nx\n/* @endif mthp */\n", set())

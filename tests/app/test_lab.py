@@ -221,7 +221,13 @@ def test_the_sweep_page_runs_in_the_background_then_shows_the_answer(
     page = html(r.text)
     assert page.css_first("[data-sweep-running]") is None
     assert "The August 2020 argument" in page.text()
-    assert re.search(r"\d+ designs give no verdict on any preset", page.text())
+    assert re.search(r"\d+ designs give no verdict on any preset but the expected", page.text())
+    answer = first(page, "section[aria-labelledby=answer-title]").text()
+    assert "FAULT_FLAG_BREAK_COW" in answer and "READ_WRONG_SIDE_COW_OK" in answer
+    assert "expected failures" in answer.lower() and "5.8-break-cow models" in answer
+    # The lab page shows the same answer once the sweep is stored.
+    lab = html(client.get("/lab?policy=5.9").text)
+    assert "PageAnonExclusive" in first(lab, "section[aria-labelledby=answer-title]").text()
     links = [a.attributes["href"] or "" for a in page.css("a[href^='/lab?policy=']")]
     assert links
     for href in links[:3]:
@@ -236,19 +242,20 @@ def test_the_bench_measures_the_sweep_and_a_custom_column(
     from app.bench import lab as labbench
     from app.bench import web as webbench
 
+    # lab_rss_mb starts a server of its own and waits for its sweep: measured by the bench, not
+    # here (the figure's plumbing is what this test checks).
+    monkeypatch.setattr(labbench, "measure_lab_rss_mb", lambda: 12.5)
     figures = labbench.measure_lab(quick=True)
-    assert set(figures) == {"sweep_s", "custom_column_ms"}
+    assert set(figures) == {"sweep_s", "custom_column_ms", "lab_rss_mb"}
     assert figures["sweep_s"] > 0 and figures["custom_column_ms"] > 0
     points = labbench.fresh_points(5)
     assert len(set(points)) == 5 and not set(points) & set(POLICIES)
     monkeypatch.setattr(bench, "measure_engine", lambda quick: {})
     monkeypatch.setattr(webbench, "measure_web", lambda quick: {})
-    monkeypatch.setattr(labbench, "measure_lab", lambda quick: {"sweep_s": 1.0})
-    assert bench.measure(quick=True)["budgets"]["sweep_s"] == {
-        "budget": 30.0,
-        "measured": 1.0,
-        "met": True,
-    }
+    monkeypatch.setattr(labbench, "measure_lab", lambda quick: {"sweep_s": 1.0, "lab_rss_mb": 151})
+    budgets = bench.measure(quick=True)["budgets"]
+    assert budgets["sweep_s"] == {"budget": 30.0, "measured": 1.0, "met": True}
+    assert budgets["lab_rss_mb"] == {"budget": 150.0, "measured": 151, "met": False}
 
 
 def test_the_sweep_json_route_is_the_cli_document(client: TestClient) -> None:
@@ -260,7 +267,8 @@ def test_the_sweep_json_route_is_the_cli_document(client: TestClient) -> None:
         assert job.doc is not None
     assert job.wait(300)
     doc = client.get("/lab/sweep.json").json()
-    assert len(doc["points"]) == doc["points_run"]
+    assert sum(o["designs"] for o in doc["outcomes"]) == doc["points_run"]
+    assert set(doc["summary"]) == {"base", "thp", "pte-thp", "hugetlb", "all"}
     # 6.2 is clean on every base page; its only verdicts are on huge pages: the four hugetlb
     # vmsplice() cases cow.c marks XFAIL leak, and the R/O pins of a previously-shared
     # PTE-mapped THP copy needlessly (tests/engine/huge_preset_expectations.py).
@@ -278,6 +286,20 @@ def test_a_long_custom_id_is_accepted_everywhere(client: TestClient) -> None:
     assert client.get(make_link("/compare", "P mmap a", customs=(spelled,))).status_code == 200
 
 
+def designs_with(cubes: list[dict[str, list[str]]], knobs: dict[str, list[str]], read: str) -> int:
+    """How many designs of ``cubes`` have ``gup_read=read`` (a cube leaves out a knob it does
+    not restrict)."""
+    total = 0
+    for cube in cubes:
+        if read not in cube.get("gup_read", knobs["gup_read"]):
+            continue
+        size = 1
+        for k, choices in knobs.items():
+            size *= 1 if k == "gup_read" else len(cube.get(k, choices))
+        total += size
+    return total
+
+
 def test_the_sweep_page_lists_designs_by_fixed_knobs(client: TestClient) -> None:
     client.get("/lab/sweep")
     job: SweepJob = client.app.state.lab_sweep  # type: ignore[attr-defined]
@@ -286,17 +308,16 @@ def test_the_sweep_page_lists_designs_by_fixed_knobs(client: TestClient) -> None
     section = first(html(r.text), "section[aria-labelledby=designs-title]")
     status = first(section, "[role=status]").text()
     matching = int(status.split()[0])
-    points = job.doc["points"]
-    index = job.doc["knobs"]["gup_read"].index("break-cow")
-    expected = [p for p in points if p[1] == index]
-    assert matching == len(expected) > 0
+    expected = designs_with(
+        [c for o in job.doc["outcomes"] for c in o["cubes"]], job.doc["knobs"], "break-cow"
+    )
+    assert matching == expected > 0
     assert attr(first(section, "#f-gup_read option[selected]"), "value") == "break-cow"
     for a in section.css("tbody a")[:3]:
         r = client.get(a.attributes["href"] or "")
         assert r.status_code == 200
         assert html(r.text).css("table.lab-grid tbody tr:not(.group-row)")
-    # "Only clean ones" lists none: the hugetlb vmsplice() leak cow.c marks XFAIL is beyond
-    # every knob (tests/engine/test_sweep.py), so no design is clean over the whole library.
-    assert job.doc["clean_points"] == 0
-    empty = html(client.get("/lab/sweep?gup_read=break-cow&clean=1").text)
-    assert first(empty, "[aria-labelledby=designs-title] [role=status]").text().startswith("0")
+    # "Only clean ones": no verdict on any preset but the expected failures.
+    clean = html(client.get("/lab/sweep?gup_read=break-cow&clean=1").text)
+    status = first(clean, "[aria-labelledby=designs-title] [role=status]").text()
+    assert int(status.split()[0]) == designs_with(job.doc["clean"], job.doc["knobs"], "break-cow")

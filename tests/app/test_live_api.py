@@ -136,6 +136,8 @@ def test_a_poll_counts_one_answer_per_student_until_the_reveal() -> None:
     assert poll["choices"] == ["0", "x"]
     assert (poll["command"], poll["answer"], poll["revealed"]) == ("C read a", None, False)
     ann, bob = TestClient(app), TestClient(app)
+    for student in (ann, bob):
+        assert student.get(f"/live/{code}").status_code == 200  # joins: the page sets its id
     ann.post(f"/api/v1/live/{code}/vote", json={"choice": "0"})
     ann.post(f"/api/v1/live/{code}/vote", json={"choice": "x"})  # changed her mind
     bob.post(f"/api/v1/live/{code}/vote", json={"choice": "0"})

@@ -68,6 +68,8 @@ def test_two_workers_share_one_room(pair: tuple[Worker, Worker]) -> None:
         # A poll opened on A, answered on B, counted on A, revealed everywhere.
         await teacher.request("POST", f"/api/v1/live/{code}/poll", None, key)
         voter = await JsonClient.open(b.port)
+        status, _ = await voter.request("GET", f"/live/{code}")  # the student's page joins
+        assert status == 200
         status, _ = await voter.request("POST", f"/api/v1/live/{code}/vote", {"choice": "x"})
         assert status == 200
         _, state = await teacher.request("GET", f"/api/v1/live/{code}")
@@ -108,6 +110,9 @@ def test_students_resume_after_their_worker_is_killed_and_restarted(
         status, _ = await teacher.request("POST", f"/api/v1/live/{code}/state", {"step": 5}, key)
         assert status == 200
         b.start()
+        # The worker's restart outlasts uvicorn's 5 s keep-alive: the teacher's page reconnects.
+        teacher.close()
+        teacher = await JsonClient.open(a.port)
         students = [await _stream(b.port, code) for _ in range(3)]
         for student in students:
             back = await student.until(lambda e: True, 5)

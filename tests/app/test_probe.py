@@ -16,13 +16,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
-from app.probe import cli, compare, gate, web
+from app.probe import capabilities, cli, compare, gate, web
 from app.probe.capabilities import Capabilities, kernel_version, policy_for
 from app.probe.executor import KernelRun, KernelStep, static_skip
 from app.probe.gate import ProbeSettings
 from app.probe.worker import decode_value, encode_value, frame_change
 from engine import commands as c
-from engine.syntax import format_command, parse
+from engine.syntax import format_command, format_scenario, parse
 
 ALL_THERE = Capabilities(None, None, None, None, None, None)
 NOTHING = Capabilities(
@@ -659,3 +659,43 @@ def test_frames_are_compared_only_when_asked_and_where_the_kernel_showed_them() 
     hidden = probe({}, compared=True)
     assert hidden.agree is True
     assert all(not o.value.startswith("frame") for o in hidden.sim_observed)
+
+
+# ------------------------------------------------------------- a machine that swaps to zram
+ZRAM_SWAPS = (
+    "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+    "/dev/zram0                              partition\t8388604\t\t0\t\t100\n"
+)
+
+
+def _printing_runner(s: c.Scenario, t: float) -> KernelRun:
+    """A kernel run that, as `run_isolated` does, hands the scenario over as text first."""
+    return _kernel_run(parse(format_scenario(s)), {5: "v1", 6: "v2"})
+
+
+def test_a_zram_machine_probes_a_scenario_without_annotations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Regression: the simulator's copy carries `swap=zram`, and giving that copy to the runner
+    # made `format_scenario` refuse annotations no `#` line spells (a traceback, a 500).
+    zram = capabilities.swap_areas(ZRAM_SWAPS)
+    monkeypatch.setattr(capabilities, "swap_areas", lambda text=None: zram)
+    assert capabilities.swap_device() == "zram"
+    result = compare.probe_scenario(parse(BASIC), name="t", policy="6.15", runner=_printing_runner)
+    assert result.agree is True and result.skipped is None
+    swapping = parse(BASIC + "\nP swapout a\nP read a")
+    result = compare.probe_scenario(swapping, name="t", policy="6.15", runner=_printing_runner)
+    assert result.skipped is None
+
+
+def test_a_zram_machine_answers_the_probe_api(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allow(client)
+    zram = capabilities.swap_areas(ZRAM_SWAPS)
+    monkeypatch.setattr(capabilities, "swap_areas", lambda text=None: zram)
+    monkeypatch.setattr(compare, "run_isolated", _printing_runner)
+    response = client.post("/api/v1/probe", json={"scenario": BASIC})
+    assert response.status_code == 200
+    assert response.json()["swap"].startswith("#swap zram")
+    assert response.json()["results"][0]["agree"] is True

@@ -75,8 +75,9 @@ def started(command: list[str], port: int, nofile: int | None = None) -> Iterato
     )
     try:
         if nofile is not None:
-            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (nofile, hard))
+            # Soft and hard: `cowlab serve` raises its soft limit to the hard one (issue 20),
+            # so a worker limited to ``nofile`` needs a hard limit of ``nofile``.
+            resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (nofile, nofile))
         wait_answering(process, port)
         yield process.pid
     finally:
@@ -93,7 +94,8 @@ def started(command: list[str], port: int, nofile: int | None = None) -> Iterato
 
 @pytest.fixture
 def worker_port() -> Iterator[int]:
-    """A real `cowlab serve` worker on loopback, under the usual descriptor limit."""
+    """A real `cowlab serve` worker on loopback, under the usual descriptor limit (as hard
+    limit: a unit or shell that allows no more)."""
     port = run.free_port()
     command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--no-probe"]

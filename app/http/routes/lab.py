@@ -16,7 +16,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from app.http.htmx import htmx_details
 from app.http.render import render_fragment, render_page
-from app.views.lab import SweepJob, build_lab, build_sweep_page, settings_from_query
+from app.views.lab import (
+    SweepAnswerView,
+    SweepJob,
+    build_lab,
+    build_sweep_page,
+    settings_from_query,
+    sweep_answer,
+)
+from app.views.lab_answer import modelling_notes
+from app.views.lab_store import is_stored
 from engine.policies import UnknownPolicy, get_policy
 from engine.policies.custom import MAX_ID_LENGTH
 from engine.policies.knobs import KNOBS
@@ -39,6 +48,9 @@ def _context(request: Request, page: str) -> dict[str, Any]:
         "policy_param": get_policy("latest").id,
         "share_url": "",
         "bad": "",
+        "failed": "",
+        "sweep": None,
+        "notes": modelling_notes(),
     }
 
 
@@ -88,6 +100,13 @@ def _lab(request: Request, query: dict[str, str]) -> Response:
         base_id, settings = settings_from_query({})
     lab_view = build_lab(base_id, settings, request.app.state.runs)
     ctx["lab"] = lab_view
+    # The sweep's answer when this worker has it. The lab page starts loading it only when it
+    # is stored already (a moment's read); computing it is the sweep page's to start.
+    job: SweepJob | None = getattr(request.app.state, "lab_sweep", None)
+    if job is None and is_stored():
+        job = _job(request)
+    stored = None if job is None else job.stored
+    ctx["sweep"] = None if stored is None else SweepAnswerView(sweep_answer(stored.doc))
     status = 400 if lab_view.error or ctx.get("bad") else 200
     from_form = "policy" not in query and bool(query)
     if from_form and not hx.partial and status == 200:
@@ -120,30 +139,41 @@ def _job(request: Request) -> SweepJob:
 async def sweep(request: Request) -> Response:
     job = _job(request)
     ctx = _context(request, "sweep")
-    if job.doc is None:
+    if job.error:
+        ctx.update(running=False, failed=job.error, seconds=0, sweep=None)
+        return HTMLResponse(render_page("sweep.html", ctx), status_code=503, headers={"Vary": VARY})
+    stored = job.stored
+    if stored is None:
         ctx.update(running=True, seconds=round(job.running_for()), sweep=None)
-    else:
-        query = {k: v[:64] for k, v in request.query_params.items()}
-        ctx.update(
-            running=False, seconds=round(job.seconds, 1), sweep=build_sweep_page(job.doc, query)
-        )
-    return HTMLResponse(render_page("sweep.html", ctx), headers={"Vary": VARY})
+        return HTMLResponse(render_page("sweep.html", ctx), headers={"Vary": VARY})
+    query = {k: v[:64] for k, v in request.query_params.items()}
+    # Bit operations over the stored counters and a page render: off the event loop.
+    page = await run_in_threadpool(build_sweep_page, stored, query)
+    ctx.update(running=False, seconds=round(job.seconds, 1), sweep=page)
+    body = await run_in_threadpool(render_page, "sweep.html", ctx)
+    return HTMLResponse(body, headers={"Vary": VARY})
 
 
 @router.get(
     "/lab/sweep.json",
     summary="The whole sweep as `cowlab lab sweep --json` prints it",
-    description="Per design its verdict counts (`points`: one choice index per knob, then one "
-    "count per verdict kind). While the sweep is still running: 202 with `Retry-After` and "
-    "how long it has run.",
-    responses={202: {"description": "The sweep is still running; ask again after Retry-After."}},
+    description="The answer per backing (`summary`), the eras' counts and the designs grouped "
+    "by outcome (`outcomes`, each with its designs as cubes; docs/lab.md). Computed once per "
+    "deployment and served as stored. While it is still being computed: 202 with "
+    "`Retry-After` and how long it has run.",
+    responses={
+        202: {"description": "The sweep is still running; ask again after Retry-After."},
+        503: {"description": "The sweep could not be computed (the message says why)."},
+    },
 )
 async def sweep_json_route(request: Request) -> Response:
     job = _job(request)
-    if job.doc is None:
+    if job.error:
+        return JSONResponse({"error": "sweep-failed", "message": job.error}, status_code=503)
+    if job.stored is None:
         return JSONResponse(
             {"error": "sweep-running", "seconds": round(job.running_for())},
             status_code=202,
             headers={"Retry-After": "2"},
         )
-    return JSONResponse(job.doc)
+    return Response(job.stored.body, media_type="application/json")

@@ -134,7 +134,7 @@ def challenge_cards() -> tuple[ChallengeCard, ...]:
                 brief=challenge.brief,
                 goal="#goal " + " ".join(term.text for term in goal),
                 says=tuple(describe_term(term) for term in goal),
-                start=make_link("/", challenge.start),
+                start=make_link("/", challenge.start, step=0),
                 start_text=challenge.start,
                 hints=challenge.hints,
                 solution=make_link("/", challenge.solution),
@@ -154,7 +154,7 @@ async def challenges(request: Request) -> Response:
     ctx.update(
         challenges=challenge_cards(),
         example_text=EXAMPLE_GOAL,
-        example=make_link("/", EXAMPLE_GOAL),
+        example=make_link("/", EXAMPLE_GOAL, step=0),
     )
     return HTMLResponse(render_page("challenges.html", ctx))
 

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.http.heavy import is_heavy, offload, scenario_chars
+from app.http.heavy import OFFLOAD_CHARS, is_heavy, offload, scenario_chars
 from app.http.htmx import HtmxDetails, htmx_details
 from app.http.render import render_error_page, render_fragment, render_page
 from app.picture.png import svg_to_png
@@ -191,13 +191,14 @@ def _html(
     *,
     push: str | None = None,
     retarget: str | None = None,
+    reswap: str = "innerHTML",
 ) -> HTMLResponse:
     headers = {"Vary": VARY}
     if push is not None:
         headers["HX-Push-Url"] = push
     if retarget is not None:
         headers["HX-Retarget"] = retarget
-        headers["HX-Reswap"] = "innerHTML"
+        headers["HX-Reswap"] = reswap
     return HTMLResponse(body, status_code=status, headers=headers)
 
 
@@ -310,12 +311,24 @@ def _open_run(
             plain_view,
             query.get("policy") or latest_id(),
         )
-    policy_param = params.policy or lesson_policy(params.text) or latest_id()
+    # Text run from the editor opens in its own `#policy` (the era the page showed is only the
+    # default): a teacher writing a lesson sees it as the class will.
+    written = lesson_policy(params.text) if editor else None
+    policy_param = written or params.policy or lesson_policy(params.text) or latest_id()
     try:
         r = _replay(request, params, policy_param)
     except (UnknownPolicy, ScenarioError) as exc:
         return _failure(request, hx, exc, params, template, page, policy_param, path, editor)
+    if editor and _starts_at_the_beginning(r):
+        return params, policy_param, r, 0
     return params, policy_param, r, _step(params, r)
+
+
+def _starts_at_the_beginning(r: Run) -> bool:
+    """A lesson (title, notes, questions) or a challenge run from the editor opens at step 0,
+    as its link does: read from the start, or checked against its goal from the start."""
+    a = r.scenario.annotations
+    return bool(a.title or a.notes or a.questions or a.goal is not None)
 
 
 @router.get(
@@ -412,7 +425,9 @@ def _index(
     body = render_fragment("index.html", ctx, "sim", ("stepbar", "narration", "scenario_head"))
     # A step of a lesson with questions, asked for the stage alone: the whole region answers.
     retarget = "#sim" if stage_request else None
-    return _html(body, push=sim.stage.share, retarget=retarget)
+    # A step stays where the page is, as every step's own swap does (`show:none`): a
+    # projector's step bar and picture do not scroll away.
+    return _html(body, push=sim.stage.share, retarget=retarget, reswap="innerHTML show:none")
 
 
 @router.get(
@@ -550,6 +565,9 @@ async def compare(
     # Every era replays the scenario: offload sooner than a single-era page.
     columns = len(p) if p else len(policies.split(",")) if policies else len(POLICIES)
     chars = scenario_chars(s) * (columns + len(custom or ()))
+    if custom:
+        # A custom column is a policy built and a replay nothing has memoised: off the loop.
+        chars = max(chars, OFFLOAD_CHARS + 1)
     return await _answer(
         request, chars, _compare, request, hx, s, policies, p, step, v, view, policy, custom
     )
@@ -641,7 +659,12 @@ def _compare(
     summary="Every preset under every policy, as a grid of verdicts",
 )
 async def presets(request: Request, custom: CustomQ = None, backing: BackingQ = None) -> Response:
-    return _presets(request, custom, backing)
+    if not custom:
+        # The eras' columns come from the app's memo after the first request: milliseconds.
+        return _presets(request, custom, backing)
+    # A custom column replays every preset under a point the memo has likely never seen (the
+    # knob space has hundreds of thousands): a worker thread, under the request deadline.
+    return await _answer(request, OFFLOAD_CHARS + 1, _presets, request, custom, backing)
 
 
 def _presets(

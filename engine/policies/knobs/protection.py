@@ -86,11 +86,12 @@ class DirtyExclusiveUpgrade(MprotectUpgrade):
 
 
 class CleanExclusiveUpgrade(DirtyExclusiveUpgrade):
-    """6.2 (Nadav Amit, 'mm/mprotect: allow clean exclusive anon pages to be writable'); the
-    decisions keep 64fe24a3e05e, the commit of the test they extend."""
+    """6.2: d84887739d5c (Nadav Amit, 'mm/mprotect: allow clean exclusive anon pages to be
+    writable') drops 64fe24a3e05e's dirty condition; its decisions cite d84887739d5c."""
 
     id = "clean-exclusive"
     label = "map clean exclusive anon pages writable too"
+    commit = "d84887739d5c"
     why = (
         "6.2 drops the dirty condition: an exclusive anon page is writable after mprotect even "
         "before its first write (brings the exclusive bit)"
