@@ -168,7 +168,7 @@ class Policy:
 
     def thp_pageout_unsplittable(self, frame: Frame) -> Decision | None:
         """shrink_folio_list adds a large folio to the swap cache only if it could be split
-        later: can_split_folio() (can_split_huge_page, bd4c82c22c36, 4.13) wants no reference
+        later: can_split_folio() (can_split_huge_page, bd4c82c22c36, 4.14) wants no reference
         beyond the mappings, the swap cache's and the isolation's. A GUP reference, a pin or a
         pipe buffer keeps a PMD-mapped THP resident (activate_locked) in every era; a pin may
         already have been refused earlier (the ``swap_pinned`` knob)."""
