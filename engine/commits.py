@@ -290,6 +290,46 @@ COMMITS: Mapping[str, Commit] = _table(
         (6, 15),
         "mm-stable revision list with 6af8cb80d3a9 (MM owner tracking), first in v6.15-rc1",
     ),
+    Commit(
+        "bd4c82c22c36",
+        "mm, THP, swap: delay splitting THP after swapped out",
+        (4, 14),
+        "Huang Ying's THP swap series of Jul 2017 (-mm -v3, with ba3c4ce6def4); later fixes "
+        "carry 'Fixes: bd4c82c22c36' with 'Cc: stable # 4.14'",
+    ),
+    Commit(
+        "9c276cc65a58",
+        "mm: introduce MADV_COLD",
+        (5, 4),
+        "perf's uapi sync names it with 1a4e58cce84e (MADV_PAGEOUT) for 5.4; later 'Fixes:' "
+        "trailers",
+    ),
+    Commit(
+        "60dfaad65aa9",
+        "mm/hugetlb: allow uffd wr-protect none ptes",
+        (5, 19),
+        "Peter Xu's uffd-wp shmem/hugetlbfs series (v7, Mar 2022) in the mm revision list for "
+        "5.19; fed15f1345dc says 'Cc: linux-stable # 5.19+, Fixes: 60dfaad65aa9'",
+    ),
+    Commit(
+        "c64e912c865a",
+        "mm/hugetlb: handle pte markers in page faults",
+        (5, 19),
+        "the same revision list as 60dfaad65aa9 (uffd-wp shmem/hugetlbfs series, 5.19)",
+    ),
+    Commit(
+        "fed15f1345dc",
+        "mm/hugetlb: pre-allocate pgtable pages for uffd wr-protects",
+        (6, 2),
+        "mm-hotfixes revision list of Jan 2023 (6.2-rc); stable '[PATCH 6.1 078/193]' backport",
+    ),
+    Commit(
+        "1ced09e0331f",
+        "mm: allocate THP on hugezeropage wp-fault",
+        (6, 13),
+        "torvalds/linux post-receive of 23 Nov 2024 (the 6.13 merge window); later 'Fixes: "
+        "1ced09e0331f' trailers",
+    ),
 )
 
 

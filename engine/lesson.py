@@ -10,7 +10,7 @@
 Pure functions of a scenario and its traces; callers that already hold traces pass them in so
 no era is replayed twice. Both may replay the scenario under up to every era, which multiplies
 the cost of a request (DESIGN.md §7): a server passes ``max_replayed`` and gets `TooCostly`
-rather than a request that replays a scenario at the limits ten times.
+rather than a request that replays a scenario at the limits eleven times.
 """
 
 from __future__ import annotations

@@ -230,6 +230,14 @@ class Vma(NamedTuple):
     def anonymous(self) -> bool:
         return self.file is None
 
+    @property
+    def takes_uffd_wp_markers(self) -> bool:
+        """Whether uffd-wp protects an empty PTE slot here with a PTE marker (5.19+): file
+        memory, and hugetlb, which userfaultfd handles like a file — hugetlb_change_protection
+        installs the marker in a none huge PTE (60dfaad65aa9). Anonymous memory gets none
+        (without UFFD_FEATURE_WP_UNPOPULATED, which cowlab does not model)."""
+        return self.file is not None or self.backing == "hugetlb"
+
 
 class Proc(NamedTuple):
     name: str

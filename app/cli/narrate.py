@@ -126,7 +126,7 @@ def kinds_text(kinds: Sequence[VerdictKind]) -> str:
 def summary(traces: Sequence[Trace]) -> str:
     """One row per policy: what each read observed, then the verdict kinds.
 
-    Policies are rows because there are always ten of them, while a scenario usually has a
+    Policies are rows because there are always eleven of them, while a scenario usually has a
     few reads: this keeps the table narrow enough to paste.
     """
     first = traces[0]

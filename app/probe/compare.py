@@ -26,6 +26,7 @@ from app.probe.isolate import run_isolated
 from engine import commands as c
 from engine.annotations import SwapDevice
 from engine.presets import PRESETS
+from engine.state import ZERO_PFN
 from engine.syntax import parse
 from engine.trace import Step, Trace, replay
 
@@ -178,6 +179,10 @@ def _sim_pageout(before: Step, step: Step) -> str | None:
     pte = proc.ptes.get(cmd.page) if proc is not None else None
     if pte is None:
         return "nothing to page out"
+    if pte.pmd and pte.pfn == ZERO_PFN:
+        # pagemap_pmd_range flags the huge zero page PM_FILE (it is no anonymous page), so the
+        # kernel side says nothing of this pageout, as for a page-cache page: nor do we.
+        return None
     return "swapped out" if pte.swap_slot is not None else "stays resident"
 
 

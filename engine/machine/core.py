@@ -333,8 +333,9 @@ class MachineCore:
             return
         self.set_pte(proc_name, page, None)
         vma = self.procs[proc_name].vmas[page]
-        if pte.uffd_wp and vma.uffd_wp and vma.file is not None:
-            # zap_install_uffd_wp_if_needed: the protection outlives the PTE as a marker.
+        if pte.uffd_wp and vma.uffd_wp and vma.takes_uffd_wp_markers:
+            # zap_install_uffd_wp_if_needed (hugetlb: __unmap_hugepage_range): the protection
+            # outlives the PTE as a marker.
             self.set_vma(proc_name, vma._replace(uffd_wp_marker=True))
         self.zap_entry(proc_name, page, pte, why)
 

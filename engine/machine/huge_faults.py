@@ -40,13 +40,19 @@ class HugeFaults(Faults):
             return
         # hugetlb has no zero page: a read fault allocates the page, mapped read-only in a
         # private mapping until a write fault (hugetlb_wp) finds it mapped once.
+        # A uffd-wp marker in the slot: the page is mapped uffd-wp protected.
+        marked = vma.uffd_wp_marker and vma.uffd_wp
         folio = self.alloc_folio("hugetlb", ZERO_VALUE)
         self.note_anon_vma(proc.name, page)
-        self.set_pte(proc.name, page, Pte(pfn=folio.pfn, pmd=True))
+        self.set_pte(proc.name, page, Pte(pfn=folio.pfn, pmd=True, uffd_wp=marked))
+        if vma.uffd_wp_marker:
+            self.set_vma(proc.name, vma._replace(uffd_wp_marker=False))
         self.emit(
             "map",
             f"{proc.name} reads {page} for the first time: a new zeroed hugetlb page "
-            f"#{folio.pfn} (2 MiB) is mapped read-only",
+            f"#{folio.pfn} (2 MiB) is mapped read-only"
+            + (", keeping the uffd-wp protection of the PTE marker it replaces" if marked else ""),
+            self.policy.hugetlb_marker_fault() if marked else None,
             rule="first read allocates a hugetlb page",
             kernel="hugetlb_no_page",
             proc=proc.name,

@@ -30,6 +30,16 @@ class Swap(MachineCore):
             )
             return
         frame = self.frames[pte.pfn]
+        if pte.pmd and frame.kind == "zero":
+            self.emit(
+                "info",
+                f"{cmd.page} maps the huge zero page by a PMD; MADV_PAGEOUT skips it",
+                self.policy.huge_zero_pageout(),
+                proc=cmd.proc,
+                page=cmd.page,
+                pfn=frame.pfn,
+            )
+            return
         if pte.pmd and frame.kind == "anon":
             self.swapout_thp(cmd, pte, frame)
             return
@@ -148,6 +158,18 @@ class Swap(MachineCore):
                 "info",
                 f"MADV_PAGEOUT of {cmd.page}: {blocked.why}",
                 blocked,
+                proc=cmd.proc,
+                page=cmd.page,
+                pfn=frame.pfn,
+            )
+            return
+        unsplittable = self.policy.thp_pageout_unsplittable(frame)
+        if unsplittable is not None:
+            self.emit(
+                "info",
+                f"MADV_PAGEOUT of {cmd.page} leaves huge page #{frame.pfn} resident: "
+                f"{unsplittable.why}",
+                unsplittable,
                 proc=cmd.proc,
                 page=cmd.page,
                 pfn=frame.pfn,

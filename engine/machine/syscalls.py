@@ -347,9 +347,9 @@ class Syscalls(HugeFaults):
                 )
         if cmd.on:
             vma = vma._replace(uffd_wp=True)
-        # On file-backed memory an empty PTE slot gets a uffd-wp marker, so the page
-        # is protected before it exists; anonymous memory has no marker by default.
-        marker = cmd.on and pte is None and vma.file is not None
+        # On file-backed and hugetlb memory an empty PTE slot gets a uffd-wp marker, so the
+        # page is protected before it exists; anonymous memory has no marker by default.
+        marker = cmd.on and pte is None and vma.takes_uffd_wp_markers
         self.set_vma(cmd.proc, vma._replace(uffd_wp_marker=marker))
         if pte is not None and pte.pfn is not None:
             self.set_pte(
@@ -384,7 +384,8 @@ class Syscalls(HugeFaults):
                 if marker
                 else " (no PTE yet, and anonymous memory gets no marker: nothing is armed)"
             ),
-            kernel="userfaultfd_writeprotect → uffd_wp_range",
+            self.policy.uffd_wp_marker(vma) if marker else None,
+            kernel="" if marker else "userfaultfd_writeprotect → uffd_wp_range",
             proc=cmd.proc,
             page=cmd.page,
         )

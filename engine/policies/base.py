@@ -161,6 +161,47 @@ class Policy:
         pages are never swapped."""
         return _HUGETLB_PAGEOUT
 
+    def huge_zero_pageout(self) -> Decision:
+        """madvise_cold_or_pageout_pte_range skips a PMD mapping the huge zero page
+        (is_huge_zero_pmd) in every kernel with MADV_COLD / MADV_PAGEOUT (9c276cc65a58)."""
+        return _HUGE_ZERO_PAGEOUT
+
+    def thp_pageout_unsplittable(self, frame: Frame) -> Decision | None:
+        """shrink_folio_list adds a large folio to the swap cache only if it could be split
+        later: can_split_folio() (can_split_huge_page, bd4c82c22c36, 4.14) wants no reference
+        beyond the mappings, the swap cache's and the isolation's. A GUP reference, a pin or a
+        pipe buffer keeps a PMD-mapped THP resident (activate_locked) in every era; a pin may
+        already have been refused earlier (the ``swap_pinned`` knob)."""
+        held = frame.gets + frame.pins
+        if not held:
+            return None
+        return Decision(
+            "refuse",
+            "keep a THP it cannot split",
+            "shrink_folio_list → can_split_folio",
+            "bd4c82c22c36",
+            f"{held} GUP reference(s), pin(s) or pipe buffer(s) hold the huge page, so it could "
+            "not be split and reclaim puts it back on the LRU, still mapped",
+            {"gets": frame.gets, "pins": frame.pins},
+        )
+
+    def uffd_wp_marker(self, vma: Vma) -> Decision:
+        """UFFDIO_WRITEPROTECT on an empty PTE slot of memory that takes markers: shmem and
+        file memory (change_pte_range) and hugetlb — hugetlb_change_protection
+        puts the marker in the none huge PTE (60dfaad65aa9, "mm/hugetlb: allow uffd wr-protect
+        none ptes"). Mainline 5.19 – 6.1 skipped it when no page table covered the address
+        yet, until fed15f1345dc (6.2, "mm/hugetlb: pre-allocate pgtable pages for uffd
+        wr-protects", also in 5.19+ stable) allocated one; cowlab has no page-table pages, so
+        every era that registers hugetlb for uffd-wp installs it. Only reached once
+        `uffd_wp_register` allowed the VMA (the ``uffd_wp_file`` knob)."""
+        return _UFFD_WP_MARKER_HUGETLB if vma.backing == "hugetlb" else _UFFD_WP_MARKER_FILE
+
+    def hugetlb_marker_fault(self) -> Decision:
+        """hugetlb_no_page on a uffd-wp marker maps the new page uffd-wp protected
+        (c64e912c865a, "mm/hugetlb: handle pte markers in page faults"), so a read does not
+        lift the protection and the next write is still a userfault."""
+        return _HUGETLB_MARKER_FAULT
+
     def private_non_anon_copy(self, frame: Frame) -> Decision:
         """do_wp_page on the zero page or a page-cache page in a private mapping: always copy."""
         what = "the shared zero page" if frame.kind == "zero" else "a page-cache page"
@@ -384,6 +425,34 @@ _HUGETLB_PAGEOUT = Decision(
     "1a4e58cce84e",
     "hugetlb pages cannot be paged out: madvise(MADV_PAGEOUT) on a VM_HUGETLB mapping fails "
     "with -EINVAL",
+)
+_HUGE_ZERO_PAGEOUT = Decision(
+    "none",
+    "skip the huge zero page",
+    "madvise_cold_or_pageout_pte_range → is_huge_zero_pmd",
+    "9c276cc65a58",
+    "the PMD maps the huge zero page, which MADV_PAGEOUT never reclaims",
+)
+_UFFD_WP_MARKER_HUGETLB = Decision(
+    "allow",
+    "uffd-wp marker in a none huge PTE",
+    "userfaultfd_writeprotect → hugetlb_change_protection",
+    "60dfaad65aa9",
+    "hugetlb is handled like a file: the empty huge PTE gets a uffd-wp PTE marker",
+)
+_UFFD_WP_MARKER_FILE = Decision(
+    "allow",
+    "uffd-wp marker in a none PTE",
+    "userfaultfd_writeprotect → uffd_wp_range",
+    "",
+    "file memory: the empty PTE gets a uffd-wp PTE marker",
+)
+_HUGETLB_MARKER_FAULT = Decision(
+    "allow",
+    "a marker's protection survives the fault",
+    "hugetlb_no_page",
+    "c64e912c865a",
+    "the new hugetlb page is mapped uffd-wp protected, as the marker it replaces was",
 )
 _MPROTECT_SHARED = Decision(
     "allow", "shared mapping", "change_pte_range", "", "a shared mapping has no COW to protect"

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from engine.policies.base import KernelVersion
-from engine.policies.e6_2 import LongtermUnshare62
+from engine.policies.e6_13 import HugeZeroThp613
 
 
-class LargeFolioReuse615(LongtermUnshare62):
+class LargeFolioReuse615(HugeZeroThp613):
     """6.15 – today: COW reuse of PTE-mapped THP mapped exclusively by one MM (1da190f4d0a6)."""
 
     id = "6.15"
@@ -17,7 +17,7 @@ class LargeFolioReuse615(LongtermUnshare62):
     kernels = "6.15 – today"
     since = (6, 15)
     until: ClassVar[KernelVersion | None] = None
-    commits: ClassVar[tuple[str, ...]] = LongtermUnshare62.commits + ("1da190f4d0a6",)
+    commits: ClassVar[tuple[str, ...]] = HugeZeroThp613.commits + ("1da190f4d0a6",)
     story = (
         "David Hildenbrand's series 'mm: MM owner tracking for large folios (!hugetlb) + "
         "CONFIG_NO_PAGE_MAPCOUNT' teaches a large folio which processes map it: two MM ids with "
@@ -30,7 +30,7 @@ class LargeFolioReuse615(LongtermUnshare62):
         "4 KiB at a time, needlessly; small mTHP sizes, always PTE-mapped, made that common."
     )
     knobs: ClassVar[Mapping[str, str]] = {
-        **LongtermUnshare62.knobs,
+        **HugeZeroThp613.knobs,
         "wp_reuse": "large-folio-mm",
     }
 

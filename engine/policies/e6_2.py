@@ -1,4 +1,4 @@
-"""6.2 – 6.14: R/O long-term pins also unshare the zero page and page-cache pages."""
+"""6.2 – 6.12: R/O long-term pins also unshare the zero page and page-cache pages."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from engine.policies.e5_19 import Exclusive519
 
 
 class LongtermUnshare62(Exclusive519):
-    """6.2 – 6.14: R/O long-term pins also unshare the zero page and page-cache pages.
+    """6.2 – 6.12: R/O long-term pins also unshare the zero page and page-cache pages.
 
     Ends where 6.15 (`e6_15`) starts reusing PTE-mapped THPs mapped by one process alone;
     until then a subpage of such a THP is copied on every write fault (a needless copy)."""
 
     id = "6.2"
     label = "Reliable R/O long-term pins"
-    kernels = "6.2 – 6.14"
+    kernels = "6.2 – 6.12"
     since = (6, 2)
-    until: ClassVar[KernelVersion | None] = (6, 14)
+    until: ClassVar[KernelVersion | None] = (6, 12)
     commits: ClassVar[tuple[str, ...]] = Exclusive519.commits + (
         "8d6a0ac09a16",
         "84209e87c696",

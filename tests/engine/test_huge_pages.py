@@ -28,7 +28,7 @@ from engine.trace import Trace, replay, state_to_json
 ALL = tuple(POLICIES)
 FIVE_EIGHT = ("5.8", "5.8-break-cow", "5.8-wrong-side-ok")
 CLASSIC = ("4.8", "5.7")
-EXCLUSIVE = ("5.19", "6.2", "6.15")
+EXCLUSIVE = ("5.19", "6.2", "6.13", "6.15")
 
 
 def reads(trace: Trace) -> list[str | None]:
@@ -124,22 +124,24 @@ def test_a_shared_thp_is_copied_whole_before_5_8_and_split_after() -> None:
             assert parent_thp.subpage_mapcount(0) == 1
 
 
-def test_a_write_to_the_huge_zero_page_allocates_a_thp_before_5_8_and_a_small_page_after() -> None:
+def test_a_write_to_the_huge_zero_page_allocates_a_thp_before_5_8_and_from_6_13() -> None:
     """A read maps the huge zero page by a PMD. A write: ≤ 5.7 allocates and clears a THP;
     since 3917c80280c9 the PMD is split into PTEs of the zero page and do_wp_page gives
-    subpage 0 a zeroed small page."""
+    subpage 0 a zeroed small page; from 1ced09e0331f (6.13) do_huge_zero_wp_pmd allocates a
+    THP again."""
     text = "P mmap a backing=thp; P read a; P write a v1; P read a"
     for pid in ALL:
         trace = replay(text, pid)
         assert reads(trace) == ["0", "v1"]
         assert trace.steps[2].state.procs["P"].ptes["a"].pmd
         pte = trace.steps[3].state.procs["P"].ptes["a"]
-        assert pte.pmd == (pid in CLASSIC), pid
+        thp = pid in (*CLASSIC, "6.13", "6.15")
+        assert pte.pmd == thp, pid
         assert pte.pfn is not None
-        assert (trace.steps[3].state.frames[pte.pfn].folio is not None) == (pid in CLASSIC)
+        assert (trace.steps[3].state.frames[pte.pfn].folio is not None) == thp
 
 
-@pytest.mark.parametrize(("pid", "needless"), only(("5.9", "5.18", "5.19", "6.2")).items())
+@pytest.mark.parametrize(("pid", "needless"), only(("5.9", "5.18", "5.19", "6.2", "6.13")).items())
 def test_a_pte_mapped_thp_one_process_maps_is_copied_needlessly_from_5_9(
     pid: str, needless: bool
 ) -> None:
@@ -284,7 +286,7 @@ def test_mprotect_never_upgrades_a_hugetlb_page() -> None:
     assert not last(trace).procs["P"].ptes["a"].writable
 
 
-@pytest.mark.parametrize(("pid", "upgraded"), only(("6.2", "6.15")).items())
+@pytest.mark.parametrize(("pid", "upgraded"), only(("6.2", "6.13", "6.15")).items())
 def test_mprotect_upgrades_an_exclusive_thp_pmd_only_from_6_2(pid: str, upgraded: bool) -> None:
     """64fe24a3e05e (6.0) upgrades PTEs only ("applying the same logic to PMDs … probably not
     worth the trouble"); c27f479ef542 (6.2) adds can_change_pmd_writable."""

@@ -115,7 +115,7 @@ OBSERVED: list[tuple[str, str, int, Mapping[str, str], str]] = [
         "anon-exclusive",
         "zpin read",
         1,
-        but("0", (*FIVE_EIGHT, "6.2", "6.15"), "q-v2"),
+        but("0", (*FIVE_EIGHT, "6.2", "6.13", "6.15"), "q-v2"),
         "the zero page is pinned as-is until 6.2 unshares it (84209e87c696); 5.8 broke COW at "
         "pin time",
     ),
@@ -141,6 +141,7 @@ VERDICTS: dict[str, dict[str, tuple[str, ...]]] = {
         "5.18": (),
         "5.19": (),
         "6.2": (),
+        "6.13": (),  # base pages only: 6.13 and 6.15 changed nothing here
         "6.15": (),  # base pages only: 6.15 changed nothing here
     },
     "page-count": {
@@ -153,6 +154,7 @@ VERDICTS: dict[str, dict[str, tuple[str, ...]]] = {
         "5.18": (),
         "5.19": (),
         "6.2": (),
+        "6.13": (),
         "6.15": (),
     },
     "anon-exclusive": {

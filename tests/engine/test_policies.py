@@ -16,8 +16,9 @@ from engine.trace import Trace, replay
 CLASSIC = ("4.8", "5.7")  # E0
 ENFORCED = ("5.8", "5.8-break-cow", "5.8-wrong-side-ok")  # E1 and the two proposals
 PAGECOUNT = ("5.9", "5.18")  # E2, E3
-# E4, E5, and 6.15, which differs from 6.2 only on PTE-mapped THP (1da190f4d0a6).
-EXCLUSIVE = ("5.19", "6.2", "6.15")
+# E4, E5, 6.13, which differs from 6.2 only on a write to the huge zero page (1ced09e0331f),
+# and 6.15, which also reuses PTE-mapped THP (1da190f4d0a6).
+EXCLUSIVE = ("5.19", "6.2", "6.13", "6.15")
 ALL = CLASSIC + ENFORCED + PAGECOUNT + EXCLUSIVE
 
 

@@ -65,8 +65,9 @@ def test_the_machine_reads_no_era_attribute() -> None:
     ("version", "era"),
     # From DESIGN.md §3 and kernel history: 4.9 has the Dirty COW fix (19be0eaffa3a), 5.8 the
     # enforced COW (17839856fd58), 5.9 page_count (09854ba94c6a), 5.18 COW fixes part 1,
-    # 5.19 PageAnonExclusive, 6.2 reliable R/O long-term pins (84209e87c696), 6.15 COW reuse of
-    # PTE-mapped THP (1da190f4d0a6, first in v6.15-rc1).
+    # 5.19 PageAnonExclusive, 6.2 reliable R/O long-term pins (84209e87c696), 6.13 a THP on a
+    # huge zero page write (1ced09e0331f, pushed to mainline in the 6.13 merge window, Nov
+    # 2024), 6.15 COW reuse of PTE-mapped THP (1da190f4d0a6, first in v6.15-rc1).
     [
         ((2, 6), "4.8"),
         ((4, 8), "4.8"),
@@ -79,7 +80,9 @@ def test_the_machine_reads_no_era_attribute() -> None:
         ((5, 19), "5.19"),
         ((6, 1), "5.19"),
         ((6, 2), "6.2"),
-        ((6, 14), "6.2"),
+        ((6, 12), "6.2"),
+        ((6, 13), "6.13"),
+        ((6, 14), "6.13"),
         ((6, 15), "6.15"),
         ((6, 18), "6.15"),
     ],

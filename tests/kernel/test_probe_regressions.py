@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.probe.capabilities import detect
+from app.probe.capabilities import detect, kernel_release, kernel_version
 from app.probe.compare import ProbeResult, probe_scenario
 from engine.syntax import parse
 
@@ -117,3 +117,85 @@ def test_a_second_pageout_of_a_file_page_agrees() -> None:
     result = probe("file F x\nP mmap a file=F shared\nP read a\nP swapout a\nP swapout a\nP read a")
     assert {o.step: o.value for o in result.kernel_observed} == {3: "x", 6: "x"}
     assert result.agree, result
+
+
+# Issue 22 (third audit). The kernel's answers below were seen on 6.18 (era 6.15); the engine's
+# side of each is derived in tests/engine/test_fidelity_round_three.py.
+def probe_with(text: str, *facilities: str) -> ProbeResult:
+    caps = detect()
+    for facility in facilities:
+        reason = getattr(caps, facility)
+        if reason is not None:
+            pytest.skip(reason)
+    result = probe_scenario(parse(text), name="t")
+    assert result.skipped is None, result.skipped
+    return result
+
+
+@pytest.mark.parametrize(
+    ("text", "kernel"),
+    [
+        ("P mmap b backing=hugetlb\nP uffd-wp b on\nP write b v1", {3: "userfault ×1"}),
+        (
+            "P mmap b backing=hugetlb\nP uffd-wp b on\nP read b\nP write b v1",
+            {3: "0", 4: "userfault ×1"},
+        ),
+        ("P mmap b backing=hugetlb\nP uffd-wp b on\nP iouring b as R", {3: "userfault ×1"}),
+    ],
+)
+def test_uffd_wp_on_an_unpopulated_hugetlb_page_installs_a_marker(
+    text: str, kernel: dict[int, str]
+) -> None:
+    """hugetlb_change_protection (60dfaad65aa9) protects the none huge PTE."""
+    facilities = ("hugetlb", "uffd_wp") + (("iouring",) if "iouring" in text else ())
+    result = probe_with(text, *facilities)
+    assert {o.step: o.value for o in result.kernel_observed} == kernel
+    assert result.agree, result
+
+
+def test_pageout_of_a_thp_a_pipe_holds_leaves_it_resident() -> None:
+    """shrink_folio_list → can_split_folio refuses the folio (bd4c82c22c36)."""
+    result = probe_with(
+        "P mmap a backing=thp\nP write a v1\nP vmsplice a as pipe\nP swapout a\npipe read\n"
+        "P read a",
+        "thp",
+        "swap",
+    )
+    assert {o.step: o.value for o in result.kernel_observed} == {
+        4: "stays resident",
+        5: "v1",
+        6: "v1",
+    }
+    assert result.agree, result
+
+
+def test_pageout_of_the_huge_zero_page_is_compared_on_neither_side() -> None:
+    """pagemap flags the huge zero page PM_FILE: the kernel side says nothing of the pageout."""
+    result = probe_with("P mmap a backing=thp\nP read a\nP swapout a\nP read a", "thp", "swap")
+    assert {o.step: o.value for o in result.kernel_observed} == {2: "0", 4: "0"}
+    assert result.agree, result
+
+
+def test_a_thp_from_a_huge_zero_page_write_is_copied_again_by_the_child() -> None:
+    """1ced09e0331f (6.13): the write maps a new THP, which fork shares by its PMD; after the
+    parent's write the child's write copies (the parent still maps subpages 1…511). Era 6.2
+    split the huge zero page instead and let the child keep its small page: on a 6.13+ kernel
+    the frames show which happened."""
+    caps = detect()
+    if caps.thp is not None:
+        pytest.skip(caps.thp)
+    result = probe_scenario(
+        parse(
+            "P mmap a backing=thp\nP read a\nP write a v1\nP fork C\nP write a p2\n"
+            "C write a c2\nC read a\nP read a"
+        ),
+        name="t",
+        frames=True,
+    )
+    assert result.skipped is None, result.skipped
+    frames = {o.step: o.value for o in result.kernel_observed if o.value.startswith("frame")}
+    if not frames:
+        pytest.skip("pagemap shows no PFNs to this user")
+    assert result.agree, result
+    if kernel_version(kernel_release()) >= (6, 13):
+        assert frames[6] == "frame replaced"

@@ -588,10 +588,10 @@ def _export_png(request: Request, query: dict[str, str]) -> Response:
     )
 
 
-# /compare replays the scenario under every chosen era (ten by default): it takes scenarios
+# /compare replays the scenario under every chosen era (eleven by default): it takes scenarios
 # whose run weighs at most this (`app.views.runs.Run.weight`: page-table, frame and reference
 # entries the trace holds, about the work of its replay) — a tenth of a scenario at every limit
-# of DESIGN.md §7 (~500,000), so ten columns cost about what one era of the largest does.
+# of DESIGN.md §7 (~500,000), so eleven columns cost about what one era of the largest does.
 COMPARE_MAX_WEIGHT = 50_000
 
 

@@ -144,7 +144,8 @@ KNOBS: Mapping[str, Knob] = _knobs(
         "thp_cow",
         "THP copy-on-write",
         "A write fault on a PMD-mapped THP the writer may not keep (or on the huge zero page): "
-        "copy the whole huge page, or split the PMD and copy only the subpage written?",
+        "copy the whole huge page, or split the PMD and copy only the subpage written? (And the "
+        "huge zero page: a new THP, or split?)",
         THP_COW,
     ),
     Knob(

@@ -11,7 +11,8 @@ exclusively mapped by one MM — 1da190f4d0a6, the `wp_reuse` choice `large-foli
 they share are here.
 
 Two knobs are huge-page only: what do_huge_pmd_wp_page does with a THP it cannot reuse
-(`thp_cow`: copy it whole before 5.8, split the PMD since 3917c80280c9), and whether
+(`thp_cow`: copy it whole before 5.8, split the PMD since 3917c80280c9 — and since
+1ced09e0331f, 6.13, a write to the huge zero page maps a new THP again), and whether
 MADV_DONTNEED works on hugetlb (`hugetlb_dontneed`).
 
 The folio's counters, as the kernel reads them (kernel-cow-semantics.md §1.2): the entire
@@ -242,7 +243,35 @@ class ThpSplit(ThpCow):
         )
 
 
-THP_COW = (ThpCopyWhole(), ThpSplit())
+class ThpSplitZeroThp(ThpSplit):
+    id = "split-zero-thp"
+    label = "split the PMD; the huge zero page gets a THP"
+    kernel = "do_huge_pmd_wp_page → do_huge_zero_wp_pmd"
+    commit = "1ced09e0331f"
+    why = (
+        "'mm: allocate THP on hugezeropage wp-fault' (6.13): a THP that cannot be reused is "
+        "still split, but a write to the huge zero page maps a new zeroed THP by a PMD"
+    )
+
+    def huge_zero_wp(self) -> Decision:
+        """do_huge_pmd_wp_page since 1ced09e0331f (6.13): on the huge zero PMD,
+        do_huge_zero_wp_pmd allocates a PMD-sized folio, clears it and maps it by a PMD
+        (map_anon_folio_pmd); only if no THP can be allocated does it fall back to splitting
+        the PMD, which cowlab, whose memory never runs out, never needs. An unshare fault
+        (FAULT_FLAG_UNSHARE, a R/O pin) takes the same path; the kernel maps that PMD writable
+        at once (maybe_pmd_mkwrite), cowlab keeps it read-only like every unshare — the next
+        write finds the page exclusive and keeps it, so no outcome differs."""
+        return Decision(
+            "copy",
+            "huge zero page: allocate a THP",
+            "do_huge_pmd_wp_page → do_huge_zero_wp_pmd",
+            "1ced09e0331f",
+            "the PMD maps the huge zero page: a new zeroed huge page is allocated and mapped by "
+            "a PMD instead of splitting the huge zero page",
+        )
+
+
+THP_COW = (ThpCopyWhole(), ThpSplit(), ThpSplitZeroThp())
 
 
 class HugetlbDontneed(Choice):
